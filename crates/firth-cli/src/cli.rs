@@ -1,0 +1,25 @@
+//! The command tree. Each subcommand lives in `cmd/` and owns its arguments.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+#[derive(Parser)]
+#[command(name = "firth", version, about = "Word vectors, n-gram and recurrent language models, and recurrent sequence models", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a character LSTM on the bundled Tiny Shakespeare for about two minutes, compare it
+    /// with an n-gram baseline, and print a sample.
+    Quickstart(cmd::quickstart::Args),
+}
+
+pub fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Quickstart(a) => cmd::quickstart::run(a),
+    }
+}

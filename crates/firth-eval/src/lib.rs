@@ -1,0 +1,1 @@
+//! Metrics: perplexity, analogy, Spearman, entity F1, BLEU.

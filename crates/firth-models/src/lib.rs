@@ -1,0 +1,1 @@
+//! Language models, taggers, classifiers and decoding built on firth-nn.

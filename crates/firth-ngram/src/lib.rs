@@ -1,0 +1,1 @@
+//! Count n-gram language models: Kneser-Ney, ARPA, binary models, queries.

@@ -1,0 +1,1 @@
+//! firth's neural core: kernels, layers with forward/backward, optimizers, checkpoints.

@@ -1,0 +1,8 @@
+//! Text plumbing shared by every firth model: vocabularies, tokenizers and corpus readers
+//! that report bad input by file and line.
+
+pub mod corpus;
+pub mod vocab;
+
+pub use corpus::{read_text, TextError};
+pub use vocab::{Level, Vocab, EOS, UNK};

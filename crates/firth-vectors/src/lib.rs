@@ -1,0 +1,1 @@
+//! Word vectors: word2vec (skip-gram, CBOW) and GloVe, formats, queries, evaluation.
