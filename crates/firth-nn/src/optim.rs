@@ -1,0 +1,168 @@
+//! Optimizers and gradient clipping.
+
+use crate::param::Param;
+use crate::Real;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimKind {
+    /// θ ← θ - lr·g. Sparse (embedding) gradients update only the rows they touched.
+    Sgd,
+    /// Adam (Kingma & Ba) with L2 weight decay added to the gradient.
+    Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter).
+    AdamW,
+}
+
+/// An optimizer and its per-parameter state. State vectors are indexed like the parameter
+/// list the model hands over, which is fixed, so they can be saved and restored by position.
+#[derive(Clone, Debug)]
+pub struct Optimizer<T> {
+    pub kind: OptimKind,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Updates done so far (Adam's bias correction needs it).
+    pub steps: u64,
+    pub m: Vec<Vec<T>>,
+    pub v: Vec<Vec<T>>,
+}
+
+impl<T: Real> Optimizer<T> {
+    pub fn new(kind: OptimKind, weight_decay: f64) -> Self {
+        Optimizer {
+            kind,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            steps: 0,
+            m: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+
+    /// One update of every parameter with its accumulated gradient.
+    pub fn step(&mut self, params: &mut [&mut Param<T>], lr: f64) {
+        self.steps += 1;
+        match self.kind {
+            OptimKind::Sgd => {
+                let lr = T::from_f64(lr);
+                let wd = T::from_f64(self.weight_decay);
+                for p in params.iter_mut() {
+                    p.for_each_grad(|w, g| {
+                        for (w, &g) in w.iter_mut().zip(g.iter()) {
+                            *w -= lr * (g + wd * *w);
+                        }
+                    });
+                }
+            }
+            OptimKind::Adam | OptimKind::AdamW => {
+                if self.m.len() != params.len() {
+                    self.m = params.iter().map(|p| vec![T::ZERO; p.len()]).collect();
+                    self.v = params.iter().map(|p| vec![T::ZERO; p.len()]).collect();
+                }
+                let (b1, b2) = (self.beta1, self.beta2);
+                let c1 = 1.0 - b1.powi(self.steps as i32);
+                let c2 = 1.0 - b2.powi(self.steps as i32);
+                // θ ← θ - lr·m̂/(√v̂ + ε) with m̂ = m/c1, v̂ = v/c2, folded into one step size.
+                let step = T::from_f64(lr * c2.sqrt() / c1);
+                let eps = T::from_f64(self.eps * c2.sqrt());
+                let (b1t, b2t) = (T::from_f64(b1), T::from_f64(b2));
+                let (ob1, ob2) = (T::from_f64(1.0 - b1), T::from_f64(1.0 - b2));
+                let l2 = T::from_f64(if self.kind == OptimKind::Adam {
+                    self.weight_decay
+                } else {
+                    0.0
+                });
+                let decay = T::from_f64(if self.kind == OptimKind::AdamW {
+                    1.0 - lr * self.weight_decay
+                } else {
+                    1.0
+                });
+                for (k, p) in params.iter_mut().enumerate() {
+                    let (m, v) = (&mut self.m[k], &mut self.v[k]);
+                    // Adam updates every row: untouched embedding rows still decay their moments.
+                    for i in 0..p.value.len() {
+                        let g = p.grad[i] + l2 * p.value[i];
+                        m[i] = b1t * m[i] + ob1 * g;
+                        v[i] = b2t * v[i] + ob2 * g * g;
+                        p.value[i] = p.value[i] * decay - step * m[i] / (v[i].sqrt() + eps);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The global L2 norm of all gradients, ‖g‖ = √(Σ g²), accumulated in f64.
+pub fn grad_norm<T: Real>(params: &mut [&mut Param<T>]) -> f64 {
+    params
+        .iter_mut()
+        .map(|p| p.grad_sq_norm())
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Clipping by global norm (Pascanu et al., the lecture's algorithm): if ‖g‖ > max, scale every
+/// gradient by max/‖g‖. Returns the norm before clipping.
+pub fn clip_grad_norm<T: Real>(params: &mut [&mut Param<T>], max_norm: f64) -> f64 {
+    let norm = grad_norm(params);
+    if norm > max_norm {
+        let s = T::from_f64(max_norm / norm);
+        for p in params.iter_mut() {
+            p.for_each_grad(|_, g| g.iter_mut().for_each(|g| *g *= s));
+        }
+    }
+    norm
+}
+
+/// Clipping by value: every gradient element into [-c, c].
+pub fn clip_grad_value<T: Real>(params: &mut [&mut Param<T>], c: f64) {
+    let (lo, hi) = (T::from_f64(-c), T::from_f64(c));
+    for p in params.iter_mut() {
+        p.for_each_grad(|_, g| g.iter_mut().for_each(|g| *g = g.max(lo).min(hi)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_scales_to_max_norm() {
+        let mut a = Param::<f64>::zeros("a", &[2]);
+        a.grad = vec![3.0, 4.0];
+        let norm = clip_grad_norm(&mut [&mut a], 1.0);
+        assert_eq!(norm, 5.0);
+        assert!((a.grad[0] - 0.6).abs() < 1e-12 && (a.grad[1] - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sparse_sgd_touches_only_used_rows() {
+        let mut e = Param::<f64>::zeros("e", &[3, 2]);
+        e.sparse = true;
+        e.grad[2] = 1.0;
+        e.grad[3] = 2.0;
+        e.touched = vec![1, 1];
+        Optimizer::new(OptimKind::Sgd, 0.0).step(&mut [&mut e], 0.5);
+        assert_eq!(e.value, vec![0.0, 0.0, -0.5, -1.0, 0.0, 0.0]);
+        e.zero_grad();
+        assert!(e.grad.iter().all(|&g| g == 0.0));
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr() {
+        // With bias correction the first Adam step is lr·g/|g| (up to ε).
+        let mut p = Param::<f64>::zeros("p", &[2]);
+        p.grad = vec![0.3, -2.0];
+        Optimizer::new(OptimKind::Adam, 0.0).step(&mut [&mut p], 0.01);
+        assert!(
+            (p.value[0] + 0.01).abs() < 1e-6 && (p.value[1] - 0.01).abs() < 1e-6,
+            "{:?}",
+            p.value
+        );
+    }
+}

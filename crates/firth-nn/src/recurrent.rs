@@ -1,0 +1,402 @@
+//! One recurrent layer, one direction: Elman RNN (tanh or σ), LSTM or GRU.
+//!
+//! The fast path has three parts. Forward: one GEMM projects the inputs of all T steps at once
+//! (`x·W_x + b`, (T·B, I)×(I, G·H)); then each step does one small GEMM `h_{t-1}·W_h` and one
+//! fused gate kernel ([`crate::kernels`]). Backward: the sweep from t = T-1 down to 0 runs the
+//! fused gate-gradient kernel and one small GEMM `dG_t·W_hᵀ` per step, and stores every dG_t;
+//! after the sweep one GEMM each gives dW_x = Xᵀ·dG, dW_h = H_prevᵀ·dG and dX = dG·W_xᵀ.
+//!
+//! Weights are stored input-major, `W_x` (I, G·H) and `W_h` (H, G·H), so the per-step forward
+//! product is a plain NN GEMM. Gates are laid out in blocks of H: LSTM (i, f, g, o), GRU (r, z, n).
+
+use crate::gemm::gemm;
+use crate::kernels;
+use crate::param::{Param, ParamSet};
+use crate::{Real, Rng};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CellKind {
+    /// Elman RNN, h = tanh(W_x x + W_h h + b).
+    RnnTanh,
+    /// The lecture's form, h = σ(W_x x + W_h h + b).
+    RnnSigmoid,
+    Lstm,
+    Gru,
+}
+
+impl CellKind {
+    /// Gate blocks per hidden unit.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::RnnTanh | CellKind::RnnSigmoid => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+/// A recurrent layer with the activations of its last forward pass.
+#[derive(Clone, Debug)]
+pub struct Recurrent<T> {
+    pub kind: CellKind,
+    pub input: usize,
+    pub hidden: usize,
+    pub w_x: Param<T>, // (I, G·H)
+    pub w_h: Param<T>, // (H, G·H)
+    pub b: Param<T>,   // (G·H)
+    /// GRU only: the recurrent-side bias, which sits inside r ⊙ (W_hn h + b_hn).
+    pub b_h: Option<Param<T>>, // (3H)
+    steps: usize,
+    batch: usize,
+    gates: Vec<T>,  // (T, B, G·H) pre-activations, then activations
+    h: Vec<T>,      // (T+1, B, H), h[0] = h0
+    c: Vec<T>,      // (T+1, B, H), LSTM only, c[0] = c0
+    tanh_c: Vec<T>, // (T, B, H), LSTM only
+    hn: Vec<T>,     // (T, B, H), GRU only: W_hn h + b_hn
+    hp: Vec<T>,     // (B, G·H) scratch for h_{t-1}·W_h
+    dgates: Vec<T>, // (T, B, G·H)
+    dgh: Vec<T>,    // (T, B, 3H), GRU only: recurrent-side gate gradients
+    dh: Vec<T>,     // (B, H) gradient reaching h_t from step t+1; after backward, dL/dh0
+    dc: Vec<T>,     // (B, H) likewise for c; after backward, dL/dc0
+    dh_tot: Vec<T>, // (B, H) scratch
+}
+
+impl<T: Real> Recurrent<T> {
+    /// Weights uniform in ±`init_range` (Zaremba et al. use 0.1; PyTorch's default is 1/√H).
+    /// `forget_bias` is added to the LSTM forget-gate bias (1.0 helps long memories early on).
+    pub fn new(
+        name: &str,
+        kind: CellKind,
+        input: usize,
+        hidden: usize,
+        init_range: f64,
+        forget_bias: f64,
+        rng: &mut Rng,
+    ) -> Self {
+        let g = kind.gates() * hidden;
+        let w_x = Param::uniform(&format!("{name}.w_x"), &[input, g], init_range, rng);
+        let w_h = Param::uniform(&format!("{name}.w_h"), &[hidden, g], init_range, rng);
+        let mut b = Param::uniform(&format!("{name}.b"), &[g], init_range, rng);
+        if kind == CellKind::Lstm {
+            for v in &mut b.value[hidden..2 * hidden] {
+                *v += T::from_f64(forget_bias);
+            }
+        }
+        let b_h = (kind == CellKind::Gru)
+            .then(|| Param::uniform(&format!("{name}.b_h"), &[g], init_range, rng));
+        Recurrent {
+            kind,
+            input,
+            hidden,
+            w_x,
+            w_h,
+            b,
+            b_h,
+            steps: 0,
+            batch: 0,
+            gates: Vec::new(),
+            h: Vec::new(),
+            c: Vec::new(),
+            tanh_c: Vec::new(),
+            hn: Vec::new(),
+            hp: Vec::new(),
+            dgates: Vec::new(),
+            dgh: Vec::new(),
+            dh: Vec::new(),
+            dc: Vec::new(),
+            dh_tot: Vec::new(),
+        }
+    }
+
+    fn gate_width(&self) -> usize {
+        self.kind.gates() * self.hidden
+    }
+
+    /// Runs T steps over `x` (T, B, I) from the state (`h0`, `c0`), each (B, H); `c0` is read
+    /// only by an LSTM. Returns the hidden states (T, B, H).
+    pub fn forward(&mut self, x: &[T], steps: usize, batch: usize, h0: &[T], c0: &[T]) -> &[T] {
+        let (t_n, b_n, h_n, g_n) = (steps, batch, self.hidden, self.gate_width());
+        assert_eq!(
+            x.len(),
+            t_n * b_n * self.input,
+            "recurrent input is not (T, B, I)"
+        );
+        assert_eq!(h0.len(), b_n * h_n, "initial state is not (B, H)");
+        self.steps = steps;
+        self.batch = batch;
+        let bh = b_n * h_n;
+        let bg = b_n * g_n;
+        resize(&mut self.gates, t_n * bg);
+        resize(&mut self.h, (t_n + 1) * bh);
+        resize(&mut self.hp, bg);
+        self.h[..bh].copy_from_slice(h0);
+        if self.kind == CellKind::Lstm {
+            assert_eq!(c0.len(), bh, "initial cell is not (B, H)");
+            resize(&mut self.c, (t_n + 1) * bh);
+            resize(&mut self.tanh_c, t_n * bh);
+            self.c[..bh].copy_from_slice(c0);
+        }
+        if self.kind == CellKind::Gru {
+            resize(&mut self.hn, t_n * bh);
+        }
+        // (T·B, G·H) = (T·B, I)·(I, G·H), then + b
+        gemm(
+            &mut self.gates,
+            x,
+            &self.w_x.value,
+            t_n * b_n,
+            g_n,
+            self.input,
+            false,
+            false,
+            false,
+        );
+        kernels::add_bias(&mut self.gates, &self.b.value);
+        for t in 0..t_n {
+            let (h_past, h_next) = self.h.split_at_mut((t + 1) * bh);
+            let h_prev = &h_past[t * bh..];
+            let h_t = &mut h_next[..bh];
+            // (B, G·H) = (B, H)·(H, G·H)
+            gemm(
+                &mut self.hp,
+                h_prev,
+                &self.w_h.value,
+                b_n,
+                g_n,
+                h_n,
+                false,
+                false,
+                false,
+            );
+            let gates = &mut self.gates[t * bg..(t + 1) * bg];
+            match self.kind {
+                CellKind::Lstm => {
+                    let (c_past, c_next) = self.c.split_at_mut((t + 1) * bh);
+                    kernels::lstm_forward(
+                        gates,
+                        &self.hp,
+                        &c_past[t * bh..],
+                        &mut c_next[..bh],
+                        &mut self.tanh_c[t * bh..(t + 1) * bh],
+                        h_t,
+                        h_n,
+                    );
+                }
+                CellKind::Gru => kernels::gru_forward(
+                    gates,
+                    &self.hp,
+                    &self.b_h.as_ref().expect("GRU has b_h").value,
+                    h_prev,
+                    &mut self.hn[t * bh..(t + 1) * bh],
+                    h_t,
+                    h_n,
+                ),
+                CellKind::RnnTanh | CellKind::RnnSigmoid => {
+                    kernels::rnn_forward(gates, &self.hp, h_t, self.kind == CellKind::RnnSigmoid)
+                }
+            }
+        }
+        &self.h[bh..]
+    }
+
+    /// Hidden states of the last forward, (T, B, H).
+    pub fn output(&self) -> &[T] {
+        &self.h[self.batch * self.hidden..]
+    }
+
+    /// The state after the last step: h_T (B, H).
+    pub fn last_h(&self) -> &[T] {
+        &self.h[self.steps * self.batch * self.hidden..]
+    }
+
+    /// The LSTM cell after the last step, c_T (B, H); empty for other cells.
+    pub fn last_c(&self) -> &[T] {
+        if self.kind == CellKind::Lstm {
+            &self.c[self.steps * self.batch * self.hidden..]
+        } else {
+            &[]
+        }
+    }
+
+    /// Backpropagates `dy` (T, B, H), the gradient of the loss w.r.t. the outputs of the last
+    /// forward (which must have been run on the same `x`). Adds parameter gradients into the
+    /// `grad` buffers and, if given, the input gradient into `dx` (T, B, I). Gradient does not
+    /// flow in from beyond step T (truncated BPTT); the gradient reaching the initial state is
+    /// left in [`Self::d_h0`] / [`Self::d_c0`].
+    pub fn backward(&mut self, x: &[T], dy: &[T], dx: Option<&mut [T]>) {
+        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
+        let (bh, bg) = (b_n * h_n, b_n * g_n);
+        assert_eq!(dy.len(), t_n * bh, "output gradient is not (T, B, H)");
+        resize(&mut self.dgates, t_n * bg);
+        resize(&mut self.dh, bh);
+        resize(&mut self.dh_tot, bh);
+        self.dh.fill(T::ZERO);
+        if self.kind == CellKind::Lstm {
+            resize(&mut self.dc, bh);
+            self.dc.fill(T::ZERO);
+        }
+        if self.kind == CellKind::Gru {
+            resize(&mut self.dgh, t_n * bg);
+        }
+        for t in (0..t_n).rev() {
+            for ((s, &a), &b) in self
+                .dh_tot
+                .iter_mut()
+                .zip(&dy[t * bh..(t + 1) * bh])
+                .zip(&self.dh)
+            {
+                *s = a + b;
+            }
+            let gates = &self.gates[t * bg..(t + 1) * bg];
+            let dg = &mut self.dgates[t * bg..(t + 1) * bg];
+            match self.kind {
+                CellKind::Lstm => {
+                    kernels::lstm_backward(
+                        gates,
+                        &self.c[t * bh..(t + 1) * bh],
+                        &self.tanh_c[t * bh..(t + 1) * bh],
+                        &self.dh_tot,
+                        &mut self.dc,
+                        dg,
+                        h_n,
+                    );
+                    // (B, H) = (B, 4H)·(H, 4H)ᵀ
+                    gemm(
+                        &mut self.dh,
+                        dg,
+                        &self.w_h.value,
+                        b_n,
+                        h_n,
+                        g_n,
+                        false,
+                        true,
+                        false,
+                    );
+                }
+                CellKind::Gru => {
+                    let dgh = &mut self.dgh[t * bg..(t + 1) * bg];
+                    kernels::gru_backward(
+                        gates,
+                        &self.hn[t * bh..(t + 1) * bh],
+                        &self.h[t * bh..(t + 1) * bh],
+                        &self.dh_tot,
+                        dg,
+                        dgh,
+                        &mut self.dh,
+                        h_n,
+                    );
+                    gemm(
+                        &mut self.dh,
+                        dgh,
+                        &self.w_h.value,
+                        b_n,
+                        h_n,
+                        g_n,
+                        false,
+                        true,
+                        true,
+                    );
+                }
+                CellKind::RnnTanh | CellKind::RnnSigmoid => {
+                    kernels::rnn_backward(
+                        &self.h[(t + 1) * bh..(t + 2) * bh],
+                        &self.dh_tot,
+                        dg,
+                        self.kind == CellKind::RnnSigmoid,
+                    );
+                    gemm(
+                        &mut self.dh,
+                        dg,
+                        &self.w_h.value,
+                        b_n,
+                        h_n,
+                        g_n,
+                        false,
+                        true,
+                        false,
+                    );
+                }
+            }
+        }
+        let rows = t_n * b_n;
+        // dW_x += Xᵀ·dG: (I, G·H) = (T·B, I)ᵀ·(T·B, G·H)
+        gemm(
+            &mut self.w_x.grad,
+            x,
+            &self.dgates,
+            self.input,
+            g_n,
+            rows,
+            true,
+            false,
+            true,
+        );
+        let dgh = if self.kind == CellKind::Gru {
+            &self.dgh
+        } else {
+            &self.dgates
+        };
+        // dW_h += H_prevᵀ·dG_h: (H, G·H) = (T·B, H)ᵀ·(T·B, G·H)
+        gemm(
+            &mut self.w_h.grad,
+            &self.h[..rows * h_n],
+            dgh,
+            h_n,
+            g_n,
+            rows,
+            true,
+            false,
+            true,
+        );
+        kernels::sum_rows_into(&self.dgates, &mut self.b.grad);
+        if let Some(bh_param) = &mut self.b_h {
+            kernels::sum_rows_into(&self.dgh, &mut bh_param.grad);
+        }
+        if let Some(dx) = dx {
+            // dX += dG·W_xᵀ: (T·B, I) = (T·B, G·H)·(I, G·H)ᵀ
+            gemm(
+                dx,
+                &self.dgates,
+                &self.w_x.value,
+                rows,
+                self.input,
+                g_n,
+                false,
+                true,
+                true,
+            );
+        }
+    }
+
+    /// dL/dh0 after [`Self::backward`], (B, H).
+    pub fn d_h0(&self) -> &[T] {
+        &self.dh
+    }
+
+    /// dL/dc0 after [`Self::backward`] (LSTM only), (B, H).
+    pub fn d_c0(&self) -> &[T] {
+        &self.dc
+    }
+}
+
+impl<T: Real> ParamSet<T> for Recurrent<T> {
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut v = vec![&self.w_x, &self.w_h, &self.b];
+        v.extend(self.b_h.as_ref());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut v = vec![&mut self.w_x, &mut self.w_h, &mut self.b];
+        v.extend(self.b_h.as_mut());
+        v
+    }
+}
+
+/// Sets a buffer's length, reusing its allocation; contents are overwritten by the caller.
+pub(crate) fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
+    if v.len() != n {
+        v.resize(n, T::ZERO);
+    }
+}
