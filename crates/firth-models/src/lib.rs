@@ -1,1 +1,9 @@
-//! Language models, taggers, classifiers and decoding built on firth-nn.
+//! Models built on firth-nn: language models (fixed-window, RNN, LSTM, GRU), their training
+//! loop (truncated BPTT), evaluation and decoding.
+
+pub mod data;
+pub mod decode;
+pub mod lm;
+pub mod train;
+
+pub use lm::{Arch, LanguageModel, LmConfig, LmState};

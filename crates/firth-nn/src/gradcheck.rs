@@ -6,7 +6,7 @@ use crate::param::ParamSet;
 /// (L(θ+ε) - L(θ-ε)) / 2ε. `forward_backward` must zero nothing itself: it runs a forward
 /// and backward pass that adds gradients into the parameters; `loss` runs a forward pass only.
 /// At most `max_per_param` elements of each parameter are checked (spread evenly).
-/// Returns the worst relative error |a - n| / max(|a| + |n|, 1e-7) and where it occurred.
+/// Returns the worst relative error |a - n| / max(|a| + |n|, 1e-4) and where it occurred.
 pub fn check_params<M: ParamSet<f64>>(
     model: &mut M,
     mut forward_backward: impl FnMut(&mut M) -> f64,
@@ -59,7 +59,7 @@ pub fn central_difference<M>(
 }
 
 pub fn relative_error(a: f64, n: f64) -> f64 {
-    (a - n).abs() / (a.abs() + n.abs()).max(1e-7)
+    (a - n).abs() / (a.abs() + n.abs()).max(1e-4)
 }
 
 /// Checks a gradient with respect to an input vector: `f` maps the input to the loss, and

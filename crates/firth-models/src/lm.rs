@@ -1,0 +1,497 @@
+//! Language models over token streams: fixed-window (Bengio et al. 2003) and recurrent
+//! (Elman RNN, LSTM, GRU; stacked, with dropout, optional residual connections and tied
+//! input/output embeddings).
+//!
+//! All models read a batch as a (T, B) block of ids — column b is a contiguous piece of the
+//! corpus, row t is time — and carry a state from one block to the next: hidden (and cell)
+//! states for recurrent models, the last n-1 tokens for the window model. Training truncates
+//! backpropagation at block boundaries (the carried state is detached).
+
+use firth_nn::dropout::{Dropout, DropoutKind};
+use firth_nn::embedding::Embedding;
+use firth_nn::linear::{affine_backward, affine_forward, Linear};
+use firth_nn::param::{Param, ParamSet};
+use firth_nn::recurrent::{CellKind, Recurrent};
+use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
+use firth_nn::{Real, Rng};
+use firth_text::Level;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Fixed-window feed-forward LM: embeddings of the previous n-1 tokens, concatenated,
+    /// through a tanh layer, then softmax.
+    Window,
+    /// Elman RNN with tanh (or σ, with `rnn_sigmoid`).
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "window" => Some(Arch::Window),
+            "rnn" => Some(Arch::Rnn),
+            "lstm" => Some(Arch::Lstm),
+            "gru" => Some(Arch::Gru),
+            _ => None,
+        }
+    }
+}
+
+/// Everything that fixes a model's shape and behaviour; saved with every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmConfig {
+    pub arch: Arch,
+    pub level: Level,
+    pub vocab: usize,
+    pub emb: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub dropout: f64,
+    pub dropout_kind: DropoutKind,
+    pub tied: bool,
+    pub residual: bool,
+    /// Window model: number of previous tokens it sees (n-1 for an n-gram-like model).
+    pub context: usize,
+    pub init_range: f64,
+    pub forget_bias: f64,
+    pub rnn_sigmoid: bool,
+}
+
+impl LmConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.vocab == 0 || self.emb == 0 || self.hidden == 0 || self.layers == 0 {
+            return Err("--emb, --hidden and --layers must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("--dropout {} must be in [0, 1)", self.dropout));
+        }
+        if self.tied && self.arch != Arch::Window && self.emb != self.hidden {
+            return Err(format!(
+                "tied embeddings need --emb equal to --hidden (got {} and {})",
+                self.emb, self.hidden
+            ));
+        }
+        if self.arch == Arch::Window && self.context == 0 {
+            return Err("the window model needs --context of at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a model carries between blocks, per batch column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LmState<T> {
+    pub h: Vec<Vec<T>>, // per layer (B, H)
+    pub c: Vec<Vec<T>>, // per layer (B, H), LSTM only
+    /// Window model: the last `context` tokens of each column, (B, context).
+    pub history: Vec<u32>,
+    pub batch: usize,
+}
+
+impl<T: Real> LmState<T> {
+    /// Keeps only the columns in `rows` (in that order): beam search reorders its hypotheses.
+    pub fn select(&self, rows: &[usize]) -> LmState<T> {
+        let pick = |v: &Vec<T>| {
+            if v.is_empty() {
+                return Vec::new();
+            }
+            let w = v.len() / self.batch;
+            rows.iter()
+                .flat_map(|&r| v[r * w..(r + 1) * w].iter().copied())
+                .collect()
+        };
+        let w = if self.batch > 0 {
+            self.history.len() / self.batch
+        } else {
+            0
+        };
+        LmState {
+            h: self.h.iter().map(pick).collect(),
+            c: self.c.iter().map(pick).collect(),
+            history: rows
+                .iter()
+                .flat_map(|&r| self.history[r * w..(r + 1) * w].iter().copied())
+                .collect(),
+            batch: rows.len(),
+        }
+    }
+}
+
+/// A language model: a recurrent stack or a fixed-window network.
+#[derive(Clone, Debug)]
+pub struct LanguageModel<T> {
+    pub config: LmConfig,
+    pub embedding: Embedding<T>,
+    layers: Vec<Recurrent<T>>,
+    /// Window model's hidden layer, (H, context·E).
+    window_hidden: Option<Linear<T>>,
+    /// Output weights (V, H) unless tied to the embedding table.
+    out_w: Option<Param<T>>,
+    out_b: Param<T>, // (V)
+    drops: Vec<Dropout<T>>,
+    // Activations of the last forward pass.
+    steps: usize,
+    batch: usize,
+    ids: Vec<u32>,     // (T, B) inputs
+    targets: Vec<u32>, // (T, B)
+    context: Vec<u32>, // (T, B, context) window model
+    xs: Vec<Vec<T>>,   // per stage (T, B, D): embeddings, then each layer's output (after dropout)
+    logits: Vec<T>,    // (T·B, V); probabilities after the loss
+    nll: Vec<f64>,     // (T·B)
+    dxs: Vec<Vec<T>>,
+    dout: Vec<T>,
+    window_act: Vec<T>, // (T·B, H) tanh activations of the window model, before dropout
+}
+
+impl<T: Real> LanguageModel<T> {
+    pub fn new(config: LmConfig, rng: &mut Rng) -> Result<Self, String> {
+        config.validate()?;
+        let r = config.init_range;
+        let c = &config;
+        let embedding = Embedding::new("embedding", c.vocab, c.emb, r, rng);
+        let mut layers = Vec::new();
+        let mut window_hidden = None;
+        let top = match c.arch {
+            Arch::Window => {
+                window_hidden = Some(Linear::new(
+                    "hidden",
+                    c.context * c.emb,
+                    c.hidden,
+                    true,
+                    r,
+                    rng,
+                ));
+                c.hidden
+            }
+            arch => {
+                let kind = match arch {
+                    Arch::Lstm => CellKind::Lstm,
+                    Arch::Gru => CellKind::Gru,
+                    _ if c.rnn_sigmoid => CellKind::RnnSigmoid,
+                    _ => CellKind::RnnTanh,
+                };
+                for l in 0..c.layers {
+                    let input = if l == 0 { c.emb } else { c.hidden };
+                    layers.push(Recurrent::new(
+                        &format!("layer{l}"),
+                        kind,
+                        input,
+                        c.hidden,
+                        r,
+                        c.forget_bias,
+                        rng,
+                    ));
+                }
+                c.hidden
+            }
+        };
+        let tied = c.tied && top == c.emb;
+        let out_w = (!tied).then(|| Param::uniform("out.weight", &[c.vocab, top], r, rng));
+        let out_b = Param::uniform("out.bias", &[c.vocab], r, rng);
+        let stages = if c.arch == Arch::Window {
+            2
+        } else {
+            c.layers + 1
+        };
+        let drops = (0..stages)
+            .map(|_| Dropout::new(c.dropout, c.dropout_kind))
+            .collect();
+        Ok(LanguageModel {
+            config,
+            embedding,
+            layers,
+            window_hidden,
+            out_w,
+            out_b,
+            drops,
+            steps: 0,
+            batch: 0,
+            ids: Vec::new(),
+            targets: Vec::new(),
+            context: Vec::new(),
+            xs: Vec::new(),
+            logits: Vec::new(),
+            nll: Vec::new(),
+            dxs: Vec::new(),
+            dout: Vec::new(),
+            window_act: Vec::new(),
+        })
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.config.vocab
+    }
+
+    /// A zero state for `batch` columns (the window model starts from a history of token 0,
+    /// which callers set to `<eos>` by choosing the vocabulary order, see [`Self::start_state`]).
+    pub fn new_state(&self, batch: usize) -> LmState<T> {
+        let h = self.config.hidden;
+        let lstm = self.config.arch == Arch::Lstm;
+        LmState {
+            h: self
+                .layers
+                .iter()
+                .map(|_| vec![T::ZERO; batch * h])
+                .collect(),
+            c: if lstm {
+                self.layers
+                    .iter()
+                    .map(|_| vec![T::ZERO; batch * h])
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            history: vec![
+                0;
+                batch
+                    * if self.config.arch == Arch::Window {
+                        self.config.context
+                    } else {
+                        0
+                    }
+            ],
+            batch,
+        }
+    }
+
+    /// A fresh state whose window history is filled with `pad` (the `<eos>` id: a sentence start).
+    pub fn start_state(&self, batch: usize, pad: u32) -> LmState<T> {
+        let mut s = self.new_state(batch);
+        s.history.fill(pad);
+        s
+    }
+
+    /// Runs the model on `ids` (T, B) from `state`, leaving unnormalised scores (T·B, V) in
+    /// [`Self::logits`] and advancing `state` to the end of the block.
+    pub fn forward_logits(
+        &mut self,
+        ids: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &mut LmState<T>,
+        train: bool,
+        rng: &mut Rng,
+    ) {
+        assert_eq!(ids.len(), steps * batch, "ids are not (T, B)");
+        assert_eq!(state.batch, batch, "state was made for another batch size");
+        let c = self.config.clone();
+        self.steps = steps;
+        self.batch = batch;
+        self.ids.clear();
+        self.ids.extend_from_slice(ids);
+        let n = steps * batch;
+        let stages = self.drops.len();
+        self.xs.resize(stages, Vec::new());
+        match c.arch {
+            Arch::Window => {
+                let k = c.context;
+                // Each position's context: the k tokens before it in its column.
+                self.context.clear();
+                let mut hist = state.history.clone(); // (B, k), oldest first
+                for t in 0..steps {
+                    for b in 0..batch {
+                        self.context.extend_from_slice(&hist[b * k..(b + 1) * k]);
+                    }
+                    for b in 0..batch {
+                        let row = &mut hist[b * k..(b + 1) * k];
+                        row.rotate_left(1);
+                        row[k - 1] = ids[t * batch + b];
+                    }
+                }
+                state.history = hist;
+                let x0 = &mut self.xs[0];
+                x0.resize(n * k * c.emb, T::ZERO);
+                self.embedding.forward(&self.context, x0);
+                self.drops[0].forward(x0, k * c.emb * batch, train, rng);
+                let hidden = self
+                    .window_hidden
+                    .as_ref()
+                    .expect("window model has a hidden layer");
+                let (head, tail) = self.xs.split_at_mut(1);
+                let x1 = &mut tail[0];
+                x1.resize(n * c.hidden, T::ZERO);
+                hidden.forward(&head[0], x1);
+                for v in x1.iter_mut() {
+                    *v = v.tanh();
+                }
+                self.window_act.clear();
+                self.window_act.extend_from_slice(x1);
+                self.drops[1].forward(x1, batch * c.hidden, train, rng);
+            }
+            _ => {
+                let x0 = &mut self.xs[0];
+                x0.resize(n * c.emb, T::ZERO);
+                self.embedding.forward(ids, x0);
+                self.drops[0].forward(x0, batch * c.emb, train, rng);
+                for l in 0..self.layers.len() {
+                    let (head, tail) = self.xs.split_at_mut(l + 1);
+                    let input = &head[l];
+                    let c0: &[T] = if c.arch == Arch::Lstm {
+                        &state.c[l]
+                    } else {
+                        &[]
+                    };
+                    let y = self.layers[l].forward(input, steps, batch, &state.h[l], c0);
+                    let out = &mut tail[0];
+                    out.clear();
+                    out.extend_from_slice(y);
+                    if c.residual && l > 0 {
+                        firth_nn::kernels::add_into(out, input);
+                    }
+                    state.h[l].copy_from_slice(self.layers[l].last_h());
+                    if c.arch == Arch::Lstm {
+                        state.c[l].copy_from_slice(self.layers[l].last_c());
+                    }
+                    self.drops[l + 1].forward(out, batch * c.hidden, train, rng);
+                }
+            }
+        }
+        let top = &self.xs[stages - 1];
+        let width = top.len() / n;
+        self.logits.resize(n * c.vocab, T::ZERO);
+        let w = self
+            .out_w
+            .as_ref()
+            .map_or(&self.embedding.weight.value, |p| &p.value);
+        affine_forward(
+            top,
+            w,
+            Some(&self.out_b.value),
+            &mut self.logits,
+            width,
+            c.vocab,
+        );
+    }
+
+    /// Scores of the last forward, (T·B, V).
+    pub fn logits(&self) -> &[T] {
+        &self.logits
+    }
+
+    /// Forward pass plus cross-entropy against `targets` (T, B). Returns Σ -ln p(target) over
+    /// the block, in nats; per-position values are in [`Self::token_nll`].
+    pub fn forward(
+        &mut self,
+        ids: &[u32],
+        targets: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &mut LmState<T>,
+        train: bool,
+        rng: &mut Rng,
+    ) -> f64 {
+        self.forward_logits(ids, steps, batch, state, train, rng);
+        self.targets.clear();
+        self.targets.extend_from_slice(targets);
+        softmax_cross_entropy(&mut self.logits, targets, self.config.vocab, &mut self.nll)
+    }
+
+    /// -ln p(target) for each position of the last [`Self::forward`], (T·B).
+    pub fn token_nll(&self) -> &[f64] {
+        &self.nll
+    }
+
+    /// Backpropagates `scale` · (the summed loss of the last forward) into the parameter
+    /// gradients. Zaremba et al. differentiate the loss summed over time and averaged over the
+    /// batch: scale = 1/B.
+    pub fn backward(&mut self, scale: f64) {
+        let c = self.config.clone();
+        let (steps, batch) = (self.steps, self.batch);
+        let n = steps * batch;
+        let stages = self.drops.len();
+        softmax_cross_entropy_backward(&mut self.logits, &self.targets, c.vocab, scale);
+        self.dxs.resize(stages, Vec::new());
+        for (d, x) in self.dxs.iter_mut().zip(&self.xs) {
+            d.clear();
+            d.resize(x.len(), T::ZERO);
+        }
+        let top = &self.xs[stages - 1];
+        let width = top.len() / n;
+        {
+            let (w, dw) = match &mut self.out_w {
+                Some(p) => (&p.value, &mut p.grad),
+                None => {
+                    self.embedding.weight.dense_grad = true;
+                    (
+                        &self.embedding.weight.value,
+                        &mut self.embedding.weight.grad,
+                    )
+                }
+            };
+            affine_backward(
+                top,
+                &self.logits,
+                w,
+                dw,
+                Some(&mut self.out_b.grad),
+                Some(&mut self.dxs[stages - 1]),
+                width,
+                c.vocab,
+            );
+        }
+        match c.arch {
+            Arch::Window => {
+                self.drops[1].backward(&mut self.dxs[1]);
+                let hidden = self
+                    .window_hidden
+                    .as_mut()
+                    .expect("window model has a hidden layer");
+                // d a = d y ⊙ (1 - tanh²a), with tanh a kept from before dropout.
+                self.dout.clear();
+                self.dout.extend(
+                    self.window_act
+                        .iter()
+                        .zip(&self.dxs[1])
+                        .map(|(&y, &d)| d * (T::ONE - y * y)),
+                );
+                hidden.backward(&self.xs[0], &self.dout, Some(&mut self.dxs[0]));
+                self.drops[0].backward(&mut self.dxs[0]);
+                self.embedding.backward(&self.context, &self.dxs[0]);
+            }
+            _ => {
+                for l in (0..self.layers.len()).rev() {
+                    self.drops[l + 1].backward(&mut self.dxs[l + 1]);
+                    let (head, tail) = self.dxs.split_at_mut(l + 1);
+                    let dy = &tail[0];
+                    self.layers[l].backward(&self.xs[l], dy, Some(&mut head[l]));
+                    if c.residual && l > 0 {
+                        firth_nn::kernels::add_into(&mut head[l], dy);
+                    }
+                }
+                self.drops[0].backward(&mut self.dxs[0]);
+                self.embedding.backward(&self.ids, &self.dxs[0]);
+            }
+        }
+    }
+}
+
+impl<T: Real> ParamSet<T> for LanguageModel<T> {
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut v = vec![&self.embedding.weight];
+        for l in &self.layers {
+            v.extend(l.params());
+        }
+        if let Some(h) = &self.window_hidden {
+            v.extend(h.params());
+        }
+        v.extend(self.out_w.as_ref());
+        v.push(&self.out_b);
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut v = vec![&mut self.embedding.weight];
+        for l in &mut self.layers {
+            v.extend(l.params_mut());
+        }
+        if let Some(h) = &mut self.window_hidden {
+            v.extend(h.params_mut());
+        }
+        v.extend(self.out_w.as_mut());
+        v.push(&mut self.out_b);
+        v
+    }
+}

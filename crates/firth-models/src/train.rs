@@ -1,0 +1,597 @@
+//! Training a language model by truncated backpropagation through time.
+//!
+//! The loop (teacher forcing: the input at t+1 is the true token, never a prediction):
+//! for each block of `bptt` steps in each of B columns, forward from the carried state, sum the
+//! cross-entropy, backpropagate Σ_t mean_b loss (Zaremba et al.'s scaling, so `--lr` and
+//! `--clip` mean what they meant there), clip by global norm, update, and carry the final state
+//! into the next block without its history (the truncation).
+//!
+//! Everything a run depends on — weights, optimizer moments, the carried state, the random
+//! generator, the position in the epoch, the learning-rate schedule — goes into one checkpoint
+//! file, written atomically every `checkpoint_every` steps and at each epoch's end, so a run
+//! killed at any point resumes to the same final weights (exactly, with one thread).
+
+use crate::data::{Batched, Corpus};
+use crate::lm::{LanguageModel, LmConfig, LmState};
+use anyhow::{bail, Context, Result};
+use firth_nn::checkpoint::{write_atomic, Tensors};
+use firth_nn::optim::{clip_grad_norm, clip_grad_value, OptimKind, Optimizer};
+use firth_nn::param::ParamSet;
+use firth_nn::Rng;
+use firth_text::{Level, Vocab};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+pub const MODEL: &str = "model.safetensors";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub bptt: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub optim: OptimKind,
+    pub weight_decay: f64,
+    /// Global-norm clipping threshold; 0 turns it off.
+    pub clip: f64,
+    /// Clip each gradient element into ±this instead (0 = off).
+    pub clip_value: f64,
+    /// From epoch `lr_decay_start` (1-based) on, lr is multiplied by `lr_decay` each epoch.
+    pub lr_decay: f64,
+    pub lr_decay_start: usize,
+    /// When validation perplexity fails to improve, multiply lr by this (1 = off).
+    pub plateau_decay: f64,
+    pub seed: u64,
+    pub eval_batch: usize,
+    pub checkpoint_every: usize,
+}
+
+impl TrainConfig {
+    /// Learning rate for a 1-based epoch, before plateau decay.
+    pub fn scheduled_lr(&self, epoch: usize) -> f64 {
+        let k = if self.lr_decay_start > 0 && epoch >= self.lr_decay_start {
+            epoch + 1 - self.lr_decay_start
+        } else {
+            0
+        };
+        self.lr * self.lr_decay.powi(k as i32)
+    }
+}
+
+/// One finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_perplexity: f64,
+    pub valid_loss: f64,
+    pub valid_perplexity: f64,
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+    pub clipped_fraction: f64,
+}
+
+/// Where training stands; restored exactly on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 0-based epoch in progress.
+    pub epoch: usize,
+    /// Blocks of this epoch already trained.
+    pub step_in_epoch: usize,
+    pub global_step: u64,
+    pub lr_scale: f64,
+    pub best_valid: f64,
+    pub rng: [u64; 4],
+    pub epoch_loss: f64,
+    pub epoch_tokens: u64,
+    pub epoch_clipped: u64,
+    pub epoch_seconds: f64,
+    pub train_seconds: f64,
+    pub train_tokens: u64,
+    pub history: Vec<EpochRecord>,
+}
+
+/// What one training step reports to the user interface.
+pub struct StepReport {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub tokens_per_second: f64,
+    pub grad_norm: f64,
+}
+
+/// The user interface of a run: progress bars, messages.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize, _done: usize) {}
+    fn step(&mut self, _r: &StepReport) {}
+    fn epoch_end(&mut self, _r: &EpochRecord) {}
+    fn note(&mut self, _msg: &str) {}
+}
+
+impl Observer for () {}
+
+/// Limits that end a run early without changing its results up to that point.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub max_steps: Option<u64>,
+    pub max_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub epochs_completed: usize,
+    pub steps: u64,
+    pub parameters: usize,
+    pub train_tokens: u64,
+    pub train_tokens_per_second: f64,
+    pub train_perplexity: Option<f64>,
+    pub valid_loss: f64,
+    pub valid_perplexity: f64,
+    pub valid_bits_per_char: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_perplexity: Option<f64>,
+    pub test_bits_per_char: Option<f64>,
+    pub wall_seconds: f64,
+    pub stopped_early: bool,
+}
+
+/// Mean negative log-likelihood (nats per token) and the token count of `ids` under `model`,
+/// read in `batch` columns with blocks of `bptt` steps and the state carried throughout.
+pub fn evaluate(
+    model: &mut LanguageModel<f32>,
+    ids: &[u32],
+    batch: usize,
+    bptt: usize,
+    pad: u32,
+) -> (f64, usize) {
+    let batch = batch.max(1).min(ids.len().max(2) / 2);
+    let data = Batched::new(ids, batch);
+    let mut state = model.start_state(batch, pad);
+    let mut rng = Rng::new(0);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut total = 0.0;
+    for k in 0..data.segments(bptt) {
+        let steps = data.segment(k, bptt, &mut x, &mut y);
+        total += model.forward(&x, &y, steps, batch, &mut state, false, &mut rng);
+    }
+    let n = data.predictions();
+    (total / n.max(1) as f64, n)
+}
+
+/// A training run: model, optimizer, data, and where it writes.
+pub struct Trainer {
+    pub model: LanguageModel<f32>,
+    pub optimizer: Optimizer<f32>,
+    pub config: TrainConfig,
+    pub progress: Progress,
+    pub corpus: Corpus,
+    pub out_dir: PathBuf,
+    state: LmState<f32>,
+    pad: u32,
+}
+
+fn pad_id(vocab: &Vocab, level: Level) -> u32 {
+    match level {
+        Level::Word => vocab.get(firth_text::EOS).unwrap_or(0),
+        Level::Char => vocab.get("\n").unwrap_or(0),
+    }
+}
+
+impl Trainer {
+    /// A fresh run.
+    pub fn new(
+        model_config: LmConfig,
+        config: TrainConfig,
+        corpus: Corpus,
+        out_dir: &Path,
+    ) -> Result<Trainer> {
+        let mut rng = Rng::new(config.seed);
+        let model = LanguageModel::new(model_config, &mut rng).map_err(anyhow::Error::msg)?;
+        let pad = pad_id(&corpus.vocab, corpus.level);
+        let state = model.start_state(config.batch, pad);
+        Ok(Trainer {
+            optimizer: Optimizer::new(config.optim, config.weight_decay),
+            progress: Progress {
+                epoch: 0,
+                step_in_epoch: 0,
+                global_step: 0,
+                lr_scale: 1.0,
+                best_valid: f64::INFINITY,
+                rng: rng.state(),
+                epoch_loss: 0.0,
+                epoch_tokens: 0,
+                epoch_clipped: 0,
+                epoch_seconds: 0.0,
+                train_seconds: 0.0,
+                train_tokens: 0,
+                history: Vec::new(),
+            },
+            model,
+            config,
+            corpus,
+            out_dir: out_dir.to_path_buf(),
+            state,
+            pad,
+        })
+    }
+
+    /// Continues the run saved in `out_dir`. The model and training settings must equal the
+    /// saved ones, and the vocabulary built from the training file must be the saved one.
+    pub fn resume(
+        model_config: LmConfig,
+        config: TrainConfig,
+        corpus: Corpus,
+        out_dir: &Path,
+    ) -> Result<Trainer> {
+        let path = out_dir.join(CHECKPOINT);
+        let t = Tensors::load(&path)?;
+        if t.meta("firth", &path)? != "lm-checkpoint-v1" {
+            bail!(
+                "{} is not a firth language-model checkpoint",
+                path.display()
+            );
+        }
+        let saved: LmConfig = serde_json::from_str(t.meta("config", &path)?)
+            .with_context(|| format!("{}: bad model config", path.display()))?;
+        if saved != model_config {
+            bail!(
+                "{}: the checkpoint's model settings differ from this run's:\n  saved: {}\n  asked: {}\nrerun with the saved settings, or without --resume to start over",
+                path.display(),
+                serde_json::to_string(&saved)?,
+                serde_json::to_string(&model_config)?
+            );
+        }
+        let saved_train: TrainConfig = serde_json::from_str(t.meta("train", &path)?)?;
+        if (TrainConfig {
+            epochs: config.epochs,
+            ..saved_train.clone()
+        }) != config
+        {
+            bail!(
+                "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
+                path.display(),
+                serde_json::to_string(&saved_train)?,
+                serde_json::to_string(&config)?
+            );
+        }
+        let mut vocab: Vocab = serde_json::from_str(t.meta("vocab", &path)?)?;
+        vocab.reindex();
+        if vocab != corpus.vocab {
+            bail!("{}: the training file's vocabulary differs from the checkpoint's; resume with the same --train file", path.display());
+        }
+        let mut tr = Trainer::new(model_config, config, corpus, out_dir)?;
+        tr.model.load_from(&t, &path)?;
+        tr.progress = serde_json::from_str(t.meta("progress", &path)?)?;
+        let mut params = tr.model.params_mut();
+        tr.optimizer.steps = t.meta("optimizer_steps", &path)?.parse()?;
+        if tr.config.optim != OptimKind::Sgd && tr.optimizer.steps > 0 {
+            for (i, p) in params.iter_mut().enumerate() {
+                let (_, m) = t.get(&format!("opt.m.{i}"), &path)?;
+                let (_, v) = t.get(&format!("opt.v.{i}"), &path)?;
+                if m.len() != p.len() {
+                    bail!("{}: optimizer state {i} has the wrong size", path.display());
+                }
+                tr.optimizer.m.push(m.to_vec());
+                tr.optimizer.v.push(v.to_vec());
+            }
+        }
+        for l in 0..tr.state.h.len() {
+            tr.state.h[l].copy_from_slice(t.get(&format!("state.h.{l}"), &path)?.1);
+        }
+        for l in 0..tr.state.c.len() {
+            tr.state.c[l].copy_from_slice(t.get(&format!("state.c.{l}"), &path)?.1);
+        }
+        if !tr.state.history.is_empty() {
+            let (_, hist) = t.get("state.history", &path)?;
+            tr.state.history = hist.iter().map(|&v| v as u32).collect();
+        }
+        Ok(tr)
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let mut t = self.model.to_tensors(&self.corpus.vocab)?;
+        t.metadata.insert("firth".into(), "lm-checkpoint-v1".into());
+        t.metadata
+            .insert("train".into(), serde_json::to_string(&self.config)?);
+        t.metadata
+            .insert("progress".into(), serde_json::to_string(&self.progress)?);
+        t.metadata
+            .insert("optimizer_steps".into(), self.optimizer.steps.to_string());
+        for (i, (m, v)) in self.optimizer.m.iter().zip(&self.optimizer.v).enumerate() {
+            t.insert(&format!("opt.m.{i}"), &[m.len()], m.clone());
+            t.insert(&format!("opt.v.{i}"), &[v.len()], v.clone());
+        }
+        for (l, h) in self.state.h.iter().enumerate() {
+            t.insert(&format!("state.h.{l}"), &[h.len()], h.clone());
+        }
+        for (l, c) in self.state.c.iter().enumerate() {
+            t.insert(&format!("state.c.{l}"), &[c.len()], c.clone());
+        }
+        if !self.state.history.is_empty() {
+            t.insert(
+                "state.history",
+                &[self.state.history.len()],
+                self.state.history.iter().map(|&v| v as f32).collect(),
+            );
+        }
+        t.save(&self.out_dir.join(CHECKPOINT))
+    }
+
+    fn save_model(&self) -> Result<()> {
+        let mut t = self.model.to_tensors(&self.corpus.vocab)?;
+        t.metadata.insert("firth".into(), "lm-model-v1".into());
+        t.save(&self.out_dir.join(MODEL))
+    }
+
+    fn write_metrics(&self) -> Result<()> {
+        let mut csv = String::from("epoch,lr,train_loss,train_perplexity,valid_loss,valid_perplexity,tokens_per_second,seconds,clipped_fraction\n");
+        for r in &self.progress.history {
+            csv.push_str(&format!(
+                "{},{},{:.6},{:.4},{:.6},{:.4},{:.1},{:.2},{:.4}\n",
+                r.epoch,
+                r.lr,
+                r.train_loss,
+                r.train_perplexity,
+                r.valid_loss,
+                r.valid_perplexity,
+                r.tokens_per_second,
+                r.seconds,
+                r.clipped_fraction
+            ));
+        }
+        write_atomic(&self.out_dir.join("metrics.csv"), csv.as_bytes())
+    }
+
+    /// Trains until the configured epochs are done or a limit is reached, then evaluates.
+    pub fn run(&mut self, limits: Limits, obs: &mut dyn Observer) -> Result<Summary> {
+        let wall = Instant::now();
+        std::fs::create_dir_all(&self.out_dir)
+            .with_context(|| format!("cannot create {}", self.out_dir.display()))?;
+        let cfg = self.config.clone();
+        let data = Batched::new(&self.corpus.train, cfg.batch);
+        let steps = data.segments(cfg.bptt);
+        if steps == 0 {
+            bail!("the training text has {} tokens, too few for --batch {}; use a smaller --batch or more text", self.corpus.train.len(), cfg.batch);
+        }
+        let mut rng = Rng::from_state(self.progress.rng);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut stopped_early = false;
+        let session_start_steps = self.progress.global_step;
+        'epochs: while self.progress.epoch < cfg.epochs {
+            let epoch = self.progress.epoch + 1;
+            let lr = cfg.scheduled_lr(epoch) * self.progress.lr_scale;
+            if self.progress.step_in_epoch == 0 {
+                self.state = self.model.start_state(cfg.batch, self.pad);
+            }
+            obs.epoch_start(epoch, cfg.epochs, steps, self.progress.step_in_epoch);
+            let mut clock = Instant::now();
+            while self.progress.step_in_epoch < steps {
+                if limits
+                    .max_steps
+                    .is_some_and(|m| self.progress.global_step >= m)
+                    || limits
+                        .max_seconds
+                        .is_some_and(|s| wall.elapsed().as_secs_f64() >= s)
+                {
+                    stopped_early = true;
+                    self.progress.rng = rng.state();
+                    self.progress.epoch_seconds += clock.elapsed().as_secs_f64();
+                    self.progress.train_seconds += clock.elapsed().as_secs_f64();
+                    self.save_checkpoint()?;
+                    break 'epochs;
+                }
+                let k = self.progress.step_in_epoch;
+                let t = data.segment(k, cfg.bptt, &mut x, &mut y);
+                self.model.zero_grad();
+                let loss =
+                    self.model
+                        .forward(&x, &y, t, cfg.batch, &mut self.state, true, &mut rng);
+                if !loss.is_finite() {
+                    bail!(
+                        "the training loss became {loss} at epoch {epoch}, step {}; the last good checkpoint is {}. \
+                         Rerun with a smaller --lr or a --clip, then --resume",
+                        k + 1,
+                        self.out_dir.join(CHECKPOINT).display()
+                    );
+                }
+                self.model.backward(1.0 / cfg.batch as f64);
+                let mut params = self.model.params_mut();
+                let norm = if cfg.clip > 0.0 {
+                    clip_grad_norm(&mut params, cfg.clip)
+                } else {
+                    firth_nn::optim::grad_norm(&mut params)
+                };
+                if !norm.is_finite() {
+                    bail!(
+                        "the gradient norm became {norm} at epoch {epoch}, step {}; the last good checkpoint is {}. \
+                         Rerun with a smaller --lr or a --clip, then --resume",
+                        k + 1,
+                        self.out_dir.join(CHECKPOINT).display()
+                    );
+                }
+                if cfg.clip_value > 0.0 {
+                    clip_grad_value(&mut params, cfg.clip_value);
+                }
+                self.optimizer.step(&mut params, lr);
+                let tokens = (t * cfg.batch) as u64;
+                self.progress.epoch_loss += loss;
+                self.progress.epoch_tokens += tokens;
+                self.progress.train_tokens += tokens;
+                if cfg.clip > 0.0 && norm > cfg.clip {
+                    self.progress.epoch_clipped += 1;
+                }
+                self.progress.step_in_epoch += 1;
+                self.progress.global_step += 1;
+                let elapsed = self.progress.epoch_seconds + clock.elapsed().as_secs_f64();
+                obs.step(&StepReport {
+                    epoch,
+                    step: self.progress.step_in_epoch,
+                    steps,
+                    loss: loss / tokens as f64,
+                    lr,
+                    tokens_per_second: self.progress.epoch_tokens as f64 / elapsed.max(1e-9),
+                    grad_norm: norm,
+                });
+                if cfg.checkpoint_every > 0
+                    && self.progress.step_in_epoch % cfg.checkpoint_every == 0
+                    && self.progress.step_in_epoch < steps
+                {
+                    let dt = clock.elapsed().as_secs_f64();
+                    self.progress.epoch_seconds += dt;
+                    self.progress.train_seconds += dt;
+                    self.progress.rng = rng.state();
+                    self.save_checkpoint()?;
+                    clock = Instant::now();
+                }
+            }
+            let dt = clock.elapsed().as_secs_f64();
+            self.progress.epoch_seconds += dt;
+            self.progress.train_seconds += dt;
+            let (valid_loss, _) = evaluate(
+                &mut self.model,
+                &self.corpus.valid,
+                cfg.eval_batch,
+                cfg.bptt.max(35),
+                self.pad,
+            );
+            let p = &mut self.progress;
+            let record = EpochRecord {
+                epoch,
+                lr,
+                train_loss: p.epoch_loss / p.epoch_tokens.max(1) as f64,
+                train_perplexity: (p.epoch_loss / p.epoch_tokens.max(1) as f64).exp(),
+                valid_loss,
+                valid_perplexity: valid_loss.exp(),
+                tokens_per_second: p.epoch_tokens as f64 / p.epoch_seconds.max(1e-9),
+                seconds: p.epoch_seconds,
+                clipped_fraction: p.epoch_clipped as f64 / steps as f64,
+            };
+            if cfg.plateau_decay < 1.0 && valid_loss.exp() >= p.best_valid {
+                p.lr_scale *= cfg.plateau_decay;
+                obs.note(&format!(
+                    "validation perplexity did not improve; learning rate scaled by {}",
+                    cfg.plateau_decay
+                ));
+            }
+            p.best_valid = p.best_valid.min(valid_loss.exp());
+            p.history.push(record.clone());
+            p.epoch += 1;
+            p.step_in_epoch = 0;
+            p.epoch_loss = 0.0;
+            p.epoch_tokens = 0;
+            p.epoch_clipped = 0;
+            p.epoch_seconds = 0.0;
+            p.rng = rng.state();
+            obs.epoch_end(&record);
+            self.save_model()?;
+            self.save_checkpoint()?;
+            self.write_metrics()?;
+        }
+        if self.progress.global_step > session_start_steps || self.progress.history.is_empty() {
+            self.save_model()?;
+        }
+        let valid_loss = match self.progress.history.last() {
+            Some(r) if !stopped_early => r.valid_loss,
+            _ => {
+                evaluate(
+                    &mut self.model,
+                    &self.corpus.valid,
+                    cfg.eval_batch,
+                    cfg.bptt.max(35),
+                    self.pad,
+                )
+                .0
+            }
+        };
+        let test_loss = self.corpus.test.clone().map(|ids| {
+            evaluate(
+                &mut self.model,
+                &ids,
+                cfg.eval_batch,
+                cfg.bptt.max(35),
+                self.pad,
+            )
+            .0
+        });
+        let chars = self.corpus.level == Level::Char;
+        let p = &self.progress;
+        Ok(Summary {
+            epochs_completed: p.history.len(),
+            steps: p.global_step,
+            parameters: self.model.num_params(),
+            train_tokens: p.train_tokens,
+            train_tokens_per_second: p.train_tokens as f64 / p.train_seconds.max(1e-9),
+            train_perplexity: p.history.last().map(|r| r.train_perplexity),
+            valid_loss,
+            valid_perplexity: valid_loss.exp(),
+            valid_bits_per_char: chars.then(|| valid_loss / std::f64::consts::LN_2),
+            test_loss,
+            test_perplexity: test_loss.map(f64::exp),
+            test_bits_per_char: test_loss
+                .filter(|_| chars)
+                .map(|l| l / std::f64::consts::LN_2),
+            wall_seconds: wall.elapsed().as_secs_f64(),
+            stopped_early,
+        })
+    }
+}
+
+impl LanguageModel<f32> {
+    /// Weights plus the metadata needed to rebuild the model: its config and vocabulary.
+    pub fn to_tensors(&self, vocab: &Vocab) -> Result<Tensors> {
+        let mut t = Tensors::default();
+        t.insert_params("model.", &self.params());
+        t.metadata
+            .insert("config".into(), serde_json::to_string(&self.config)?);
+        t.metadata
+            .insert("vocab".into(), serde_json::to_string(vocab)?);
+        Ok(t)
+    }
+
+    pub fn load_from(&mut self, t: &Tensors, path: &Path) -> Result<()> {
+        t.load_params("model.", &mut self.params_mut(), path)
+    }
+
+    /// Loads a trained model (`DIR/model.safetensors`, or a checkpoint file) with its vocabulary.
+    pub fn load(path: &Path) -> Result<(LanguageModel<f32>, Vocab)> {
+        let file = if path.is_dir() {
+            path.join(MODEL)
+        } else {
+            path.to_path_buf()
+        };
+        let t = Tensors::load(&file)?;
+        let kind = t.meta("firth", &file)?;
+        if kind != "lm-model-v1" && kind != "lm-checkpoint-v1" {
+            bail!(
+                "{} holds a {kind}, not a firth language model",
+                file.display()
+            );
+        }
+        let config: LmConfig = serde_json::from_str(t.meta("config", &file)?)
+            .with_context(|| format!("{}: bad config", file.display()))?;
+        let mut vocab: Vocab = serde_json::from_str(t.meta("vocab", &file)?)
+            .with_context(|| format!("{}: bad vocabulary", file.display()))?;
+        vocab.reindex();
+        if vocab.len() != config.vocab {
+            bail!(
+                "{}: vocabulary has {} entries but the model expects {}",
+                file.display(),
+                vocab.len(),
+                config.vocab
+            );
+        }
+        let mut model = LanguageModel::new(config, &mut Rng::new(0)).map_err(anyhow::Error::msg)?;
+        model.load_from(&t, &file)?;
+        Ok((model, vocab))
+    }
+
+    /// The id used to start a window model's history and to end generated lines.
+    pub fn pad_for(vocab: &Vocab, level: Level) -> u32 {
+        pad_id(vocab, level)
+    }
+}

@@ -1,0 +1,108 @@
+//! Whole-model gradient checks in f64 (dropout off), for every architecture.
+
+use firth_models::lm::{Arch, LanguageModel, LmConfig};
+use firth_nn::dropout::DropoutKind;
+use firth_nn::gradcheck::check_params;
+use firth_nn::Rng;
+use firth_text::Level;
+
+fn config(arch: Arch) -> LmConfig {
+    LmConfig {
+        arch,
+        level: Level::Word,
+        vocab: 7,
+        emb: 4,
+        hidden: 5,
+        layers: 1,
+        dropout: 0.0,
+        dropout_kind: DropoutKind::Standard,
+        tied: false,
+        residual: false,
+        context: 3,
+        init_range: 0.4,
+        forget_bias: 0.0,
+        rnn_sigmoid: false,
+    }
+}
+
+fn check(cfg: LmConfig) {
+    let (t, b) = (4, 2);
+    let mut model = LanguageModel::<f64>::new(cfg.clone(), &mut Rng::new(3)).unwrap();
+    let ids: Vec<u32> = vec![1, 2, 3, 0, 6, 5, 4, 4];
+    let targets: Vec<u32> = vec![2, 3, 0, 6, 5, 4, 4, 1];
+    // A non-zero starting state, as in the middle of an epoch.
+    let mut start = model.start_state(b, 2);
+    let mut warm = start.clone();
+    model.forward(&ids, &targets, t, b, &mut warm, false, &mut Rng::new(0));
+    start = if cfg.arch == Arch::Window {
+        start
+    } else {
+        warm
+    };
+    let loss = |m: &mut LanguageModel<f64>| {
+        let mut s = start.clone();
+        m.forward(&ids, &targets, t, b, &mut s, false, &mut Rng::new(0))
+    };
+    let (worst, at) = check_params(
+        &mut model,
+        |m| {
+            let l = loss(m);
+            m.backward(1.0);
+            l
+        },
+        loss,
+        200,
+    );
+    assert!(
+        worst < 1e-5,
+        "{cfg:?}: worst relative error {worst:e} at {at}"
+    );
+}
+
+#[test]
+fn lstm_lm() {
+    check(config(Arch::Lstm));
+}
+
+#[test]
+fn gru_lm() {
+    check(config(Arch::Gru));
+}
+
+#[test]
+fn rnn_lm_tanh_and_sigmoid() {
+    check(config(Arch::Rnn));
+    check(LmConfig {
+        rnn_sigmoid: true,
+        ..config(Arch::Rnn)
+    });
+}
+
+#[test]
+fn stacked_lstm_with_residual_and_tied_embeddings() {
+    check(LmConfig {
+        layers: 3,
+        ..config(Arch::Lstm)
+    });
+    check(LmConfig {
+        layers: 2,
+        residual: true,
+        ..config(Arch::Gru)
+    });
+    check(LmConfig {
+        layers: 2,
+        emb: 5,
+        tied: true,
+        ..config(Arch::Lstm)
+    });
+}
+
+#[test]
+fn window_lm() {
+    check(config(Arch::Window));
+    check(LmConfig {
+        tied: true,
+        emb: 5,
+        ..config(Arch::Window)
+    });
+}
