@@ -16,10 +16,13 @@ enum Command {
     /// Train a character LSTM on the bundled Tiny Shakespeare for about two minutes, compare it
     /// with an n-gram baseline, and print a sample.
     Quickstart(cmd::quickstart::Args),
+    /// Neural language models: train, eval, generate.
+    Lm(cmd::lm::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Quickstart(a) => cmd::quickstart::run(a),
+        Command::Lm(a) => cmd::lm::run(a),
     }
 }

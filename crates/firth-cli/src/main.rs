@@ -2,6 +2,8 @@
 
 mod cli;
 mod cmd;
+mod plot;
+mod progress;
 
 fn main() {
     if let Err(e) = cli::run() {

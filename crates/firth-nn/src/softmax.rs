@@ -6,22 +6,43 @@
 
 use crate::{dispatch, Real};
 
+/// Lanes of independent accumulators: float reductions may not be reordered by the compiler,
+/// so we keep 16 partial maxima and sums ourselves, which it then maps onto SIMD registers.
+const LANES: usize = 16;
+
 dispatch! {
     /// Turns each row of `logits` (N, V) into probabilities in place, and writes
     /// -log p(target) of each row into `nll` (N).
     pub fn softmax_rows<T: Real>(logits: &mut [T], targets: &[u32], nll: &mut [f64], v: usize) {
         for ((row, &y), out) in logits.chunks_exact_mut(v).zip(targets).zip(nll.iter_mut()) {
-            let mut m = row[0];
-            for &z in row.iter() {
-                m = m.max(z);
-            }
             let zy = row[y as usize];
+            let mut mx = [row[0]; LANES];
+            let mut chunks = row.chunks_exact(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+                }
+            }
+            let mut m = mx[0];
+            for &z in mx.iter().chain(chunks.remainder()) {
+                m = if z > m { z } else { m };
+            }
+            let mut acc = [T::ZERO; LANES];
+            let mut chunks = row.chunks_exact_mut(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    let e = (c[i] - m).exp();
+                    c[i] = e;
+                    acc[i] += e;
+                }
+            }
             let mut s = T::ZERO;
-            for z in row.iter_mut() {
+            for z in chunks.into_remainder() {
                 let e = (*z - m).exp();
                 *z = e;
                 s += e;
             }
+            let s = acc.iter().fold(s, |a, &b| a + b);
             let inv = T::ONE / s;
             for z in row.iter_mut() {
                 *z *= inv;

@@ -1,1 +1,2 @@
+pub mod lm;
 pub mod quickstart;

@@ -1,0 +1,693 @@
+//! `firth lm`: train, evaluate and sample neural language models.
+
+use crate::plot::{line_chart, Series};
+use crate::progress::Bars;
+use anyhow::{bail, Context, Result};
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use firth_models::data::Corpus;
+use firth_models::decode::{beam_search, generate, Strategy};
+use firth_models::lm::{Arch, LanguageModel, LmConfig};
+use firth_models::train::{evaluate, Limits, Summary, TrainConfig, Trainer, CHECKPOINT};
+use firth_nn::dropout::DropoutKind;
+use firth_nn::optim::OptimKind;
+use firth_nn::param::ParamSet;
+use firth_nn::Rng;
+use firth_text::Level;
+use std::path::{Path, PathBuf};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a language model by truncated backpropagation through time.
+    Train(Box<TrainArgs>),
+    /// Perplexity of a trained model on a text file.
+    Eval(EvalArgs),
+    /// Generate text from a trained model.
+    Generate(GenerateArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Preset {
+    /// Zaremba et al. (2014) "small": 2x200 LSTM, no dropout, bptt 20, batch 20, SGD lr 1
+    /// halved each epoch from epoch 5, clip 5, 13 epochs, init ±0.1.
+    PtbSmall,
+    /// Zaremba et al. "medium": 2x650 LSTM, dropout 0.5, bptt 35, batch 20, SGD lr 1 divided
+    /// by 1.2 each epoch from epoch 7, clip 5, 39 epochs, init ±0.05.
+    PtbMedium,
+    /// Character LSTM for Tiny Shakespeare, tuned for 30 minutes on two cores.
+    CharShakespeare,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum ArchArg {
+    Window,
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum LevelArg {
+    Word,
+    Char,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum OptimArg {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum DropoutArg {
+    Standard,
+    Locked,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Activation {
+    Tanh,
+    Sigmoid,
+}
+
+/// Hyperparameters are all optional here: a `--preset` fills them in, explicit flags override
+/// it, and built-in defaults fill whatever is still unset.
+#[derive(ClapArgs, Debug)]
+pub struct TrainArgs {
+    /// Training text (one sentence per line for word models).
+    #[arg(long)]
+    train: PathBuf,
+    /// Validation text; without it the last --valid-fraction of the training lines is held out.
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Test text, scored once at the end.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Output directory: model.safetensors, checkpoint.safetensors, metrics.csv, curves.svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// A documented recipe setting every hyperparameter; explicit flags override it.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// Tokens are whitespace-separated words (with <eos> per line) or Unicode characters.
+    #[arg(long, value_enum)]
+    level: Option<LevelArg>,
+    #[arg(long)]
+    layers: Option<usize>,
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Embedding size (default: --hidden).
+    #[arg(long)]
+    emb: Option<usize>,
+    /// Steps of backpropagation through time per block.
+    #[arg(long)]
+    bptt: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, value_enum)]
+    optim: Option<OptimArg>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Clip the global gradient norm to this (0 = off). The loss differentiated is summed over
+    /// the bptt steps and averaged over the batch, as in Zaremba et al.
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Clip every gradient element to ±this instead (0 = off).
+    #[arg(long)]
+    clip_value: Option<f64>,
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Standard dropout, or locked (one mask per sequence, reused at every step).
+    #[arg(long, value_enum)]
+    dropout_kind: Option<DropoutArg>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Multiply the learning rate by this each epoch from --lr-decay-start on.
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// First epoch (1-based) whose learning rate is decayed.
+    #[arg(long)]
+    lr_decay_start: Option<usize>,
+    /// Multiply the learning rate by this whenever validation perplexity does not improve.
+    #[arg(long)]
+    plateau_decay: Option<f64>,
+    /// Initialise weights uniformly in ±R.
+    #[arg(long)]
+    init_range: Option<f64>,
+    /// Added to the LSTM forget-gate bias at initialisation.
+    #[arg(long)]
+    forget_bias: Option<f64>,
+    /// Share the input embedding with the output layer (needs --emb = --hidden).
+    #[arg(long)]
+    tied: bool,
+    /// Residual connections between stacked layers.
+    #[arg(long)]
+    residual: bool,
+    /// Window model: how many previous tokens it sees.
+    #[arg(long)]
+    context: Option<usize>,
+    /// Vanilla RNN nonlinearity.
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// Columns read in parallel during evaluation (1 = the whole text as one stream).
+    #[arg(long)]
+    eval_batch: Option<usize>,
+    /// Fraction of training lines held out when --valid is not given.
+    #[arg(long, default_value_t = 0.1)]
+    valid_fraction: f64,
+    /// Stop after this many training steps in total (a checkpoint is kept; --resume goes on).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Stop after this many seconds of wall time (a checkpoint is kept).
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    /// Write a resumable checkpoint every this many steps (and at every epoch's end).
+    #[arg(long, default_value_t = 200)]
+    checkpoint_every: usize,
+    /// Continue the run saved in --out (same data and settings; --epochs may grow).
+    #[arg(long)]
+    resume: bool,
+    /// Random seed for initialisation, dropout and sampling. Runs are bit-for-bit reproducible
+    /// with --threads 1; with more threads, matrix products may sum in another order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON summary on stdout at the end.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(ClapArgs)]
+pub struct EvalArgs {
+    /// Model directory (or a .safetensors file).
+    model: PathBuf,
+    /// Text to score.
+    file: PathBuf,
+    /// Columns read in parallel (1 = the whole text as one stream, the standard setting).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 35)]
+    bptt: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ClapArgs)]
+pub struct GenerateArgs {
+    /// Model directory (or a .safetensors file).
+    model: PathBuf,
+    /// Text to continue.
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// Always take the most probable token.
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "beam"])]
+    greedy: bool,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Sample only among the K most probable tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Sample only among the most probable tokens whose probabilities add up to P.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Beam search with this many hypotheses; prints the best.
+    #[arg(long)]
+    beam: Option<usize>,
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Random seed; the same seed gives the same text.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    match a.command {
+        Command::Train(t) => train(*t).map(|_| ()),
+        Command::Eval(e) => eval(e),
+        Command::Generate(g) => generate_cmd(g),
+    }
+}
+
+/// Sets the size of the global thread pool used by the matrix products.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .ok();
+    Ok(())
+}
+
+struct Resolved {
+    model: LmConfig,
+    train: TrainConfig,
+}
+
+fn resolve(a: &TrainArgs) -> Result<Resolved> {
+    struct P {
+        arch: ArchArg,
+        level: LevelArg,
+        layers: usize,
+        hidden: usize,
+        emb: Option<usize>,
+        bptt: usize,
+        batch: usize,
+        lr: f64,
+        optim: OptimArg,
+        clip: f64,
+        dropout: f64,
+        epochs: usize,
+        lr_decay: f64,
+        lr_decay_start: usize,
+        init: f64,
+    }
+    let p = match a.preset {
+        Some(Preset::PtbSmall) => P {
+            arch: ArchArg::Lstm,
+            level: LevelArg::Word,
+            layers: 2,
+            hidden: 200,
+            emb: None,
+            bptt: 20,
+            batch: 20,
+            lr: 1.0,
+            optim: OptimArg::Sgd,
+            clip: 5.0,
+            dropout: 0.0,
+            epochs: 13,
+            lr_decay: 0.5,
+            lr_decay_start: 5,
+            init: 0.1,
+        },
+        Some(Preset::PtbMedium) => P {
+            arch: ArchArg::Lstm,
+            level: LevelArg::Word,
+            layers: 2,
+            hidden: 650,
+            emb: None,
+            bptt: 35,
+            batch: 20,
+            lr: 1.0,
+            optim: OptimArg::Sgd,
+            clip: 5.0,
+            dropout: 0.5,
+            epochs: 39,
+            lr_decay: 1.0 / 1.2,
+            lr_decay_start: 7,
+            init: 0.05,
+        },
+        Some(Preset::CharShakespeare) => P {
+            arch: ArchArg::Lstm,
+            level: LevelArg::Char,
+            layers: 2,
+            hidden: 512,
+            emb: Some(64),
+            bptt: 100,
+            batch: 32,
+            lr: 2e-3,
+            optim: OptimArg::Adam,
+            clip: 5.0,
+            dropout: 0.2,
+            epochs: 30,
+            lr_decay: 0.95,
+            lr_decay_start: 2,
+            init: 0.08,
+        },
+        None => P {
+            arch: ArchArg::Lstm,
+            level: LevelArg::Word,
+            layers: 2,
+            hidden: 200,
+            emb: None,
+            bptt: 35,
+            batch: 20,
+            lr: 1.0,
+            optim: OptimArg::Sgd,
+            clip: 5.0,
+            dropout: 0.0,
+            epochs: 10,
+            lr_decay: 1.0,
+            lr_decay_start: 0,
+            init: 0.1,
+        },
+    };
+    let optim = a.optim.unwrap_or(p.optim);
+    let lr = a.lr.unwrap_or(if optim == p.optim {
+        p.lr
+    } else if optim == OptimArg::Sgd {
+        1.0
+    } else {
+        2e-3
+    });
+    let hidden = a.hidden.unwrap_or(p.hidden);
+    let arch = a.arch.unwrap_or(p.arch);
+    let model = LmConfig {
+        arch: match arch {
+            ArchArg::Window => Arch::Window,
+            ArchArg::Rnn => Arch::Rnn,
+            ArchArg::Lstm => Arch::Lstm,
+            ArchArg::Gru => Arch::Gru,
+        },
+        level: match a.level.unwrap_or(p.level) {
+            LevelArg::Word => Level::Word,
+            LevelArg::Char => Level::Char,
+        },
+        vocab: 0,
+        emb: a.emb.or(p.emb).unwrap_or(hidden),
+        hidden,
+        layers: a.layers.unwrap_or(p.layers),
+        dropout: a.dropout.unwrap_or(p.dropout),
+        dropout_kind: match a.dropout_kind {
+            Some(DropoutArg::Locked) => DropoutKind::Locked,
+            _ => DropoutKind::Standard,
+        },
+        tied: a.tied,
+        residual: a.residual,
+        context: a.context.unwrap_or(4),
+        init_range: a.init_range.unwrap_or(p.init),
+        forget_bias: a.forget_bias.unwrap_or(0.0),
+        rnn_sigmoid: a.activation == Some(Activation::Sigmoid),
+    };
+    let train = TrainConfig {
+        epochs: a.epochs.unwrap_or(p.epochs),
+        bptt: a.bptt.unwrap_or(p.bptt),
+        batch: a.batch.unwrap_or(p.batch),
+        lr,
+        optim: match optim {
+            OptimArg::Sgd => OptimKind::Sgd,
+            OptimArg::Adam => OptimKind::Adam,
+            OptimArg::Adamw => OptimKind::AdamW,
+        },
+        weight_decay: a.weight_decay.unwrap_or(0.0),
+        clip: a.clip.unwrap_or(p.clip),
+        clip_value: a.clip_value.unwrap_or(0.0),
+        lr_decay: a.lr_decay.unwrap_or(p.lr_decay),
+        lr_decay_start: a.lr_decay_start.unwrap_or(p.lr_decay_start),
+        plateau_decay: a.plateau_decay.unwrap_or(1.0),
+        seed: a.seed,
+        eval_batch: a.eval_batch.unwrap_or(1),
+        checkpoint_every: a.checkpoint_every,
+    };
+    if train.bptt == 0 || train.batch == 0 || train.epochs == 0 {
+        bail!("--bptt, --batch and --epochs must be at least 1");
+    }
+    if !(train.lr > 0.0 && train.lr.is_finite()) {
+        bail!("--lr must be a positive number");
+    }
+    Ok(Resolved { model, train })
+}
+
+/// Trains as `firth lm train` does; returns the summary (also used by `quickstart`).
+pub fn train(a: TrainArgs) -> Result<Summary> {
+    set_threads(a.threads)?;
+    let r = resolve(&a)?;
+    let corpus = Corpus::load(
+        &a.train,
+        a.valid.as_deref(),
+        a.test.as_deref(),
+        r.model.level,
+        a.valid_fraction,
+    )?;
+    let model_cfg = LmConfig {
+        vocab: corpus.vocab.len(),
+        ..r.model
+    };
+    model_cfg.validate().map_err(anyhow::Error::msg)?;
+    let chars = model_cfg.level == Level::Char;
+    let mut trainer = if a.resume {
+        if !a.out.join(CHECKPOINT).exists() {
+            bail!(
+                "--resume: no checkpoint at {}",
+                a.out.join(CHECKPOINT).display()
+            );
+        }
+        Trainer::resume(model_cfg, r.train, corpus, &a.out)?
+    } else {
+        if a.out.join(CHECKPOINT).exists() {
+            bail!("{} already holds a training run; add --resume to continue it, or choose another --out", a.out.display());
+        }
+        Trainer::new(model_cfg, r.train, corpus, &a.out)?
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    if !a.quiet {
+        eprintln!(
+            "{:?} LM, {} layer(s) x {} hidden, emb {}, vocabulary {}, {} parameters; {} training {}",
+            trainer.model.config.arch,
+            trainer.model.config.layers,
+            trainer.model.config.hidden,
+            trainer.model.config.emb,
+            trainer.corpus.vocab.len(),
+            trainer.model.num_params(),
+            trainer.corpus.train.len(),
+            if chars { "characters" } else { "tokens" }
+        );
+    }
+    let mut bars = Bars::new(a.quiet, chars);
+    let summary = trainer.run(
+        Limits {
+            max_steps: a.max_steps,
+            max_seconds: a.max_seconds,
+        },
+        &mut bars,
+    )?;
+    drop(bars);
+    write_curves(&a.out, &trainer)?;
+    std::fs::write(
+        a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )
+    .ok();
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !a.quiet {
+        print_summary(&summary);
+    }
+    Ok(summary)
+}
+
+fn print_summary(s: &Summary) {
+    eprintln!(
+        "done: {} epoch(s), {} steps, {:.0} training tokens/s, {:.1}s wall{}",
+        s.epochs_completed,
+        s.steps,
+        s.train_tokens_per_second,
+        s.wall_seconds,
+        if s.stopped_early {
+            " (stopped early; --resume continues)"
+        } else {
+            ""
+        }
+    );
+    eprint!(
+        "valid: loss {:.4} perplexity {:.2}",
+        s.valid_loss, s.valid_perplexity
+    );
+    if let Some(b) = s.valid_bits_per_char {
+        eprint!(" bits/char {b:.4}");
+    }
+    eprintln!();
+    if let (Some(l), Some(p)) = (s.test_loss, s.test_perplexity) {
+        eprintln!("test:  loss {l:.4} perplexity {p:.2}");
+    }
+}
+
+fn write_curves(out: &Path, trainer: &Trainer) -> Result<()> {
+    let h = &trainer.progress.history;
+    if h.is_empty() {
+        return Ok(());
+    }
+    let series = vec![
+        Series {
+            name: "train".into(),
+            points: h
+                .iter()
+                .map(|r| (r.epoch as f64, r.train_perplexity))
+                .collect(),
+        },
+        Series {
+            name: "valid".into(),
+            points: h
+                .iter()
+                .map(|r| (r.epoch as f64, r.valid_perplexity))
+                .collect(),
+        },
+    ];
+    line_chart(
+        &out.join("curves.svg"),
+        "Perplexity per epoch",
+        "epoch",
+        "perplexity",
+        &series,
+        true,
+    )
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let (mut model, vocab) = LanguageModel::load(&a.model)?;
+    let level = model.config.level;
+    let text = firth_text::read_text(&a.file)?;
+    let ids = vocab
+        .encode(&text, level)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    if ids.len() < 2 {
+        bail!("{}: too little text to score", a.file.display());
+    }
+    let pad = LanguageModel::pad_for(&vocab, level);
+    let (loss, n) = evaluate(&mut model, &ids, a.batch, a.bptt, pad);
+    let bpc = (level == Level::Char).then(|| loss / std::f64::consts::LN_2);
+    if a.json {
+        let mut o = serde_json::json!({"loss": loss, "perplexity": loss.exp(), "tokens": n});
+        if let Some(b) = bpc {
+            o["bits_per_char"] = b.into();
+        }
+        println!("{o}");
+    } else {
+        print!(
+            "{}: {n} tokens, loss {loss:.4} nats/token, perplexity {:.3}",
+            a.file.display(),
+            loss.exp()
+        );
+        match bpc {
+            Some(b) => println!(", {b:.4} bits/char"),
+            None => println!(),
+        }
+    }
+    Ok(())
+}
+
+fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    set_threads(Some(1))?;
+    let (mut model, vocab) = LanguageModel::load(&a.model)?;
+    let level = model.config.level;
+    let pad = LanguageModel::pad_for(&vocab, level);
+    let prompt = match level {
+        // A word prompt is one line without its end: no <eos> after it.
+        Level::Word => {
+            let unk = vocab.get(firth_text::UNK);
+            a.prompt
+                .split_whitespace()
+                .map(|w| {
+                    vocab.get(w).or(unk).ok_or_else(|| {
+                        anyhow::anyhow!("prompt word {w:?} is not in the vocabulary")
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?
+        }
+        Level::Char => vocab
+            .encode(&a.prompt, level)
+            .map_err(|e| anyhow::anyhow!("--prompt: {e}"))?,
+    };
+    if !(a.temperature > 0.0) || !(0.0 < a.top_p && a.top_p <= 1.0) {
+        bail!("--temperature must be positive and --top-p in (0, 1]");
+    }
+    let out = match a.beam {
+        Some(b) => {
+            let beams = beam_search(&mut model, &prompt, pad, b, a.max_tokens, Some(pad));
+            beams.into_iter().next().map(|b| b.0).unwrap_or_default()
+        }
+        None => {
+            let strategy = if a.greedy {
+                Strategy::Greedy
+            } else {
+                Strategy::Sample {
+                    temperature: a.temperature,
+                    top_k: a.top_k,
+                    top_p: a.top_p,
+                }
+            };
+            generate(
+                &mut model,
+                &prompt,
+                pad,
+                a.max_tokens,
+                strategy,
+                None,
+                &mut Rng::new(a.seed),
+            )
+        }
+    };
+    let mut text = vocab.decode(&prompt, level);
+    if level == Level::Word && !text.is_empty() && !out.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(&vocab.decode(&out, level));
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+/// Builds `TrainArgs` for programmatic runs (quickstart).
+#[allow(clippy::too_many_arguments)]
+pub fn quick_args(
+    train: PathBuf,
+    out: PathBuf,
+    seconds: f64,
+    hidden: usize,
+    layers: usize,
+    emb: usize,
+    bptt: usize,
+    batch: usize,
+) -> TrainArgs {
+    TrainArgs {
+        train,
+        valid: None,
+        test: None,
+        out,
+        preset: None,
+        arch: Some(ArchArg::Lstm),
+        level: Some(LevelArg::Char),
+        layers: Some(layers),
+        hidden: Some(hidden),
+        emb: Some(emb),
+        bptt: Some(bptt),
+        batch: Some(batch),
+        lr: Some(3e-3),
+        optim: Some(OptimArg::Adam),
+        weight_decay: None,
+        clip: Some(5.0),
+        clip_value: None,
+        dropout: Some(0.0),
+        dropout_kind: None,
+        epochs: Some(100),
+        lr_decay: None,
+        lr_decay_start: None,
+        plateau_decay: None,
+        init_range: Some(0.08),
+        forget_bias: Some(1.0),
+        tied: false,
+        residual: false,
+        context: None,
+        activation: None,
+        eval_batch: Some(16),
+        valid_fraction: 0.1,
+        max_steps: None,
+        max_seconds: Some(seconds),
+        checkpoint_every: 200,
+        resume: false,
+        seed: 1,
+        threads: None,
+        json: false,
+        quiet: false,
+    }
+}

@@ -1,0 +1,91 @@
+//! Progress bars and run summaries on the terminal (stderr, so `--json` output stays clean).
+
+use firth_models::train::{EpochRecord, Observer, StepReport};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Shows one bar per epoch with tokens/s, loss, perplexity, learning rate and ETA.
+pub struct Bars {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    unit: &'static str,
+}
+
+impl Bars {
+    pub fn new(quiet: bool, chars: bool) -> Bars {
+        Bars {
+            bar: None,
+            quiet,
+            unit: if chars { "chars" } else { "tok" },
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        bar.set_position(done as u64);
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, r: &StepReport) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(r.step as u64);
+            if r.step % 10 == 0 || r.step == r.steps {
+                bar.set_message(format!(
+                    "loss {:.3} ppl {:.1} lr {:.3e} |g| {:.2} {:.0} {}/s",
+                    r.loss,
+                    r.loss.exp(),
+                    r.lr,
+                    r.grad_norm,
+                    r.tokens_per_second,
+                    self.unit
+                ));
+            }
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            eprintln!(
+                "epoch {:>3}  lr {:.4}  train ppl {:>8.2}  valid ppl {:>8.2} (loss {:.4})  {:>7.0} {}/s  {:.1}s  clipped {:.0}%",
+                r.epoch,
+                r.lr,
+                r.train_perplexity,
+                r.valid_perplexity,
+                r.valid_loss,
+                r.tokens_per_second,
+                self.unit,
+                r.seconds,
+                r.clipped_fraction * 100.0
+            );
+        }
+    }
+
+    fn note(&mut self, msg: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(msg),
+            None if !self.quiet => eprintln!("{msg}"),
+            None => {}
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
