@@ -83,7 +83,7 @@ pub struct Progress {
     pub step_in_epoch: usize,
     pub global_step: u64,
     pub lr_scale: f64,
-    pub best_valid: f64,
+    pub best_valid: Option<f64>,
     pub rng: [u64; 4],
     pub epoch_loss: f64,
     pub epoch_tokens: u64,
@@ -201,7 +201,7 @@ impl Trainer {
                 step_in_epoch: 0,
                 global_step: 0,
                 lr_scale: 1.0,
-                best_valid: f64::INFINITY,
+                best_valid: None,
                 rng: rng.state(),
                 epoch_loss: 0.0,
                 epoch_tokens: 0,
@@ -236,6 +236,11 @@ impl Trainer {
                 path.display()
             );
         }
+        let mut vocab: Vocab = serde_json::from_str(t.meta("vocab", &path)?)?;
+        vocab.reindex();
+        if vocab != corpus.vocab {
+            bail!("{}: the training file's vocabulary differs from the checkpoint's; resume with the same --train file", path.display());
+        }
         let saved: LmConfig = serde_json::from_str(t.meta("config", &path)?)
             .with_context(|| format!("{}: bad model config", path.display()))?;
         if saved != model_config {
@@ -258,11 +263,6 @@ impl Trainer {
                 serde_json::to_string(&saved_train)?,
                 serde_json::to_string(&config)?
             );
-        }
-        let mut vocab: Vocab = serde_json::from_str(t.meta("vocab", &path)?)?;
-        vocab.reindex();
-        if vocab != corpus.vocab {
-            bail!("{}: the training file's vocabulary differs from the checkpoint's; resume with the same --train file", path.display());
         }
         let mut tr = Trainer::new(model_config, config, corpus, out_dir)?;
         tr.model.load_from(&t, &path)?;
@@ -471,14 +471,14 @@ impl Trainer {
                 seconds: p.epoch_seconds,
                 clipped_fraction: p.epoch_clipped as f64 / steps as f64,
             };
-            if cfg.plateau_decay < 1.0 && valid_loss.exp() >= p.best_valid {
+            if cfg.plateau_decay < 1.0 && p.best_valid.is_some_and(|b| valid_loss.exp() >= b) {
                 p.lr_scale *= cfg.plateau_decay;
                 obs.note(&format!(
                     "validation perplexity did not improve; learning rate scaled by {}",
                     cfg.plateau_decay
                 ));
             }
-            p.best_valid = p.best_valid.min(valid_loss.exp());
+            p.best_valid = Some(p.best_valid.map_or(valid_loss.exp(), |b| b.min(valid_loss.exp())));
             p.history.push(record.clone());
             p.epoch += 1;
             p.step_in_epoch = 0;

@@ -77,8 +77,9 @@ enum Activation {
 }
 
 /// Hyperparameters are all optional here: a `--preset` fills them in, explicit flags override
-/// it, and built-in defaults fill whatever is still unset.
+/// it, and built-in defaults fill whatever is still unset. A flag given twice takes its last value.
 #[derive(ClapArgs, Debug)]
+#[command(args_override_self = true)]
 pub struct TrainArgs {
     /// Training text (one sentence per line for word models).
     #[arg(long)]
