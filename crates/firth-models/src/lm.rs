@@ -226,6 +226,31 @@ impl<T: Real> LanguageModel<T> {
         self.config.vocab
     }
 
+    /// Floating-point operations per training token (forward + backward), counting a
+    /// multiply-add as 2 and only the matrix products, which are all but a few percent of the
+    /// work. Backward costs twice the forward (input and weight gradients).
+    pub fn train_flops_per_token(&self) -> f64 {
+        let c = &self.config;
+        let (e, h, v) = (c.emb as f64, c.hidden as f64, c.vocab as f64);
+        let forward = match c.arch {
+            Arch::Window => 2.0 * (c.context as f64 * e * h) + 2.0 * h * v,
+            arch => {
+                let g = match arch {
+                    Arch::Lstm => 4.0,
+                    Arch::Gru => 3.0,
+                    _ => 1.0,
+                };
+                let mut f = 2.0 * h * v;
+                for l in 0..c.layers {
+                    let input = if l == 0 { e } else { h };
+                    f += 2.0 * (input + h) * g * h;
+                }
+                f
+            }
+        };
+        3.0 * forward
+    }
+
     /// A zero state for `batch` columns (the window model starts from a history of token 0,
     /// which callers set to `<eos>` by choosing the vocabulary order, see [`Self::start_state`]).
     pub fn new_state(&self, batch: usize) -> LmState<T> {

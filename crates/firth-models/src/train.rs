@@ -129,6 +129,8 @@ pub struct Summary {
     pub parameters: usize,
     pub train_tokens: u64,
     pub train_tokens_per_second: f64,
+    /// Matrix-product throughput of training, from [`LanguageModel::train_flops_per_token`].
+    pub train_gflops_per_second: f64,
     pub train_perplexity: Option<f64>,
     pub valid_loss: f64,
     pub valid_perplexity: f64,
@@ -478,7 +480,10 @@ impl Trainer {
                     cfg.plateau_decay
                 ));
             }
-            p.best_valid = Some(p.best_valid.map_or(valid_loss.exp(), |b| b.min(valid_loss.exp())));
+            p.best_valid = Some(
+                p.best_valid
+                    .map_or(valid_loss.exp(), |b| b.min(valid_loss.exp())),
+            );
             p.history.push(record.clone());
             p.epoch += 1;
             p.step_in_epoch = 0;
@@ -526,6 +531,9 @@ impl Trainer {
             parameters: self.model.num_params(),
             train_tokens: p.train_tokens,
             train_tokens_per_second: p.train_tokens as f64 / p.train_seconds.max(1e-9),
+            train_gflops_per_second: p.train_tokens as f64 / p.train_seconds.max(1e-9)
+                * self.model.train_flops_per_token()
+                / 1e9,
             train_perplexity: p.history.last().map(|r| r.train_perplexity),
             valid_loss,
             valid_perplexity: valid_loss.exp(),

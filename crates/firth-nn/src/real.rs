@@ -202,8 +202,21 @@ impl Real for f64 {
 /// result is always a finite normal number (σ and tanh saturate long before that).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Selects rather than f32::clamp, so NaN passes through (and is caught as a NaN loss) and
+    // the compiler emits plain vector min/max.
+    let x = if x > 88.0 {
+        88.0
+    } else if x < -87.0 {
+        -87.0
+    } else {
+        x
+    };
+    // Adding 1.5·2^23 rounds x·log2(e) to the nearest integer n and leaves n in the low
+    // mantissa bits of `j`: no float-to-int conversion, which Rust would make saturating and
+    // therefore scalar.
+    const MAGIC: f32 = 12_582_912.0;
+    let j = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = j - MAGIC;
     // r = x - n·ln2 in two parts (Cody-Waite) to keep r accurate.
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
@@ -211,7 +224,8 @@ pub fn exp_f32(x: f32) -> f32 {
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // The low bits of j are n (two's complement), so (n + 127) << 23 is 2^n as an f32.
+    let bits = j.to_bits().wrapping_add(127) << 23;
     p * f32::from_bits(bits)
 }
 
@@ -231,6 +245,7 @@ mod tests {
         }
         assert!(worst < 5e-7, "worst relative error {worst}");
         assert!(exp_f32(-1000.0) > 0.0 && exp_f32(1000.0).is_finite());
+        assert!(exp_f32(f32::NAN).is_nan());
     }
 
     #[test]
