@@ -19,6 +19,7 @@ pub mod gradcheck;
 pub mod kernels;
 pub mod linear;
 pub mod optim;
+pub mod par;
 pub mod param;
 pub mod real;
 pub mod recurrent;

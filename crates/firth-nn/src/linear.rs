@@ -68,7 +68,7 @@ pub fn affine_forward<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], i
     let n = x.len() / i;
     gemm(y, x, w, n, o, i, false, true, false);
     if let Some(b) = b {
-        kernels::add_bias(y, b);
+        crate::par::for_rows(y, o, |_, rows| kernels::add_bias(rows, b));
     }
 }
 

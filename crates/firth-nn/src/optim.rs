@@ -51,12 +51,19 @@ impl<T: Real> Optimizer<T> {
             OptimKind::Sgd => {
                 let lr = T::from_f64(lr);
                 let wd = T::from_f64(self.weight_decay);
+                let update = |w: &mut [T], g: &mut [T]| {
+                    for (w, &g) in w.iter_mut().zip(g.iter()) {
+                        *w -= lr * (g + wd * *w);
+                    }
+                };
                 for p in params.iter_mut() {
-                    p.for_each_grad(|w, g| {
-                        for (w, &g) in w.iter_mut().zip(g.iter()) {
-                            *w -= lr * (g + wd * *w);
-                        }
-                    });
+                    if p.grad_rows().is_some() {
+                        p.for_each_grad(update);
+                    } else {
+                        crate::par::for_rows2(&mut p.value, 1, &mut p.grad, 1, |_, w, g| {
+                            update(w, g)
+                        });
+                    }
                 }
             }
             OptimKind::Adam | OptimKind::AdamW => {

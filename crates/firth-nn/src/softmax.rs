@@ -65,7 +65,9 @@ pub fn softmax_cross_entropy<T: Real>(
         panic!("target id {bad} is outside a vocabulary of {v}");
     }
     nll.resize(targets.len(), 0.0);
-    softmax_rows(logits, targets, nll, v);
+    crate::par::for_rows2(logits, v, nll, 1, |first, z, out| {
+        softmax_rows(z, &targets[first..first + out.len()], out, v)
+    });
     nll.iter().sum()
 }
 
@@ -78,12 +80,14 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     scale: f64,
 ) {
     let s = T::from_f64(scale);
-    for (row, &y) in probs.chunks_exact_mut(v).zip(targets) {
-        row[y as usize] -= T::ONE;
-        for z in row.iter_mut() {
-            *z *= s;
+    crate::par::for_rows(probs, v, |first, rows| {
+        for (row, &y) in rows.chunks_exact_mut(v).zip(&targets[first..]) {
+            row[y as usize] -= T::ONE;
+            for z in row.iter_mut() {
+                *z *= s;
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,46 @@
+//! Splitting element-wise work over the thread pool.
+//!
+//! Only large buffers are split (handing work to another thread costs microseconds); each piece
+//! is a whole number of rows and every element is computed by the same code whichever thread
+//! runs it, so results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+/// Below this many elements the work stays on the calling thread.
+pub const MIN_PARALLEL: usize = 1 << 16;
+
+/// Calls `f(first_row, rows)` on pieces of `buf`, whose rows have length `row`, in parallel
+/// when the buffer is large and the pool has more than one thread.
+pub fn for_rows<T: Send>(buf: &mut [T], row: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let threads = rayon::current_num_threads();
+    let rows = buf.len() / row.max(1);
+    if threads == 1 || buf.len() < MIN_PARALLEL || rows < 2 {
+        f(0, buf);
+        return;
+    }
+    let per = rows.div_ceil(threads * 4).max(1);
+    buf.par_chunks_mut(per * row)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i * per, chunk));
+}
+
+/// Like [`for_rows`] over two buffers with the same number of rows (of lengths `ra` and `rb`).
+pub fn for_rows2<A: Send, B: Send>(
+    a: &mut [A],
+    ra: usize,
+    b: &mut [B],
+    rb: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    let rows = a.len() / ra.max(1);
+    if threads == 1 || a.len() < MIN_PARALLEL || rows < 2 {
+        f(0, a, b);
+        return;
+    }
+    let per = rows.div_ceil(threads * 4).max(1);
+    a.par_chunks_mut(per * ra)
+        .zip(b.par_chunks_mut(per * rb))
+        .enumerate()
+        .for_each(|(i, (x, y))| f(i * per, x, y));
+}
