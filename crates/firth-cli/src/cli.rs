@@ -16,10 +16,13 @@ enum Command {
     /// Train a character LSTM on the bundled Tiny Shakespeare for about two minutes, compare it
     /// with an n-gram baseline, and print a sample.
     Quickstart(cmd::quickstart::Args),
+    /// Count n-gram language models (Kneser-Ney, ARPA, binary), query them, sample from them.
+    Ngram(cmd::ngram::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Quickstart(a) => cmd::quickstart::run(a),
+        Command::Ngram(a) => cmd::ngram::run(a),
     }
 }

@@ -1,1 +1,2 @@
+pub mod ngram;
 pub mod quickstart;
