@@ -59,10 +59,13 @@ impl<R: BufRead> Lines<R> {
     /// The next line without its end, or None at the end of the file.
     fn next<'a>(&mut self, buf: &'a mut Vec<u8>) -> Result<Option<&'a str>> {
         buf.clear();
-        let n = self.r.read_until(b'\n', buf).map_err(|source| Error::Read {
-            path: self.path.clone(),
-            source,
-        })?;
+        let n = self
+            .r
+            .read_until(b'\n', buf)
+            .map_err(|source| Error::Read {
+                path: self.path.clone(),
+                source,
+            })?;
         if n == 0 {
             return Ok(None);
         }
@@ -119,7 +122,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
     // Anything before \data\ is a comment.
     loop {
         match l.next(&mut buf)? {
-            None => return Err(l.err("no \\data\\ header: this is not an ARPA file (or it is empty)")),
+            None => {
+                return Err(l.err("no \\data\\ header: this is not an ARPA file (or it is empty)"))
+            }
             Some(s) if s.trim() == "\\data\\" => break,
             Some(_) => {}
         }
@@ -137,10 +142,19 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
             let (o, c) = rest
                 .split_once('=')
                 .ok_or_else(|| l.err(format!("expected `ngram N=COUNT`, found {s:?}")))?;
-            let o: usize = o.trim().parse().map_err(|_| l.err(format!("bad order in {s:?}")))?;
-            let c: u64 = c.trim().parse().map_err(|_| l.err(format!("bad count in {s:?}")))?;
+            let o: usize = o
+                .trim()
+                .parse()
+                .map_err(|_| l.err(format!("bad order in {s:?}")))?;
+            let c: u64 = c
+                .trim()
+                .parse()
+                .map_err(|_| l.err(format!("bad count in {s:?}")))?;
             if o != declared.len() + 1 {
-                return Err(l.err(format!("expected the count of order {}, found order {o}", declared.len() + 1)));
+                return Err(l.err(format!(
+                    "expected the count of order {}, found order {o}",
+                    declared.len() + 1
+                )));
             }
             declared.push(c);
             continue;
@@ -152,7 +166,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
         return Err(l.err("the \\data\\ header declares no `ngram N=COUNT` lines"));
     }
     if n_max > MAX_ORDER {
-        return Err(l.err(format!("order {n_max} is above the supported maximum {MAX_ORDER}")));
+        return Err(l.err(format!(
+            "order {n_max} is above the supported maximum {MAX_ORDER}"
+        )));
     }
     let mut words: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
     let mut index: hash::FastMap<String, u32> = hash::FastMap::default();
@@ -166,7 +182,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
     let mut ids: Vec<u32> = Vec::with_capacity(n_max);
     for n in 1..=n_max {
         if header != format!("\\{n}-grams:") {
-            return Err(l.err(format!("expected the section header \\{n}-grams:, found {header:?}")));
+            return Err(l.err(format!(
+                "expected the section header \\{n}-grams:, found {header:?}"
+            )));
         }
         let mut table = (n > 1).then(|| TableBuilder::new(declared[n - 1] as usize));
         let mut got = 0u64;
@@ -184,10 +202,11 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
                 break s.trim().to_string();
             }
             let mut f = s.split_ascii_whitespace();
-            let prob = f
-                .next()
-                .and_then(parse_prob)
-                .ok_or_else(|| l.err(format!("expected a log10 probability at the start of {s:?}")))?;
+            let prob = f.next().and_then(parse_prob).ok_or_else(|| {
+                l.err(format!(
+                    "expected a log10 probability at the start of {s:?}"
+                ))
+            })?;
             ids.clear();
             for _ in 0..n {
                 let w = f
@@ -220,8 +239,14 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
                 }
             }
             let backoff = match f.next() {
-                Some(b) if n < n_max => parse_prob(b).ok_or_else(|| l.err(format!("bad backoff {b:?}")))?,
-                Some(b) => return Err(l.err(format!("unexpected field {b:?}: the highest order has no backoff"))),
+                Some(b) if n < n_max => {
+                    parse_prob(b).ok_or_else(|| l.err(format!("bad backoff {b:?}")))?
+                }
+                Some(b) => {
+                    return Err(l.err(format!(
+                        "unexpected field {b:?}: the highest order has no backoff"
+                    )))
+                }
                 None => 0.0,
             };
             if let Some(x) = f.next() {
@@ -258,13 +283,17 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
         header = next_header;
     }
     if header != "\\end\\" {
-        return Err(l.err(format!("expected \\end\\ after the {n_max}-grams, found {header:?}")));
+        return Err(l.err(format!(
+            "expected \\end\\ after the {n_max}-grams, found {header:?}"
+        )));
     }
     for (i, w) in ["<s>", "</s>"].iter().enumerate() {
         if !seen_special[i + 1] {
             return Err(Error::File {
                 path: shown(path),
-                msg: format!("the model has no unigram {w}; every sentence model needs <s> and </s>"),
+                msg: format!(
+                    "the model has no unigram {w}; every sentence model needs <s> and </s>"
+                ),
             });
         }
     }

@@ -123,7 +123,10 @@ impl Corpus {
         }
         progress(bytes);
         if c.word_tokens == 0 {
-            let names: Vec<String> = paths.iter().map(|p| shown(p).display().to_string()).collect();
+            let names: Vec<String> = paths
+                .iter()
+                .map(|p| shown(p).display().to_string())
+                .collect();
             return Err(Error::File {
                 path: PathBuf::from(names.join(", ")),
                 msg: "no words in the input (empty or whitespace only); give a corpus with one sentence per line".into(),
@@ -144,7 +147,13 @@ impl Corpus {
         Ok(c)
     }
 
-    fn add_line(&mut self, line: &str, opts: CorpusOptions, path: &Path, line_no: u64) -> Result<()> {
+    fn add_line(
+        &mut self,
+        line: &str,
+        opts: CorpusOptions,
+        path: &Path,
+        line_no: u64,
+    ) -> Result<()> {
         let mut err = None;
         let mut words = 0u64;
         let mut toks = std::mem::take(&mut self.tokens);
@@ -206,7 +215,11 @@ mod tests {
     #[test]
     fn reserved_words() {
         let e = Corpus::from_text("a <unk> b\n", CorpusOptions::default()).unwrap_err();
-        assert!(e.to_string().contains("<text>:1: the text contains the reserved word <unk>"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("<text>:1: the text contains the reserved word <unk>"),
+            "{e}"
+        );
         let opts = CorpusOptions {
             skip_symbols: true,
             ..Default::default()

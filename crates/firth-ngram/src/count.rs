@@ -108,7 +108,10 @@ pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawC
         start |= (BOS as u128) << (b * i);
     }
     let top = b * (n - 1);
-    let cap = ((opts.memory / 16) as usize).clamp(1 << 12, tokens.len().max(1));
+    // One more slot than there are tokens: input that fits never touches the disk.
+    let cap = ((opts.memory / 16) as usize)
+        .max(1 << 12)
+        .min(tokens.len() + 1);
     let mut buf: Vec<u128> = Vec::with_capacity(cap.min(tokens.len()));
     let mut runs: Vec<RunFile> = Vec::new();
     let mut state = start;
@@ -164,7 +167,9 @@ struct RunFile {
 
 impl RunFile {
     fn write(dir: &Path, i: usize, run: &RawCounts) -> Result<RunFile> {
-        let path = dir.join(format!("firth-ngram-{}-run{i}", std::process::id()));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("firth-ngram-{}-{seq}-run{i}", std::process::id()));
         let f = RunFile { path };
         let err = |source| Error::Write {
             path: f.path.clone(),
@@ -345,7 +350,11 @@ pub fn adjust(raw: &RawCounts, pack: &Packing) -> Vec<OrderCounts> {
             open[m] = true;
             gkey[m] = k >> (b * (n - m));
             graw[m] = c;
-            gadj[m] = if pack.rev_word(k, n, m - 1) == BOS { c } else { 1 };
+            gadj[m] = if pack.rev_word(k, n, m - 1) == BOS {
+                c
+            } else {
+                1
+            };
         }
         if valid == n {
             out[n - 1].push(k, c, None);
@@ -385,7 +394,10 @@ mod tests {
             .collect();
         let o = &oc[ids.len() - 1];
         let k = p.pack(&ids);
-        o.keys.binary_search(&k).ok().map(|i| (o.adjusted[i], o.raw(i)))
+        o.keys
+            .binary_search(&k)
+            .ok()
+            .map(|i| (o.adjusted[i], o.raw(i)))
     }
 
     #[test]
@@ -396,7 +408,10 @@ mod tests {
         assert_eq!(p.words(k, 3), [5, 7, 999]);
         assert_eq!(p.rev_word(k, 3, 0), 999);
         assert_eq!(p.words(k >> 10, 2), [7, 999]);
-        assert!(Packing::new(7, 1 << 20).unwrap_err().to_string().contains("--vocab-limit"));
+        assert!(Packing::new(7, 1 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("--vocab-limit"));
     }
 
     /// Hand-checked adjusted counts on the lecture's corpus.
@@ -438,6 +453,9 @@ mod tests {
             assert_eq!(a[o].adjusted, b[o].adjusted);
             assert_eq!(a[o].keys, c[o].keys);
         }
-        assert_eq!(a[3].adjusted.iter().sum::<u64>() * 3, c[3].adjusted.iter().sum::<u64>());
+        assert_eq!(
+            a[3].adjusted.iter().sum::<u64>() * 3,
+            c[3].adjusted.iter().sum::<u64>()
+        );
     }
 }

@@ -148,7 +148,9 @@ impl Built {
             .into_iter()
             .map(|w| self.remap[w as usize])
             .collect();
-        self.model.lookup(&ids).expect("kept n-grams are in the model")
+        self.model
+            .lookup(&ids)
+            .expect("kept n-grams are in the model")
     }
 }
 
@@ -170,10 +172,16 @@ pub fn prune_thresholds(prune: &[u64], order: usize) -> Result<Vec<u64>> {
 }
 
 /// Counts `corpus` and estimates a model. `progress` receives short stage names.
-pub fn build(corpus: &Corpus, opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Built> {
+pub fn build(
+    corpus: &Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built> {
     let n = opts.order;
     if n == 0 || n > MAX_ORDER {
-        return Err(Error::Config(format!("the order must be between 1 and {MAX_ORDER}, not {n}")));
+        return Err(Error::Config(format!(
+            "the order must be between 1 and {MAX_ORDER}, not {n}"
+        )));
     }
     let thresholds = prune_thresholds(&opts.prune, n)?;
     let pack = Packing::new(n, corpus.vocab_size())?;
@@ -361,6 +369,16 @@ fn estimate(
                 };
                 unigrams[remap[id as usize] as usize].prob = p;
             }
+            if marked[0].iter().any(|&m| m) {
+                // Words cut by the vocabulary limit are read as <unk> at query time, so <unk>
+                // takes their mass: whatever the kept words leave.
+                let kept: f64 = (0..v)
+                    .filter(|&i| i as u32 != UNK && i as u32 != BOS)
+                    .map(|i| unigrams[i].prob as f64)
+                    .sum();
+                let u = &mut unigrams[UNK as usize].prob;
+                *u = (*u as f64).max(1.0 - kept) as f32;
+            }
             counts.push(v as u64);
             for n in 2..=n_max {
                 let o = &orders[n - 1];
@@ -465,9 +483,16 @@ fn estimate(
                 }
             }
         }
-        Smoothing::AddK(kk) => {
-            estimate_add_k(pack, &orders, &marked, &remap, &mut unigrams, &mut tables, &mut counts, kk)
-        }
+        Smoothing::AddK(kk) => estimate_add_k(
+            pack,
+            &orders,
+            &marked,
+            &remap,
+            &mut unigrams,
+            &mut tables,
+            &mut counts,
+            kk,
+        ),
         Smoothing::StupidBackoff(alpha) => estimate_stupid(
             pack,
             &orders,
@@ -557,14 +582,16 @@ fn estimate_add_k(
         let lower_len = if n == 2 { v } else { tables[n - 3].slots.len() };
         // (c(h), sum_seen p, sum_seen p_lower) per context.
         let mut acc = vec![(0u64, 0f64, 0f64); lower_len];
-        let lower_prob = |tables: &Vec<TableBuilder>, unigrams: &[ProbBackoff], key: u128| -> Option<f64> {
-            if n == 2 {
-                Some(unigrams[remap[pack.rev_word(key, n, 0) as usize] as usize].prob as f64)
-            } else {
-                let l = &tables[n - 3];
-                l.find(key_hash(pack, remap, key, n, 0, n - 1)).map(|s| l.slots[s].prob as f64)
-            }
-        };
+        let lower_prob =
+            |tables: &Vec<TableBuilder>, unigrams: &[ProbBackoff], key: u128| -> Option<f64> {
+                if n == 2 {
+                    Some(unigrams[remap[pack.rev_word(key, n, 0) as usize] as usize].prob as f64)
+                } else {
+                    let l = &tables[n - 3];
+                    l.find(key_hash(pack, remap, key, n, 0, n - 1))
+                        .map(|s| l.slots[s].prob as f64)
+                }
+            };
         let ctx_slot = |tables: &Vec<TableBuilder>, key: u128| -> Option<usize> {
             if (1..n).any(|j| remap[pack.rev_word(key, n, j) as usize] == u32::MAX) {
                 return None;
@@ -585,7 +612,9 @@ fn estimate_add_k(
                 continue;
             }
             let key = o.keys[i];
-            let Some(s) = ctx_slot(tables, key) else { continue };
+            let Some(s) = ctx_slot(tables, key) else {
+                continue;
+            };
             let p = (raw_of(o, i) as f64 + k as f64) / (acc[s].0 as f64 + k as f64 * vv);
             let pl = lower_prob(tables, unigrams, key).unwrap_or(0.0);
             acc[s].1 += p;
@@ -651,8 +680,9 @@ fn estimate_stupid(
         let lower = &orders[n - 2];
         let mut ctx_count = crate::hash::FastMap::default();
         for i in 0..o.len() {
-            *ctx_count.entry(o.keys[i] & ((1u128 << (pack.bits as usize * (n - 1))) - 1)).or_insert(0u64) +=
-                raw_of(o, i);
+            *ctx_count
+                .entry(o.keys[i] & ((1u128 << (pack.bits as usize * (n - 1))) - 1))
+                .or_insert(0u64) += raw_of(o, i);
         }
         let _ = lower;
         for i in 0..o.len() {

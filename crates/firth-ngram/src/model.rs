@@ -416,7 +416,11 @@ impl Model {
         if std::str::from_utf8(s).is_err() {
             return Err("vocabulary is not UTF-8; rebuild the binary model".into());
         }
-        if self.l.vocab < 3 || self.word(UNK) != "<unk>" || self.word(BOS) != "<s>" || self.word(EOS) != "</s>" {
+        if self.l.vocab < 3
+            || self.word(UNK) != "<unk>"
+            || self.word(BOS) != "<s>"
+            || self.word(EOS) != "</s>"
+        {
             return Err("vocabulary lacks <unk>, <s>, </s> at ids 0, 1, 2".into());
         }
         for (i, &s) in self.l.slots.iter().enumerate().skip(1) {
@@ -594,10 +598,12 @@ impl Model {
         let mut line_no = 0u64;
         loop {
             buf.clear();
-            let n = r.read_until(b'\n', &mut buf).map_err(|source| Error::Read {
-                path: shown(path),
-                source,
-            })?;
+            let n = r
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| Error::Read {
+                    path: shown(path),
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
@@ -729,14 +735,18 @@ fn read_header(b: &[u8]) -> std::result::Result<Layout, String> {
     }
     let order = u64_at(16) as usize;
     if order == 0 || order > MAX_ORDER || b.len() < HEADER + 16 * order {
-        return Err(format!("binary model header has a bad order {order}; the file is corrupt"));
+        return Err(format!(
+            "binary model header has a bad order {order}; the file is corrupt"
+        ));
     }
     let vocab = u64_at(24) as usize;
     let vocab_slots = u64_at(32) as usize;
     let strings_len = u64_at(40) as usize;
     let flags = u64_at(48);
     let counts: Vec<u64> = (0..order).map(|i| u64_at(HEADER + 16 * i)).collect();
-    let slots: Vec<usize> = (0..order).map(|i| u64_at(HEADER + 16 * i + 8) as usize).collect();
+    let slots: Vec<usize> = (0..order)
+        .map(|i| u64_at(HEADER + 16 * i + 8) as usize)
+        .collect();
     if slots[0] != vocab || vocab_slots <= vocab {
         return Err("binary model header is inconsistent; the file is corrupt, rebuild it".into());
     }

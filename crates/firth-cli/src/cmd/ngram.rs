@@ -245,20 +245,32 @@ fn load(path: &Path, chars: bool) -> Result<Model> {
 
 fn open_text(file: Option<&Path>) -> Result<(Box<dyn BufRead>, PathBuf)> {
     match file {
-        None => Ok((Box::new(BufReader::new(std::io::stdin().lock())), PathBuf::from("-"))),
-        Some(p) if p == Path::new("-") => {
-            Ok((Box::new(BufReader::new(std::io::stdin().lock())), PathBuf::from("-")))
-        }
+        None => Ok((
+            Box::new(BufReader::new(std::io::stdin().lock())),
+            PathBuf::from("-"),
+        )),
+        Some(p) if p == Path::new("-") => Ok((
+            Box::new(BufReader::new(std::io::stdin().lock())),
+            PathBuf::from("-"),
+        )),
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            Ok((Box::new(BufReader::with_capacity(1 << 20, f)), p.to_path_buf()))
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok((
+                Box::new(BufReader::with_capacity(1 << 20, f)),
+                p.to_path_buf(),
+            ))
         }
     }
 }
 
 fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Result<()> {
     writeln!(out, "Perplexity including OOVs:\t{}", st.perplexity())?;
-    writeln!(out, "Perplexity excluding OOVs:\t{}", st.perplexity_excluding_oov())?;
+    writeln!(
+        out,
+        "Perplexity excluding OOVs:\t{}",
+        st.perplexity_excluding_oov()
+    )?;
     writeln!(out, "OOVs:\t{}", st.oov)?;
     writeln!(out, "Tokens:\t{}", st.tokens)
 }
@@ -280,7 +292,12 @@ fn query(q: QueryArgs) -> Result<()> {
             if w.id == 0 {
                 line_oov += 1;
             }
-            let res = write!(out, "{}={} {} {}\t", w.word, w.id, w.ngram_len, w.log10_prob).and_then(|_| {
+            let res = write!(
+                out,
+                "{}={} {} {}\t",
+                w.word, w.id, w.ngram_len, w.log10_prob
+            )
+            .and_then(|_| {
                 if w.end {
                     let r = writeln!(out, "Total: {} OOV: {}", line_total as f32, line_oov);
                     line_total = 0.0;
@@ -350,7 +367,13 @@ fn generate(g: GenerateArgs) -> Result<()> {
         let s = m.generate(&mut rng, g.temperature, g.max_len);
         let s: Vec<&str> = s
             .iter()
-            .map(|w| if m.is_chars() && w == "<sp>" { " " } else { w.as_str() })
+            .map(|w| {
+                if m.is_chars() && w == "<sp>" {
+                    " "
+                } else {
+                    w.as_str()
+                }
+            })
             .collect();
         writeln!(out, "{}", s.join(sep))?;
     }
