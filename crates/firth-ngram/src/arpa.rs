@@ -16,37 +16,85 @@ pub fn write_arpa(built: &Built, path: &Path) -> Result<()> {
 }
 
 /// Writes a built model as ARPA to any writer, n-grams in suffix order as lmplz writes them.
+/// Lines are formatted in parallel in blocks and written in order.
 pub fn write_arpa_to(built: &Built, w: &mut dyn Write) -> std::io::Result<()> {
+    use rayon::prelude::*;
     let n_max = built.pack.order;
     writeln!(w, "\\data\\")?;
     for (i, g) in built.ngrams.iter().enumerate() {
         writeln!(w, "ngram {}={}", i + 1, g.len())?;
     }
     writeln!(w)?;
-    let mut line = String::new();
+    const BLOCK: usize = 1 << 15;
     for (i, g) in built.ngrams.iter().enumerate() {
         let n = i + 1;
         writeln!(w, "\\{n}-grams:")?;
-        for &k in g {
-            let e = built.entry(n, k);
-            line.clear();
-            use std::fmt::Write as _;
-            let _ = write!(line, "{}\t", e.prob);
-            for (j, id) in built.pack.words(k, n).into_iter().enumerate() {
-                if j > 0 {
-                    line.push(' ');
-                }
-                line.push_str(&built.corpus_words[id as usize]);
+        for batch in g.chunks(BLOCK * 16) {
+            let texts: Vec<String> = batch
+                .par_chunks(BLOCK)
+                .map(|keys| format_block(built, n, n < n_max, keys))
+                .collect();
+            for t in texts {
+                w.write_all(t.as_bytes())?;
             }
-            if n < n_max {
-                let _ = write!(line, "\t{}", e.backoff);
-            }
-            line.push('\n');
-            w.write_all(line.as_bytes())?;
         }
         writeln!(w)?;
     }
     writeln!(w, "\\end\\")
+}
+
+/// Shortest round-trip decimal of `x`; zero as `0` (as KenLM writes it).
+fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
+    if x == 0.0 {
+        out.push('0');
+    } else {
+        out.push_str(fb.format(x));
+    }
+}
+
+fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> String {
+    const BATCH: usize = 16;
+    let mut out = String::with_capacity(keys.len() * (16 + 8 * n));
+    let mut fb = zmij::Buffer::new();
+    let m = &built.model;
+    let mut hashes = [0u64; BATCH];
+    let mut ids = [0u32; MAX_ORDER];
+    for batch in keys.chunks(BATCH) {
+        // Hash and prefetch the whole batch first so the table misses overlap.
+        for (h, &k) in hashes.iter_mut().zip(batch) {
+            for (j, id) in ids[..n].iter_mut().enumerate() {
+                *id = built.remap[built.pack.rev_word(k, n, n - 1 - j) as usize];
+            }
+            if n > 1 {
+                *h = hash::ngram(&ids[..n]);
+                m.prefetch(n, *h);
+            } else {
+                *h = ids[0] as u64;
+            }
+        }
+        for (&h, &k) in hashes.iter().zip(batch) {
+            let e = if n > 1 {
+                m.lookup_hash(n, h)
+            } else {
+                m.unigrams().get(h as usize).copied()
+            }
+            .expect("kept n-grams are in the model");
+            push_float(&mut out, &mut fb, e.prob);
+            out.push('\t');
+            for j in 0..n {
+                if j > 0 {
+                    out.push(' ');
+                }
+                out.push_str(&built.corpus_words[built.pack.rev_word(k, n, n - 1 - j) as usize]);
+            }
+            if with_backoff {
+                out.push('\t');
+                push_float(&mut out, &mut fb, e.backoff);
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 struct Lines<R> {

@@ -114,7 +114,12 @@ impl Corpus {
                         e.valid_up_to() + 1
                     ),
                 })?;
+                // lmplz gives a final line without a newline no </s>; so does firth, for parity.
+                let unterminated = !buf.ends_with(b"\n") && p == paths.last().unwrap();
                 c.add_line(line, opts, p, line_no)?;
+                if unterminated {
+                    c.tokens.pop();
+                }
                 if bytes - last_report > (8 << 20) {
                     last_report = bytes;
                     progress(bytes);

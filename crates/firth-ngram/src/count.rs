@@ -255,9 +255,11 @@ pub struct OrderCounts {
     /// Kneser-Ney adjusted counts: the raw count for the highest order and for n-grams that
     /// start with `<s>`, otherwise the number of distinct words seen to the left.
     pub adjusted: Vec<u64>,
-    /// Raw counts (occurrences); used by count pruning. Empty for the highest order, where they
-    /// equal `adjusted`.
+    /// Raw counts (occurrences), for pruning, add-k and stupid backoff. Empty for the highest
+    /// order, where they equal `adjusted`, and when `adjust` was asked not to keep them.
     pub raw: Vec<u64>,
+    /// Raw count of the last entry (see `last_flushed`).
+    pub last_raw: u64,
     /// The last entry was still open when the input ended. lmplz adds such n-grams to the
     /// discount statistics with their raw count instead of the adjusted one (a quirk of its
     /// final flush); [`OrderCounts::stat_count`] repeats it so discounts agree to the bit.
@@ -282,7 +284,7 @@ impl OrderCounts {
     /// The count entry `i` contributes to the discount statistics t_1..t_4.
     pub fn stat_count(&self, i: usize) -> u64 {
         if self.last_flushed && i + 1 == self.len() {
-            self.raw(i)
+            self.last_raw
         } else {
             self.adjusted[i]
         }
@@ -305,13 +307,21 @@ impl OrderCounts {
 /// long. An n-gram that starts with `<s>` cannot be extended to the left, so it keeps its raw
 /// count, as do the N-grams. Padded windows such as `<s> <s> w` only stand for the shorter
 /// n-gram `<s> w`; they are not N-grams. `<unk>` and `<s>` are added as unigrams with count 0.
-pub fn adjust(raw: &RawCounts, pack: &Packing) -> Vec<OrderCounts> {
+///
+/// Raw counts of the lower orders are kept only with `keep_raw` (pruning and the count-based
+/// smoothings need them; Kneser-Ney alone does not).
+pub fn adjust(raw: &RawCounts, pack: &Packing, keep_raw: bool) -> Vec<OrderCounts> {
     let n = pack.order;
     let b = pack.bits as usize;
     let used_bits = (b * n) as u32;
     let mut out: Vec<OrderCounts> = (0..n).map(|_| OrderCounts::default()).collect();
-    out[0].push(crate::UNK as u128, 0, (n > 1).then_some(0));
-    out[0].push(BOS as u128, 0, (n > 1).then_some(0));
+    let lower_raw = |r: u64| (keep_raw).then_some(r);
+    out[0].push(
+        crate::UNK as u128,
+        0,
+        (n > 1).then_some(0).and_then(lower_raw),
+    );
+    out[0].push(BOS as u128, 0, (n > 1).then_some(0).and_then(lower_raw));
     // Open groups for orders 1..N-1, indexed by order.
     let mut open = vec![false; n];
     let mut gkey = vec![0u128; n];
@@ -334,7 +344,7 @@ pub fn adjust(raw: &RawCounts, pack: &Packing) -> Vec<OrderCounts> {
         };
         for m in same + 1..n {
             if open[m] {
-                out[m - 1].push(gkey[m], gadj[m], Some(graw[m]));
+                out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
                 open[m] = false;
             }
         }
@@ -363,8 +373,9 @@ pub fn adjust(raw: &RawCounts, pack: &Packing) -> Vec<OrderCounts> {
     }
     for m in 1..n {
         if open[m] {
-            out[m - 1].push(gkey[m], gadj[m], Some(graw[m]));
+            out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
             out[m - 1].last_flushed = true;
+            out[m - 1].last_raw = graw[m];
         }
     }
     out
@@ -383,7 +394,7 @@ mod tests {
             ..Default::default()
         };
         let raw = count(&c.tokens, &p, &opts).unwrap();
-        let adj = adjust(&raw, &p);
+        let adj = adjust(&raw, &p, true);
         (c, p, adj)
     }
 

@@ -28,6 +28,7 @@ use crate::count::{self, CountOptions, OrderCounts, Packing};
 use crate::hash;
 use crate::model::{Entry, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
 use crate::{Error, Result, BOS, EOS, UNK};
+use rayon::prelude::*;
 use std::path::PathBuf;
 
 /// Discounts for adjusted counts 0, 1, 2, 3+ (the first is always 0).
@@ -195,7 +196,10 @@ pub fn build(
         },
     )?;
     progress("adjusting counts");
-    let orders = count::adjust(&raw, &pack);
+    let keep_raw = thresholds.iter().any(|&t| t > 0)
+        || opts.vocab_limit.is_some()
+        || !matches!(opts.smoothing, Smoothing::KneserNey);
+    let orders = count::adjust(&raw, &pack, keep_raw);
     drop(raw);
     let pruned_words = vocab_limit_mask(corpus, opts.vocab_limit);
     progress("estimating");
@@ -270,9 +274,17 @@ impl Acc {
 /// Model-id hash of a reversed corpus-id key's words `from..to` (0 = last word).
 #[inline]
 fn key_hash(pack: &Packing, remap: &[u32], key: u128, n: usize, from: usize, to: usize) -> u64 {
-    let mut h = hash::word(remap[pack.rev_word(key, n, from) as usize]);
+    // An empty remap is the identity (no word was cut): skip the indirection.
+    let id = |w: u32| {
+        if remap.is_empty() {
+            w
+        } else {
+            remap[w as usize]
+        }
+    };
+    let mut h = hash::word(id(pack.rev_word(key, n, from)));
     for i in from + 1..to {
-        h = hash::extend(h, remap[pack.rev_word(key, n, i) as usize]);
+        h = hash::extend(h, id(pack.rev_word(key, n, i)));
     }
     h
 }
@@ -332,8 +344,11 @@ fn estimate(
             words.push(corpus.words[k as usize].clone());
         }
     }
-    // Corpus words that never occur as unigrams cannot exist, but stay safe.
     let v = words.len();
+    // With no word cut, corpus ids are model ids and hashing skips the remap.
+    let identity = v == corpus.vocab_size();
+    let no_remap: Vec<u32> = Vec::new();
+    let hashmap: &[u32] = if identity { &no_remap } else { &remap };
     let mut unigrams = vec![
         ProbBackoff {
             prob: 0.0,
@@ -388,24 +403,31 @@ fn estimate(
                 let mut t = TableBuilder::new(kept);
                 // Per-context accumulators, indexed like the lower order's storage.
                 let lower_len = if n == 2 { v } else { tables[n - 3].slots.len() };
-                let mut accs = vec![Acc::default(); lower_len];
-                let mut ctx_of = vec![u32::MAX; o.len()];
-                for i in 0..o.len() {
-                    let k = o.keys[i];
-                    if (1..n).any(|j| remap[pack.rev_word(k, n, j) as usize] == u32::MAX) {
-                        continue;
-                    }
-                    let slot = if n == 2 {
-                        Some(remap[pack.rev_word(k, n, 1) as usize] as usize)
-                    } else {
-                        tables[n - 3].find(key_hash(pack, &remap, k, n, 1, n))
-                    };
-                    if let Some(s) = slot {
-                        accs[s].add(o.adjusted[i], mk[i]);
-                        ctx_of[i] = s as u32;
+                let mut accs = crate::util::huge_vec(lower_len, Acc::default());
+                // Phase A, parallel: where each n-gram's context lives in the lower order
+                // (u32::MAX when the context was pruned away).
+                let ctx_of: Vec<u32> = match tables.last() {
+                    None => (0..o.len())
+                        .into_par_iter()
+                        .map(|i| remap[pack.rev_word(o.keys[i], n, 1) as usize])
+                        .collect(),
+                    Some(l) => l.find_all(o.len(), |i| {
+                        let k = o.keys[i];
+                        if !identity
+                            && (1..n).any(|j| remap[pack.rev_word(k, n, j) as usize] == u32::MAX)
+                        {
+                            return None;
+                        }
+                        Some(key_hash(pack, hashmap, k, n, 1, n))
+                    }),
+                };
+                // Phase B: sum adjusted counts per context.
+                for (i, &c) in ctx_of.iter().enumerate() {
+                    if c != u32::MAX {
+                        accs[c as usize].add(o.adjusted[i], mk[i]);
                     }
                 }
-                // gamma(h) becomes h's backoff (linear for now).
+                // Phase C: gamma(h) becomes h's backoff (linear for now).
                 for (s, a) in accs.iter().enumerate() {
                     if a.denominator > 0 {
                         let g = a.gamma(&d);
@@ -416,27 +438,49 @@ fn estimate(
                         }
                     }
                 }
-                for i in 0..o.len() {
-                    if mk[i] {
-                        continue;
+                // Phase D, parallel: p(w | h) = (a - D(a)) / sum_h + gamma(h) p(w | h').
+                let sfx_of: Vec<u32> = match tables.last() {
+                    None => Vec::new(),
+                    Some(l) => l.find_all(o.len(), |i| {
+                        (!mk[i]).then(|| key_hash(pack, hashmap, o.keys[i], n, 0, n - 1))
+                    }),
+                };
+                let (hashes, probs): (Vec<u64>, Vec<f32>) = {
+                    let lower = tables.last();
+                    let (remap, unigrams, accs, ctx_of, sfx_of) =
+                        (&remap, &unigrams, &accs, &ctx_of, &sfx_of);
+                    (0..o.len())
+                        .into_par_iter()
+                        .filter(|&i| !mk[i])
+                        .map(|i| {
+                            let k = o.keys[i];
+                            let c = ctx_of[i] as usize;
+                            let a = &accs[c];
+                            let (gamma, suffix_p) = match lower {
+                                None => (
+                                    unigrams[c].backoff,
+                                    unigrams[remap[pack.rev_word(k, n, 0) as usize] as usize].prob,
+                                ),
+                                Some(l) => {
+                                    let sfx = sfx_of[i] as usize;
+                                    (l.slots[c].backoff, l.slots[sfx].prob)
+                                }
+                            };
+                            let p =
+                                d.apply(o.adjusted[i]) / a.denominator as f32 + gamma * suffix_p;
+                            (key_hash(pack, hashmap, k, n, 0, n), p)
+                        })
+                        .unzip()
+                };
+                drop(sfx_of);
+                drop(ctx_of);
+                drop(accs);
+                // Phase E: into the table, prefetching a few inserts ahead.
+                for (j, (&h, &p)) in hashes.iter().zip(&probs).enumerate() {
+                    if let Some(&ahead) = hashes.get(j + 8) {
+                        t.prefetch(ahead);
                     }
-                    let k = o.keys[i];
-                    let c = ctx_of[i] as usize;
-                    let a = &accs[c];
-                    let (gamma, suffix_p) = if n == 2 {
-                        (
-                            unigrams[c].backoff,
-                            unigrams[remap[pack.rev_word(k, n, 0) as usize] as usize].prob,
-                        )
-                    } else {
-                        let lower = &tables[n - 3];
-                        let sfx = lower
-                            .find(key_hash(pack, &remap, k, n, 0, n - 1))
-                            .expect("the suffix of a kept n-gram is kept");
-                        (lower.slots[c].backoff, lower.slots[sfx].prob)
-                    };
-                    let p = d.apply(o.adjusted[i]) / a.denominator as f32 + gamma * suffix_p;
-                    let (slot, _) = t.insert(key_hash(pack, &remap, k, n, 0, n));
+                    let (slot, _) = t.insert(h);
                     t.slots[slot].prob = p;
                     t.slots[slot].backoff = 1.0;
                 }
@@ -462,10 +506,10 @@ fn estimate(
             }
             for (i, t) in tables.iter_mut().enumerate() {
                 let top = i + 2 == n_max;
-                for e in t.slots.iter_mut().filter(|e| e.key != 0) {
+                t.slots.par_iter_mut().filter(|e| e.key != 0).for_each(|e| {
                     e.prob = to_log(e.prob);
                     e.backoff = if top { 0.0 } else { e.backoff.log10() };
-                }
+                });
             }
             if n_max > 1 {
                 // Backoff of n-grams ending in </s> or <unk> (never contexts): 0.

@@ -70,7 +70,7 @@ pub struct TableBuilder {
 impl TableBuilder {
     pub fn new(entries: usize) -> Self {
         TableBuilder {
-            slots: vec![Entry::default(); hash::slots_for(entries)],
+            slots: crate::util::huge_vec(hash::slots_for(entries), Entry::default()),
         }
     }
     /// Inserts `key` (or finds it) and returns its slot and whether it was already present.
@@ -96,6 +96,57 @@ impl TableBuilder {
     pub fn find(&self, key: u64) -> Option<usize> {
         find(&self.slots, key)
     }
+    /// Starts loading the home slot of `key` into cache.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        prefetch(&self.slots, key)
+    }
+    /// Finds many keys, prefetching a batch of home slots before probing any of them: the
+    /// cache misses of a batch overlap instead of queueing. `key_of(i)` gives item i's key, or
+    /// None to skip it; the result holds slot numbers, `u32::MAX` for skipped or absent keys.
+    pub fn find_all(&self, items: usize, key_of: impl Fn(usize) -> Option<u64> + Sync) -> Vec<u32> {
+        use rayon::prelude::*;
+        const BATCH: usize = 16;
+        let mut out = vec![u32::MAX; items];
+        out.par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(ci, chunk)| {
+                let base = ci * 4096;
+                let mut keys = [None; BATCH];
+                for b in (0..chunk.len()).step_by(BATCH) {
+                    let m = (chunk.len() - b).min(BATCH);
+                    for (j, k) in keys[..m].iter_mut().enumerate() {
+                        *k = key_of(base + b + j);
+                        if let Some(h) = *k {
+                            self.prefetch(h);
+                        }
+                    }
+                    for (j, k) in keys[..m].iter().enumerate() {
+                        if let Some(h) = *k {
+                            chunk[b + j] = self.find(h).map_or(u32::MAX, |s| s as u32);
+                        }
+                    }
+                }
+            });
+        out
+    }
+}
+
+#[inline]
+fn prefetch(slots: &[Entry], key: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let i = hash::home(hash::key(key), slots.len());
+        // SAFETY: prefetching is only a hint and never faults; `i` is in bounds anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                slots.as_ptr().add(i) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slots, key);
 }
 
 #[inline]
@@ -263,7 +314,7 @@ pub struct WordScore<'a> {
 
 impl Model {
     /// Lays out `parts` in memory.
-    pub fn from_parts(parts: Parts) -> Model {
+    pub fn from_parts(mut parts: Parts) -> Model {
         let vocab = parts.words.len();
         let vocab_slots = hash::slots_for(vocab);
         let strings_len: usize = parts.words.iter().map(|w| w.len()).sum();
@@ -279,7 +330,7 @@ impl Model {
             slots,
         )
         .expect("model size fits in memory");
-        let mut buf = vec![0u64; l.total / 8];
+        let mut buf = crate::util::huge_vec(l.total / 8, 0u64);
         {
             // SAFETY: a u64 buffer is valid as bytes, and the byte view covers exactly its memory.
             let bytes = unsafe {
@@ -292,9 +343,12 @@ impl Model {
                 bytes[o + 4..o + 8].copy_from_slice(&u.backoff.to_le_bytes());
                 o += 8;
             }
-            for (t, &off) in parts.tables.iter().zip(&l.tables) {
+            // Each table is dropped as soon as it is copied, so building peaks at one table
+            // over the final size, not at twice the model.
+            let tables = std::mem::take(&mut parts.tables);
+            for (t, &off) in tables.into_iter().zip(&l.tables) {
                 let mut o = off;
-                for e in t {
+                for e in &t {
                     bytes[o..o + 8].copy_from_slice(&e.key.to_le_bytes());
                     bytes[o + 8..o + 12].copy_from_slice(&e.prob.to_le_bytes());
                     bytes[o + 12..o + 16].copy_from_slice(&e.backoff.to_le_bytes());
@@ -355,6 +409,8 @@ impl Model {
             msg,
         };
         let l = read_header(&map).map_err(bad)?;
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
         if map.len() != l.total {
             return Err(bad(format!(
                 "binary model is {} bytes but its header describes {}; the file is truncated or corrupt, rebuild it with `firth ngram build --binary`",
@@ -513,6 +569,22 @@ impl Model {
             }
             _ => None,
         }
+    }
+
+    /// Starts loading the slot of the order-`n` n-gram with hash `h` (n >= 2).
+    #[inline]
+    pub fn prefetch(&self, n: usize, h: u64) {
+        prefetch(self.table(n), h)
+    }
+
+    /// Probability and backoff of the order-`n` n-gram (n >= 2) whose hash is `h`.
+    #[inline]
+    pub fn lookup_hash(&self, n: usize, h: u64) -> Option<ProbBackoff> {
+        let t = self.table(n);
+        find(t, h).map(|i| ProbBackoff {
+            prob: t[i].prob,
+            backoff: t[i].backoff,
+        })
     }
 
     /// The state at the start of a sentence: the context `<s>`.

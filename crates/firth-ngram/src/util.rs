@@ -17,9 +17,7 @@ where
     let tmp = temp_name(path);
     let file = std::fs::File::create(&tmp).map_err(wr)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let res = f(&mut w)
-        .and_then(|_| w.flush())
-        .and_then(|_| w.get_ref().sync_all().or(Ok(())));
+    let res = f(&mut w).and_then(|_| w.flush());
     drop(w);
     match res.and_then(|_| std::fs::rename(&tmp, path)) {
         Ok(()) => Ok(()),
@@ -96,4 +94,34 @@ mod tests {
         assert!(parse_size("-1G").is_err());
         assert!(parse_size("50%").unwrap() > 0);
     }
+}
+
+/// A vector of `n` copies of `value` whose memory the kernel may back with 2 MiB pages. Hash
+/// tables are probed at random; with 4 KiB pages nearly every probe of a large table also misses
+/// the TLB, which costs as much as the cache miss itself.
+pub fn huge_vec<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>());
+    v.resize(n, value);
+    v
+}
+
+/// Asks for transparent huge pages on the 2 MiB-aligned part of `[ptr, ptr + len)` (Linux only;
+/// elsewhere, or when refused, nothing changes).
+pub fn advise_huge(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize + HUGE - 1) & !(HUGE - 1);
+        let end = (ptr as usize + len) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: madvise only changes how the kernel backs pages we own; the range lies
+            // inside our allocation and MADV_HUGEPAGE never changes their contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }

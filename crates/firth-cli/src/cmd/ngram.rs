@@ -202,7 +202,8 @@ fn build(a: BuildArgs) -> Result<()> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let built = kn::build(&corpus, &opts, &mut |stage| {
-        spinner.set_message(format!("{stage} ({:.1}s)", t0.elapsed().as_secs_f64()))
+        eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64());
+        spinner.set_message(stage.to_string());
     })?;
     spinner.finish_and_clear();
     drop(corpus);
@@ -212,10 +213,20 @@ fn build(a: BuildArgs) -> Result<()> {
         }
     }
     if let Some(p) = &a.arpa {
+        eprintln!(
+            "{:>7.2}s writing {}",
+            t0.elapsed().as_secs_f64(),
+            p.display()
+        );
         arpa::write_arpa(&built, p)?;
     }
     let size = built.model.size_bytes();
     if let Some(p) = &a.binary {
+        eprintln!(
+            "{:>7.2}s writing {}",
+            t0.elapsed().as_secs_f64(),
+            p.display()
+        );
         let model = built.model.with_chars(a.chars);
         model.write_binary(p)?;
     }
