@@ -254,6 +254,37 @@ impl Layout {
 pub struct Model {
     backing: Backing,
     l: Layout,
+    /// Where each section starts, resolved once: the query path indexes these directly.
+    p: Sections,
+}
+
+/// Start pointers of a model's sections. They point into `Model::backing`, whose bytes never
+/// move (a heap buffer or a mapping), and are valid for the lengths in `Model::l`.
+#[derive(Clone, Copy)]
+struct Sections {
+    unigrams: *const ProbBackoff,
+    tables: [*const Entry; MAX_ORDER],
+    vocab: *const VocabSlot,
+    offsets: *const u64,
+    strings: *const u8,
+}
+
+// SAFETY: a Model is immutable after construction; the pointers only alias its own read-only
+// bytes, so sharing or sending it between threads is as safe as sharing a `&[u8]`.
+unsafe impl Send for Model {}
+// SAFETY: as above, all access through the pointers is read-only.
+unsafe impl Sync for Model {}
+
+impl Sections {
+    fn empty() -> Sections {
+        Sections {
+            unigrams: std::ptr::null(),
+            tables: [std::ptr::null(); MAX_ORDER],
+            vocab: std::ptr::null(),
+            offsets: std::ptr::null(),
+            strings: std::ptr::null(),
+        }
+    }
 }
 
 /// The history a word is scored in: up to N-1 previous words (most recent first) and their
@@ -386,10 +417,27 @@ impl Model {
             }
             bytes[o..o + 8].copy_from_slice(&so.to_le_bytes());
         }
-        Model {
-            backing: Backing::Owned(buf),
+        Model::new(Backing::Owned(buf), l)
+    }
+
+    fn new(backing: Backing, l: Layout) -> Model {
+        let mut m = Model {
+            backing,
             l,
+            p: Sections::empty(),
+        };
+        // Resolve (and bounds- and alignment-check) every section once.
+        let l = &m.l;
+        let mut p = Sections::empty();
+        p.unigrams = m.slice::<ProbBackoff>(l.unigrams, l.vocab).as_ptr();
+        for n in 2..=l.order {
+            p.tables[n - 2] = m.slice::<Entry>(l.tables[n - 2], l.slots[n - 1]).as_ptr();
         }
+        p.vocab = m.slice::<VocabSlot>(l.vocab_table, l.vocab_slots).as_ptr();
+        p.offsets = m.slice::<u64>(l.offsets, l.vocab + 1).as_ptr();
+        p.strings = m.bytes()[l.strings..l.strings + l.strings_len].as_ptr();
+        m.p = p;
+        m
     }
 
     /// Maps a binary model file. Validates the header and the size; the tables are used in place.
@@ -418,10 +466,7 @@ impl Model {
                 l.total
             )));
         }
-        let m = Model {
-            backing: Backing::Mapped(map),
-            l,
-        };
+        let m = Model::new(Backing::Mapped(map), l);
         m.check_vocab().map_err(bad)?;
         Ok(m)
     }
@@ -519,27 +564,42 @@ impl Model {
         self.l.total
     }
 
+    #[inline]
     pub fn unigrams(&self) -> &[ProbBackoff] {
-        self.slice(self.l.unigrams, self.l.vocab)
+        // SAFETY: resolved and checked in `Model::new`; lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.p.unigrams, self.l.vocab) }
     }
 
     /// The hash table of order `n` (2..=N).
+    #[inline]
     pub fn table(&self, n: usize) -> &[Entry] {
-        self.slice(self.l.tables[n - 2], self.l.slots[n - 1])
+        assert!((2..=self.l.order).contains(&n));
+        // SAFETY: resolved and checked in `Model::new` for every order 2..=N.
+        unsafe { std::slice::from_raw_parts(self.p.tables[n - 2], self.l.slots[n - 1]) }
+    }
+
+    #[inline]
+    fn word_bytes(&self, id: u32) -> &[u8] {
+        // SAFETY: offsets were resolved in `Model::new`; `check_vocab` (mapped files) or
+        // construction (built models) guarantees they are non-decreasing and in bounds.
+        unsafe {
+            let offs = std::slice::from_raw_parts(self.p.offsets, self.l.vocab + 1);
+            let (a, b) = (offs[id as usize] as usize, offs[id as usize + 1] as usize);
+            std::slice::from_raw_parts(self.p.strings.add(a), b - a)
+        }
     }
 
     /// The word with id `id`.
     pub fn word(&self, id: u32) -> &str {
-        let offs: &[u64] = self.slice(self.l.offsets, self.l.vocab + 1);
-        let (a, b) = (offs[id as usize] as usize, offs[id as usize + 1] as usize);
-        let s = &self.bytes()[self.l.strings + a..self.l.strings + b];
+        assert!((id as usize) < self.l.vocab);
         // Checked to be UTF-8 at load; a word's bytes are whole (offsets come from whole words).
-        std::str::from_utf8(s).unwrap_or("<bad>")
+        std::str::from_utf8(self.word_bytes(id)).unwrap_or("<bad>")
     }
 
     /// The id of `w`, or `<unk>`'s id 0 when it is not in the vocabulary.
     pub fn word_id(&self, w: &str) -> u32 {
-        let slots: &[VocabSlot] = self.slice(self.l.vocab_table, self.l.vocab_slots);
+        // SAFETY: resolved and checked in `Model::new`.
+        let slots = unsafe { std::slice::from_raw_parts(self.p.vocab, self.l.vocab_slots) };
         let k = hash::string(w.as_bytes());
         let n = slots.len();
         let mut i = hash::home(k, n);
@@ -548,7 +608,8 @@ impl Model {
             if s.key == 0 {
                 return UNK;
             }
-            if s.key == k && self.word(s.id) == w {
+            if s.key == k && (s.id as usize) < self.l.vocab && self.word_bytes(s.id) == w.as_bytes()
+            {
                 return s.id;
             }
             i = if i + 1 == n { 0 } else { i + 1 };
@@ -587,6 +648,25 @@ impl Model {
         })
     }
 
+    /// Prefetches the slots of every n-gram ending in the last word of `sentence` (word ids
+    /// after the implicit `<s>`), up to the model's order.
+    #[inline]
+    pub fn prefetch_ngrams(&self, sentence: &[u32]) {
+        let Some((&w, ctx)) = sentence.split_last() else {
+            return;
+        };
+        let mut h = hash::word(w);
+        let mut k = 0;
+        for &c in ctx.iter().rev().chain(std::iter::once(&BOS)) {
+            if k + 2 > self.order() {
+                break;
+            }
+            h = hash::extend(h, c);
+            prefetch(self.table(k + 2), h);
+            k += 1;
+        }
+    }
+
     /// The state at the start of a sentence: the context `<s>`.
     pub fn begin_state(&self) -> State {
         let mut s = self.null_state();
@@ -617,12 +697,19 @@ impl Model {
         let mut matched = 1;
         out.words[0] = word;
         out.backoffs[0] = uni.backoff;
+        // Hash every candidate n-gram and prefetch all their slots before probing any: the
+        // probes of one word then overlap their cache misses.
+        let mut hashes = [0u64; MAX_ORDER];
         let mut h = hash::word(word);
+        for k in 0..state.len {
+            h = hash::extend(h, state.words[k]);
+            hashes[k] = h;
+            prefetch(self.table(k + 2), h);
+        }
         let mut k = 0;
         while k < state.len {
-            h = hash::extend(h, state.words[k]);
             let t = self.table(k + 2);
-            match find(t, h) {
+            match find(t, hashes[k]) {
                 Some(i) => {
                     prob = t[i].prob;
                     matched = k + 2;
@@ -668,6 +755,8 @@ impl Model {
         let mut st = PplStats::default();
         let mut buf = Vec::new();
         let mut line_no = 0u64;
+        let mut ids: Vec<u32> = Vec::new();
+        let mut words: Vec<String> = Vec::new();
         loop {
             buf.clear();
             let n = r
@@ -688,11 +777,27 @@ impl Model {
                     e.valid_up_to() + 1
                 ),
             })?;
+            ids.clear();
+            words.clear();
+            let want_words = each.is_some();
+            crate::corpus::for_each_token(line, chars, |w| {
+                ids.push(self.word_id(w));
+                if want_words {
+                    words.push(w.to_string());
+                }
+            });
+            ids.push(EOS);
             let mut s = self.begin_state();
             let mut o = s;
-            let mut one = |w: &str, id: u32, end: bool, s: &mut State, o: &mut State| {
-                let (p, len) = self.score(s, id, o);
-                std::mem::swap(s, o);
+            for i in 0..ids.len() {
+                // The next word's n-grams depend only on the words, not on this word's result:
+                // fetch their slots now so they arrive while this word is scored.
+                if i + 1 < ids.len() {
+                    self.prefetch_ngrams(&ids[..i + 2]);
+                }
+                let id = ids[i];
+                let (p, len) = self.score(&s, id, &mut o);
+                std::mem::swap(&mut s, &mut o);
                 st.tokens += 1;
                 st.log10_prob += p as f64;
                 if id == UNK {
@@ -700,20 +805,16 @@ impl Model {
                     st.log10_prob_oov += p as f64;
                 }
                 if let Some(f) = each.as_mut() {
+                    let end = i + 1 == ids.len();
                     f(WordScore {
-                        word: w,
+                        word: if end { "</s>" } else { &words[i] },
                         id,
                         ngram_len: len,
                         log10_prob: p,
                         end,
                     });
                 }
-            };
-            crate::corpus::for_each_token(line, chars, |w| {
-                let id = self.word_id(w);
-                one(w, id, false, &mut s, &mut o);
-            });
-            one("</s>", EOS, true, &mut s, &mut o);
+            }
             st.sentences += 1;
         }
         Ok(st)
