@@ -178,6 +178,35 @@ pub fn build(
     opts: &BuildOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Built> {
+    let counted = count_stage(corpus, opts, progress)?;
+    progress("estimating");
+    estimate(corpus, counted, opts)
+}
+
+/// As [`build`], but frees the corpus's token stream as soon as it is counted.
+pub fn build_owned(
+    mut corpus: Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built> {
+    let counted = count_stage(&corpus, opts, progress)?;
+    corpus.tokens = Vec::new();
+    progress("estimating");
+    estimate(&corpus, counted, opts)
+}
+
+struct Counted {
+    pack: Packing,
+    thresholds: Vec<u64>,
+    orders: Vec<OrderCounts>,
+    pruned_words: Option<Vec<bool>>,
+}
+
+fn count_stage(
+    corpus: &Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Counted> {
     let n = opts.order;
     if n == 0 || n > MAX_ORDER {
         return Err(Error::Config(format!(
@@ -202,8 +231,12 @@ pub fn build(
     let orders = count::adjust(&raw, &pack, keep_raw);
     drop(raw);
     let pruned_words = vocab_limit_mask(corpus, opts.vocab_limit);
-    progress("estimating");
-    estimate(corpus, &pack, orders, &thresholds, pruned_words, opts)
+    Ok(Counted {
+        pack,
+        thresholds,
+        orders,
+        pruned_words,
+    })
 }
 
 /// Which corpus ids fall outside the vocabulary limit.
@@ -289,14 +322,14 @@ fn key_hash(pack: &Packing, remap: &[u32], key: u128, n: usize, from: usize, to:
     h
 }
 
-fn estimate(
-    corpus: &Corpus,
-    pack: &Packing,
-    orders: Vec<OrderCounts>,
-    thresholds: &[u64],
-    pruned_words: Option<Vec<bool>>,
-    opts: &BuildOptions,
-) -> Result<Built> {
+fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Built> {
+    let Counted {
+        pack,
+        thresholds,
+        mut orders,
+        pruned_words,
+    } = counted;
+    let (pack, thresholds) = (&pack, &thresholds[..]);
     let n_max = pack.order;
     let pruning = pruned_words.is_some() || thresholds.iter().any(|&t| t > 0);
     let marked: Vec<Vec<bool>> = if pruning {
@@ -473,6 +506,8 @@ fn estimate(
                         .unzip()
                 };
                 drop(sfx_of);
+                // This order's adjusted counts are spent; only its keys are still needed.
+                orders[n - 1].adjusted = Vec::new();
                 drop(ctx_of);
                 drop(accs);
                 // Phase E: into the table, prefetching a few inserts ahead.
@@ -549,16 +584,20 @@ fn estimate(
         ),
     }
 
+    // The kept keys move into the result (filtered in place only when something was pruned).
     let ngrams = orders
-        .iter()
+        .into_iter()
         .zip(&marked)
         .map(|(o, m)| {
-            o.keys
-                .iter()
-                .zip(m)
-                .filter(|(_, &m)| !m)
-                .map(|(&k, _)| k)
-                .collect()
+            let mut keys = o.keys;
+            if m.iter().any(|&x| x) {
+                let mut i = 0;
+                keys.retain(|_| {
+                    i += 1;
+                    !m[i - 1]
+                });
+            }
+            keys
         })
         .collect();
     let parts = Parts {

@@ -378,12 +378,21 @@ impl Model {
             // over the final size, not at twice the model.
             let tables = std::mem::take(&mut parts.tables);
             for (t, &off) in tables.into_iter().zip(&l.tables) {
-                let mut o = off;
-                for e in &t {
+                #[cfg(target_endian = "little")]
+                {
+                    // SAFETY: Entry is repr(C) of u64, f32, f32 (16 bytes, no padding), so its
+                    // bytes on a little-endian machine are exactly the file's encoding.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(t.as_ptr() as *const u8, t.len() * 16)
+                    };
+                    bytes[off..off + src.len()].copy_from_slice(src);
+                }
+                #[cfg(not(target_endian = "little"))]
+                for (j, e) in t.iter().enumerate() {
+                    let o = off + 16 * j;
                     bytes[o..o + 8].copy_from_slice(&e.key.to_le_bytes());
                     bytes[o + 8..o + 12].copy_from_slice(&e.prob.to_le_bytes());
                     bytes[o + 12..o + 16].copy_from_slice(&e.backoff.to_le_bytes());
-                    o += 16;
                 }
             }
             let mut vs = vec![VocabSlot::default(); vocab_slots];

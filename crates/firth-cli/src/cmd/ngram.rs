@@ -201,12 +201,11 @@ fn build(a: BuildArgs) -> Result<()> {
     };
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let built = kn::build(&corpus, &opts, &mut |stage| {
+    let built = kn::build_owned(corpus, &opts, &mut |stage| {
         eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64());
         spinner.set_message(stage.to_string());
     })?;
     spinner.finish_and_clear();
-    drop(corpus);
     if matches!(smoothing, Smoothing::KneserNey) {
         for (i, (d, n)) in built.discounts.iter().zip(built.model.counts()).enumerate() {
             eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
