@@ -112,7 +112,7 @@ impl<R: BufRead> Lines<R> {
             .read_until(b'\n', buf)
             .map_err(|source| Error::Read {
                 path: self.path.clone(),
-                source,
+                err: source,
             })?;
         if n == 0 {
             return Ok(None);
@@ -154,7 +154,7 @@ fn parse_prob(s: &str) -> Option<f32> {
 pub fn read_arpa(path: &Path) -> Result<Model> {
     let file = std::fs::File::open(path).map_err(|source| Error::Read {
         path: shown(path),
-        source,
+        err: source,
     })?;
     read_arpa_from(BufReader::with_capacity(1 << 20, file), path)
 }

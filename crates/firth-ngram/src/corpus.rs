@@ -48,7 +48,7 @@ pub fn for_each_token(line: &str, chars: bool, mut f: impl FnMut(&str)) {
             }
         }
     } else {
-        for t in line.split(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\0')) {
+        for t in line.split([' ', '\t', '\n', '\r', '\0']) {
             if !t.is_empty() {
                 f(t)
             }
@@ -87,7 +87,7 @@ impl Corpus {
         for p in paths {
             let rd = |source| Error::Read {
                 path: shown(p),
-                source,
+                err: source,
             };
             let inner: Box<dyn Read> = if p == Path::new("-") {
                 Box::new(std::io::stdin().lock())

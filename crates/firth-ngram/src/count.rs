@@ -173,7 +173,7 @@ impl RunFile {
         let f = RunFile { path };
         let err = |source| Error::Write {
             path: f.path.clone(),
-            source,
+            err: source,
         };
         let file = std::fs::File::create(&f.path).map_err(err)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -208,7 +208,7 @@ impl RunReader {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(source) => Err(Error::Read {
                 path: self.path.clone(),
-                source,
+                err: source,
             }),
         }
     }
@@ -219,7 +219,7 @@ fn merge(runs: Vec<RunFile>) -> Result<RawCounts> {
     for f in &runs {
         let file = std::fs::File::open(&f.path).map_err(|source| Error::Read {
             path: f.path.clone(),
-            source,
+            err: source,
         })?;
         readers.push(RunReader {
             r: BufReader::with_capacity(1 << 20, file),

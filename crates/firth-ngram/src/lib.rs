@@ -19,6 +19,9 @@
 //! 5. [`model`]: that structure *is* the binary file: building, ARPA loading and `mmap` loading all
 //!    end in the same bytes, so querying has one code path.
 
+// Index loops over parallel arrays (keys, counts, marks) read better than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 pub mod arpa;
 pub mod corpus;
 pub mod count;
@@ -36,16 +39,11 @@ use std::path::PathBuf;
 /// Everything that can go wrong, each with the file and, where there is one, the line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message (not a `source`), so it is printed once.
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("cannot write {path}: {err}")]
+    Write { path: PathBuf, err: std::io::Error },
     #[error("{path}:{line}: {msg}")]
     Format {
         path: PathBuf,

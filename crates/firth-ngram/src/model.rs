@@ -453,13 +453,13 @@ impl Model {
     pub fn load_binary(path: &Path) -> Result<Model> {
         let file = std::fs::File::open(path).map_err(|source| Error::Read {
             path: shown(path),
-            source,
+            err: source,
         })?;
         // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
         // or rewrites it while mapped (firth itself only ever replaces files by rename).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Read {
             path: shown(path),
-            source,
+            err: source,
         })?;
         let bad = |msg: String| Error::File {
             path: shown(path),
@@ -665,14 +665,12 @@ impl Model {
             return;
         };
         let mut h = hash::word(w);
-        let mut k = 0;
-        for &c in ctx.iter().rev().chain(std::iter::once(&BOS)) {
+        for (k, &c) in ctx.iter().rev().chain(std::iter::once(&BOS)).enumerate() {
             if k + 2 > self.order() {
                 break;
             }
             h = hash::extend(h, c);
             prefetch(self.table(k + 2), h);
-            k += 1;
         }
     }
 
@@ -772,7 +770,7 @@ impl Model {
                 .read_until(b'\n', &mut buf)
                 .map_err(|source| Error::Read {
                     path: shown(path),
-                    source,
+                    err: source,
                 })?;
             if n == 0 {
                 break;
@@ -941,7 +939,7 @@ pub fn is_binary(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|source| Error::Read {
         path: shown(path),
-        source,
+        err: source,
     })?;
     let mut m = [0u8; 8];
     let mut got = 0;
@@ -952,7 +950,7 @@ pub fn is_binary(path: &Path) -> Result<bool> {
             Err(source) => {
                 return Err(Error::Read {
                     path: shown(path),
-                    source,
+                    err: source,
                 })
             }
         }

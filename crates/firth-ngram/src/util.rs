@@ -12,7 +12,7 @@ where
 {
     let wr = |source| Error::Write {
         path: path.to_path_buf(),
-        source,
+        err: source,
     };
     let tmp = temp_name(path);
     let file = std::fs::File::create(&tmp).map_err(wr)?;
@@ -54,7 +54,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         _ => (t, 1),
     };
     let v: f64 = num.parse().map_err(|_| bad())?;
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         return Err(bad());
     }
     Ok((v * mult as f64) as u64)
@@ -79,20 +79,6 @@ pub fn shown(path: &Path) -> PathBuf {
         PathBuf::from("<stdin>")
     } else {
         path.to_path_buf()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("-1G").is_err());
-        assert!(parse_size("50%").unwrap() > 0);
     }
 }
 
@@ -124,4 +110,18 @@ pub fn advise_huge(ptr: *mut u8, len: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("50%").unwrap() > 0);
+    }
 }

@@ -115,7 +115,7 @@ fn broken_arpa_files() {
     let e = model_err(&d, "cut.arpa", cut.as_bytes());
     assert!(e.contains("cut.arpa:") && e.contains("truncated"), "{e}");
     // Cut inside a line: that line is reported.
-    let e = model_err(&d, "cut2.arpa", good[..good.len() * 3 / 4 - 3].as_bytes());
+    let e = model_err(&d, "cut2.arpa", &good.as_bytes()[..good.len() * 3 / 4 - 3]);
     assert!(e.contains("cut2.arpa:"), "{e}");
     // Wrong count in the header.
     let lines: Vec<&str> = good.lines().collect();
