@@ -434,9 +434,12 @@ fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Bu
                 let d = discounts[n - 1];
                 let kept = mk.iter().filter(|&&m| !m).count();
                 let mut t = TableBuilder::new(kept);
-                // Per-context accumulators, indexed like the lower order's storage.
-                let lower_len = if n == 2 { v } else { tables[n - 3].slots.len() };
-                let mut accs = crate::util::huge_vec(lower_len, Acc::default());
+                if o.len() > u32::MAX as usize {
+                    return Err(Error::Config(format!(
+                        "{} distinct {n}-grams: more than firth's per-order limit of 2^32",
+                        o.len()
+                    )));
+                }
                 // Phase A, parallel: where each n-gram's context lives in the lower order
                 // (u32::MAX when the context was pruned away).
                 let ctx_of: Vec<u32> = match tables.last() {
@@ -454,23 +457,44 @@ fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Bu
                         Some(key_hash(pack, hashmap, k, n, 1, n))
                     }),
                 };
-                // Phase B: sum adjusted counts per context.
-                for (i, &c) in ctx_of.iter().enumerate() {
-                    if c != u32::MAX {
-                        accs[c as usize].add(o.adjusted[i], mk[i]);
+                // Phase B: group the n-grams by context (sort (context slot, index) pairs; 8
+                // bytes per n-gram instead of an accumulator per lower-order slot), sum each
+                // context's adjusted counts, and (phase C) write gamma(h) as h's backoff
+                // (linear for now). Each n-gram keeps its context's denominator as f32, the
+                // precision lmplz divides by.
+                let mut by_ctx: Vec<u64> = ctx_of
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c != u32::MAX)
+                    .map(|(i, &c)| ((c as u64) << 32) | i as u64)
+                    .collect();
+                by_ctx.par_sort_unstable();
+                let mut den_of = vec![0f32; o.len()];
+                let mut j = 0;
+                while j < by_ctx.len() {
+                    let c = (by_ctx[j] >> 32) as usize;
+                    let mut acc = Acc::default();
+                    let mut e = j;
+                    while e < by_ctx.len() && (by_ctx[e] >> 32) as usize == c {
+                        let i = (by_ctx[e] & 0xffff_ffff) as usize;
+                        acc.add(o.adjusted[i], mk[i]);
+                        e += 1;
                     }
-                }
-                // Phase C: gamma(h) becomes h's backoff (linear for now).
-                for (s, a) in accs.iter().enumerate() {
-                    if a.denominator > 0 {
-                        let g = a.gamma(&d);
+                    if acc.denominator > 0 {
+                        let g = acc.gamma(&d);
                         if n == 2 {
-                            unigrams[s].backoff = g;
+                            unigrams[c].backoff = g;
                         } else {
-                            tables[n - 3].slots[s].backoff = g;
+                            tables[n - 3].slots[c].backoff = g;
                         }
                     }
+                    let den = acc.denominator as f32;
+                    for &x in &by_ctx[j..e] {
+                        den_of[(x & 0xffff_ffff) as usize] = den;
+                    }
+                    j = e;
                 }
+                drop(by_ctx);
                 // Phase D, parallel: p(w | h) = (a - D(a)) / sum_h + gamma(h) p(w | h').
                 let sfx_of: Vec<u32> = match tables.last() {
                     None => Vec::new(),
@@ -480,15 +504,14 @@ fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Bu
                 };
                 let (hashes, probs): (Vec<u64>, Vec<f32>) = {
                     let lower = tables.last();
-                    let (remap, unigrams, accs, ctx_of, sfx_of) =
-                        (&remap, &unigrams, &accs, &ctx_of, &sfx_of);
+                    let (remap, unigrams, den_of, ctx_of, sfx_of) =
+                        (&remap, &unigrams, &den_of, &ctx_of, &sfx_of);
                     (0..o.len())
                         .into_par_iter()
                         .filter(|&i| !mk[i])
                         .map(|i| {
                             let k = o.keys[i];
                             let c = ctx_of[i] as usize;
-                            let a = &accs[c];
                             let (gamma, suffix_p) = match lower {
                                 None => (
                                     unigrams[c].backoff,
@@ -499,8 +522,7 @@ fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Bu
                                     (l.slots[c].backoff, l.slots[sfx].prob)
                                 }
                             };
-                            let p =
-                                d.apply(o.adjusted[i]) / a.denominator as f32 + gamma * suffix_p;
+                            let p = d.apply(o.adjusted[i]) / den_of[i] + gamma * suffix_p;
                             (key_hash(pack, hashmap, k, n, 0, n), p)
                         })
                         .unzip()
@@ -509,7 +531,7 @@ fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Bu
                 // This order's adjusted counts are spent; only its keys are still needed.
                 orders[n - 1].adjusted = Vec::new();
                 drop(ctx_of);
-                drop(accs);
+                drop(den_of);
                 // Phase E: into the table, prefetching a few inserts ahead.
                 for (j, (&h, &p)) in hashes.iter().zip(&probs).enumerate() {
                     if let Some(&ahead) = hashes.get(j + 8) {

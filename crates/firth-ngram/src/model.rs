@@ -361,7 +361,10 @@ impl Model {
             slots,
         )
         .expect("model size fits in memory");
-        let mut buf = crate::util::huge_vec(l.total / 8, 0u64);
+        // Zeroed pages are only touched as sections are copied in (and tables are freed as
+        // they go), so this buffer does not add a whole model to the peak.
+        let mut buf = vec![0u64; l.total / 8];
+        crate::util::advise_huge(buf.as_mut_ptr() as *mut u8, buf.len() * 8);
         {
             // SAFETY: a u64 buffer is valid as bytes, and the byte view covers exactly its memory.
             let bytes = unsafe {
