@@ -18,11 +18,14 @@ enum Command {
     Quickstart(cmd::quickstart::Args),
     /// Neural language models: train, eval, generate.
     Lm(cmd::lm::Args),
+    /// Count n-gram language models (Kneser-Ney, ARPA, binary), query them, sample from them.
+    Ngram(cmd::ngram::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Quickstart(a) => cmd::quickstart::run(a),
         Command::Lm(a) => cmd::lm::run(a),
+        Command::Ngram(a) => cmd::ngram::run(a),
     }
 }

@@ -1,2 +1,3 @@
 pub mod lm;
+pub mod ngram;
 pub mod quickstart;

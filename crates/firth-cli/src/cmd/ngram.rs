@@ -1,0 +1,391 @@
+//! `firth ngram`: build, query and sample count language models (the CLI is a thin layer over
+//! `firth_ngram`).
+
+use anyhow::{bail, Context, Result};
+use firth_ngram::kn::{self, BuildOptions, Discount, Smoothing};
+use firth_ngram::model::{Model, Rng};
+use firth_ngram::{arpa, Corpus, CorpusOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Count a corpus (one sentence per line) and estimate a model, like KenLM's lmplz.
+    Build(BuildArgs),
+    /// Score text word by word, like KenLM's query: log10 probability, n-gram length, OOVs.
+    Query(QueryArgs),
+    /// Perplexity of a text, with and without OOVs.
+    Ppl(PplArgs),
+    /// Sample sentences from a model.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// Order of the model (lmplz -o).
+    #[arg(short = 'o', long)]
+    order: usize,
+    /// Write the model as ARPA text here.
+    #[arg(long)]
+    arpa: Option<PathBuf>,
+    /// Write the model in firth's binary format here (loads by mmap).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Memory for the counting buffer, e.g. 500M, 2G, 40% (lmplz -S); runs spill to --temp-dir.
+    #[arg(short = 'S', long, default_value = "1G")]
+    memory: String,
+    /// Directory for spilled sorted runs (lmplz -T).
+    #[arg(short = 'T', long)]
+    temp_dir: Option<PathBuf>,
+    /// Use fixed discounts (default 0.5 1 1.5) where the closed-form Kneser-Ney estimate fails.
+    #[arg(long, num_args = 0..=3, value_name = "D")]
+    discount_fallback: Option<Vec<f32>>,
+    /// Prune n-grams with count at most the threshold, one value per order, last repeats (e.g. 0 0 1).
+    #[arg(long, num_args = 1.., value_name = "COUNT")]
+    prune: Vec<u64>,
+    /// Keep only the K most frequent words; n-grams with other words are pruned.
+    #[arg(long, value_name = "K")]
+    vocab_limit: Option<usize>,
+    /// Model characters instead of words.
+    #[arg(long)]
+    chars: bool,
+    /// Treat <s>, </s>, <unk> in the text as whitespace instead of failing.
+    #[arg(long)]
+    skip_symbols: bool,
+    /// Smoothing: kn (interpolated modified Kneser-Ney), add-k, stupid (stupid backoff).
+    #[arg(long, default_value = "kn")]
+    smoothing: String,
+    /// k for add-k smoothing.
+    #[arg(long, default_value_t = 1.0)]
+    k: f32,
+    /// Backoff factor for stupid backoff.
+    #[arg(long, default_value_t = 0.4)]
+    alpha: f32,
+    /// Text files, one sentence per line; standard input when none.
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Model: firth binary or ARPA.
+    model: PathBuf,
+    /// Text to score; standard input when absent.
+    file: Option<PathBuf>,
+    /// Print only the totals, not every word.
+    #[arg(long)]
+    summary: bool,
+    /// Split text into characters (for ARPA character models; binary models know).
+    #[arg(long)]
+    chars: bool,
+}
+
+#[derive(clap::Args)]
+struct PplArgs {
+    model: PathBuf,
+    file: PathBuf,
+    /// Print JSON: perplexity, perplexity_excluding_oov, oov, tokens, ...
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    chars: bool,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    model: PathBuf,
+    /// Number of sentences.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Below 1 sharpens the distribution, above 1 flattens it.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Longest sentence, in tokens.
+    #[arg(long, default_value_t = 100)]
+    max_len: usize,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    match a.cmd {
+        Sub::Build(b) => build(b),
+        Sub::Query(q) => query(q),
+        Sub::Ppl(p) => ppl(p),
+        Sub::Generate(g) => generate(g),
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn build(a: BuildArgs) -> Result<()> {
+    if a.arpa.is_none() && a.binary.is_none() {
+        bail!("give an output: --arpa OUT.arpa and/or --binary OUT.bin");
+    }
+    let t0 = Instant::now();
+    let smoothing = match a.smoothing.as_str() {
+        "kn" => Smoothing::KneserNey,
+        "add-k" | "addk" | "laplace" => Smoothing::AddK(a.k),
+        "stupid" | "stupid-backoff" => Smoothing::StupidBackoff(a.alpha),
+        s => bail!("unknown --smoothing {s:?}; use kn, add-k or stupid"),
+    };
+    let discount_fallback = a.discount_fallback.map(|v| {
+        let mut d = Discount::FALLBACK;
+        for (i, x) in v.iter().enumerate() {
+            d.0[i + 1] = *x;
+        }
+        d
+    });
+    let memory = firth_ngram::util::parse_size(&a.memory).map_err(anyhow::Error::msg)?;
+    let files = if a.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        a.files.clone()
+    };
+    let total: u64 = files
+        .iter()
+        .filter(|p| p.as_path() != Path::new("-"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::new(total.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message("reading");
+    let corpus = Corpus::read(
+        &files,
+        CorpusOptions {
+            chars: a.chars,
+            skip_symbols: a.skip_symbols,
+        },
+        &mut |b| bar.set_position(b),
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "read {} sentences, {} words, {} types in {:.2}s",
+        corpus.sentences,
+        corpus.word_tokens,
+        corpus.vocab_size(),
+        t0.elapsed().as_secs_f64()
+    );
+    let opts = BuildOptions {
+        order: a.order,
+        smoothing,
+        discount_fallback,
+        prune: a.prune.clone(),
+        vocab_limit: a.vocab_limit,
+        memory,
+        temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+    };
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let built = kn::build_owned(corpus, &opts, &mut |stage| {
+        eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64());
+        spinner.set_message(stage.to_string());
+    })?;
+    spinner.finish_and_clear();
+    if matches!(smoothing, Smoothing::KneserNey) {
+        for (i, (d, n)) in built.discounts.iter().zip(built.model.counts()).enumerate() {
+            eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
+        }
+    }
+    if let Some(p) = &a.arpa {
+        eprintln!(
+            "{:>7.2}s writing {}",
+            t0.elapsed().as_secs_f64(),
+            p.display()
+        );
+        arpa::write_arpa(&built, p)?;
+    }
+    let size = built.model.size_bytes();
+    if let Some(p) = &a.binary {
+        eprintln!(
+            "{:>7.2}s writing {}",
+            t0.elapsed().as_secs_f64(),
+            p.display()
+        );
+        let model = built.model.with_chars(a.chars);
+        model.write_binary(p)?;
+    }
+    eprintln!(
+        "built order-{} model in {:.2}s wall, peak RSS {:.0} MB, binary size {} bytes",
+        a.order,
+        t0.elapsed().as_secs_f64(),
+        peak_rss_mb(),
+        size
+    );
+    Ok(())
+}
+
+fn load(path: &Path, chars: bool) -> Result<Model> {
+    let t = Instant::now();
+    let m = Model::load(path)?;
+    let m = if chars { m.with_chars(true) } else { m };
+    eprintln!(
+        "loaded {} (order {}, {} words) in {:.1} ms",
+        path.display(),
+        m.order(),
+        m.vocab_size(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(m)
+}
+
+fn open_text(file: Option<&Path>) -> Result<(Box<dyn BufRead>, PathBuf)> {
+    match file {
+        None => Ok((
+            Box::new(BufReader::new(std::io::stdin().lock())),
+            PathBuf::from("-"),
+        )),
+        Some(p) if p == Path::new("-") => Ok((
+            Box::new(BufReader::new(std::io::stdin().lock())),
+            PathBuf::from("-"),
+        )),
+        Some(p) => {
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok((
+                Box::new(BufReader::with_capacity(1 << 20, f)),
+                p.to_path_buf(),
+            ))
+        }
+    }
+}
+
+fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Result<()> {
+    writeln!(out, "Perplexity including OOVs:\t{}", st.perplexity())?;
+    writeln!(
+        out,
+        "Perplexity excluding OOVs:\t{}",
+        st.perplexity_excluding_oov()
+    )?;
+    writeln!(out, "OOVs:\t{}", st.oov)?;
+    writeln!(out, "Tokens:\t{}", st.tokens)
+}
+
+fn query(q: QueryArgs) -> Result<()> {
+    let m = load(&q.model, q.chars)?;
+    let (mut r, path) = open_text(q.file.as_deref())?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let t = Instant::now();
+    let mut io_err: Option<std::io::Error> = None;
+    let mut line_total = 0f64;
+    let mut line_oov = 0u64;
+    let st = if q.summary {
+        m.score_text(&mut r, &path, None)?
+    } else {
+        let mut each = |w: firth_ngram::model::WordScore| {
+            line_total += w.log10_prob as f64;
+            if w.id == 0 {
+                line_oov += 1;
+            }
+            let res = write!(
+                out,
+                "{}={} {} {}\t",
+                w.word, w.id, w.ngram_len, w.log10_prob
+            )
+            .and_then(|_| {
+                if w.end {
+                    let r = writeln!(out, "Total: {} OOV: {}", line_total as f32, line_oov);
+                    line_total = 0.0;
+                    line_oov = 0;
+                    r
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = res {
+                io_err.get_or_insert(e);
+            }
+        };
+        m.score_text(&mut r, &path, Some(&mut each))?
+    };
+    if let Some(e) = io_err {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+        return Ok(());
+    }
+    let secs = t.elapsed().as_secs_f64();
+    print_summary(&mut out, &st)?;
+    out.flush()?;
+    eprintln!(
+        "scored {} tokens in {:.3}s ({:.0} tokens/s)",
+        st.tokens,
+        secs,
+        st.tokens as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+fn ppl(p: PplArgs) -> Result<()> {
+    let m = load(&p.model, p.chars)?;
+    let (mut r, path) = open_text(Some(&p.file))?;
+    let st = m.score_text(&mut r, &path, None)?;
+    if st.tokens == 0 {
+        bail!("{}: no sentences to score", p.file.display());
+    }
+    if p.json {
+        let j = serde_json::json!({
+            "perplexity": st.perplexity(),
+            "perplexity_excluding_oov": st.perplexity_excluding_oov(),
+            "oov": st.oov,
+            "tokens": st.tokens,
+            "sentences": st.sentences,
+            "log10_prob": st.log10_prob,
+        });
+        println!("{j}");
+    } else {
+        print_summary(&mut std::io::stdout().lock(), &st)?;
+    }
+    Ok(())
+}
+
+fn generate(g: GenerateArgs) -> Result<()> {
+    if !(g.temperature > 0.0) {
+        bail!("--temperature must be positive");
+    }
+    let m = load(&g.model, false)?;
+    let mut rng = Rng::new(g.seed);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let sep = if m.is_chars() { "" } else { " " };
+    for _ in 0..g.count {
+        let s = m.generate(&mut rng, g.temperature, g.max_len);
+        let s: Vec<&str> = s
+            .iter()
+            .map(|w| {
+                if m.is_chars() && w == "<sp>" {
+                    " "
+                } else {
+                    w.as_str()
+                }
+            })
+            .collect();
+        writeln!(out, "{}", s.join(sep))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! ARPA files, the interchange format of KenLM, SRILM and IRSTLM: a `\data\` header with
+//! `ngram n=count` lines, then one `\n-grams:` section per order with lines
+//! `log10 prob <tab> w1 .. wn [<tab> log10 backoff]`, then `\end\`.
+
+use crate::hash;
+use crate::kn::Built;
+use crate::model::{Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::util::{shown, write_atomic};
+use crate::{Error, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+/// Writes a built model as ARPA (through a temporary file, renamed into place).
+pub fn write_arpa(built: &Built, path: &Path) -> Result<()> {
+    write_atomic(path, |w| write_arpa_to(built, w))
+}
+
+/// Writes a built model as ARPA to any writer, n-grams in suffix order as lmplz writes them.
+/// Lines are formatted in parallel in blocks and written in order.
+pub fn write_arpa_to(built: &Built, w: &mut dyn Write) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    let n_max = built.pack.order;
+    writeln!(w, "\\data\\")?;
+    for (i, g) in built.ngrams.iter().enumerate() {
+        writeln!(w, "ngram {}={}", i + 1, g.len())?;
+    }
+    writeln!(w)?;
+    const BLOCK: usize = 1 << 15;
+    for (i, g) in built.ngrams.iter().enumerate() {
+        let n = i + 1;
+        writeln!(w, "\\{n}-grams:")?;
+        for batch in g.chunks(BLOCK * 16) {
+            let texts: Vec<String> = batch
+                .par_chunks(BLOCK)
+                .map(|keys| format_block(built, n, n < n_max, keys))
+                .collect();
+            for t in texts {
+                w.write_all(t.as_bytes())?;
+            }
+        }
+        writeln!(w)?;
+    }
+    writeln!(w, "\\end\\")
+}
+
+/// Shortest round-trip decimal of `x`; zero as `0` (as KenLM writes it).
+fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
+    if x == 0.0 {
+        out.push('0');
+    } else {
+        out.push_str(fb.format(x));
+    }
+}
+
+fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> String {
+    const BATCH: usize = 16;
+    let mut out = String::with_capacity(keys.len() * (16 + 8 * n));
+    let mut fb = zmij::Buffer::new();
+    let m = &built.model;
+    let mut hashes = [0u64; BATCH];
+    let mut ids = [0u32; MAX_ORDER];
+    for batch in keys.chunks(BATCH) {
+        // Hash and prefetch the whole batch first so the table misses overlap.
+        for (h, &k) in hashes.iter_mut().zip(batch) {
+            for (j, id) in ids[..n].iter_mut().enumerate() {
+                *id = built.remap[built.pack.rev_word(k, n, n - 1 - j) as usize];
+            }
+            if n > 1 {
+                *h = hash::ngram(&ids[..n]);
+                m.prefetch(n, *h);
+            } else {
+                *h = ids[0] as u64;
+            }
+        }
+        for (&h, &k) in hashes.iter().zip(batch) {
+            let e = if n > 1 {
+                m.lookup_hash(n, h)
+            } else {
+                m.unigrams().get(h as usize).copied()
+            }
+            .expect("kept n-grams are in the model");
+            push_float(&mut out, &mut fb, e.prob);
+            out.push('\t');
+            for j in 0..n {
+                if j > 0 {
+                    out.push(' ');
+                }
+                out.push_str(&built.corpus_words[built.pack.rev_word(k, n, n - 1 - j) as usize]);
+            }
+            if with_backoff {
+                out.push('\t');
+                push_float(&mut out, &mut fb, e.backoff);
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+struct Lines<R> {
+    r: R,
+    line: u64,
+    path: std::path::PathBuf,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line without its end, or None at the end of the file.
+    fn next<'a>(&mut self, buf: &'a mut Vec<u8>) -> Result<Option<&'a str>> {
+        buf.clear();
+        let n = self
+            .r
+            .read_until(b'\n', buf)
+            .map_err(|source| Error::Read {
+                path: self.path.clone(),
+                err: source,
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        match std::str::from_utf8(buf) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(Error::Format {
+                path: self.path.clone(),
+                line: self.line,
+                msg: format!(
+                    "invalid UTF-8 at byte {}; an ARPA file is text (is this a binary model or a compressed file? decompress it first)",
+                    e.valid_up_to() + 1
+                ),
+            }),
+        }
+    }
+    fn err(&self, msg: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            line: self.line,
+            msg: msg.into(),
+        }
+    }
+}
+
+fn parse_prob(s: &str) -> Option<f32> {
+    match s {
+        "-inf" | "-Infinity" => Some(-99.0),
+        _ => s.parse::<f32>().ok().filter(|x| x.is_finite()),
+    }
+}
+
+/// Reads an ARPA file into a model. `<unk>` is added with log10 probability -100 when absent
+/// (as KenLM does); `<s>` and `</s>` must be present.
+pub fn read_arpa(path: &Path) -> Result<Model> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: shown(path),
+        err: source,
+    })?;
+    read_arpa_from(BufReader::with_capacity(1 << 20, file), path)
+}
+
+/// Reads ARPA text from any reader; `path` names it in errors.
+pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
+    let mut l = Lines {
+        r,
+        line: 0,
+        path: shown(path),
+    };
+    let mut buf = Vec::new();
+    // Anything before \data\ is a comment.
+    loop {
+        match l.next(&mut buf)? {
+            None => {
+                return Err(l.err("no \\data\\ header: this is not an ARPA file (or it is empty)"))
+            }
+            Some(s) if s.trim() == "\\data\\" => break,
+            Some(_) => {}
+        }
+    }
+    let mut declared: Vec<u64> = Vec::new();
+    let first_section = loop {
+        let Some(s) = l.next(&mut buf)? else {
+            return Err(l.err("the file ends inside the \\data\\ header; it is truncated"));
+        };
+        let s = s.trim();
+        if s.is_empty() {
+            continue;
+        }
+        if let Some(rest) = s.strip_prefix("ngram ") {
+            let (o, c) = rest
+                .split_once('=')
+                .ok_or_else(|| l.err(format!("expected `ngram N=COUNT`, found {s:?}")))?;
+            let o: usize = o
+                .trim()
+                .parse()
+                .map_err(|_| l.err(format!("bad order in {s:?}")))?;
+            let c: u64 = c
+                .trim()
+                .parse()
+                .map_err(|_| l.err(format!("bad count in {s:?}")))?;
+            if o != declared.len() + 1 {
+                return Err(l.err(format!(
+                    "expected the count of order {}, found order {o}",
+                    declared.len() + 1
+                )));
+            }
+            declared.push(c);
+            continue;
+        }
+        break s.to_string();
+    };
+    let n_max = declared.len();
+    if n_max == 0 {
+        return Err(l.err("the \\data\\ header declares no `ngram N=COUNT` lines"));
+    }
+    if n_max > MAX_ORDER {
+        return Err(l.err(format!(
+            "order {n_max} is above the supported maximum {MAX_ORDER}"
+        )));
+    }
+    let mut words: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut index: hash::FastMap<String, u32> = hash::FastMap::default();
+    for (i, w) in words.iter().enumerate() {
+        index.insert(w.clone(), i as u32);
+    }
+    let mut unigrams: Vec<ProbBackoff> = vec![ProbBackoff::default(); 3];
+    let mut seen_special = [false; 3];
+    let mut tables: Vec<TableBuilder> = Vec::new();
+    let mut header = first_section;
+    let mut ids: Vec<u32> = Vec::with_capacity(n_max);
+    for n in 1..=n_max {
+        if header != format!("\\{n}-grams:") {
+            return Err(l.err(format!(
+                "expected the section header \\{n}-grams:, found {header:?}"
+            )));
+        }
+        let mut table = (n > 1).then(|| TableBuilder::new(declared[n - 1] as usize));
+        let mut got = 0u64;
+        let next_header = loop {
+            let Some(s) = l.next(&mut buf)? else {
+                return Err(l.err(format!(
+                    "the file ends inside \\{n}-grams: after {got} of {} entries; it is truncated",
+                    declared[n - 1]
+                )));
+            };
+            if s.trim().is_empty() {
+                continue;
+            }
+            if s.starts_with('\\') {
+                break s.trim().to_string();
+            }
+            let mut f = s.split_ascii_whitespace();
+            let prob = f.next().and_then(parse_prob).ok_or_else(|| {
+                l.err(format!(
+                    "expected a log10 probability at the start of {s:?}"
+                ))
+            })?;
+            ids.clear();
+            for _ in 0..n {
+                let w = f
+                    .next()
+                    .ok_or_else(|| l.err(format!("a {n}-gram line needs {n} words: {s:?}")))?;
+                if n == 1 {
+                    let id = match index.get(w) {
+                        Some(&id) if id < 3 => {
+                            if seen_special[id as usize] {
+                                return Err(l.err(format!("duplicate unigram {w}")));
+                            }
+                            seen_special[id as usize] = true;
+                            id
+                        }
+                        Some(_) => return Err(l.err(format!("duplicate unigram {w}"))),
+                        None => {
+                            let id = words.len() as u32;
+                            words.push(w.to_string());
+                            index.insert(w.to_string(), id);
+                            unigrams.push(ProbBackoff::default());
+                            id
+                        }
+                    };
+                    ids.push(id);
+                } else {
+                    let id = *index.get(w).ok_or_else(|| {
+                        l.err(format!("the word {w:?} in this {n}-gram is not among the unigrams; the file is inconsistent"))
+                    })?;
+                    ids.push(id);
+                }
+            }
+            let backoff = match f.next() {
+                Some(b) if n < n_max => {
+                    parse_prob(b).ok_or_else(|| l.err(format!("bad backoff {b:?}")))?
+                }
+                Some(b) => {
+                    return Err(l.err(format!(
+                        "unexpected field {b:?}: the highest order has no backoff"
+                    )))
+                }
+                None => 0.0,
+            };
+            if let Some(x) = f.next() {
+                return Err(l.err(format!("unexpected extra field {x:?}")));
+            }
+            got += 1;
+            if got > declared[n - 1] {
+                return Err(l.err(format!(
+                    "\\{n}-grams: has more entries than the {} the header declares",
+                    declared[n - 1]
+                )));
+            }
+            match table.as_mut() {
+                None => unigrams[ids[0] as usize] = ProbBackoff { prob, backoff },
+                Some(t) => {
+                    let (slot, dup) = t.insert(hash::ngram(&ids));
+                    if dup {
+                        return Err(l.err(format!("duplicate {n}-gram {s:?}")));
+                    }
+                    t.slots[slot].prob = prob;
+                    t.slots[slot].backoff = backoff;
+                }
+            }
+        };
+        if got != declared[n - 1] {
+            return Err(l.err(format!(
+                "\\{n}-grams: has {got} entries but the header declares {}; the file is truncated or its counts are wrong",
+                declared[n - 1]
+            )));
+        }
+        if let Some(t) = table {
+            tables.push(t);
+        }
+        header = next_header;
+    }
+    if header != "\\end\\" {
+        return Err(l.err(format!(
+            "expected \\end\\ after the {n_max}-grams, found {header:?}"
+        )));
+    }
+    for (i, w) in ["<s>", "</s>"].iter().enumerate() {
+        if !seen_special[i + 1] {
+            return Err(Error::File {
+                path: shown(path),
+                msg: format!(
+                    "the model has no unigram {w}; every sentence model needs <s> and </s>"
+                ),
+            });
+        }
+    }
+    let mut counts = declared;
+    if !seen_special[0] {
+        unigrams[0] = ProbBackoff {
+            prob: -100.0,
+            backoff: 0.0,
+        };
+        counts[0] += 1;
+    }
+    Ok(Model::from_parts(Parts {
+        words,
+        unigrams,
+        tables: tables.into_iter().map(|t| t.slots).collect(),
+        counts,
+        flags: 0,
+    }))
+}

@@ -1,0 +1,472 @@
+//! Counting n-grams, and turning raw counts into Kneser-Ney adjusted counts.
+//!
+//! **Packing.** An n-gram of word ids is one `u128`, `b` bits per word with
+//! `b = ceil(log2 |V|)`, in *reverse* order: the last word sits in the highest bits. Integer order
+//! of these keys is then *suffix order*: all n-grams that end in the same words are adjacent,
+//! which is what Kneser-Ney's continuation counts need. The lower-order suffix of a key is a
+//! shift: the last `m` words of an `n`-gram key `k` are `k >> (b * (n - m))`.
+//!
+//! **Counting.** Each sentence `w1 .. wk` is padded as `<s>^(N-1) w1 .. wk </s>` and every window
+//! of N words ending at `w1 .. </s>` is one key (KenLM does the same). Keys fill a buffer sized from
+//! the memory budget; a full buffer is sorted and collapsed into a sorted run of `(key, count)`.
+//! One run stays in memory; when the input needs several, each run is written to a temporary
+//! file and a k-way merge with a binary heap joins them, so the counting buffer never grows past
+//! the budget.
+
+use crate::{Error, Result, BOS};
+use rayon::slice::ParallelSliceMut;
+use std::collections::BinaryHeap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// How n-grams of one model are packed into `u128` keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packing {
+    /// Highest order N.
+    pub order: usize,
+    /// Bits per word.
+    pub bits: u32,
+}
+
+impl Packing {
+    /// The packing for `order` and a vocabulary of `vocab_size` ids (reserved words included).
+    pub fn new(order: usize, vocab_size: usize) -> Result<Packing> {
+        if order == 0 {
+            return Err(Error::Config("the order must be at least 1".into()));
+        }
+        let max_id = vocab_size.saturating_sub(1).max(1) as u64;
+        let bits = 64 - max_id.leading_zeros();
+        if bits as usize * order > 128 {
+            return Err(Error::Config(format!(
+                "an order-{order} model over {vocab_size} word types needs {} bits per n-gram, more than the 128 firth packs; lower the order or limit the vocabulary with --vocab-limit {}",
+                bits as usize * order,
+                (1u128 << (128 / order)) - 4
+            )));
+        }
+        Ok(Packing { order, bits })
+    }
+
+    #[inline]
+    pub fn mask(&self) -> u128 {
+        (1u128 << self.bits) - 1
+    }
+
+    /// Word `i` (0 = last word) of the `n`-word reversed key `key`.
+    #[inline]
+    pub fn rev_word(&self, key: u128, n: usize, i: usize) -> u32 {
+        ((key >> (self.bits as usize * (n - 1 - i))) & self.mask()) as u32
+    }
+
+    /// The words of an `n`-word reversed key in reading order.
+    pub fn words(&self, key: u128, n: usize) -> Vec<u32> {
+        (0..n).rev().map(|i| self.rev_word(key, n, i)).collect()
+    }
+
+    /// Packs words given in reading order into a reversed key.
+    pub fn pack(&self, words: &[u32]) -> u128 {
+        let n = words.len();
+        let mut k = 0u128;
+        for (i, &w) in words.iter().rev().enumerate() {
+            k |= (w as u128) << (self.bits as usize * (n - 1 - i));
+        }
+        k
+    }
+}
+
+/// Sorted unique N-grams (reversed keys) and how often each occurs.
+#[derive(Debug, Default)]
+pub struct RawCounts {
+    pub keys: Vec<u128>,
+    pub counts: Vec<u64>,
+}
+
+/// Where counting may spill, and how much memory its buffer may use.
+#[derive(Clone, Debug)]
+pub struct CountOptions {
+    /// Bytes for the key buffer (each key is 16 bytes).
+    pub memory: u64,
+    /// Directory for sorted runs that do not fit in memory.
+    pub temp_dir: PathBuf,
+}
+
+impl Default for CountOptions {
+    fn default() -> Self {
+        CountOptions {
+            memory: 1 << 30,
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// Counts every padded N-gram of `tokens` (sentences terminated by `</s>`).
+pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawCounts> {
+    let n = pack.order;
+    let b = pack.bits as usize;
+    // A state whose N words are all <s>: shifting one word in leaves N-1 <s> of history.
+    let mut start = 0u128;
+    for i in 0..n {
+        start |= (BOS as u128) << (b * i);
+    }
+    let top = b * (n - 1);
+    // One more slot than there are tokens: input that fits never touches the disk.
+    let cap = ((opts.memory / 16) as usize)
+        .max(1 << 12)
+        .min(tokens.len() + 1);
+    let mut buf: Vec<u128> = Vec::with_capacity(cap.min(tokens.len()));
+    let mut runs: Vec<RunFile> = Vec::new();
+    let mut state = start;
+    let mut only: Option<RawCounts> = None;
+    for &w in tokens {
+        state = (state >> b) | ((w as u128) << top);
+        buf.push(state);
+        if w == crate::EOS {
+            state = start;
+        }
+        if buf.len() == cap {
+            let run = sort_collapse(&mut buf);
+            runs.push(RunFile::write(&opts.temp_dir, runs.len(), &run)?);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        let run = sort_collapse(&mut buf);
+        if runs.is_empty() {
+            only = Some(run);
+        } else {
+            runs.push(RunFile::write(&opts.temp_dir, runs.len(), &run)?);
+        }
+    }
+    drop(buf);
+    if let Some(r) = only {
+        return Ok(r);
+    }
+    merge(runs)
+}
+
+fn sort_collapse(buf: &mut [u128]) -> RawCounts {
+    buf.par_sort_unstable();
+    let mut out = RawCounts::default();
+    let mut i = 0;
+    while i < buf.len() {
+        let k = buf[i];
+        let mut j = i + 1;
+        while j < buf.len() && buf[j] == k {
+            j += 1;
+        }
+        out.keys.push(k);
+        out.counts.push((j - i) as u64);
+        i = j;
+    }
+    out
+}
+
+/// A sorted run on disk: `(u128 key, u64 count)` records, removed when dropped.
+struct RunFile {
+    path: PathBuf,
+}
+
+impl RunFile {
+    fn write(dir: &Path, i: usize, run: &RawCounts) -> Result<RunFile> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("firth-ngram-{}-{seq}-run{i}", std::process::id()));
+        let f = RunFile { path };
+        let err = |source| Error::Write {
+            path: f.path.clone(),
+            err: source,
+        };
+        let file = std::fs::File::create(&f.path).map_err(err)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        for (k, c) in run.keys.iter().zip(&run.counts) {
+            w.write_all(&k.to_le_bytes()).map_err(err)?;
+            w.write_all(&c.to_le_bytes()).map_err(err)?;
+        }
+        w.flush().map_err(err)?;
+        Ok(f)
+    }
+}
+
+impl Drop for RunFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+struct RunReader {
+    r: BufReader<std::fs::File>,
+    path: PathBuf,
+}
+
+impl RunReader {
+    fn next(&mut self) -> Result<Option<(u128, u64)>> {
+        let mut rec = [0u8; 24];
+        match self.r.read_exact(&mut rec) {
+            Ok(()) => Ok(Some((
+                u128::from_le_bytes(rec[..16].try_into().unwrap()),
+                u64::from_le_bytes(rec[16..].try_into().unwrap()),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: self.path.clone(),
+                err: source,
+            }),
+        }
+    }
+}
+
+fn merge(runs: Vec<RunFile>) -> Result<RawCounts> {
+    let mut readers = Vec::new();
+    for f in &runs {
+        let file = std::fs::File::open(&f.path).map_err(|source| Error::Read {
+            path: f.path.clone(),
+            err: source,
+        })?;
+        readers.push(RunReader {
+            r: BufReader::with_capacity(1 << 20, file),
+            path: f.path.clone(),
+        });
+    }
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some((k, c)) = r.next()? {
+            heap.push(std::cmp::Reverse((k, i, c)));
+        }
+    }
+    let mut out = RawCounts::default();
+    while let Some(std::cmp::Reverse((k, i, c))) = heap.pop() {
+        if out.keys.last() == Some(&k) {
+            *out.counts.last_mut().unwrap() += c;
+        } else {
+            out.keys.push(k);
+            out.counts.push(c);
+        }
+        if let Some((k2, c2)) = readers[i].next()? {
+            heap.push(std::cmp::Reverse((k2, i, c2)));
+        }
+    }
+    Ok(out)
+}
+
+/// The n-grams of one order in suffix order, with their adjusted counts.
+#[derive(Debug, Default, Clone)]
+pub struct OrderCounts {
+    /// Reversed keys of `n` words, ascending.
+    pub keys: Vec<u128>,
+    /// Kneser-Ney adjusted counts: the raw count for the highest order and for n-grams that
+    /// start with `<s>`, otherwise the number of distinct words seen to the left.
+    pub adjusted: Vec<u64>,
+    /// Raw counts (occurrences), for pruning, add-k and stupid backoff. Empty for the highest
+    /// order, where they equal `adjusted`, and when `adjust` was asked not to keep them.
+    pub raw: Vec<u64>,
+    /// Raw count of the last entry (see `last_flushed`).
+    pub last_raw: u64,
+    /// The last entry was still open when the input ended. lmplz adds such n-grams to the
+    /// discount statistics with their raw count instead of the adjusted one (a quirk of its
+    /// final flush); [`OrderCounts::stat_count`] repeats it so discounts agree to the bit.
+    pub last_flushed: bool,
+}
+
+impl OrderCounts {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    /// Raw count of entry `i`.
+    pub fn raw(&self, i: usize) -> u64 {
+        if self.raw.is_empty() {
+            self.adjusted[i]
+        } else {
+            self.raw[i]
+        }
+    }
+    /// The count entry `i` contributes to the discount statistics t_1..t_4.
+    pub fn stat_count(&self, i: usize) -> u64 {
+        if self.last_flushed && i + 1 == self.len() {
+            self.last_raw
+        } else {
+            self.adjusted[i]
+        }
+    }
+    fn push(&mut self, k: u128, adj: u64, raw: Option<u64>) {
+        self.keys.push(k);
+        self.adjusted.push(adj);
+        if let Some(r) = raw {
+            self.raw.push(r);
+        }
+    }
+}
+
+/// Derives every order's n-grams and adjusted counts from the suffix-sorted N-grams in one pass.
+///
+/// An n-gram `g` with n < N that does not start with `<s>` gets `a(g) = |{v : v g occurs}|`, the
+/// number of distinct words before it (Kneser-Ney's continuation count); `<s> g` counts as one such
+/// word. In suffix order all N-grams ending in `g` are adjacent, and the distinct left neighbours
+/// of `g` are exactly the places where the shared suffix with the previous key is `len(g)` words
+/// long. An n-gram that starts with `<s>` cannot be extended to the left, so it keeps its raw
+/// count, as do the N-grams. Padded windows such as `<s> <s> w` only stand for the shorter
+/// n-gram `<s> w`; they are not N-grams. `<unk>` and `<s>` are added as unigrams with count 0.
+///
+/// Raw counts of the lower orders are kept only with `keep_raw` (pruning and the count-based
+/// smoothings need them; Kneser-Ney alone does not).
+pub fn adjust(raw: &RawCounts, pack: &Packing, keep_raw: bool) -> Vec<OrderCounts> {
+    let n = pack.order;
+    let b = pack.bits as usize;
+    let used_bits = (b * n) as u32;
+    let mut out: Vec<OrderCounts> = (0..n).map(|_| OrderCounts::default()).collect();
+    let lower_raw = |r: u64| (keep_raw).then_some(r);
+    out[0].push(
+        crate::UNK as u128,
+        0,
+        (n > 1).then_some(0).and_then(lower_raw),
+    );
+    out[0].push(BOS as u128, 0, (n > 1).then_some(0).and_then(lower_raw));
+    // Open groups for orders 1..N-1, indexed by order.
+    let mut open = vec![false; n];
+    let mut gkey = vec![0u128; n];
+    let mut gadj = vec![0u64; n];
+    let mut graw = vec![0u64; n];
+    let mut prev: Option<u128> = None;
+    for (&k, &c) in raw.keys.iter().zip(&raw.counts) {
+        let bos_pos = (0..n).find(|&i| pack.rev_word(k, n, i) == BOS).unwrap_or(n);
+        let valid = if bos_pos < n { bos_pos + 1 } else { n };
+        let same = match prev {
+            None => 0,
+            Some(p) => {
+                let x = p ^ k;
+                if x == 0 {
+                    n
+                } else {
+                    ((x.leading_zeros() - (128 - used_bits)) as usize / b).min(n)
+                }
+            }
+        };
+        for m in same + 1..n {
+            if open[m] {
+                out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
+                open[m] = false;
+            }
+        }
+        if same >= 1 && same < n && open[same] && pack.rev_word(k, n, same - 1) != BOS {
+            gadj[same] += 1;
+        }
+        for m in 1..=same.min(n - 1) {
+            if open[m] {
+                graw[m] += c;
+            }
+        }
+        for m in same + 1..=valid.min(n - 1) {
+            open[m] = true;
+            gkey[m] = k >> (b * (n - m));
+            graw[m] = c;
+            gadj[m] = if pack.rev_word(k, n, m - 1) == BOS {
+                c
+            } else {
+                1
+            };
+        }
+        if valid == n {
+            out[n - 1].push(k, c, None);
+        }
+        prev = Some(k);
+    }
+    for m in 1..n {
+        if open[m] {
+            out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
+            out[m - 1].last_flushed = true;
+            out[m - 1].last_raw = graw[m];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::{Corpus, CorpusOptions};
+
+    fn counts(text: &str, order: usize, memory: u64) -> (Corpus, Packing, Vec<OrderCounts>) {
+        let c = Corpus::from_text(text, CorpusOptions::default()).unwrap();
+        let p = Packing::new(order, c.vocab_size()).unwrap();
+        let opts = CountOptions {
+            memory,
+            ..Default::default()
+        };
+        let raw = count(&c.tokens, &p, &opts).unwrap();
+        let adj = adjust(&raw, &p, true);
+        (c, p, adj)
+    }
+
+    fn lookup(c: &Corpus, p: &Packing, oc: &[OrderCounts], ngram: &str) -> Option<(u64, u64)> {
+        let ids: Vec<u32> = ngram
+            .split(' ')
+            .map(|w| c.words.iter().position(|x| x == w).unwrap() as u32)
+            .collect();
+        let o = &oc[ids.len() - 1];
+        let k = p.pack(&ids);
+        o.keys
+            .binary_search(&k)
+            .ok()
+            .map(|i| (o.adjusted[i], o.raw(i)))
+    }
+
+    #[test]
+    fn packing_round_trip() {
+        let p = Packing::new(3, 1000).unwrap();
+        assert_eq!(p.bits, 10);
+        let k = p.pack(&[5, 7, 999]);
+        assert_eq!(p.words(k, 3), [5, 7, 999]);
+        assert_eq!(p.rev_word(k, 3, 0), 999);
+        assert_eq!(p.words(k >> 10, 2), [7, 999]);
+        assert!(Packing::new(7, 1 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("--vocab-limit"));
+    }
+
+    /// Hand-checked adjusted counts on the lecture's corpus.
+    #[test]
+    fn students_adjusted_counts() {
+        let text = "the students opened their books\nthe students opened their exams\n";
+        let (c, p, oc) = counts(text, 3, 1 << 30);
+        // Trigrams: raw counts.
+        assert_eq!(lookup(&c, &p, &oc, "opened their books"), Some((1, 1)));
+        assert_eq!(lookup(&c, &p, &oc, "<s> the students"), Some((2, 2)));
+        assert_eq!(lookup(&c, &p, &oc, "students opened their"), Some((2, 2)));
+        // Bigrams starting with <s>: raw count.
+        assert_eq!(lookup(&c, &p, &oc, "<s> the"), Some((2, 2)));
+        // Other bigrams: distinct left words ("students opened" has only "the").
+        assert_eq!(lookup(&c, &p, &oc, "students opened"), Some((1, 2)));
+        assert_eq!(lookup(&c, &p, &oc, "books </s>"), Some((1, 1)));
+        // Unigrams: "the" follows only <s>; "</s>" follows "books" and "exams".
+        assert_eq!(lookup(&c, &p, &oc, "the"), Some((1, 2)));
+        assert_eq!(lookup(&c, &p, &oc, "</s>"), Some((2, 2)));
+        assert_eq!(lookup(&c, &p, &oc, "<unk>"), Some((0, 0)));
+        // "<s> <s> the" is padding, not a trigram.
+        assert_eq!(oc[2].len(), 7);
+        assert_eq!(oc[1].len(), 8);
+        assert_eq!(oc[0].len(), 9);
+    }
+
+    #[test]
+    fn spilled_runs_match_in_memory() {
+        let mut text = String::new();
+        for i in 0..500 {
+            text.push_str(&format!("a b c{} d {} e\n", i % 7, i % 13));
+        }
+        let (_, _, a) = counts(&text, 4, 1 << 30);
+        // 4096 keys per buffer forces spilled runs for ~3500 tokens? Use a smaller corpus budget.
+        let (_, _, b) = counts(&text, 4, 16 * 4096);
+        let (_, _, c) = counts(&text.repeat(3), 4, 16 * 4096);
+        for o in 0..4 {
+            assert_eq!(a[o].keys, b[o].keys);
+            assert_eq!(a[o].adjusted, b[o].adjusted);
+            assert_eq!(a[o].keys, c[o].keys);
+        }
+        assert_eq!(
+            a[3].adjusted.iter().sum::<u64>() * 3,
+            c[3].adjusted.iter().sum::<u64>()
+        );
+    }
+}

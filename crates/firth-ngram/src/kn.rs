@@ -1,0 +1,831 @@
+//! Estimating a model from counts: interpolated modified Kneser-Ney (KenLM's `lmplz`), add-k,
+//! and stupid backoff.
+//!
+//! **Modified Kneser-Ney.** For each order n, with `t_k` the number of n-grams whose adjusted
+//! count is exactly k, the discounts are the closed form of Chen and Goodman (1998, eq. 26):
+//!
+//! ```text
+//! Y = t_1 / (t_1 + 2 t_2)        D_k = k - (k + 1) Y t_{k+1} / t_k    for k = 1, 2, 3 (3 = "3+")
+//! ```
+//!
+//! computed in `f32` in the same order of operations as KenLM, so models agree to the last bit.
+//! For a context h with adjusted counts a(h w):
+//!
+//! ```text
+//! p(w | h) = (a(h w) - D(a(h w))) / sum_x a(h x)  +  gamma(h) p(w | h')
+//! gamma(h) = (D_1 N_1(h) + D_2 N_2(h) + D_3 N_3+(h) + pruned mass) / sum_x a(h x)
+//! ```
+//!
+//! where h' drops the first word of h, `N_k(h)` counts the kept words after h with adjusted count
+//! k (3 = 3 or more), and "pruned mass" is the adjusted count of pruned n-grams after h, so the
+//! distribution still sums to one after pruning. Unigrams interpolate with the uniform
+//! distribution over the vocabulary without `<s>`; `<unk>` gets only that interpolated mass.
+//! `gamma(h)` is h's backoff in the ARPA file; `<s>` has probability 1 (log 0) so that scoring it
+//! changes nothing.
+
+use crate::corpus::Corpus;
+use crate::count::{self, CountOptions, OrderCounts, Packing};
+use crate::hash;
+use crate::model::{Entry, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::{Error, Result, BOS, EOS, UNK};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// Discounts for adjusted counts 0, 1, 2, 3+ (the first is always 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Discount(pub [f32; 4]);
+
+impl Discount {
+    /// KenLM's `--discount_fallback` default: 0.5, 1, 1.5.
+    pub const FALLBACK: Discount = Discount([0.0, 0.5, 1.0, 1.5]);
+
+    #[inline]
+    pub fn get(&self, count: u64) -> f32 {
+        self.0[count.min(3) as usize]
+    }
+
+    /// `count - D(count)`, in `f32` as KenLM computes it.
+    #[inline]
+    pub fn apply(&self, count: u64) -> f32 {
+        count as f32 - self.get(count)
+    }
+
+    /// The closed-form estimate from `t[k]`, the number of n-grams of `order` with adjusted count
+    /// k (k = 1..4). Errors say why and what to do, like KenLM's.
+    pub fn estimate(order: usize, t: &[u64; 5]) -> std::result::Result<Discount, String> {
+        for j in 1..4 {
+            if t[j] == 0 {
+                return Err(format!(
+                    "could not estimate Kneser-Ney discounts for {order}-grams with adjusted count {}: no {order}-grams have adjusted count {j}. Is the corpus small or artificial? Deduplicating the input can help; otherwise rerun with --discount-fallback",
+                    j + 1
+                ));
+            }
+        }
+        let mut d = [0f32; 4];
+        let y = t[1] as f32 / (t[1] as f64 + 2.0 * t[2] as f64) as f32;
+        for j in 1..4 {
+            d[j] = j as f32 - (j + 1) as f32 * y * t[j + 1] as f32 / t[j] as f32;
+            if d[j] < 0.0 || d[j] > j as f32 {
+                return Err(format!(
+                    "the {order}-gram discount for adjusted count {j} is {}, outside [0, {j}]: modified Kneser-Ney finds the count statistics odd. Rerun with --discount-fallback to use fixed discounts",
+                    d[j]
+                ));
+            }
+        }
+        Ok(Discount(d))
+    }
+}
+
+/// How probabilities are estimated from counts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Smoothing {
+    /// Interpolated modified Kneser-Ney, as KenLM's `lmplz`.
+    KneserNey,
+    /// Add-k (Laplace for k = 1) at every order, as a backoff model: `p(w | h) =
+    /// (c(h w) + k) / (c(h) + k |V|)` for seen n-grams, with the unseen mass given to the
+    /// next lower order through the backoff weight, so it stays a normalised ARPA model.
+    AddK(f32),
+    /// Stupid backoff (Brants et al. 2007): relative frequency, else `alpha` times the lower
+    /// order's score. Scores do not sum to one; perplexities from it are not comparable.
+    StupidBackoff(f32),
+}
+
+/// Everything `build` needs besides the text.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub order: usize,
+    pub smoothing: Smoothing,
+    /// Discounts used where the closed-form estimate fails (`--discount-fallback`); `None` makes
+    /// that an error.
+    pub discount_fallback: Option<Discount>,
+    /// Prune n-grams whose raw count is at most this, per order (the last value repeats), like
+    /// lmplz `--prune`. Must not decrease.
+    pub prune: Vec<u64>,
+    /// Keep only the most frequent words (ties by first appearance); n-grams with other words
+    /// are pruned, and those words become `<unk>` at query time.
+    pub vocab_limit: Option<usize>,
+    /// Memory for the counting buffer, in bytes (lmplz `-S`).
+    pub memory: u64,
+    /// Where counting spills sorted runs (lmplz `-T`).
+    pub temp_dir: PathBuf,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            order: 3,
+            smoothing: Smoothing::KneserNey,
+            discount_fallback: None,
+            prune: vec![],
+            vocab_limit: None,
+            memory: 1 << 30,
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// A built model together with what is needed to write it as ARPA.
+pub struct Built {
+    pub model: Model,
+    pub pack: Packing,
+    /// Words of the corpus by corpus id.
+    pub corpus_words: Vec<String>,
+    /// Kept n-grams per order, as reversed keys of corpus ids, in suffix order.
+    pub ngrams: Vec<Vec<u128>>,
+    /// Corpus id -> model id (`u32::MAX` for pruned words).
+    pub remap: Vec<u32>,
+    /// Discounts per order (Kneser-Ney only).
+    pub discounts: Vec<Discount>,
+    /// Adjusted-count statistics t_1..t_4 per order (index 0 unused), as in lmplz's log.
+    pub stats: Vec<[u64; 5]>,
+}
+
+impl Built {
+    /// Probability and backoff (log10) of the kept n-gram `key` of order `n`.
+    pub fn entry(&self, n: usize, key: u128) -> ProbBackoff {
+        let ids: Vec<u32> = self
+            .pack
+            .words(key, n)
+            .into_iter()
+            .map(|w| self.remap[w as usize])
+            .collect();
+        self.model
+            .lookup(&ids)
+            .expect("kept n-grams are in the model")
+    }
+}
+
+/// Parses lmplz-style pruning thresholds and pads them to `order`.
+pub fn prune_thresholds(prune: &[u64], order: usize) -> Result<Vec<u64>> {
+    if prune.len() > order {
+        return Err(Error::Config(format!(
+            "--prune gives thresholds for orders 1 to {} but the model has order {order}; give at most {order} values",
+            prune.len()
+        )));
+    }
+    if prune.windows(2).any(|w| w[0] > w[1]) {
+        return Err(Error::Config("--prune thresholds must not decrease (e.g. 0 0 1): otherwise an n-gram could outlive its own suffix".into()));
+    }
+    let mut t = prune.to_vec();
+    let last = t.last().copied().unwrap_or(0);
+    t.resize(order, last);
+    Ok(t)
+}
+
+/// Counts `corpus` and estimates a model. `progress` receives short stage names.
+pub fn build(
+    corpus: &Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built> {
+    let counted = count_stage(corpus, opts, progress)?;
+    progress("estimating");
+    estimate(corpus, counted, opts)
+}
+
+/// As [`build`], but frees the corpus's token stream as soon as it is counted.
+pub fn build_owned(
+    mut corpus: Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built> {
+    let counted = count_stage(&corpus, opts, progress)?;
+    corpus.tokens = Vec::new();
+    progress("estimating");
+    estimate(&corpus, counted, opts)
+}
+
+struct Counted {
+    pack: Packing,
+    thresholds: Vec<u64>,
+    orders: Vec<OrderCounts>,
+    pruned_words: Option<Vec<bool>>,
+}
+
+fn count_stage(
+    corpus: &Corpus,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Counted> {
+    let n = opts.order;
+    if n == 0 || n > MAX_ORDER {
+        return Err(Error::Config(format!(
+            "the order must be between 1 and {MAX_ORDER}, not {n}"
+        )));
+    }
+    let thresholds = prune_thresholds(&opts.prune, n)?;
+    let pack = Packing::new(n, corpus.vocab_size())?;
+    progress("counting");
+    let raw = count::count(
+        &corpus.tokens,
+        &pack,
+        &CountOptions {
+            memory: opts.memory,
+            temp_dir: opts.temp_dir.clone(),
+        },
+    )?;
+    progress("adjusting counts");
+    let keep_raw = thresholds.iter().any(|&t| t > 0)
+        || opts.vocab_limit.is_some()
+        || !matches!(opts.smoothing, Smoothing::KneserNey);
+    let orders = count::adjust(&raw, &pack, keep_raw);
+    drop(raw);
+    let pruned_words = vocab_limit_mask(corpus, opts.vocab_limit);
+    Ok(Counted {
+        pack,
+        thresholds,
+        orders,
+        pruned_words,
+    })
+}
+
+/// Which corpus ids fall outside the vocabulary limit.
+fn vocab_limit_mask(corpus: &Corpus, limit: Option<usize>) -> Option<Vec<bool>> {
+    let limit = limit?;
+    let counts = corpus.unigram_counts();
+    let mut ids: Vec<u32> = (3..corpus.vocab_size() as u32).collect();
+    ids.sort_by_key(|&i| std::cmp::Reverse(counts[i as usize]));
+    let mut pruned = vec![false; corpus.vocab_size()];
+    for &i in ids.iter().skip(limit) {
+        pruned[i as usize] = true;
+    }
+    Some(pruned)
+}
+
+/// Which n-grams are pruned: raw count at most the order's threshold, or a word beyond the
+/// vocabulary limit. `<unk>`, `<s>` and `</s>` are never pruned as unigrams.
+fn marks(
+    o: &OrderCounts,
+    n: usize,
+    threshold: u64,
+    pack: &Packing,
+    words: Option<&[bool]>,
+) -> Vec<bool> {
+    (0..o.len())
+        .map(|i| {
+            if n == 1 && o.keys[i] <= EOS as u128 {
+                return false;
+            }
+            if o.raw(i) <= threshold {
+                return true;
+            }
+            match words {
+                Some(pw) => (0..n).any(|j| pw[pack.rev_word(o.keys[i], n, j) as usize]),
+                None => false,
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    denominator: u64,
+    pruned: u64,
+    n: [u32; 3],
+}
+
+impl Acc {
+    /// gamma(h) in f32, in KenLM's order of operations.
+    fn gamma(&self, d: &Discount) -> f32 {
+        let mut g = 0f32;
+        for i in 0..3 {
+            g += d.0[i + 1] * self.n[i] as f32;
+        }
+        g += self.pruned as f32;
+        g / self.denominator as f32
+    }
+    fn add(&mut self, adjusted: u64, pruned: bool) {
+        self.denominator += adjusted;
+        if pruned {
+            self.pruned += adjusted;
+        } else if adjusted > 0 {
+            self.n[(adjusted.min(3) - 1) as usize] += 1;
+        }
+    }
+}
+
+/// Model-id hash of a reversed corpus-id key's words `from..to` (0 = last word).
+#[inline]
+fn key_hash(pack: &Packing, remap: &[u32], key: u128, n: usize, from: usize, to: usize) -> u64 {
+    // An empty remap is the identity (no word was cut): skip the indirection.
+    let id = |w: u32| {
+        if remap.is_empty() {
+            w
+        } else {
+            remap[w as usize]
+        }
+    };
+    let mut h = hash::word(id(pack.rev_word(key, n, from)));
+    for i in from + 1..to {
+        h = hash::extend(h, id(pack.rev_word(key, n, i)));
+    }
+    h
+}
+
+fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Built> {
+    let Counted {
+        pack,
+        thresholds,
+        mut orders,
+        pruned_words,
+    } = counted;
+    let (pack, thresholds) = (&pack, &thresholds[..]);
+    let n_max = pack.order;
+    let pruning = pruned_words.is_some() || thresholds.iter().any(|&t| t > 0);
+    let marked: Vec<Vec<bool>> = if pruning {
+        orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| marks(o, i + 1, thresholds[i], pack, pruned_words.as_deref()))
+            .collect()
+    } else {
+        orders.iter().map(|o| vec![false; o.len()]).collect()
+    };
+    // Statistics t_1..t_4 per order over all n-grams, pruned or not (as lmplz).
+    let stats: Vec<[u64; 5]> = orders
+        .iter()
+        .map(|o| {
+            let mut t = [0u64; 5];
+            for i in 0..o.len() {
+                let a = o.stat_count(i);
+                if a < 5 {
+                    t[a as usize] += 1;
+                }
+            }
+            t
+        })
+        .collect();
+    let mut discounts = Vec::new();
+    for (i, t) in stats.iter().enumerate() {
+        let d = match opts.smoothing {
+            Smoothing::KneserNey => match (Discount::estimate(i + 1, t), opts.discount_fallback) {
+                (Ok(d), _) => d,
+                (Err(_), Some(f)) => f,
+                (Err(e), None) => return Err(Error::Config(e)),
+            },
+            _ => Discount([0.0; 4]),
+        };
+        discounts.push(d);
+    }
+
+    // Model vocabulary: kept unigrams in corpus-id order.
+    let mut remap = vec![u32::MAX; corpus.vocab_size()];
+    let mut words = Vec::new();
+    for (i, &k) in orders[0].keys.iter().enumerate() {
+        if !marked[0][i] {
+            remap[k as usize] = words.len() as u32;
+            words.push(corpus.words[k as usize].clone());
+        }
+    }
+    let v = words.len();
+    // With no word cut, corpus ids are model ids and hashing skips the remap.
+    let identity = v == corpus.vocab_size();
+    let no_remap: Vec<u32> = Vec::new();
+    let hashmap: &[u32] = if identity { &no_remap } else { &remap };
+    let mut unigrams = vec![
+        ProbBackoff {
+            prob: 0.0,
+            backoff: 1.0
+        };
+        v
+    ];
+    let mut tables: Vec<TableBuilder> = Vec::new();
+    let mut counts = Vec::new();
+
+    match opts.smoothing {
+        Smoothing::KneserNey => {
+            // Unigrams: one context (the empty one).
+            let o = &orders[0];
+            let mut acc = Acc::default();
+            for i in 0..o.len() {
+                acc.add(o.adjusted[i], marked[0][i]);
+            }
+            let d = discounts[0];
+            let gamma = acc.gamma(&d);
+            let denom = acc.denominator as f32;
+            // Uniform over the vocabulary without <s> (KenLM: unigram count - 1, pruned included).
+            let uniform = (1.0f64 / (o.len() - 1) as f32 as f64) as f32;
+            for i in 0..o.len() {
+                if marked[0][i] {
+                    continue;
+                }
+                let id = o.keys[i] as u32;
+                let p = match id {
+                    UNK => gamma * uniform,
+                    BOS => 1.0,
+                    _ => d.apply(o.adjusted[i]) / denom + gamma * uniform,
+                };
+                unigrams[remap[id as usize] as usize].prob = p;
+            }
+            if marked[0].iter().any(|&m| m) {
+                // Words cut by the vocabulary limit are read as <unk> at query time, so <unk>
+                // takes their mass: whatever the kept words leave.
+                let kept: f64 = (0..v)
+                    .filter(|&i| i as u32 != UNK && i as u32 != BOS)
+                    .map(|i| unigrams[i].prob as f64)
+                    .sum();
+                let u = &mut unigrams[UNK as usize].prob;
+                *u = (*u as f64).max(1.0 - kept) as f32;
+            }
+            counts.push(v as u64);
+            for n in 2..=n_max {
+                let o = &orders[n - 1];
+                let mk = &marked[n - 1];
+                let d = discounts[n - 1];
+                let kept = mk.iter().filter(|&&m| !m).count();
+                let mut t = TableBuilder::new(kept);
+                if o.len() > u32::MAX as usize {
+                    return Err(Error::Config(format!(
+                        "{} distinct {n}-grams: more than firth's per-order limit of 2^32",
+                        o.len()
+                    )));
+                }
+                // Phase A, parallel: where each n-gram's context lives in the lower order
+                // (u32::MAX when the context was pruned away).
+                let ctx_of: Vec<u32> = match tables.last() {
+                    None => (0..o.len())
+                        .into_par_iter()
+                        .map(|i| remap[pack.rev_word(o.keys[i], n, 1) as usize])
+                        .collect(),
+                    Some(l) => l.find_all(o.len(), |i| {
+                        let k = o.keys[i];
+                        if !identity
+                            && (1..n).any(|j| remap[pack.rev_word(k, n, j) as usize] == u32::MAX)
+                        {
+                            return None;
+                        }
+                        Some(key_hash(pack, hashmap, k, n, 1, n))
+                    }),
+                };
+                // Phase B: group the n-grams by context (sort (context slot, index) pairs; 8
+                // bytes per n-gram instead of an accumulator per lower-order slot), sum each
+                // context's adjusted counts, and (phase C) write gamma(h) as h's backoff
+                // (linear for now). Each n-gram keeps its context's denominator as f32, the
+                // precision lmplz divides by.
+                let mut by_ctx: Vec<u64> = ctx_of
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c != u32::MAX)
+                    .map(|(i, &c)| ((c as u64) << 32) | i as u64)
+                    .collect();
+                by_ctx.par_sort_unstable();
+                let mut den_of = vec![0f32; o.len()];
+                let mut j = 0;
+                while j < by_ctx.len() {
+                    let c = (by_ctx[j] >> 32) as usize;
+                    let mut acc = Acc::default();
+                    let mut e = j;
+                    while e < by_ctx.len() && (by_ctx[e] >> 32) as usize == c {
+                        let i = (by_ctx[e] & 0xffff_ffff) as usize;
+                        acc.add(o.adjusted[i], mk[i]);
+                        e += 1;
+                    }
+                    if acc.denominator > 0 {
+                        let g = acc.gamma(&d);
+                        if n == 2 {
+                            unigrams[c].backoff = g;
+                        } else {
+                            tables[n - 3].slots[c].backoff = g;
+                        }
+                    }
+                    let den = acc.denominator as f32;
+                    for &x in &by_ctx[j..e] {
+                        den_of[(x & 0xffff_ffff) as usize] = den;
+                    }
+                    j = e;
+                }
+                drop(by_ctx);
+                // Phase D, parallel: p(w | h) = (a - D(a)) / sum_h + gamma(h) p(w | h').
+                let sfx_of: Vec<u32> = match tables.last() {
+                    None => Vec::new(),
+                    Some(l) => l.find_all(o.len(), |i| {
+                        (!mk[i]).then(|| key_hash(pack, hashmap, o.keys[i], n, 0, n - 1))
+                    }),
+                };
+                let (hashes, probs): (Vec<u64>, Vec<f32>) = {
+                    let lower = tables.last();
+                    let (remap, unigrams, den_of, ctx_of, sfx_of) =
+                        (&remap, &unigrams, &den_of, &ctx_of, &sfx_of);
+                    (0..o.len())
+                        .into_par_iter()
+                        .filter(|&i| !mk[i])
+                        .map(|i| {
+                            let k = o.keys[i];
+                            let c = ctx_of[i] as usize;
+                            let (gamma, suffix_p) = match lower {
+                                None => (
+                                    unigrams[c].backoff,
+                                    unigrams[remap[pack.rev_word(k, n, 0) as usize] as usize].prob,
+                                ),
+                                Some(l) => {
+                                    let sfx = sfx_of[i] as usize;
+                                    (l.slots[c].backoff, l.slots[sfx].prob)
+                                }
+                            };
+                            let p = d.apply(o.adjusted[i]) / den_of[i] + gamma * suffix_p;
+                            (key_hash(pack, hashmap, k, n, 0, n), p)
+                        })
+                        .unzip()
+                };
+                drop(sfx_of);
+                // This order's adjusted counts are spent; only its keys are still needed.
+                orders[n - 1].adjusted = Vec::new();
+                drop(ctx_of);
+                drop(den_of);
+                // Phase E: into the table, prefetching a few inserts ahead.
+                for (j, (&h, &p)) in hashes.iter().zip(&probs).enumerate() {
+                    if let Some(&ahead) = hashes.get(j + 8) {
+                        t.prefetch(ahead);
+                    }
+                    let (slot, _) = t.insert(h);
+                    t.slots[slot].prob = p;
+                    t.slots[slot].backoff = 1.0;
+                }
+                counts.push(kept as u64);
+                tables.push(t);
+            }
+            // Linear to log10; n-grams ending in </s> or <unk> are never contexts.
+            let to_log = |p: f32| {
+                let l = p.log10();
+                if l < 0.0 {
+                    l
+                } else {
+                    0.0
+                }
+            };
+            for (id, u) in unigrams.iter_mut().enumerate() {
+                u.prob = to_log(u.prob);
+                u.backoff = if n_max == 1 || id as u32 == UNK || id as u32 == EOS {
+                    0.0
+                } else {
+                    u.backoff.log10()
+                };
+            }
+            for (i, t) in tables.iter_mut().enumerate() {
+                let top = i + 2 == n_max;
+                t.slots.par_iter_mut().filter(|e| e.key != 0).for_each(|e| {
+                    e.prob = to_log(e.prob);
+                    e.backoff = if top { 0.0 } else { e.backoff.log10() };
+                });
+            }
+            if n_max > 1 {
+                // Backoff of n-grams ending in </s> or <unk> (never contexts): 0.
+                for n in 2..n_max {
+                    let o = &orders[n - 1];
+                    for (i, &k) in o.keys.iter().enumerate() {
+                        let last = pack.rev_word(k, n, 0);
+                        if !marked[n - 1][i] && (last == EOS || last == UNK) {
+                            let t = &mut tables[n - 2];
+                            if let Some(s) = t.find(key_hash(pack, &remap, k, n, 0, n)) {
+                                t.slots[s].backoff = 0.0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Smoothing::AddK(kk) => estimate_add_k(
+            pack,
+            &orders,
+            &marked,
+            &remap,
+            &mut unigrams,
+            &mut tables,
+            &mut counts,
+            kk,
+        ),
+        Smoothing::StupidBackoff(alpha) => estimate_stupid(
+            pack,
+            &orders,
+            &marked,
+            &remap,
+            &mut unigrams,
+            &mut tables,
+            &mut counts,
+            alpha,
+        ),
+    }
+
+    // The kept keys move into the result (filtered in place only when something was pruned).
+    let ngrams = orders
+        .into_iter()
+        .zip(&marked)
+        .map(|(o, m)| {
+            let mut keys = o.keys;
+            if m.iter().any(|&x| x) {
+                let mut i = 0;
+                keys.retain(|_| {
+                    i += 1;
+                    !m[i - 1]
+                });
+            }
+            keys
+        })
+        .collect();
+    let parts = Parts {
+        words,
+        unigrams,
+        tables: tables.into_iter().map(|t| t.slots).collect(),
+        counts,
+        flags: 0,
+    };
+    Ok(Built {
+        model: Model::from_parts(parts),
+        pack: *pack,
+        corpus_words: corpus.words.clone(),
+        ngrams,
+        remap,
+        discounts,
+        stats,
+    })
+}
+
+/// Raw counts of every kept context, per order, from the raw counts of the order above:
+/// c(h) = sum_w c(h w). Lower-order raw counts are kept by `adjust` for all but the top order.
+fn raw_of(o: &OrderCounts, i: usize) -> u64 {
+    o.raw(i)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn estimate_add_k(
+    pack: &Packing,
+    orders: &[OrderCounts],
+    marked: &[Vec<bool>],
+    remap: &[u32],
+    unigrams: &mut [ProbBackoff],
+    tables: &mut Vec<TableBuilder>,
+    counts: &mut Vec<u64>,
+    k: f32,
+) {
+    // Unigrams: (c(w) + k) / (N + k |V'|) over V' = vocabulary without <s>; <s> gets 1 (log 0).
+    let n_max = pack.order;
+    let v = unigrams.len();
+    let o = &orders[0];
+    let total: u64 = (0..o.len()).map(|i| raw_of(o, i)).sum();
+    let denom = total as f64 + k as f64 * (v - 1) as f64;
+    for (i, &key) in o.keys.iter().enumerate() {
+        if marked[0][i] {
+            continue;
+        }
+        let id = remap[key as usize] as usize;
+        unigrams[id].prob = if key as u32 == BOS {
+            1.0
+        } else {
+            ((raw_of(o, i) as f64 + k as f64) / denom) as f32
+        };
+    }
+    counts.push(v as u64);
+    // Higher orders: seen n-grams get (c + k) / (c(h) + k |V'|); the rest of h's mass,
+    // 1 - sum_seen, goes to the lower order, renormalised over the unseen words: backoff(h) =
+    // (1 - sum_seen p) / (1 - sum_seen p_lower).
+    let vv = (v - 1) as f64;
+    for n in 2..=n_max {
+        let o = &orders[n - 1];
+        let mk = &marked[n - 1];
+        let kept = mk.iter().filter(|&&m| !m).count();
+        let mut t = TableBuilder::new(kept);
+        let lower_len = if n == 2 { v } else { tables[n - 3].slots.len() };
+        // (c(h), sum_seen p, sum_seen p_lower) per context.
+        let mut acc = vec![(0u64, 0f64, 0f64); lower_len];
+        let lower_prob =
+            |tables: &Vec<TableBuilder>, unigrams: &[ProbBackoff], key: u128| -> Option<f64> {
+                if n == 2 {
+                    Some(unigrams[remap[pack.rev_word(key, n, 0) as usize] as usize].prob as f64)
+                } else {
+                    let l = &tables[n - 3];
+                    l.find(key_hash(pack, remap, key, n, 0, n - 1))
+                        .map(|s| l.slots[s].prob as f64)
+                }
+            };
+        let ctx_slot = |tables: &Vec<TableBuilder>, key: u128| -> Option<usize> {
+            if (1..n).any(|j| remap[pack.rev_word(key, n, j) as usize] == u32::MAX) {
+                return None;
+            }
+            if n == 2 {
+                Some(remap[pack.rev_word(key, n, 1) as usize] as usize)
+            } else {
+                tables[n - 3].find(key_hash(pack, remap, key, n, 1, n))
+            }
+        };
+        for i in 0..o.len() {
+            if let Some(s) = ctx_slot(tables, o.keys[i]) {
+                acc[s].0 += raw_of(o, i);
+            }
+        }
+        for i in 0..o.len() {
+            if mk[i] {
+                continue;
+            }
+            let key = o.keys[i];
+            let Some(s) = ctx_slot(tables, key) else {
+                continue;
+            };
+            let p = (raw_of(o, i) as f64 + k as f64) / (acc[s].0 as f64 + k as f64 * vv);
+            let pl = lower_prob(tables, unigrams, key).unwrap_or(0.0);
+            acc[s].1 += p;
+            acc[s].2 += pl;
+            let (slot, _) = t.insert(key_hash(pack, remap, key, n, 0, n));
+            t.slots[slot].prob = p as f32;
+            t.slots[slot].backoff = 1.0;
+        }
+        for (s, a) in acc.iter().enumerate() {
+            if a.0 > 0 {
+                let b = ((1.0 - a.1).max(0.0) / (1.0 - a.2).max(1e-12)) as f32;
+                if n == 2 {
+                    unigrams[s].backoff = b;
+                } else {
+                    tables[n - 3].slots[s].backoff = b;
+                }
+            }
+        }
+        counts.push(kept as u64);
+        tables.push(t);
+    }
+    finish_log(unigrams, tables, n_max);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn estimate_stupid(
+    pack: &Packing,
+    orders: &[OrderCounts],
+    marked: &[Vec<bool>],
+    remap: &[u32],
+    unigrams: &mut [ProbBackoff],
+    tables: &mut Vec<TableBuilder>,
+    counts: &mut Vec<u64>,
+    alpha: f32,
+) {
+    // S(w | h) = c(h w) / c(h) when seen, else alpha S(w | h'): an ARPA model whose every
+    // backoff is alpha.
+    let n_max = pack.order;
+    let v = unigrams.len();
+    let o = &orders[0];
+    let total: u64 = (0..o.len()).map(|i| raw_of(o, i)).sum();
+    for (i, &key) in o.keys.iter().enumerate() {
+        if marked[0][i] {
+            continue;
+        }
+        let id = remap[key as usize] as usize;
+        let c = raw_of(o, i);
+        unigrams[id].prob = match key as u32 {
+            BOS => 1.0,
+            // Unseen words: as if seen once less than the rarest.
+            UNK => 0.5 / total as f32,
+            _ => c as f32 / total as f32,
+        };
+    }
+    counts.push(v as u64);
+    for n in 2..=n_max {
+        let o = &orders[n - 1];
+        let mk = &marked[n - 1];
+        let kept = mk.iter().filter(|&&m| !m).count();
+        let mut t = TableBuilder::new(kept);
+        // c(h): the raw count of the context as an n-gram of the lower order, except that the
+        // context <s> occurs once per sentence.
+        let lower = &orders[n - 2];
+        let mut ctx_count = crate::hash::FastMap::default();
+        for i in 0..o.len() {
+            *ctx_count
+                .entry(o.keys[i] & ((1u128 << (pack.bits as usize * (n - 1))) - 1))
+                .or_insert(0u64) += raw_of(o, i);
+        }
+        let _ = lower;
+        for i in 0..o.len() {
+            if mk[i] {
+                continue;
+            }
+            let key = o.keys[i];
+            if (0..n).any(|j| remap[pack.rev_word(key, n, j) as usize] == u32::MAX) {
+                continue;
+            }
+            let ch = ctx_count[&(key & ((1u128 << (pack.bits as usize * (n - 1))) - 1))];
+            let (slot, _) = t.insert(key_hash(pack, remap, key, n, 0, n));
+            t.slots[slot].prob = raw_of(o, i) as f32 / ch as f32;
+            t.slots[slot].backoff = alpha;
+        }
+        counts.push(kept as u64);
+        tables.push(t);
+    }
+    for u in unigrams.iter_mut() {
+        u.backoff = alpha;
+    }
+    finish_log(unigrams, tables, n_max);
+}
+
+fn finish_log(unigrams: &mut [ProbBackoff], tables: &mut [TableBuilder], n_max: usize) {
+    for (id, u) in unigrams.iter_mut().enumerate() {
+        u.prob = u.prob.log10().min(0.0);
+        u.backoff = if n_max == 1 || id as u32 == EOS || id as u32 == UNK {
+            0.0
+        } else {
+            u.backoff.log10()
+        };
+    }
+    for (i, t) in tables.iter_mut().enumerate() {
+        let top = i + 2 == n_max;
+        for e in t.slots.iter_mut().filter(|e: &&mut Entry| e.key != 0) {
+            e.prob = e.prob.log10().min(0.0);
+            e.backoff = if top { 0.0 } else { e.backoff.log10() };
+        }
+    }
+}

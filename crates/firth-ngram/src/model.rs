@@ -1,0 +1,962 @@
+//! The query structure, which is also the binary file format.
+//!
+//! Layout (little-endian, every section 8-byte aligned, so a `mmap` of the file is used in place):
+//!
+//! ```text
+//! header   magic "FIRTHNG\x01", 0x01020304 (endianness check), version, order, |V|,
+//!          vocabulary slots, string bytes, flags, then (count, slots) per order
+//! unigrams |V| x (log10 prob: f32, log10 backoff: f32), indexed by word id
+//! order n  slots x (key: u64, log10 prob: f32, log10 backoff: f32) for n = 2..N, open addressing
+//!          with linear probing; key = 64-bit hash of the word ids (see [`crate::hash`]), 0 = empty
+//! vocab    slots x (string hash: u64, id: u32, pad: u32): word -> id
+//! offsets  (|V| + 1) x u64 into the string bytes: id -> word
+//! strings  the words, concatenated
+//! ```
+//!
+//! A built model, a model read from ARPA and a model mapped from disk are all these bytes, so all
+//! share one query path. Scoring follows the backoff recursion of an ARPA model:
+//! `log p(w | c_k .. c_1) = log p(w | c_m .. c_1) + sum_{j = m}^{k} log b(c_j .. c_1)` where
+//! `c_m .. c_1 w` is the longest n-gram in the model. The [`State`] after a word carries the words
+//! and backoffs of the n-grams just matched, which are exactly the next word's contexts, so each
+//! word costs one probe per matched order and no backoff lookups.
+
+use crate::hash;
+use crate::util::{shown, write_atomic};
+use crate::{Error, Result, BOS, EOS, UNK};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// Highest supported order.
+pub const MAX_ORDER: usize = 16;
+const MAGIC: &[u8; 8] = b"FIRTHNG\x01";
+const ENDIAN: u32 = 0x0102_0304;
+const VERSION: u32 = 1;
+const HEADER: usize = 56;
+/// Flag bit: the model is over characters (`--chars`).
+pub const FLAG_CHARS: u64 = 1;
+
+/// Probability and backoff of one n-gram, as log10.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProbBackoff {
+    pub prob: f32,
+    pub backoff: f32,
+}
+
+/// One slot of an order's hash table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Entry {
+    /// Hash of the n-gram's word ids; 0 for an empty slot.
+    pub key: u64,
+    pub prob: f32,
+    pub backoff: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct VocabSlot {
+    key: u64,
+    id: u32,
+    _pad: u32,
+}
+
+/// An open-addressing table under construction.
+#[derive(Debug, Clone)]
+pub struct TableBuilder {
+    pub slots: Vec<Entry>,
+}
+
+impl TableBuilder {
+    pub fn new(entries: usize) -> Self {
+        TableBuilder {
+            slots: crate::util::huge_vec(hash::slots_for(entries), Entry::default()),
+        }
+    }
+    /// Inserts `key` (or finds it) and returns its slot and whether it was already present.
+    pub fn insert(&mut self, key: u64) -> (usize, bool) {
+        let key = hash::key(key);
+        let n = self.slots.len();
+        let mut i = hash::home(key, n);
+        loop {
+            let s = &mut self.slots[i];
+            if s.key == key {
+                return (i, true);
+            }
+            if s.key == 0 {
+                s.key = key;
+                return (i, false);
+            }
+            i += 1;
+            if i == n {
+                i = 0;
+            }
+        }
+    }
+    pub fn find(&self, key: u64) -> Option<usize> {
+        find(&self.slots, key)
+    }
+    /// Starts loading the home slot of `key` into cache.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        prefetch(&self.slots, key)
+    }
+    /// Finds many keys, prefetching a batch of home slots before probing any of them: the
+    /// cache misses of a batch overlap instead of queueing. `key_of(i)` gives item i's key, or
+    /// None to skip it; the result holds slot numbers, `u32::MAX` for skipped or absent keys.
+    pub fn find_all(&self, items: usize, key_of: impl Fn(usize) -> Option<u64> + Sync) -> Vec<u32> {
+        use rayon::prelude::*;
+        const BATCH: usize = 16;
+        let mut out = vec![u32::MAX; items];
+        out.par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(ci, chunk)| {
+                let base = ci * 4096;
+                let mut keys = [None; BATCH];
+                for b in (0..chunk.len()).step_by(BATCH) {
+                    let m = (chunk.len() - b).min(BATCH);
+                    for (j, k) in keys[..m].iter_mut().enumerate() {
+                        *k = key_of(base + b + j);
+                        if let Some(h) = *k {
+                            self.prefetch(h);
+                        }
+                    }
+                    for (j, k) in keys[..m].iter().enumerate() {
+                        if let Some(h) = *k {
+                            chunk[b + j] = self.find(h).map_or(u32::MAX, |s| s as u32);
+                        }
+                    }
+                }
+            });
+        out
+    }
+}
+
+#[inline]
+fn prefetch(slots: &[Entry], key: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let i = hash::home(hash::key(key), slots.len());
+        // SAFETY: prefetching is only a hint and never faults; `i` is in bounds anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                slots.as_ptr().add(i) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slots, key);
+}
+
+#[inline]
+fn find(slots: &[Entry], key: u64) -> Option<usize> {
+    let key = hash::key(key);
+    let n = slots.len();
+    let mut i = hash::home(key, n);
+    loop {
+        let k = slots[i].key;
+        if k == key {
+            return Some(i);
+        }
+        if k == 0 {
+            return None;
+        }
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+}
+
+/// A model's contents before they are laid out: what builders and the ARPA reader produce.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    /// Words by id; 0, 1, 2 must be `<unk>`, `<s>`, `</s>`.
+    pub words: Vec<String>,
+    pub unigrams: Vec<ProbBackoff>,
+    /// Tables for orders 2..=N.
+    pub tables: Vec<Vec<Entry>>,
+    /// Number of n-grams per order.
+    pub counts: Vec<u64>,
+    pub flags: u64,
+}
+
+enum Backing {
+    Owned(Vec<u64>),
+    Mapped(memmap2::Mmap),
+}
+
+#[derive(Debug, Clone)]
+struct Layout {
+    order: usize,
+    vocab: usize,
+    vocab_slots: usize,
+    strings_len: usize,
+    flags: u64,
+    counts: Vec<u64>,
+    slots: Vec<usize>,
+    unigrams: usize,
+    tables: Vec<usize>,
+    vocab_table: usize,
+    offsets: usize,
+    strings: usize,
+    total: usize,
+}
+
+fn pad8(x: usize) -> usize {
+    (x + 7) & !7
+}
+
+impl Layout {
+    fn compute(
+        order: usize,
+        vocab: usize,
+        vocab_slots: usize,
+        strings_len: usize,
+        flags: u64,
+        counts: Vec<u64>,
+        slots: Vec<usize>,
+    ) -> Option<Layout> {
+        let mut off = HEADER.checked_add(order.checked_mul(16)?)?;
+        let unigrams = off;
+        off = off.checked_add(pad8(vocab.checked_mul(8)?))?;
+        let mut tables = Vec::new();
+        for &s in slots.iter().skip(1) {
+            tables.push(off);
+            off = off.checked_add(s.checked_mul(16)?)?;
+        }
+        let vocab_table = off;
+        off = off.checked_add(vocab_slots.checked_mul(16)?)?;
+        let offsets = off;
+        off = off.checked_add(vocab.checked_add(1)?.checked_mul(8)?)?;
+        let strings = off;
+        off = off.checked_add(pad8(strings_len))?;
+        Some(Layout {
+            order,
+            vocab,
+            vocab_slots,
+            strings_len,
+            flags,
+            counts,
+            slots,
+            unigrams,
+            tables,
+            vocab_table,
+            offsets,
+            strings,
+            total: off,
+        })
+    }
+}
+
+/// A loaded n-gram model: built in memory, read from ARPA, or mapped from a binary file.
+pub struct Model {
+    backing: Backing,
+    l: Layout,
+    /// Where each section starts, resolved once: the query path indexes these directly.
+    p: Sections,
+}
+
+/// Start pointers of a model's sections. They point into `Model::backing`, whose bytes never
+/// move (a heap buffer or a mapping), and are valid for the lengths in `Model::l`.
+#[derive(Clone, Copy)]
+struct Sections {
+    unigrams: *const ProbBackoff,
+    tables: [*const Entry; MAX_ORDER],
+    vocab: *const VocabSlot,
+    offsets: *const u64,
+    strings: *const u8,
+}
+
+// SAFETY: a Model is immutable after construction; the pointers only alias its own read-only
+// bytes, so sharing or sending it between threads is as safe as sharing a `&[u8]`.
+unsafe impl Send for Model {}
+// SAFETY: as above, all access through the pointers is read-only.
+unsafe impl Sync for Model {}
+
+impl Sections {
+    fn empty() -> Sections {
+        Sections {
+            unigrams: std::ptr::null(),
+            tables: [std::ptr::null(); MAX_ORDER],
+            vocab: std::ptr::null(),
+            offsets: std::ptr::null(),
+            strings: std::ptr::null(),
+        }
+    }
+}
+
+/// The history a word is scored in: up to N-1 previous words (most recent first) and their
+/// backoffs. Only as many words as the model has as a context are kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct State {
+    len: usize,
+    words: [u32; MAX_ORDER],
+    backoffs: [f32; MAX_ORDER],
+}
+
+impl State {
+    /// Number of context words kept.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Totals for scoring a text: what `ppl` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PplStats {
+    /// Sum of log10 probabilities over every token, `</s>` and OOVs included.
+    pub log10_prob: f64,
+    /// The part of `log10_prob` that comes from OOV tokens.
+    pub log10_prob_oov: f64,
+    /// Tokens scored: words plus one `</s>` per sentence.
+    pub tokens: u64,
+    /// Tokens not in the vocabulary (scored as `<unk>`).
+    pub oov: u64,
+    pub sentences: u64,
+}
+
+impl PplStats {
+    /// `10^(-log10_prob / tokens)`, OOVs included (KenLM's "Perplexity including OOVs").
+    pub fn perplexity(&self) -> f64 {
+        10f64.powf(-self.log10_prob / self.tokens as f64)
+    }
+    /// Perplexity over in-vocabulary tokens only.
+    pub fn perplexity_excluding_oov(&self) -> f64 {
+        10f64.powf(-(self.log10_prob - self.log10_prob_oov) / (self.tokens - self.oov) as f64)
+    }
+}
+
+/// One scored token, for `query`'s per-word output.
+#[derive(Clone, Copy, Debug)]
+pub struct WordScore<'a> {
+    pub word: &'a str,
+    pub id: u32,
+    /// Length of the longest n-gram used.
+    pub ngram_len: usize,
+    pub log10_prob: f32,
+    /// True at `</s>`, the end of a sentence.
+    pub end: bool,
+}
+
+impl Model {
+    /// Lays out `parts` in memory.
+    pub fn from_parts(mut parts: Parts) -> Model {
+        let vocab = parts.words.len();
+        let vocab_slots = hash::slots_for(vocab);
+        let strings_len: usize = parts.words.iter().map(|w| w.len()).sum();
+        let mut slots = vec![vocab];
+        slots.extend(parts.tables.iter().map(|t| t.len()));
+        let l = Layout::compute(
+            parts.counts.len(),
+            vocab,
+            vocab_slots,
+            strings_len,
+            parts.flags,
+            parts.counts.clone(),
+            slots,
+        )
+        .expect("model size fits in memory");
+        // Zeroed pages are only touched as sections are copied in (and tables are freed as
+        // they go), so this buffer does not add a whole model to the peak.
+        let mut buf = vec![0u64; l.total / 8];
+        crate::util::advise_huge(buf.as_mut_ptr() as *mut u8, buf.len() * 8);
+        {
+            // SAFETY: a u64 buffer is valid as bytes, and the byte view covers exactly its memory.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8)
+            };
+            write_header(bytes, &l);
+            let mut o = l.unigrams;
+            for u in &parts.unigrams {
+                bytes[o..o + 4].copy_from_slice(&u.prob.to_le_bytes());
+                bytes[o + 4..o + 8].copy_from_slice(&u.backoff.to_le_bytes());
+                o += 8;
+            }
+            // Each table is dropped as soon as it is copied, so building peaks at one table
+            // over the final size, not at twice the model.
+            let tables = std::mem::take(&mut parts.tables);
+            for (t, &off) in tables.into_iter().zip(&l.tables) {
+                #[cfg(target_endian = "little")]
+                {
+                    // SAFETY: Entry is repr(C) of u64, f32, f32 (16 bytes, no padding), so its
+                    // bytes on a little-endian machine are exactly the file's encoding.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(t.as_ptr() as *const u8, t.len() * 16)
+                    };
+                    bytes[off..off + src.len()].copy_from_slice(src);
+                }
+                #[cfg(not(target_endian = "little"))]
+                for (j, e) in t.iter().enumerate() {
+                    let o = off + 16 * j;
+                    bytes[o..o + 8].copy_from_slice(&e.key.to_le_bytes());
+                    bytes[o + 8..o + 12].copy_from_slice(&e.prob.to_le_bytes());
+                    bytes[o + 12..o + 16].copy_from_slice(&e.backoff.to_le_bytes());
+                }
+            }
+            let mut vs = vec![VocabSlot::default(); vocab_slots];
+            for (id, w) in parts.words.iter().enumerate() {
+                let k = hash::string(w.as_bytes());
+                let mut i = hash::home(k, vocab_slots);
+                while vs[i].key != 0 {
+                    i = if i + 1 == vocab_slots { 0 } else { i + 1 };
+                }
+                vs[i] = VocabSlot {
+                    key: k,
+                    id: id as u32,
+                    _pad: 0,
+                };
+            }
+            let mut o = l.vocab_table;
+            for s in &vs {
+                bytes[o..o + 8].copy_from_slice(&s.key.to_le_bytes());
+                bytes[o + 8..o + 12].copy_from_slice(&s.id.to_le_bytes());
+                o += 16;
+            }
+            let mut so = 0u64;
+            let mut o = l.offsets;
+            let mut sp = l.strings;
+            for w in &parts.words {
+                bytes[o..o + 8].copy_from_slice(&so.to_le_bytes());
+                o += 8;
+                bytes[sp..sp + w.len()].copy_from_slice(w.as_bytes());
+                sp += w.len();
+                so += w.len() as u64;
+            }
+            bytes[o..o + 8].copy_from_slice(&so.to_le_bytes());
+        }
+        Model::new(Backing::Owned(buf), l)
+    }
+
+    fn new(backing: Backing, l: Layout) -> Model {
+        let mut m = Model {
+            backing,
+            l,
+            p: Sections::empty(),
+        };
+        // Resolve (and bounds- and alignment-check) every section once.
+        let l = &m.l;
+        let mut p = Sections::empty();
+        p.unigrams = m.slice::<ProbBackoff>(l.unigrams, l.vocab).as_ptr();
+        for n in 2..=l.order {
+            p.tables[n - 2] = m.slice::<Entry>(l.tables[n - 2], l.slots[n - 1]).as_ptr();
+        }
+        p.vocab = m.slice::<VocabSlot>(l.vocab_table, l.vocab_slots).as_ptr();
+        p.offsets = m.slice::<u64>(l.offsets, l.vocab + 1).as_ptr();
+        p.strings = m.bytes()[l.strings..l.strings + l.strings_len].as_ptr();
+        m.p = p;
+        m
+    }
+
+    /// Maps a binary model file. Validates the header and the size; the tables are used in place.
+    pub fn load_binary(path: &Path) -> Result<Model> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+            path: shown(path),
+            err: source,
+        })?;
+        // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
+        // or rewrites it while mapped (firth itself only ever replaces files by rename).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Read {
+            path: shown(path),
+            err: source,
+        })?;
+        let bad = |msg: String| Error::File {
+            path: shown(path),
+            msg,
+        };
+        let l = read_header(&map).map_err(bad)?;
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        if map.len() != l.total {
+            return Err(bad(format!(
+                "binary model is {} bytes but its header describes {}; the file is truncated or corrupt, rebuild it with `firth ngram build --binary`",
+                map.len(),
+                l.total
+            )));
+        }
+        let m = Model::new(Backing::Mapped(map), l);
+        m.check_vocab().map_err(bad)?;
+        Ok(m)
+    }
+
+    /// Loads a model from a binary file or an ARPA file (plain or gzip), whichever `path` is.
+    pub fn load(path: &Path) -> Result<Model> {
+        if is_binary(path)? {
+            Model::load_binary(path)
+        } else {
+            crate::arpa::read_arpa(path)
+        }
+    }
+
+    /// Writes the model's bytes: the binary format, loadable with [`Model::load_binary`].
+    pub fn write_binary(&self, path: &Path) -> Result<()> {
+        let bytes = self.bytes();
+        write_atomic(path, |w| w.write_all(bytes))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            // SAFETY: viewing initialised u64s as bytes is always valid.
+            Backing::Owned(v) => unsafe {
+                std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 8)
+            },
+            Backing::Mapped(m) => m,
+        }
+    }
+
+    fn slice<T>(&self, off: usize, len: usize) -> &[T] {
+        let b = &self.bytes()[off..off + len * std::mem::size_of::<T>()];
+        assert_eq!(b.as_ptr() as usize % std::mem::align_of::<T>(), 0);
+        // SAFETY: the range is in bounds and aligned (checked above), and T is a repr(C) struct
+        // of plain numbers for which every bit pattern is valid.
+        unsafe { std::slice::from_raw_parts(b.as_ptr() as *const T, len) }
+    }
+
+    fn check_vocab(&self) -> std::result::Result<(), String> {
+        let offs: &[u64] = self.slice(self.l.offsets, self.l.vocab + 1);
+        let mut prev = 0;
+        for &o in offs {
+            if o < prev || o as usize > self.l.strings_len {
+                return Err("corrupt vocabulary offsets; rebuild the binary model".into());
+            }
+            prev = o;
+        }
+        let s = &self.bytes()[self.l.strings..self.l.strings + self.l.strings_len];
+        if std::str::from_utf8(s).is_err() {
+            return Err("vocabulary is not UTF-8; rebuild the binary model".into());
+        }
+        if self.l.vocab < 3
+            || self.word(UNK) != "<unk>"
+            || self.word(BOS) != "<s>"
+            || self.word(EOS) != "</s>"
+        {
+            return Err("vocabulary lacks <unk>, <s>, </s> at ids 0, 1, 2".into());
+        }
+        for (i, &s) in self.l.slots.iter().enumerate().skip(1) {
+            if s == 0 {
+                return Err(format!("order {} has an empty table", i + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the model as a character model (or not), so queries split text into characters.
+    pub fn with_chars(mut self, chars: bool) -> Model {
+        if chars {
+            self.l.flags |= FLAG_CHARS;
+        } else {
+            self.l.flags &= !FLAG_CHARS;
+        }
+        if let Backing::Owned(v) = &mut self.backing {
+            v[6] = self.l.flags.to_le();
+        }
+        self
+    }
+
+    pub fn order(&self) -> usize {
+        self.l.order
+    }
+    /// Number of n-grams of each order.
+    pub fn counts(&self) -> &[u64] {
+        &self.l.counts
+    }
+    pub fn vocab_size(&self) -> usize {
+        self.l.vocab
+    }
+    /// True for a character model.
+    pub fn is_chars(&self) -> bool {
+        self.l.flags & FLAG_CHARS != 0
+    }
+    /// Size in bytes of the in-memory (and on-disk binary) structure.
+    pub fn size_bytes(&self) -> usize {
+        self.l.total
+    }
+
+    #[inline]
+    pub fn unigrams(&self) -> &[ProbBackoff] {
+        // SAFETY: resolved and checked in `Model::new`; lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.p.unigrams, self.l.vocab) }
+    }
+
+    /// The hash table of order `n` (2..=N).
+    #[inline]
+    pub fn table(&self, n: usize) -> &[Entry] {
+        assert!((2..=self.l.order).contains(&n));
+        // SAFETY: resolved and checked in `Model::new` for every order 2..=N.
+        unsafe { std::slice::from_raw_parts(self.p.tables[n - 2], self.l.slots[n - 1]) }
+    }
+
+    #[inline]
+    fn word_bytes(&self, id: u32) -> &[u8] {
+        // SAFETY: offsets were resolved in `Model::new`; `check_vocab` (mapped files) or
+        // construction (built models) guarantees they are non-decreasing and in bounds.
+        unsafe {
+            let offs = std::slice::from_raw_parts(self.p.offsets, self.l.vocab + 1);
+            let (a, b) = (offs[id as usize] as usize, offs[id as usize + 1] as usize);
+            std::slice::from_raw_parts(self.p.strings.add(a), b - a)
+        }
+    }
+
+    /// The word with id `id`.
+    pub fn word(&self, id: u32) -> &str {
+        assert!((id as usize) < self.l.vocab);
+        // Checked to be UTF-8 at load; a word's bytes are whole (offsets come from whole words).
+        std::str::from_utf8(self.word_bytes(id)).unwrap_or("<bad>")
+    }
+
+    /// The id of `w`, or `<unk>`'s id 0 when it is not in the vocabulary.
+    pub fn word_id(&self, w: &str) -> u32 {
+        // SAFETY: resolved and checked in `Model::new`.
+        let slots = unsafe { std::slice::from_raw_parts(self.p.vocab, self.l.vocab_slots) };
+        let k = hash::string(w.as_bytes());
+        let n = slots.len();
+        let mut i = hash::home(k, n);
+        loop {
+            let s = slots[i];
+            if s.key == 0 {
+                return UNK;
+            }
+            if s.key == k && (s.id as usize) < self.l.vocab && self.word_bytes(s.id) == w.as_bytes()
+            {
+                return s.id;
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+    }
+
+    /// Probability and backoff of an n-gram given by ids in reading order, if present.
+    pub fn lookup(&self, ids: &[u32]) -> Option<ProbBackoff> {
+        match ids.len() {
+            0 => None,
+            1 => self.unigrams().get(ids[0] as usize).copied(),
+            n if n <= self.order() => {
+                let t = self.table(n);
+                find(t, hash::ngram(ids)).map(|i| ProbBackoff {
+                    prob: t[i].prob,
+                    backoff: t[i].backoff,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts loading the slot of the order-`n` n-gram with hash `h` (n >= 2).
+    #[inline]
+    pub fn prefetch(&self, n: usize, h: u64) {
+        prefetch(self.table(n), h)
+    }
+
+    /// Probability and backoff of the order-`n` n-gram (n >= 2) whose hash is `h`.
+    #[inline]
+    pub fn lookup_hash(&self, n: usize, h: u64) -> Option<ProbBackoff> {
+        let t = self.table(n);
+        find(t, h).map(|i| ProbBackoff {
+            prob: t[i].prob,
+            backoff: t[i].backoff,
+        })
+    }
+
+    /// Prefetches the slots of every n-gram ending in the last word of `sentence` (word ids
+    /// after the implicit `<s>`), up to the model's order.
+    #[inline]
+    pub fn prefetch_ngrams(&self, sentence: &[u32]) {
+        let Some((&w, ctx)) = sentence.split_last() else {
+            return;
+        };
+        let mut h = hash::word(w);
+        for (k, &c) in ctx.iter().rev().chain(std::iter::once(&BOS)).enumerate() {
+            if k + 2 > self.order() {
+                break;
+            }
+            h = hash::extend(h, c);
+            prefetch(self.table(k + 2), h);
+        }
+    }
+
+    /// The state at the start of a sentence: the context `<s>`.
+    pub fn begin_state(&self) -> State {
+        let mut s = self.null_state();
+        if self.order() > 1 {
+            s.len = 1;
+            s.words[0] = BOS;
+            s.backoffs[0] = self.unigrams()[BOS as usize].backoff;
+        }
+        s
+    }
+
+    /// A state with no context.
+    pub fn null_state(&self) -> State {
+        State {
+            len: 0,
+            words: [0; MAX_ORDER],
+            backoffs: [0.0; MAX_ORDER],
+        }
+    }
+
+    /// Scores `word` after `state`: returns log10 p(word | state) and the length of the n-gram
+    /// used, and writes the state after `word` into `out`.
+    #[inline]
+    pub fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
+        let n = self.order();
+        let uni = self.unigrams()[word as usize];
+        let mut prob = uni.prob;
+        let mut matched = 1;
+        out.words[0] = word;
+        out.backoffs[0] = uni.backoff;
+        // Hash every candidate n-gram and prefetch all their slots before probing any: the
+        // probes of one word then overlap their cache misses.
+        let mut hashes = [0u64; MAX_ORDER];
+        let mut h = hash::word(word);
+        for k in 0..state.len {
+            h = hash::extend(h, state.words[k]);
+            hashes[k] = h;
+            prefetch(self.table(k + 2), h);
+        }
+        let mut k = 0;
+        while k < state.len {
+            let t = self.table(k + 2);
+            match find(t, hashes[k]) {
+                Some(i) => {
+                    prob = t[i].prob;
+                    matched = k + 2;
+                    if k + 1 < n - 1 {
+                        out.words[k + 1] = state.words[k];
+                        out.backoffs[k + 1] = t[i].backoff;
+                    }
+                }
+                None => break,
+            }
+            k += 1;
+        }
+        for j in matched - 1..state.len {
+            prob += state.backoffs[j];
+        }
+        out.len = matched.min(n - 1);
+        (prob, matched)
+    }
+
+    /// log10 p(w | state) for every id w, `<s>` set to -inf: the next-word distribution.
+    pub fn distribution(&self, state: &State) -> Vec<f32> {
+        let mut out = self.null_state();
+        (0..self.vocab_size() as u32)
+            .map(|w| {
+                if w == BOS {
+                    f32::NEG_INFINITY
+                } else {
+                    self.score(state, w, &mut out).0
+                }
+            })
+            .collect()
+    }
+
+    /// Scores text (one sentence per line) as KenLM's `query` does: each line starts in the `<s>`
+    /// context and ends with `</s>`. Calls `each` on every token when given.
+    pub fn score_text(
+        &self,
+        r: &mut dyn BufRead,
+        path: &Path,
+        mut each: Option<&mut dyn FnMut(WordScore)>,
+    ) -> Result<PplStats> {
+        let chars = self.is_chars();
+        let mut st = PplStats::default();
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        let mut ids: Vec<u32> = Vec::new();
+        let mut words: Vec<String> = Vec::new();
+        loop {
+            buf.clear();
+            let n = r
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| Error::Read {
+                    path: shown(path),
+                    err: source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            let line = std::str::from_utf8(&buf).map_err(|e| Error::Format {
+                path: shown(path),
+                line: line_no,
+                msg: format!(
+                    "invalid UTF-8 at byte {} of the line; convert the file to UTF-8 (e.g. with iconv)",
+                    e.valid_up_to() + 1
+                ),
+            })?;
+            ids.clear();
+            words.clear();
+            let want_words = each.is_some();
+            crate::corpus::for_each_token(line, chars, |w| {
+                ids.push(self.word_id(w));
+                if want_words {
+                    words.push(w.to_string());
+                }
+            });
+            ids.push(EOS);
+            let mut s = self.begin_state();
+            let mut o = s;
+            for i in 0..ids.len() {
+                // The next word's n-grams depend only on the words, not on this word's result:
+                // fetch their slots now so they arrive while this word is scored.
+                if i + 1 < ids.len() {
+                    self.prefetch_ngrams(&ids[..i + 2]);
+                }
+                let id = ids[i];
+                let (p, len) = self.score(&s, id, &mut o);
+                std::mem::swap(&mut s, &mut o);
+                st.tokens += 1;
+                st.log10_prob += p as f64;
+                if id == UNK {
+                    st.oov += 1;
+                    st.log10_prob_oov += p as f64;
+                }
+                if let Some(f) = each.as_mut() {
+                    let end = i + 1 == ids.len();
+                    f(WordScore {
+                        word: if end { "</s>" } else { &words[i] },
+                        id,
+                        ngram_len: len,
+                        log10_prob: p,
+                        end,
+                    });
+                }
+            }
+            st.sentences += 1;
+        }
+        Ok(st)
+    }
+
+    /// Samples one sentence (words, without `<s>`/`</s>`), at most `max_len` words. The next-word
+    /// distribution is raised to `1 / temperature` and renormalised; `<unk>` is never drawn.
+    pub fn generate(&self, rng: &mut Rng, temperature: f64, max_len: usize) -> Vec<String> {
+        let mut s = self.begin_state();
+        let mut out = Vec::new();
+        let mut weights = vec![0f64; self.vocab_size()];
+        while out.len() < max_len {
+            let d = self.distribution(&s);
+            let mut total = 0.0;
+            for (i, &lp) in d.iter().enumerate() {
+                let w = if i as u32 == UNK || i as u32 == BOS {
+                    0.0
+                } else {
+                    10f64.powf(lp as f64 / temperature)
+                };
+                weights[i] = w;
+                total += w;
+            }
+            let mut x = rng.next_f64() * total;
+            let mut pick = EOS;
+            for (i, &w) in weights.iter().enumerate() {
+                if w > 0.0 {
+                    pick = i as u32;
+                    if x < w {
+                        break;
+                    }
+                    x -= w;
+                }
+            }
+            if pick == EOS {
+                break;
+            }
+            let mut o = s;
+            self.score(&s, pick, &mut o);
+            s = o;
+            out.push(self.word(pick).to_string());
+        }
+        out
+    }
+}
+
+/// A small deterministic generator (splitmix64) so samples repeat for a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        hash::mix(self.0)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn write_header(b: &mut [u8], l: &Layout) {
+    b[0..8].copy_from_slice(MAGIC);
+    b[8..12].copy_from_slice(&ENDIAN.to_le_bytes());
+    b[12..16].copy_from_slice(&VERSION.to_le_bytes());
+    let put = |b: &mut [u8], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    put(b, 16, l.order as u64);
+    put(b, 24, l.vocab as u64);
+    put(b, 32, l.vocab_slots as u64);
+    put(b, 40, l.strings_len as u64);
+    put(b, 48, l.flags);
+    for i in 0..l.order {
+        put(b, HEADER + 16 * i, l.counts[i]);
+        put(b, HEADER + 16 * i + 8, l.slots[i] as u64);
+    }
+}
+
+fn read_header(b: &[u8]) -> std::result::Result<Layout, String> {
+    if b.len() < HEADER || &b[0..8] != MAGIC {
+        return Err("not a firth binary n-gram model (bad magic); pass an ARPA file or rebuild with `firth ngram build --binary`".into());
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    if u32_at(8) != ENDIAN {
+        return Err("binary model was written on a machine of the other endianness; rebuild it here or use the ARPA file".into());
+    }
+    if u32_at(12) != VERSION {
+        return Err(format!("binary model version {} is not supported (this firth reads version {VERSION}); rebuild it", u32_at(12)));
+    }
+    let order = u64_at(16) as usize;
+    if order == 0 || order > MAX_ORDER || b.len() < HEADER + 16 * order {
+        return Err(format!(
+            "binary model header has a bad order {order}; the file is corrupt"
+        ));
+    }
+    let vocab = u64_at(24) as usize;
+    let vocab_slots = u64_at(32) as usize;
+    let strings_len = u64_at(40) as usize;
+    let flags = u64_at(48);
+    let counts: Vec<u64> = (0..order).map(|i| u64_at(HEADER + 16 * i)).collect();
+    let slots: Vec<usize> = (0..order)
+        .map(|i| u64_at(HEADER + 16 * i + 8) as usize)
+        .collect();
+    if slots[0] != vocab || vocab_slots <= vocab {
+        return Err("binary model header is inconsistent; the file is corrupt, rebuild it".into());
+    }
+    Layout::compute(order, vocab, vocab_slots, strings_len, flags, counts, slots)
+        .ok_or_else(|| "binary model header describes impossible sizes; the file is corrupt".into())
+}
+
+/// True when `path` starts with the binary magic.
+pub fn is_binary(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: shown(path),
+        err: source,
+    })?;
+    let mut m = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        match f.read(&mut m[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(source) => {
+                return Err(Error::Read {
+                    path: shown(path),
+                    err: source,
+                })
+            }
+        }
+    }
+    Ok(got == 8 && &m == MAGIC)
+}
