@@ -280,3 +280,82 @@ mod tests {
         }
     }
 }
+
+/// Projects `n × dim` rows (row-major) onto their first two principal components (power
+/// iteration with deflation on the covariance), returning one (x, y) per row.
+pub fn pca2(rows: &[f32], dim: usize) -> Vec<(f32, f32)> {
+    let n = if dim == 0 { 0 } else { rows.len() / dim };
+    if n == 0 {
+        return vec![];
+    }
+    let mut mean = vec![0f64; dim];
+    for r in rows.chunks(dim) {
+        for (m, &x) in mean.iter_mut().zip(r) {
+            *m += x as f64 / n as f64;
+        }
+    }
+    let centred: Vec<Vec<f64>> = rows
+        .chunks(dim)
+        .map(|r| r.iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect())
+        .collect();
+    // Covariance-vector product without forming the matrix: C v = Σ_i x_i (x_i · v).
+    let cov_mul = |v: &[f64]| -> Vec<f64> {
+        let mut out = vec![0.0; dim];
+        for x in &centred {
+            let s: f64 = x.iter().zip(v).map(|(a, b)| a * b).sum();
+            for (o, a) in out.iter_mut().zip(x) {
+                *o += a * s;
+            }
+        }
+        out
+    };
+    let unit = |v: &mut Vec<f64>| {
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if n > 0.0 {
+            v.iter_mut().for_each(|x| *x /= n);
+        }
+    };
+    let mut comps: Vec<Vec<f64>> = vec![];
+    for c in 0..2 {
+        let mut v: Vec<f64> = (0..dim)
+            .map(|i| 1.0 + ((i * 7 + c * 3) % 11) as f64 * 0.1)
+            .collect();
+        unit(&mut v);
+        for _ in 0..200 {
+            let mut w = cov_mul(&v);
+            for p in &comps {
+                let s: f64 = w.iter().zip(p).map(|(a, b)| a * b).sum();
+                w.iter_mut().zip(p).for_each(|(a, b)| *a -= s * b);
+            }
+            unit(&mut w);
+            v = w;
+        }
+        comps.push(v);
+    }
+    centred
+        .iter()
+        .map(|x| {
+            let p = |c: &Vec<f64>| x.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() as f32;
+            (p(&comps[0]), p(&comps[1]))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod pca_tests {
+    #[test]
+    fn pca_recovers_dominant_axis() {
+        // Points spread along (1, 1, 0) with a little spread along (0, 0, 1).
+        let mut rows = vec![];
+        for i in 0..10 {
+            let t = i as f32 - 4.5;
+            rows.extend_from_slice(&[t, t, 0.1 * (i % 2) as f32]);
+        }
+        let p = super::pca2(&rows, 3);
+        // First coordinate is ±t·√2.
+        let s = p[9].0.signum();
+        for (i, (x, _)) in p.iter().enumerate() {
+            assert!((x * s - (i as f32 - 4.5) * 2f32.sqrt()).abs() < 1e-3);
+        }
+    }
+}

@@ -8,7 +8,7 @@
 pub mod embeddings;
 pub mod eval;
 pub mod formats;
-
+pub mod glove;
 pub mod huffman;
 pub mod simd;
 pub mod tokens;

@@ -919,6 +919,81 @@ mod tests {
         assert!((zeros - 8.0 / 9.0).abs() < 1e-3, "{zeros}");
     }
 
+    fn topic_corpus() -> std::path::PathBuf {
+        // Two topics whose words never share a sentence.
+        let mut rng = Lcg(7);
+        let mut text = String::new();
+        for line in 0..400 {
+            let t = if line % 2 == 0 { 'a' } else { 'b' };
+            for _ in 0..30 {
+                text.push_str(&format!("{t}{} ", rng.next() >> 16 & 7));
+            }
+            text.push('\n');
+        }
+        let d = std::env::temp_dir().join(format!("firth-w2v-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("topics.txt");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn cos(v: &[f32], d: usize, i: usize, j: usize) -> f32 {
+        let (a, b) = (&v[i * d..(i + 1) * d], &v[j * d..(j + 1) * d]);
+        crate::simd::dot(a, b) / (crate::simd::dot(a, a).sqrt() * crate::simd::dot(b, b).sqrt())
+    }
+
+    #[test]
+    fn learns_topics_and_seed_is_exact_with_one_thread() {
+        let p = topic_corpus();
+        for (model, negative, hs) in [
+            (Model::SkipGram, 5, false),
+            (Model::Cbow, 5, false),
+            (Model::SkipGram, 0, true),
+            (Model::Cbow, 0, true),
+        ] {
+            let cfg = Config {
+                model,
+                negative,
+                hs,
+                dim: 16,
+                window: 3,
+                min_count: 1,
+                sample: 0.0,
+                epochs: 3,
+                threads: 1,
+                seed: 42,
+                ..Default::default()
+            };
+            let (v, _) = CountedVocab::count_file(&p, 1, 0, 1000).unwrap();
+            let t1 = train(&p, &cfg, v.clone(), &mut |_| {}).unwrap();
+            let t2 = train(&p, &cfg, v.clone(), &mut |_| {}).unwrap();
+            assert_eq!(
+                t1.vectors, t2.vectors,
+                "{model:?} seed must be exact with one thread"
+            );
+            assert_eq!(t1.words_processed, 3 * 400 * 30);
+            let id = |w: &str| v.get(w.as_bytes()).unwrap() as usize;
+            let (mut same, mut diff) = (0.0, 0.0);
+            for i in 0..8 {
+                for j in 0..8 {
+                    if i != j {
+                        same += cos(&t1.vectors, 16, id(&format!("a{i}")), id(&format!("a{j}")));
+                    }
+                    diff += cos(&t1.vectors, 16, id(&format!("a{i}")), id(&format!("b{j}")));
+                }
+            }
+            let (same, diff) = (same / 56.0, diff / 64.0);
+            assert!(
+                same > diff + 0.3,
+                "{model:?} neg {negative} hs {hs}: same-topic {same} vs cross-topic {diff}"
+            );
+            // Two threads run (Hogwild) and give vectors of the same quality shape.
+            let cfg2 = Config { threads: 2, ..cfg };
+            let t3 = train(&p, &cfg2, v, &mut |_| {}).unwrap();
+            assert_eq!(t3.words_processed, 3 * 400 * 30);
+        }
+    }
+
     #[test]
     fn sigmoid_table() {
         let t = SigTable::new();
