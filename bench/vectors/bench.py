@@ -15,10 +15,13 @@ from `pip install fasttext`, GloVe C binaries from $GLOVE_BIN (skipped with a me
 import argparse, json, os, re, shutil, subprocess, sys, time
 
 EVAL = "/work/shared/data/wordvec-eval"
+CPU = [0.0]
 
 
 def timed(cmd, log, stdin=None, stdout=None):
-    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS bytes)."""
+    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS bytes). The CPU seconds
+    (user + sys) of the last command are kept in CPU[0]: on a shared machine they are the steadier
+    measure of work done, so the table shows both."""
     tfile = log + ".time"
     t0 = time.time()
     with open(log, "w") as lf:
@@ -28,9 +31,13 @@ def timed(cmd, log, stdin=None, stdout=None):
     if r.returncode != 0:
         sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}")
     rss = 0
+    cpu = 0.0
     for line in open(tfile):
         if "Maximum resident set size" in line:
             rss = int(line.split()[-1]) * 1024
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu += float(line.split()[-1])
+    CPU[0] = cpu
     return wall, rss
 
 
@@ -66,12 +73,13 @@ def main():
     firth = os.path.abspath(a.firth)
     w2v = os.environ.get("WORD2VEC_BIN") or shutil.which("word2vec")
     T, E = str(a.threads), str(a.epochs)
-    rows = []  # (label, wall, words/s, rss, scores)
+    rows = []  # (label, wall, cpu, words/s, rss, scores)
     checks = []
 
-    def row(label, wall, wps, rss, sc):
-        rows.append((label, wall, wps, rss, sc))
-        print(f"{label:<22} wall {wall:8.1f}s  {wps/1e3:8.0f}k words/s  rss {rss/2**20:7.0f} MiB  "
+    def row(label, wall, wps, rss, sc, cpu=None):
+        cpu = CPU[0] if cpu is None else cpu
+        rows.append((label, wall, cpu, wps, rss, sc))
+        print(f"{label:<22} wall {wall:8.1f}s  cpu {cpu:8.1f}s  {wps/1e3:8.0f}k words/s  rss {rss/2**20:7.0f} MiB  "
               f"analogy {sc['analogy']:6.2f}  ws353 {sc['ws353']:.3f}  simlex {sc['simlex']:.3f}",
               flush=True)
 
@@ -88,10 +96,11 @@ def main():
                               stdout=open(f"{a.out}/firth-{run}.json", "w"))
             j = json.load(open(f"{a.out}/firth-{run}.json"))
             words = j["words_processed"]
+            fcpu = CPU[0]
             fs = firth_scores(firth, fout)
             gs = gensim_scores(fout, True)
             checks.append((fout, fs, gs))
-            row(f"firth {run}", wall, words / wall, rss, fs)
+            row(f"firth {run}", wall, words / wall, rss, fs, fcpu)
             if w2v:
                 cout = f"{a.out}/w2vc-{run}.bin"
                 cwall, crss = timed([w2v, "-train", a.corpus, "-output", cout, "-cbow",
@@ -101,7 +110,7 @@ def main():
                                      "-threads", T, "-binary", "1"], f"{a.out}/w2vc-{run}.log")
                 cs = gensim_scores(cout, True)
                 row(f"word2vec C {run}", cwall, words / cwall, crss, cs)
-                print(f"  ratio firth/C: speed {cwall / wall:.2f}x, analogy {fs['analogy'] - cs['analogy']:+.2f} pt, "
+                print(f"  ratio firth/C: speed {cwall / wall:.2f}x by wall, {CPU[0] / fcpu:.2f}x by CPU time, analogy {fs['analogy'] - cs['analogy']:+.2f} pt, "
                       f"ws353 {fs['ws353'] - cs['ws353']:+.3f}, simlex {fs['simlex'] - cs['simlex']:+.3f}",
                       flush=True)
             else:
@@ -130,9 +139,10 @@ def main():
                                "--min-count", "5", "--memory", "4.0", "--threads", T, "--json"],
                               f"{a.out}/firth-glove.log", stdout=open(f"{a.out}/firth-glove.json", "w"))
             j = json.load(open(f"{a.out}/firth-glove.json"))
+            fcpu = CPU[0]
             fs = firth_scores(firth, fout)
             checks.append((fout, fs, gensim_scores(fout, True)))
-            row("firth glove", wall, 0, rss, fs)
+            row("firth glove", wall, 0, rss, fs, fcpu)
             print("  firth stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs" %
                   (j["vocab_seconds"], j["cooccur_seconds"], j["shuffle_seconds"], j["train_seconds"]))
             gb = os.environ.get("GLOVE_BIN")
@@ -140,7 +150,7 @@ def main():
                 print("GloVe C: $GLOVE_BIN is not set (build stanfordnlp/GloVe outside the repo): skipped")
                 continue
             d = a.out
-            walls, rsss = [], []
+            walls, rsss, cpus = [], [], []
             for name, cmd, sin, sout in [
                 ("vocab_count", [f"{gb}/vocab_count", "-min-count", "5", "-verbose", "0"], a.corpus, f"{d}/gv-vocab.txt"),
                 ("cooccur", [f"{gb}/cooccur", "-memory", "4.0", "-vocab-file", f"{d}/gv-vocab.txt", "-verbose", "0",
@@ -154,14 +164,15 @@ def main():
                              stdout=open(sout, "w") if sout else None)
                 walls.append(w)
                 rsss.append(r)
+                cpus.append(CPU[0])
             gs = gensim_scores(f"{d}/gv-vectors.txt", False, no_header=True)
-            row("GloVe C", sum(walls), 0, max(rsss), gs)
+            row("GloVe C", sum(walls), 0, max(rsss), gs, sum(cpus))
             print("  GloVe C stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs" % tuple(walls))
-            print(f"  ratio firth/GloVe C wall: {wall / sum(walls):.2f}x, analogy {fs['analogy'] - gs['analogy']:+.2f} pt")
-    print("\n| run | wall s | words/s | peak RSS MiB | analogy % | WS353 | SimLex |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, wall, wps, rss, sc in rows:
-        print(f"| {label} | {wall:.1f} | {wps/1e3:.0f}k | {rss/2**20:.0f} | {sc['analogy']:.2f} | "
+            print(f"  ratio firth/GloVe C: wall {wall / sum(walls):.2f}x, CPU {fcpu / sum(cpus):.2f}x, analogy {fs['analogy'] - gs['analogy']:+.2f} pt")
+    print("\n| run | wall s | CPU s | words/s (wall) | peak RSS MiB | analogy % | WS353 | SimLex |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, wall, cpu, wps, rss, sc in rows:
+        print(f"| {label} | {wall:.1f} | {cpu:.1f} | {wps/1e3:.0f}k | {rss/2**20:.0f} | {sc['analogy']:.2f} | "
               f"{sc['ws353']:.3f} | {sc['simlex']:.3f} |")
     print("\nfirth eval vs gensim on the same files:")
     ok = True

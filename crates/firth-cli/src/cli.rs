@@ -16,10 +16,13 @@ enum Command {
     /// Train a character LSTM on the bundled Tiny Shakespeare for about two minutes, compare it
     /// with an n-gram baseline, and print a sample.
     Quickstart(cmd::quickstart::Args),
+    /// Word vectors: word2vec (skip-gram, CBOW) and GloVe; similar, analogy, eval, plot.
+    Vectors(cmd::vectors::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Quickstart(a) => cmd::quickstart::run(a),
+        Command::Vectors(a) => cmd::vectors::run(a),
     }
 }

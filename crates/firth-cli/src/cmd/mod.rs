@@ -1,1 +1,2 @@
 pub mod quickstart;
+pub mod vectors;
