@@ -22,7 +22,7 @@
 //! # Counting under a memory budget
 //!
 //! As in `cooccur.c`, pairs of frequent words (rank product <= P) are accumulated in a dense
-//! table whose row r holds min(P / r, V) columns; P is chosen so the table fits about half the
+//! table whose row r holds min(P / r, V) columns; P is chosen so the table fits about 30% of the
 //! budget. Other pairs go to a buffer that is sorted and merged when full, and spilled to a
 //! temporary file as a sorted run; the runs are merged (summing equal pairs) at the end.
 
@@ -158,8 +158,8 @@ pub fn cooccur(
     memory_bytes: u64,
 ) -> Result<(Vec<Crec>, usize), VecError> {
     let v = vocab.len() as u64;
-    // Dense table: about 45% of the budget (8-byte entries), rows r = 1..V of min(P/r, V).
-    let dense_entries = (0.45 * memory_bytes as f64 / 8.0).max(1024.0);
+    // Dense table: about 30% of the budget (8-byte entries), rows r = 1..V of min(P/r, V).
+    let dense_entries = (0.30 * memory_bytes as f64 / 8.0).max(1024.0);
     let mut n = 1e5f64;
     for _ in 0..100 {
         n = dense_entries / (n.ln() + 0.154_431_329_8);
@@ -172,8 +172,10 @@ pub fn cooccur(
         off.push(off[r as usize - 1] + len);
     }
     let mut dense = vec![0f64; off[v as usize] as usize];
-    let overflow_cap = ((0.45 * memory_bytes as f64) / 12.0).max(1024.0) as usize;
-    let mut buf: Vec<(u64, f32)> = Vec::with_capacity(overflow_cap.min(1 << 24));
+    // Overflow buffer: about 30% of the budget (16-byte entries). Reserved once; pages are only
+    // touched as it fills. The remaining 40% holds the merged records (12 bytes each).
+    let overflow_cap = ((0.30 * memory_bytes as f64) / 16.0).max(1024.0) as usize;
+    let mut buf: Vec<(u64, f32)> = Vec::with_capacity(overflow_cap);
     static RUN_DIRS: AtomicU64 = AtomicU64::new(0);
     let tmp = TempDir(std::env::temp_dir().join(format!(
         "firth-glove-{}-{}",

@@ -22,11 +22,8 @@ pub use tokens::{CountStats, CountedVocab};
 /// Errors with the file (and line, where there is one) they concern.
 #[derive(Debug, thiserror::Error)]
 pub enum VecError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{0}: the corpus has no words")]
     EmptyCorpus(PathBuf),
     #[error("{path}: vocabulary is empty after min-count {min_count} ({tokens} tokens read); lower --min-count")]
@@ -49,7 +46,7 @@ impl VecError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         VecError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
     pub fn format(path: &Path, line: u64, msg: impl Into<String>) -> Self {
