@@ -16,8 +16,9 @@
 //! dJ/dw_i = f(X_ij) d w̃_j,  dJ/dw̃_j = f(X_ij) d w_i,  dJ/db_i = dJ/db̃_j = f(X_ij) d
 //! ```
 //!
-//! and AdaGrad moves each parameter by `-η g / sqrt(G)` where G (initialised to 1) accumulates
-//! g², exactly as `glove.c` (including its gradient clipping at ±100).
+//! and AdaGrad moves each parameter by `-g / sqrt(G)` where G (initialised to 1) accumulates
+//! g², exactly as `glove.c`: for the vectors g is the gradient clipped at ±100 and scaled by η;
+//! for the biases `glove.c` uses the unscaled gradient, and so do we (it matters for quality).
 //!
 //! # Counting under a memory budget
 //!
@@ -364,15 +365,16 @@ macro_rules! glove_kernel {
                 let g2 = std::slice::from_raw_parts_mut(g.add(l2), stride);
                 let diff = $dot(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
                 let fx = if c.x > x_max { 1.0 } else { (c.x / x_max).powf(alpha) };
-                let mut fdiff = fx * diff;
+                let fdiff = fx * diff;
                 if !fdiff.is_finite() {
                     continue;
                 }
                 cost += 0.5 * (fdiff * diff) as f64;
-                fdiff *= eta;
+                // As glove.c: the vector gradients are clipped, then scaled by η; the bias
+                // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
                 for b in 0..dim {
-                    let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0);
-                    let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0);
+                    let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0) * eta;
+                    let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0) * eta;
                     u1[b] = t1 / g1[b].sqrt();
                     u2[b] = t2 / g2[b].sqrt();
                     g1[b] += t1 * t1;

@@ -23,7 +23,10 @@ pub use tokens::{CountStats, CountedVocab};
 #[derive(Debug, thiserror::Error)]
 pub enum VecError {
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{0}: the corpus has no words")]
     EmptyCorpus(PathBuf),
     #[error("{path}: vocabulary is empty after min-count {min_count} ({tokens} tokens read); lower --min-count")]
