@@ -327,7 +327,7 @@ pub fn shuffle(recs: &mut [Crec], seed: u64) {
 /// Parameters shared by the Hogwild threads: each row is [w (dim), b] with its AdaGrad sums.
 struct Params {
     w: *mut f32,
-    g: *mut f64,
+    g: *mut f32,
 }
 // SAFETY: Hogwild: threads update rows without locks; races only lose or mix individual float
 // updates, and all indices stay inside the allocations, which outlive the (scoped) threads.
@@ -341,7 +341,7 @@ macro_rules! glove_kernel {
         /// # Safety
         /// Word ids must be < V; `w` and `g` hold 2V rows of `stride` floats.
         $(#[$attr])*
-        unsafe fn $name(recs: &[Crec], w: *mut f32, g: *mut f64, v: usize, dim: usize, stride: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
+        unsafe fn $name(recs: &[Crec], w: *mut f32, g: *mut f32, v: usize, dim: usize, stride: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
             let mut cost = 0.0f64;
             let mut u1 = vec![0f32; dim];
             let mut u2 = vec![0f32; dim];
@@ -349,18 +349,11 @@ macro_rules! glove_kernel {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(nc) = recs.get(n + 4) {
                     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    for p in [w.add(nc.w1 as usize * stride), w.add((nc.w2 as usize + v) * stride)] {
+                    for p in [w.add(nc.w1 as usize * stride), w.add((nc.w2 as usize + v) * stride), g.add(nc.w1 as usize * stride), g.add((nc.w2 as usize + v) * stride)] {
                         let mut o = 0;
                         while o < stride {
                             _mm_prefetch(p.add(o) as *const i8, _MM_HINT_T0);
                             o += 16;
-                        }
-                    }
-                    for p in [g.add(nc.w1 as usize * stride), g.add((nc.w2 as usize + v) * stride)] {
-                        let mut o = 0;
-                        while o < stride {
-                            _mm_prefetch(p.add(o) as *const i8, _MM_HINT_T0);
-                            o += 8;
                         }
                     }
                 }
@@ -382,19 +375,19 @@ macro_rules! glove_kernel {
                 for b in 0..dim {
                     let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0) * eta;
                     let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0) * eta;
-                    u1[b] = t1 / g1[b].sqrt() as f32;
-                    u2[b] = t2 / g2[b].sqrt() as f32;
-                    g1[b] += (t1 * t1) as f64;
-                    g2[b] += (t2 * t2) as f64;
+                    u1[b] = t1 / g1[b].sqrt();
+                    u2[b] = t2 / g2[b].sqrt();
+                    g1[b] += t1 * t1;
+                    g2[b] += t2 * t2;
                 }
                 for b in 0..dim {
                     w1[b] -= u1[b];
                     w2[b] -= u2[b];
                 }
-                w1[dim] -= fdiff / g1[dim].sqrt() as f32;
-                w2[dim] -= fdiff / g2[dim].sqrt() as f32;
-                g1[dim] += (fdiff * fdiff) as f64;
-                g2[dim] += (fdiff * fdiff) as f64;
+                w1[dim] -= fdiff / g1[dim].sqrt();
+                w2[dim] -= fdiff / g2[dim].sqrt();
+                g1[dim] += fdiff * fdiff;
+                g2[dim] += fdiff * fdiff;
             }
             cost
         }
@@ -405,7 +398,7 @@ glove_kernel!(epoch_portable, crate::simd::dot_portable);
 #[cfg(target_arch = "x86_64")]
 glove_kernel!(epoch_avx2, crate::simd::avx2::dot, #[target_feature(enable = "avx2,fma")]);
 
-type EpochFn = unsafe fn(&[Crec], *mut f32, *mut f64, usize, usize, usize, f32, f32, f32) -> f64;
+type EpochFn = unsafe fn(&[Crec], *mut f32, *mut f32, usize, usize, usize, f32, f32, f32) -> f64;
 
 /// Counts, shuffles and trains. `progress` is called between stages and epochs.
 pub fn train(
@@ -457,9 +450,7 @@ pub fn train(
                 (((rng.next() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32;
         }
     }
-    // AdaGrad sums in f64: in f32 a frequent word's sum grows so large that small squared
-    // gradients no longer change it, and its steps stop shrinking (glove.c uses double).
-    let mut g = vec![1f64; 2 * v * stride];
+    let mut g = vec![1f32; 2 * v * stride];
     let epoch_fn: EpochFn = {
         #[cfg(target_arch = "x86_64")]
         {
