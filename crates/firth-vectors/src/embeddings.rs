@@ -284,7 +284,7 @@ mod tests {
 /// Projects `n × dim` rows (row-major) onto their first two principal components (power
 /// iteration with deflation on the covariance), returning one (x, y) per row.
 pub fn pca2(rows: &[f32], dim: usize) -> Vec<(f32, f32)> {
-    let n = if dim == 0 { 0 } else { rows.len() / dim };
+    let n = rows.len().checked_div(dim).unwrap_or(0);
     if n == 0 {
         return vec![];
     }

@@ -318,7 +318,7 @@ pub fn cooccur(
 pub fn shuffle(recs: &mut [Crec], seed: u64) {
     let mut rng = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
     for i in (1..recs.len()).rev() {
-        let r = rng.next();
+        let r = rng.next_u64();
         let j = ((r >> 16) % (i as u64 + 1)) as usize;
         recs.swap(i, j);
     }
@@ -341,6 +341,7 @@ macro_rules! glove_kernel {
         /// # Safety
         /// Word ids must be < V; `w` and `g` hold 2V rows of `stride` floats.
         $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
         unsafe fn $name(recs: &[Crec], w: *mut f32, g: *mut f32, v: usize, dim: usize, stride: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
             let mut cost = 0.0f64;
             let mut u1 = vec![0f32; dim];
@@ -447,7 +448,7 @@ pub fn train(
     for r in 0..2 * v {
         for b in 0..=dim {
             w[r * stride + b] =
-                (((rng.next() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32;
+                (((rng.next_u64() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32;
         }
     }
     let mut g = vec![1f32; 2 * v * stride];

@@ -415,7 +415,7 @@ fn pick_kernels() -> (SgFn, CbowFn) {
 pub struct Lcg(pub u64);
 impl Lcg {
     #[inline(always)]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_mul(25_214_903_917).wrapping_add(11);
         self.0
     }
@@ -494,7 +494,7 @@ pub fn train(
     let mut rng = Lcg(cfg.seed);
     let mut syn0 = vec![0f32; v * dim];
     for x in syn0.iter_mut() {
-        *x = (((rng.next() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32;
+        *x = (((rng.next_u64() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32;
     }
     let mut syn1neg = if cfg.negative > 0 {
         vec![0f32; v * dim]
@@ -592,7 +592,7 @@ pub fn train(
                                     if let Some(id) = vocab.get(w) {
                                         word_count += 1;
                                         let k = keep[id as usize];
-                                        if k < 65536 && k < (rng.next() & 0xFFFF) as u32 {
+                                        if k < 65536 && k < (rng.next_u64() & 0xFFFF) as u32 {
                                             continue;
                                         }
                                         sen.push(id);
@@ -611,7 +611,7 @@ pub fn train(
                         }
                         for pos in 0..sen.len() {
                             let word = sen[pos];
-                            let b = (rng.next() % cfg.window as u64) as usize;
+                            let b = (rng.next_u64() % cfg.window as u64) as usize;
                             ctx.clear();
                             for a in b..cfg.window * 2 + 1 - b {
                                 if a == cfg.window {
@@ -632,7 +632,7 @@ pub fn train(
                                 tgt.push(word);
                                 lab.push(1.0);
                                 for _ in 0..cfg.negative {
-                                    let r = rng.next();
+                                    let r = rng.next_u64();
                                     let t = table[((r >> 16) % table.len() as u64) as usize];
                                     if t == word {
                                         continue;
@@ -926,7 +926,7 @@ mod tests {
         for line in 0..400 {
             let t = if line % 2 == 0 { 'a' } else { 'b' };
             for _ in 0..30 {
-                text.push_str(&format!("{t}{} ", rng.next() >> 16 & 7));
+                text.push_str(&format!("{t}{} ", rng.next_u64() >> 16 & 7));
             }
             text.push('\n');
         }
