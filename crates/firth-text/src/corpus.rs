@@ -33,10 +33,7 @@ pub fn read_text(path: &Path) -> Result<String, TextError> {
     }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
         TextError::Utf8 {
             path: path.to_path_buf(),
             line,
@@ -60,9 +57,6 @@ mod tests {
         let p2 = dir.join("empty.txt");
         std::fs::write(&p2, b"  \n").unwrap();
         assert!(read_text(&p2).unwrap_err().to_string().contains("empty"));
-        assert!(read_text(&dir.join("missing"))
-            .unwrap_err()
-            .to_string()
-            .contains("cannot read"));
+        assert!(read_text(&dir.join("missing")).unwrap_err().to_string().contains("cannot read"));
     }
 }

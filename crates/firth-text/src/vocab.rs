@@ -130,10 +130,7 @@ impl Vocab {
                         match self.get(w).or(unk) {
                             Some(id) => ids.push(id),
                             None => {
-                                return Err(format!(
-                                    "line {}: word {w:?} is not in the vocabulary",
-                                    n + 1
-                                ))
+                                return Err(format!("line {}: word {w:?} is not in the vocabulary", n + 1))
                             }
                         }
                     }
