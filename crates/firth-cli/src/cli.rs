@@ -20,6 +20,8 @@ enum Command {
     Lm(cmd::lm::Args),
     /// Count n-gram language models (Kneser-Ney, ARPA, binary), query them, sample from them.
     Ngram(cmd::ngram::Args),
+    /// Word vectors: word2vec (skip-gram, CBOW) and GloVe; similar, analogy, eval, plot.
+    Vectors(cmd::vectors::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -27,5 +29,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quickstart(a) => cmd::quickstart::run(a),
         Command::Lm(a) => cmd::lm::run(a),
         Command::Ngram(a) => cmd::ngram::run(a),
+        Command::Vectors(a) => cmd::vectors::run(a),
     }
 }

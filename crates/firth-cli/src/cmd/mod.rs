@@ -1,3 +1,4 @@
 pub mod lm;
 pub mod ngram;
 pub mod quickstart;
+pub mod vectors;

@@ -1,0 +1,551 @@
+//! `firth vectors`: train word2vec / GloVe vectors, query them, evaluate them, plot them.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use firth_vectors::embeddings::AnalogyMethod;
+use firth_vectors::formats::{self, Format};
+use firth_vectors::{eval, glove, word2vec, CountedVocab};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train skip-gram or CBOW vectors (negative sampling and/or hierarchical softmax).
+    Word2vec(W2vArgs),
+    /// Train GloVe vectors (co-occurrence counting under a memory budget, AdaGrad).
+    Glove(GloveArgs),
+    /// The nearest words to WORD by cosine similarity.
+    Similar {
+        vectors: PathBuf,
+        word: String,
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+    },
+    /// "a is to b as c is to ?": the words nearest b - a + c (query words excluded).
+    Analogy {
+        vectors: PathBuf,
+        a: String,
+        b: String,
+        c: String,
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+        /// 3CosAdd (cosadd) or 3CosMul (cosmul).
+        #[arg(long, value_enum, default_value_t = Method::Cosadd)]
+        method: Method,
+    },
+    /// Analogy accuracy per section and Spearman rho on similarity sets (gensim-compatible).
+    Eval(EvalArgs),
+    /// A 2-D PCA map of the given words, as SVG.
+    Plot {
+        vectors: PathBuf,
+        words: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Method {
+    Cosadd,
+    Cosmul,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum ModelArg {
+    Skipgram,
+    Cbow,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum FormatArg {
+    Bin,
+    Text,
+    Glove,
+    Firth,
+}
+
+impl FormatArg {
+    fn format(self) -> Format {
+        match self {
+            FormatArg::Bin => Format::Word2VecBin,
+            FormatArg::Text => Format::Word2VecText,
+            FormatArg::Glove => Format::GloveText,
+            FormatArg::Firth => Format::Firth,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct W2vArgs {
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
+    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = ModelArg::Skipgram)]
+    model: ModelArg,
+    #[arg(long, default_value_t = 100)]
+    dim: usize,
+    #[arg(long, default_value_t = 5)]
+    window: usize,
+    #[arg(long, default_value_t = 5)]
+    negative: usize,
+    /// Use hierarchical softmax (Huffman tree) as well / instead (with --negative 0).
+    #[arg(long)]
+    hs: bool,
+    #[arg(long, default_value_t = 1e-3)]
+    sample: f64,
+    #[arg(long, default_value_t = 5)]
+    min_count: u64,
+    /// Keep at most this many words (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_vocab: usize,
+    /// Starting learning rate (default 0.025 for skip-gram, 0.05 for CBOW).
+    #[arg(long)]
+    alpha: Option<f32>,
+    #[arg(long, default_value_t = 5)]
+    epochs: u32,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON summary object at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum GloveOut {
+    /// W + W~ (GloVe C's default `-model 2`).
+    Sum,
+    Word,
+    Context,
+}
+
+#[derive(clap::Args)]
+struct GloveArgs {
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
+    format: FormatArg,
+    #[arg(long, default_value_t = 50)]
+    dim: usize,
+    #[arg(long, default_value_t = 15)]
+    window: usize,
+    #[arg(long, default_value_t = 10.0)]
+    x_max: f64,
+    /// Exponent of the weighting function f(x) = (x / x_max)^alpha.
+    #[arg(long, default_value_t = 0.75)]
+    alpha: f64,
+    /// AdaGrad learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    eta: f64,
+    #[arg(long, default_value_t = 15)]
+    epochs: u32,
+    #[arg(long, default_value_t = 5)]
+    min_count: u64,
+    #[arg(long, default_value_t = 0)]
+    max_vocab: usize,
+    /// Memory budget for co-occurrence counting, in GB (runs beyond it spill to disk).
+    #[arg(long, default_value_t = 4.0)]
+    memory: f64,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = GloveOut::Sum)]
+    vectors: GloveOut,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    vectors: PathBuf,
+    /// Analogy questions (questions-words.txt format).
+    #[arg(long)]
+    analogy: Option<PathBuf>,
+    /// Word-pair similarity files (word1 TAB word2 TAB score); repeatable.
+    #[arg(long)]
+    similarity: Vec<PathBuf>,
+    /// Only the most frequent N words answer or are asked analogies (gensim restrict_vocab).
+    #[arg(long, default_value_t = 30000)]
+    restrict: usize,
+    /// Vocabulary limit for similarity pairs (gensim's default 300000).
+    #[arg(long, default_value_t = 300000)]
+    restrict_pairs: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    match a.cmd {
+        Cmd::Word2vec(w) => run_word2vec(w),
+        Cmd::Glove(g) => run_glove(g),
+        Cmd::Similar { vectors, word, k } => {
+            let e = formats::load(&vectors)?;
+            let r = e
+                .similar(&word, k)
+                .with_context(|| format!("'{word}' is not in {}", vectors.display()))?;
+            for (w, s) in r {
+                println!("{w}\t{s:.4}");
+            }
+            Ok(())
+        }
+        Cmd::Analogy {
+            vectors,
+            a,
+            b,
+            c,
+            k,
+            method,
+        } => {
+            let e = formats::load(&vectors)?;
+            let m = match method {
+                Method::Cosadd => AnalogyMethod::CosAdd,
+                Method::Cosmul => AnalogyMethod::CosMul,
+            };
+            let r = e.analogy(&a, &b, &c, k, m).map_err(anyhow::Error::msg)?;
+            for (w, s) in r {
+                println!("{w}\t{s:.4}");
+            }
+            Ok(())
+        }
+        Cmd::Eval(e) => run_eval(e),
+        Cmd::Plot {
+            vectors,
+            words,
+            out,
+        } => run_plot(vectors, words, out),
+    }
+}
+
+fn bar(total: u64, json: bool) -> ProgressBar {
+    let pb = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} ETA {eta}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+fn report_count(st: &firth_vectors::CountStats, input: &std::path::Path, json: bool) {
+    if st.invalid_utf8 > 0 {
+        eprintln!(
+            "warning: {}: skipped {} tokens that are not valid UTF-8 (first on line {})",
+            input.display(),
+            st.invalid_utf8,
+            st.first_invalid_line.unwrap_or(0)
+        );
+    }
+    if st.prunes > 0 && !json {
+        eprintln!(
+            "note: vocabulary pruned {} times during counting (min_reduce {})",
+            st.prunes, st.min_reduce
+        );
+    }
+}
+
+fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let model = if a.model == ModelArg::Cbow {
+        word2vec::Model::Cbow
+    } else {
+        word2vec::Model::SkipGram
+    };
+    let cfg = word2vec::Config {
+        model,
+        dim: a.dim,
+        window: a.window,
+        negative: a.negative,
+        hs: a.hs,
+        sample: a.sample,
+        min_count: a.min_count,
+        max_vocab: a.max_vocab,
+        alpha: a.alpha.unwrap_or(if model == word2vec::Model::Cbow {
+            0.05
+        } else {
+            0.025
+        }),
+        epochs: a.epochs,
+        threads: a.threads.max(1),
+        seed: a.seed,
+        ..Default::default()
+    };
+    let (vocab, st) =
+        CountedVocab::count_file(&a.input, cfg.min_count, cfg.max_vocab, cfg.prune_at)?;
+    report_count(&st, &a.input, a.json);
+    let vocab_size = vocab.len();
+    if !a.json {
+        eprintln!(
+            "vocabulary {} words, {} training words",
+            vocab_size,
+            vocab.total()
+        );
+    }
+    let pb = bar(cfg.epochs as u64 * vocab.total(), a.json);
+    let tr = word2vec::train(&a.input, &cfg, vocab, &mut |p| {
+        pb.set_position(p.words_done);
+        let wps = p.words_done as f64 / p.elapsed.max(1e-9);
+        pb.set_message(format!(
+            "epoch {} {:.0}k words/s lr {:.5} loss {:.4}",
+            p.epoch + 1,
+            wps / 1e3,
+            p.alpha,
+            p.loss
+        ));
+    })?;
+    pb.finish_and_clear();
+    formats::save(
+        &a.output,
+        a.format.format(),
+        &tr.vocab.words,
+        tr.dim,
+        &tr.vectors,
+    )?;
+    let wall = t0.elapsed().as_secs_f64();
+    let wps = tr.words_processed as f64 / tr.train_seconds.max(1e-9);
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "words_per_second": wps,
+                "wall_seconds": wall,
+                "train_seconds": tr.train_seconds,
+                "vocab_size": vocab_size,
+                "words_processed": tr.words_processed,
+                "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
+                "final_loss": tr.final_loss,
+                "invalid_utf8_tokens": st.invalid_utf8,
+                "output": a.output.display().to_string(),
+            })
+        );
+    } else {
+        eprintln!(
+            "trained {} words in {:.1}s ({:.0} words/s, {:.0} words/thread/s), loss {:.4}; wall {:.1}s; wrote {}",
+            tr.words_processed,
+            tr.train_seconds,
+            wps,
+            wps / cfg.threads as f64,
+            tr.final_loss,
+            wall,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let cfg = glove::Config {
+        dim: a.dim,
+        window: a.window,
+        x_max: a.x_max,
+        alpha: a.alpha,
+        eta: a.eta,
+        epochs: a.epochs,
+        min_count: a.min_count,
+        max_vocab: a.max_vocab,
+        memory_bytes: (a.memory * 1e9) as u64,
+        threads: a.threads.max(1),
+        seed: a.seed,
+    };
+    let (vocab, st) = CountedVocab::count_file(&a.input, cfg.min_count, cfg.max_vocab, 21_000_000)?;
+    report_count(&st, &a.input, a.json);
+    let t_vocab = t0.elapsed().as_secs_f64();
+    if !a.json {
+        eprintln!("vocabulary {} words ({:.1}s)", vocab.len(), t_vocab);
+    }
+    let pb = bar(cfg.epochs as u64, a.json);
+    let tr = glove::train(&a.input, &cfg, vocab, &mut |p| {
+        pb.set_position(p.epoch as u64);
+        pb.set_message(format!("{} cost {:.5}", p.stage, p.cost));
+    })?;
+    pb.finish_and_clear();
+    let d = tr.dim;
+    let out: Vec<f32> = match a.vectors {
+        GloveOut::Word => tr.w.clone(),
+        GloveOut::Context => tr.wt.clone(),
+        GloveOut::Sum => tr.w.iter().zip(&tr.wt).map(|(x, y)| x + y).collect(),
+    };
+    formats::save(&a.output, a.format.format(), &tr.vocab.words, d, &out)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let words = st.tokens as f64;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "words_per_second": words / wall.max(1e-9),
+                "wall_seconds": wall,
+                "vocab_seconds": t_vocab,
+                "cooccur_seconds": tr.cooccur_seconds,
+                "shuffle_seconds": tr.shuffle_seconds,
+                "train_seconds": tr.train_seconds,
+                "nonzeros": tr.nonzeros,
+                "spilled_runs": tr.spilled_runs,
+                "vocab_size": tr.vocab.len(),
+                "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
+                "final_cost": tr.final_cost,
+                "invalid_utf8_tokens": st.invalid_utf8,
+                "output": a.output.display().to_string(),
+            })
+        );
+    } else {
+        eprintln!(
+            "vocab {:.1}s, cooccur {:.1}s ({} nonzeros, {} runs spilled), shuffle {:.1}s, train {:.1}s (cost {:.5}); wall {:.1}s; wrote {}",
+            t_vocab,
+            tr.cooccur_seconds,
+            tr.nonzeros,
+            tr.spilled_runs,
+            tr.shuffle_seconds,
+            tr.train_seconds,
+            tr.final_cost,
+            wall,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
+    if a.analogy.is_none() && a.similarity.is_empty() {
+        bail!("give --analogy FILE and/or --similarity FILE");
+    }
+    let e = formats::load(&a.vectors)?;
+    let mut out = json!({ "vocab_size": e.len(), "dim": e.dim });
+    if let Some(q) = &a.analogy {
+        let t = eval::evaluate_analogies(&e, q, a.restrict)?;
+        if !a.json {
+            for s in &t.sections {
+                println!(
+                    "{:<30} {:>6.2}%  ({}/{}, {} oov)",
+                    s.name,
+                    s.accuracy(),
+                    s.correct,
+                    s.attempted(),
+                    s.oov
+                );
+            }
+            println!(
+                "analogy accuracy {:.2}% ({}/{}), coverage {:.2}% (restrict {})",
+                t.accuracy(),
+                t.correct(),
+                t.attempted(),
+                100.0 * t.coverage(),
+                a.restrict
+            );
+        }
+        out["analogy_accuracy"] = json!(t.accuracy());
+        out["analogy_coverage"] = json!(t.coverage());
+        out["analogy_correct"] = json!(t.correct());
+        out["analogy_attempted"] = json!(t.attempted());
+        out["analogy_questions"] = json!(t.questions());
+        out["analogy_sections"] = json!(t
+            .sections
+            .iter()
+            .map(|s| json!({"section": s.name, "accuracy": s.accuracy(), "correct": s.correct, "attempted": s.attempted(), "oov": s.oov}))
+            .collect::<Vec<_>>());
+    }
+    let mut sims = vec![];
+    for f in &a.similarity {
+        let r = eval::evaluate_pairs(&e, f, a.restrict_pairs)?;
+        if !a.json {
+            println!(
+                "{}: spearman {:.4} ({} pairs, coverage {:.2}%)",
+                f.display(),
+                r.spearman,
+                r.pairs,
+                100.0 * r.coverage
+            );
+        }
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        sims.push(json!({"file": r.file, "name": name, "spearman": r.spearman, "pairs": r.pairs, "oov": r.oov, "coverage": r.coverage}));
+    }
+    out["similarity"] = json!(sims);
+    if a.json {
+        println!("{out}");
+    }
+    Ok(())
+}
+
+fn run_plot(vectors: PathBuf, words: Vec<String>, out: PathBuf) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    if words.len() < 2 {
+        bail!("give at least two words to plot");
+    }
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if ext != "svg" {
+        bail!(
+            "{}: only SVG output is built in (use a .svg name)",
+            out.display()
+        );
+    }
+    let e = formats::load(&vectors)?;
+    let mut rows = vec![];
+    for w in &words {
+        let v = e
+            .get(w)
+            .with_context(|| format!("'{w}' is not in {}", vectors.display()))?;
+        rows.extend_from_slice(v);
+    }
+    let pts = firth_vectors::embeddings::pca2(&rows, e.dim);
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for &(x, y) in &pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let (px, py) = ((x1 - x0).max(1e-6) * 0.15, (y1 - y0).max(1e-6) * 0.15);
+    let tmp = out.with_extension("svg.tmp");
+    {
+        let root = SVGBackend::new(&tmp, (800, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("PCA of word vectors", ("sans-serif", 20))
+            .margin(20)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("PC1")
+            .y_desc("PC2")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chart
+            .draw_series(words.iter().zip(&pts).map(|(w, &(x, y))| {
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 3, BLUE.filled())
+                    + Text::new(w.clone(), (5, -5), ("sans-serif", 14))
+            }))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Analogy and word-pair evaluation that reproduces gensim 4's
+//! `KeyedVectors.evaluate_word_analogies(restrict_vocab=R)` and `evaluate_word_pairs`
+//! (case-insensitive, the same skipping rules, the same tie-averaged Spearman).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use firth_eval::{spearman, AnalogyTally};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::embeddings::{cosadd_query, top_k_ids, Embeddings};
+use crate::VecError;
+
+/// gensim's `ok_vocab`: uppercased word -> id of its first (most frequent) spelling among the
+/// first `restrict` words.
+fn ok_vocab(e: &Embeddings, restrict: usize) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for i in (0..restrict.min(e.len())).rev() {
+        m.insert(e.words[i].to_uppercase(), i);
+    }
+    m
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, VecError> {
+    let bytes = std::fs::read(path).map_err(|e| VecError::io(path, e))?;
+    let mut out = vec![];
+    for (n, l) in bytes.split(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(l) {
+            Ok(s) => out.push(s.to_string()),
+            Err(_) => return Err(VecError::format(path, n as u64 + 1, "invalid UTF-8")),
+        }
+    }
+    if out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    Ok(out)
+}
+
+/// Analogy accuracy with 3CosAdd over the `restrict` most frequent words.
+pub fn evaluate_analogies(
+    e: &Embeddings,
+    path: &Path,
+    restrict: usize,
+) -> Result<AnalogyTally, VecError> {
+    let ok = ok_vocab(e, restrict);
+    let limit = restrict.min(e.len());
+    let norm = e.normalized();
+    let d = e.dim;
+    // Parse first (sections and questions), then score in parallel.
+    enum Item {
+        Section(String),
+        Oov,
+        Q([usize; 4], [String; 3], String),
+    }
+    let mut items = vec![];
+    for (n, line) in read_lines(path)?.iter().enumerate() {
+        if let Some(rest) = line.strip_prefix(": ") {
+            items.push(Item::Section(
+                rest.trim_start_matches([':', ' ']).trim().to_string(),
+            ));
+            continue;
+        }
+        if items.is_empty() {
+            return Err(VecError::format(
+                path,
+                n as u64 + 1,
+                "missing section header",
+            ));
+        }
+        let ws: Vec<String> = line.split_whitespace().map(|w| w.to_uppercase()).collect();
+        if ws.len() != 4 {
+            continue;
+        }
+        let ids: Vec<Option<usize>> = ws.iter().map(|w| ok.get(w).copied()).collect();
+        if ids.iter().any(|i| i.is_none()) {
+            items.push(Item::Oov);
+            continue;
+        }
+        let ids = [
+            ids[0].unwrap(),
+            ids[1].unwrap(),
+            ids[2].unwrap(),
+            ids[3].unwrap(),
+        ];
+        items.push(Item::Q(
+            ids,
+            [ws[0].clone(), ws[1].clone(), ws[2].clone()],
+            ws[3].clone(),
+        ));
+    }
+    let row = |i: usize| &norm[i * d..(i + 1) * d];
+    let results: Vec<Option<bool>> = items
+        .par_iter()
+        .map(|it| match it {
+            Item::Q(ids, ignore, expected) => {
+                let q = cosadd_query(row(ids[0]), row(ids[1]), row(ids[2]));
+                let mut excl = vec![ids[0], ids[1], ids[2]];
+                excl.dedup();
+                // gensim: top 5 after dropping the query ids, then the first whose uppercase form
+                // is not a query word; if none qualifies the last one stands.
+                let top = top_k_ids(&norm, d, &q, 5, &excl, limit);
+                let mut predicted = None;
+                for (i, _) in &top {
+                    let p = e.words[*i].to_uppercase();
+                    let qualifies = ok.contains_key(&p) && !ignore.contains(&p);
+                    predicted = Some(p);
+                    if qualifies {
+                        break;
+                    }
+                }
+                Some(predicted.as_deref() == Some(expected.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut tally = AnalogyTally::default();
+    for (it, r) in items.iter().zip(results) {
+        match it {
+            Item::Section(s) => tally.start_section(s),
+            Item::Oov => tally.record_oov(),
+            Item::Q(..) => tally.record(r.unwrap_or(false)),
+        }
+    }
+    Ok(tally)
+}
+
+/// Result of a word-pair similarity set.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairsResult {
+    pub file: String,
+    pub spearman: f64,
+    pub pairs: usize,
+    pub oov: usize,
+    /// Fraction (0..1) of pairs with both words in the vocabulary.
+    pub coverage: f64,
+}
+
+/// Spearman correlation between gold scores and cosine similarity on a tab-separated
+/// `word1<TAB>word2<TAB>score` file (`#` lines are comments), over the first `restrict` words.
+pub fn evaluate_pairs(
+    e: &Embeddings,
+    path: &Path,
+    restrict: usize,
+) -> Result<PairsResult, VecError> {
+    let ok = ok_vocab(e, restrict);
+    let mut gold = vec![];
+    let mut model = vec![];
+    let mut oov = 0;
+    let norm = |i: usize| {
+        let v = e.vector(i);
+        let n = crate::simd::dot(v, v).sqrt();
+        (v, n)
+    };
+    for line in read_lines(path)? {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 3 {
+            continue;
+        }
+        let Ok(sim) = f[2].trim().parse::<f64>() else {
+            continue;
+        };
+        let (a, b) = (f[0].to_uppercase(), f[1].to_uppercase());
+        let (Some(&ia), Some(&ib)) = (ok.get(&a), ok.get(&b)) else {
+            oov += 1;
+            continue;
+        };
+        let ((va, na), (vb, nb)) = (norm(ia), norm(ib));
+        let cos = if na > 0.0 && nb > 0.0 {
+            crate::simd::dot(va, vb) / (na * nb)
+        } else {
+            0.0
+        };
+        gold.push(sim);
+        model.push(cos as f64);
+    }
+    let pairs = gold.len();
+    Ok(PairsResult {
+        file: path.display().to_string(),
+        spearman: spearman(&gold, &model).unwrap_or(f64::NAN),
+        pairs,
+        oov,
+        coverage: if pairs + oov > 0 {
+            pairs as f64 / (pairs + oov) as f64
+        } else {
+            0.0
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analogy_file_on_toy_vectors() {
+        let words = ["man", "woman", "king", "queen", "apple", "Apple"]
+            .map(String::from)
+            .to_vec();
+        #[rustfmt::skip]
+        let data = vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.2, 0.2, 1.0, -1.0, -0.3, 5.0, 5.0];
+        let e = Embeddings::new(words, 2, data);
+        let dir = std::env::temp_dir().join(format!("firth-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let q = dir.join("q.txt");
+        std::fs::write(&q, ": royal\nman king woman queen\nMAN KING WOMAN QUEEN\nman king woman apple\n: other\nman king robot queen\nbad line\n").unwrap();
+        let t = evaluate_analogies(&e, &q, 30000).unwrap();
+        assert_eq!(t.sections.len(), 2);
+        assert_eq!(t.sections[0].name, "royal");
+        assert_eq!((t.sections[0].correct, t.sections[0].incorrect), (2, 1));
+        assert_eq!(t.sections[1].oov, 1);
+        assert!((t.accuracy() - 200.0 / 3.0).abs() < 1e-9);
+        assert!((t.coverage() - 0.75).abs() < 1e-9);
+        // Restricting to the first 2 words makes everything out of vocabulary.
+        let t = evaluate_analogies(&e, &q, 2).unwrap();
+        assert_eq!(t.attempted(), 0);
+
+        let p = dir.join("p.tsv");
+        std::fs::write(
+            &p,
+            "# comment\nman\tking\t9\nman\twoman\t1\nking\tqueen\t5\nman\trobot\t3\n",
+        )
+        .unwrap();
+        let r = evaluate_pairs(&e, &p, 300000).unwrap();
+        assert_eq!((r.pairs, r.oov), (3, 1));
+        // cos: man-king 0.98, man-woman 0, king-queen 0.38 -> same order as gold.
+        assert!((r.spearman - 1.0).abs() < 1e-12);
+    }
+}

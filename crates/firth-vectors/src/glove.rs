@@ -1,0 +1,617 @@
+//! GloVe (Pennington et al. 2014): co-occurrence counting under a memory budget, shuffling, and
+//! AdaGrad training of the weighted least-squares objective.
+//!
+//! # Objective and gradient
+//!
+//! For every non-zero co-occurrence X_ij (word i, context j, weighted 1/distance as GloVe C
+//! does):
+//!
+//! ```text
+//! J = Σ_ij ½ f(X_ij) (w_i·w̃_j + b_i + b̃_j - log X_ij)²,  f(x) = min(1, (x / x_max)^α)
+//! ```
+//!
+//! With d = w_i·w̃_j + b_i + b̃_j - log X_ij the derivatives are
+//!
+//! ```text
+//! dJ/dw_i = f(X_ij) d w̃_j,  dJ/dw̃_j = f(X_ij) d w_i,  dJ/db_i = dJ/db̃_j = f(X_ij) d
+//! ```
+//!
+//! and AdaGrad moves each parameter by `-g / sqrt(G)` where G (initialised to 1) accumulates
+//! g², exactly as `glove.c`: for the vectors g is the gradient clipped at ±100 and scaled by η;
+//! for the biases `glove.c` uses the unscaled gradient, and so do we (it matters for quality).
+//!
+//! # Counting under a memory budget
+//!
+//! As in `cooccur.c`, pairs of frequent words (rank product <= P) are accumulated in a dense
+//! table whose row r holds min(P / r, V) columns; P is chosen so the table fits about 30% of the
+//! budget. Other pairs go to a buffer that is sorted and merged when full, and spilled to a
+//! temporary file as a sorted run; the runs are merged (summing equal pairs) at the end.
+
+use std::collections::BinaryHeap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::tokens::{file_len, CountedVocab, Tok, TokenStream};
+use crate::word2vec::Lcg;
+use crate::VecError;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dim: usize,
+    pub window: usize,
+    pub x_max: f64,
+    /// Exponent α of the weighting function.
+    pub alpha: f64,
+    /// AdaGrad learning rate η.
+    pub eta: f64,
+    pub epochs: u32,
+    pub min_count: u64,
+    pub max_vocab: usize,
+    pub memory_bytes: u64,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            dim: 50,
+            window: 15,
+            x_max: 10.0,
+            alpha: 0.75,
+            eta: 0.05,
+            epochs: 15,
+            min_count: 5,
+            max_vocab: 0,
+            memory_bytes: 4_000_000_000,
+            threads: 2,
+            seed: 1,
+        }
+    }
+}
+
+/// Progress: the stage, the epoch being trained, and the last epoch's mean cost.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub stage: &'static str,
+    pub epoch: u32,
+    pub cost: f64,
+}
+
+/// One co-occurrence record: 0-based word ids and the (distance-weighted) count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct Crec {
+    pub w1: u32,
+    pub w2: u32,
+    pub x: f32,
+}
+
+pub struct Trained {
+    pub vocab: CountedVocab,
+    pub dim: usize,
+    /// Word vectors W and context vectors W̃ (`V × dim` each, biases dropped).
+    pub w: Vec<f32>,
+    pub wt: Vec<f32>,
+    pub nonzeros: usize,
+    pub spilled_runs: usize,
+    pub cooccur_seconds: f64,
+    pub shuffle_seconds: f64,
+    pub train_seconds: f64,
+    pub final_cost: f64,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sort_merge(buf: &mut Vec<(u64, f32)>) {
+    buf.sort_unstable_by_key(|e| e.0);
+    let mut out = 0;
+    for i in 0..buf.len() {
+        if out > 0 && buf[out - 1].0 == buf[i].0 {
+            buf[out - 1].1 += buf[i].1;
+        } else {
+            buf[out] = buf[i];
+            out += 1;
+        }
+    }
+    buf.truncate(out);
+}
+
+fn write_run(path: &Path, run: &[(u64, f32)]) -> Result<(), VecError> {
+    let f = std::fs::File::create(path).map_err(|e| VecError::io(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    for &(k, x) in run {
+        w.write_all(&k.to_le_bytes())
+            .map_err(|e| VecError::io(path, e))?;
+        w.write_all(&x.to_le_bytes())
+            .map_err(|e| VecError::io(path, e))?;
+    }
+    w.flush().map_err(|e| VecError::io(path, e))
+}
+
+struct RunReader {
+    r: BufReader<std::fs::File>,
+}
+impl RunReader {
+    fn next(&mut self) -> Option<(u64, f32)> {
+        let mut b = [0u8; 12];
+        self.r.read_exact(&mut b).ok()?;
+        Some((
+            u64::from_le_bytes(b[..8].try_into().ok()?),
+            f32::from_le_bytes(b[8..].try_into().ok()?),
+        ))
+    }
+}
+
+/// Counts co-occurrences (symmetric window, weight 1/distance, OOV words skipped, lines reset
+/// the window). Returns the records (unordered) and the number of runs spilled to disk.
+pub fn cooccur(
+    input: &Path,
+    vocab: &CountedVocab,
+    window: usize,
+    memory_bytes: u64,
+) -> Result<(Vec<Crec>, usize), VecError> {
+    let v = vocab.len() as u64;
+    // Dense table: about 30% of the budget (8-byte entries), rows r = 1..V of min(P/r, V).
+    let dense_entries = (0.30 * memory_bytes as f64 / 8.0).max(1024.0);
+    let mut n = 1e5f64;
+    for _ in 0..100 {
+        n = dense_entries / (n.ln() + 0.154_431_329_8);
+    }
+    let p = (n as u64).max(1);
+    let mut off = Vec::with_capacity(v as usize + 2);
+    off.push(0u64); // off[r - 1] is the start of row r
+    for r in 1..=v {
+        let len = (p / r).min(v);
+        off.push(off[r as usize - 1] + len);
+    }
+    let mut dense = vec![0f64; off[v as usize] as usize];
+    // Overflow buffer: about 30% of the budget (16-byte entries). Reserved once; pages are only
+    // touched as it fills. The remaining 40% holds the merged records (12 bytes each).
+    let overflow_cap = ((0.30 * memory_bytes as f64) / 16.0).max(1024.0) as usize;
+    let mut buf: Vec<(u64, f32)> = Vec::with_capacity(overflow_cap);
+    static RUN_DIRS: AtomicU64 = AtomicU64::new(0);
+    let tmp = TempDir(std::env::temp_dir().join(format!(
+        "firth-glove-{}-{}",
+        std::process::id(),
+        RUN_DIRS.fetch_add(1, Ordering::Relaxed)
+    )));
+    let mut runs: Vec<PathBuf> = vec![];
+    let len = file_len(input)?;
+    let mut ts = TokenStream::open(input, 0, len)?;
+    let mut hist = vec![0u32; window.max(1)];
+    let mut j = 0usize;
+    let mut add = |a: u32,
+                   b: u32,
+                   x: f64,
+                   buf: &mut Vec<(u64, f32)>,
+                   runs: &mut Vec<PathBuf>|
+     -> Result<(), VecError> {
+        let (r1, r2) = (a as u64 + 1, b as u64 + 1);
+        if r1 * r2 <= p && r2 <= (off[r1 as usize] - off[r1 as usize - 1]) {
+            dense[(off[r1 as usize - 1] + r2 - 1) as usize] += x;
+        } else {
+            buf.push(((a as u64) << 32 | b as u64, x as f32));
+            if buf.len() >= overflow_cap {
+                sort_merge(buf);
+                // Merging shrank it enough: keep going in memory.
+                if buf.len() < overflow_cap / 2 {
+                    return Ok(());
+                }
+                std::fs::create_dir_all(&tmp.0).map_err(|e| VecError::io(&tmp.0, e))?;
+                let path = tmp.0.join(format!("run{}", runs.len()));
+                write_run(&path, buf)?;
+                runs.push(path);
+                buf.clear();
+            }
+        }
+        Ok(())
+    };
+    loop {
+        match ts.next_tok().map_err(|e| VecError::io(input, e))? {
+            None => break,
+            Some(Tok::Newline) => j = 0,
+            Some(Tok::Word(w)) => {
+                let Some(w2) = vocab.get(w) else { continue };
+                let lo = j.saturating_sub(window);
+                for k in (lo..j).rev() {
+                    let w1 = hist[k % window];
+                    let x = 1.0 / (j - k) as f64;
+                    add(w1, w2, x, &mut buf, &mut runs)?;
+                    add(w2, w1, x, &mut buf, &mut runs)?;
+                }
+                hist[j % window] = w2;
+                j += 1;
+            }
+        }
+    }
+    sort_merge(&mut buf);
+    let mut recs: Vec<Crec> = Vec::new();
+    for r in 1..=v {
+        let s = off[r as usize - 1] as usize;
+        let e = off[r as usize] as usize;
+        for (c, &x) in dense[s..e].iter().enumerate() {
+            if x > 0.0 {
+                recs.push(Crec {
+                    w1: r as u32 - 1,
+                    w2: c as u32,
+                    x: x as f32,
+                });
+            }
+        }
+    }
+    drop(dense);
+    let spilled = runs.len();
+    if runs.is_empty() {
+        recs.extend(buf.iter().map(|&(k, x)| Crec {
+            w1: (k >> 32) as u32,
+            w2: k as u32,
+            x,
+        }));
+    } else {
+        // K-way merge of the spilled runs and the in-memory remainder, summing equal pairs.
+        let mut readers: Vec<RunReader> = runs
+            .iter()
+            .map(|p| {
+                std::fs::File::open(p)
+                    .map(|f| RunReader {
+                        r: BufReader::with_capacity(1 << 20, f),
+                    })
+                    .map_err(|e| VecError::io(p, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut mem = buf.into_iter();
+        let mut heap = BinaryHeap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            if let Some((k, x)) = r.next() {
+                heap.push(std::cmp::Reverse((k, i, x.to_bits())));
+            }
+        }
+        let mem_id = readers.len();
+        if let Some((k, x)) = mem.next() {
+            heap.push(std::cmp::Reverse((k, mem_id, x.to_bits())));
+        }
+        let mut cur: Option<(u64, f32)> = None;
+        while let Some(std::cmp::Reverse((k, i, xb))) = heap.pop() {
+            let x = f32::from_bits(xb);
+            match cur {
+                Some((ck, cx)) if ck == k => cur = Some((ck, cx + x)),
+                _ => {
+                    if let Some((ck, cx)) = cur {
+                        recs.push(Crec {
+                            w1: (ck >> 32) as u32,
+                            w2: ck as u32,
+                            x: cx,
+                        });
+                    }
+                    cur = Some((k, x));
+                }
+            }
+            let nxt = if i == mem_id {
+                mem.next()
+            } else {
+                readers[i].next()
+            };
+            if let Some((k2, x2)) = nxt {
+                heap.push(std::cmp::Reverse((k2, i, x2.to_bits())));
+            }
+        }
+        if let Some((ck, cx)) = cur {
+            recs.push(Crec {
+                w1: (ck >> 32) as u32,
+                w2: ck as u32,
+                x: cx,
+            });
+        }
+    }
+    Ok((recs, spilled))
+}
+
+/// Fisher-Yates shuffle with word2vec's LCG (deterministic for a seed).
+pub fn shuffle(recs: &mut [Crec], seed: u64) {
+    let mut rng = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
+    for i in (1..recs.len()).rev() {
+        let r = rng.next_u64();
+        let j = ((r >> 16) % (i as u64 + 1)) as usize;
+        recs.swap(i, j);
+    }
+}
+
+/// Parameters shared by the Hogwild threads: each row is [w (dim), b] with its AdaGrad sums.
+struct Params {
+    w: *mut f32,
+    g: *mut f32,
+}
+// SAFETY: Hogwild: threads update rows without locks; races only lose or mix individual float
+// updates, and all indices stay inside the allocations, which outlive the (scoped) threads.
+unsafe impl Sync for Params {}
+unsafe impl Send for Params {}
+
+macro_rules! glove_kernel {
+    ($name:ident, $dot:path $(, #[$attr:meta])*) => {
+        /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d².
+        ///
+        /// # Safety
+        /// Word ids must be < V; `w` and `g` hold 2V rows of `stride` floats.
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(recs: &[Crec], w: *mut f32, g: *mut f32, v: usize, dim: usize, stride: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
+            let mut cost = 0.0f64;
+            let mut u1 = vec![0f32; dim];
+            let mut u2 = vec![0f32; dim];
+            for (n, c) in recs.iter().enumerate() {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(nc) = recs.get(n + 4) {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    for p in [w.add(nc.w1 as usize * stride), w.add((nc.w2 as usize + v) * stride), g.add(nc.w1 as usize * stride), g.add((nc.w2 as usize + v) * stride)] {
+                        let mut o = 0;
+                        while o < stride {
+                            _mm_prefetch(p.add(o) as *const i8, _MM_HINT_T0);
+                            o += 16;
+                        }
+                    }
+                }
+                let l1 = c.w1 as usize * stride;
+                let l2 = (c.w2 as usize + v) * stride;
+                let w1 = std::slice::from_raw_parts_mut(w.add(l1), stride);
+                let w2 = std::slice::from_raw_parts_mut(w.add(l2), stride);
+                let g1 = std::slice::from_raw_parts_mut(g.add(l1), stride);
+                let g2 = std::slice::from_raw_parts_mut(g.add(l2), stride);
+                let diff = $dot(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
+                let fx = if c.x > x_max { 1.0 } else { (c.x / x_max).powf(alpha) };
+                let fdiff = fx * diff;
+                if !fdiff.is_finite() {
+                    continue;
+                }
+                cost += 0.5 * (fdiff * diff) as f64;
+                // As glove.c: the vector gradients are clipped, then scaled by η; the bias
+                // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
+                for b in 0..dim {
+                    let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0) * eta;
+                    let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0) * eta;
+                    u1[b] = t1 / g1[b].sqrt();
+                    u2[b] = t2 / g2[b].sqrt();
+                    g1[b] += t1 * t1;
+                    g2[b] += t2 * t2;
+                }
+                for b in 0..dim {
+                    w1[b] -= u1[b];
+                    w2[b] -= u2[b];
+                }
+                w1[dim] -= fdiff / g1[dim].sqrt();
+                w2[dim] -= fdiff / g2[dim].sqrt();
+                g1[dim] += fdiff * fdiff;
+                g2[dim] += fdiff * fdiff;
+            }
+            cost
+        }
+    };
+}
+
+glove_kernel!(epoch_portable, crate::simd::dot_portable);
+#[cfg(target_arch = "x86_64")]
+glove_kernel!(epoch_avx2, crate::simd::avx2::dot, #[target_feature(enable = "avx2,fma")]);
+
+type EpochFn = unsafe fn(&[Crec], *mut f32, *mut f32, usize, usize, usize, f32, f32, f32) -> f64;
+
+/// Counts, shuffles and trains. `progress` is called between stages and epochs.
+pub fn train(
+    input: &Path,
+    cfg: &Config,
+    vocab: CountedVocab,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, VecError> {
+    if cfg.dim == 0 || cfg.window == 0 || cfg.epochs == 0 {
+        return Err(VecError::Invalid(
+            "--dim, --window and --epochs must be positive".into(),
+        ));
+    }
+    if vocab.is_empty() {
+        return Err(VecError::Invalid("empty vocabulary".into()));
+    }
+    progress(&Progress {
+        stage: "counting co-occurrences",
+        epoch: 0,
+        cost: 0.0,
+    });
+    let t = Instant::now();
+    let (mut recs, spilled) = cooccur(input, &vocab, cfg.window, cfg.memory_bytes)?;
+    let cooccur_seconds = t.elapsed().as_secs_f64();
+    if recs.is_empty() {
+        return Err(VecError::Invalid(format!(
+            "{}: no co-occurrences (every line has one word?)",
+            input.display()
+        )));
+    }
+    progress(&Progress {
+        stage: "shuffling",
+        epoch: 0,
+        cost: 0.0,
+    });
+    let t = Instant::now();
+    shuffle(&mut recs, cfg.seed);
+    let shuffle_seconds = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let v = vocab.len();
+    let dim = cfg.dim;
+    let stride = (dim + 1).div_ceil(8) * 8;
+    let mut rng = Lcg(cfg.seed);
+    let mut w = vec![0f32; 2 * v * stride];
+    for r in 0..2 * v {
+        for b in 0..=dim {
+            w[r * stride + b] =
+                (((rng.next_u64() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32;
+        }
+    }
+    let mut g = vec![1f32; 2 * v * stride];
+    let epoch_fn: EpochFn = {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::simd::has_avx2() {
+                epoch_avx2
+            } else {
+                epoch_portable
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            epoch_portable
+        }
+    };
+    let params = Params {
+        w: w.as_mut_ptr(),
+        g: g.as_mut_ptr(),
+    };
+    let threads = cfg.threads.max(1);
+    let chunk = recs.len().div_ceil(threads);
+    let mut final_cost = 0.0;
+    for epoch in 0..cfg.epochs {
+        let total = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for part in recs.chunks(chunk) {
+                let (params, total) = (&params, &total);
+                s.spawn(move || {
+                    // SAFETY: ids come from the vocabulary (< V); see `Params` for sharing.
+                    let c = unsafe {
+                        epoch_fn(
+                            part,
+                            params.w,
+                            params.g,
+                            v,
+                            dim,
+                            stride,
+                            cfg.x_max as f32,
+                            cfg.alpha as f32,
+                            cfg.eta as f32,
+                        )
+                    };
+                    total.fetch_add((c * 1e6) as u64, Ordering::Relaxed);
+                });
+            }
+        });
+        final_cost = total.load(Ordering::Relaxed) as f64 / 1e6 / recs.len() as f64;
+        progress(&Progress {
+            stage: "training",
+            epoch: epoch + 1,
+            cost: final_cost,
+        });
+    }
+    let train_seconds = t.elapsed().as_secs_f64();
+    let mut wv = vec![0f32; v * dim];
+    let mut wt = vec![0f32; v * dim];
+    for i in 0..v {
+        wv[i * dim..(i + 1) * dim].copy_from_slice(&w[i * stride..i * stride + dim]);
+        wt[i * dim..(i + 1) * dim].copy_from_slice(&w[(i + v) * stride..(i + v) * stride + dim]);
+    }
+    Ok(Trained {
+        vocab,
+        dim,
+        w: wv,
+        wt,
+        nonzeros: recs.len(),
+        spilled_runs: spilled,
+        cooccur_seconds,
+        shuffle_seconds,
+        train_seconds,
+        final_cost,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str, text: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("firth-glove-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn cooccurrence_counts_by_hand() {
+        // "a b c" with window 2: (a,b) 1, (b,c) 1, (a,c) 1/2, symmetric; "x" is OOV and skipped;
+        // the newline resets the window.
+        let p = corpus("co.txt", "a x b c\nc a\n");
+        let (v, _) = CountedVocab::count_file(&p, 1, 0, 1000).unwrap();
+        let v = CountedVocab::from_counts(
+            v.words
+                .iter()
+                .zip(&v.counts)
+                .filter(|(w, _)| *w != "x")
+                .map(|(w, c)| (w.as_bytes().to_vec(), *c))
+                .collect(),
+            1,
+            0,
+        );
+        let id = |w: &str| v.get(w.as_bytes()).unwrap();
+        for mem in [1u64 << 30, 64] {
+            let (recs, _) = cooccur(&p, &v, 2, mem).unwrap();
+            let get = |a: &str, b: &str| {
+                recs.iter()
+                    .find(|r| r.w1 == id(a) && r.w2 == id(b))
+                    .map(|r| r.x)
+            };
+            assert_eq!(get("a", "b"), Some(1.0));
+            assert_eq!(get("b", "a"), Some(1.0));
+            assert_eq!(get("a", "c"), Some(1.5)); // 1/2 from line 1, 1 from line 2
+            assert_eq!(get("c", "a"), Some(1.5));
+            assert_eq!(get("b", "c"), Some(1.0));
+            assert_eq!(recs.len(), 6);
+        }
+    }
+
+    #[test]
+    fn spilled_runs_merge_to_the_same_counts() {
+        let words: Vec<String> = (0..300).map(|i| format!("w{}", (i * 7919) % 97)).collect();
+        let p = corpus("spill.txt", &words.join(" "));
+        let (v, _) = CountedVocab::count_file(&p, 1, 0, 1000).unwrap();
+        let (mut big, s0) = cooccur(&p, &v, 5, 1 << 30).unwrap();
+        let (mut small, s1) = cooccur(&p, &v, 5, 20_000).unwrap();
+        assert_eq!(s0, 0);
+        assert!(s1 > 0, "the tiny budget must spill");
+        let key = |r: &Crec| (r.w1, r.w2);
+        big.sort_by_key(key);
+        small.sort_by_key(key);
+        assert_eq!(big.len(), small.len());
+        for (a, b) in big.iter().zip(&small) {
+            assert_eq!(key(a), key(b));
+            assert!((a.x - b.x).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn training_reduces_cost() {
+        let text: String = (0..400)
+            .map(|i| ["the cat sat on the mat ", "a dog ran in the park "][i % 2])
+            .collect();
+        let p = corpus("train.txt", &text);
+        let (v, _) = CountedVocab::count_file(&p, 1, 0, 1000).unwrap();
+        let mut costs = vec![];
+        let cfg = Config {
+            dim: 8,
+            window: 3,
+            epochs: 10,
+            threads: 1,
+            ..Default::default()
+        };
+        let t = train(&p, &cfg, v, &mut |p| {
+            if p.stage == "training" {
+                costs.push(p.cost)
+            }
+        })
+        .unwrap();
+        assert_eq!(costs.len(), 10);
+        assert!(costs[9] < costs[0] * 0.5, "{costs:?}");
+        assert_eq!(t.w.len(), t.vocab.len() * 8);
+    }
+}
