@@ -9,7 +9,7 @@ wall time, peak RSS (/usr/bin/time), model size, perplexity and firth/KenLM rati
 
 Environment: KENLM_BIN (directory with lmplz, query, build_binary) or LMPLZ (path to lmplz,
 the other two taken from its directory); FIRTH (default target/release/firth); PTB (default
-/work/shared/data/ptb); GUT8 (default /work/shared/data/gutenberg-en-text8style/gut8, folded
+../shared/data/ptb); GUT8 (default ../shared/data/gutenberg-en-text8style/gut8, folded
 into /tmp/gut8.lines); LMPLZ_ARGS (extra lmplz flags, e.g. "-S 2G"); WORK (default /tmp/firth-ngram-bench). Without KenLM the KenLM columns
 are skipped with a message. Never commits or builds KenLM.
 """
@@ -193,13 +193,13 @@ def main():
         print("KenLM not found: set KENLM_BIN (or LMPLZ) to compare; firth numbers only", file=sys.stderr)
     out = []
     if a.ptb:
-        ptb = os.environ.get("PTB", "/work/shared/data/ptb")
+        ptb = os.environ.get("PTB", "../shared/data/ptb")
         d, train, test = prepare(os.path.join(ptb, "ptb.train.txt"), os.path.join(ptb, "ptb.test.txt"), "ptb")
         out.append(bench("PTB", train, test, train, a.order, a.repeat, kb, [2, 3, 4, 5], ["0", "0", "1"]))
     if a.gut8:
         lines = "/tmp/gut8.lines"
         if not os.path.exists(lines):
-            src = os.environ.get("GUT8", "/work/shared/data/gutenberg-en-text8style/gut8")
+            src = os.environ.get("GUT8", "../shared/data/gutenberg-en-text8style/gut8")
             with open(lines, "w") as g:
                 subprocess.run(["fold", "-s", "-w", "200", src], stdout=g, check=True)
         d = os.path.join(WORK, "gut8")

@@ -14,7 +14,7 @@ from `pip install fasttext`, GloVe C binaries from $GLOVE_BIN (skipped with a me
 """
 import argparse, json, os, re, shutil, subprocess, sys, time
 
-EVAL = "/work/shared/data/wordvec-eval"
+EVAL = "../shared/data/wordvec-eval"
 CPU = [0.0]
 
 
