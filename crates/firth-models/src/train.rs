@@ -94,6 +94,16 @@ pub struct Progress {
     pub history: Vec<EpochRecord>,
 }
 
+impl Progress {
+    /// Books the training time since `clock` was last reset, and resets it.
+    fn add_time(&mut self, clock: &mut Instant) {
+        let dt = clock.elapsed().as_secs_f64();
+        self.epoch_seconds += dt;
+        self.train_seconds += dt;
+        *clock = Instant::now();
+    }
+}
+
 /// What one training step reports to the user interface.
 pub struct StepReport {
     pub epoch: usize,
@@ -382,8 +392,7 @@ impl Trainer {
                 {
                     stopped_early = true;
                     self.progress.rng = rng.state();
-                    self.progress.epoch_seconds += clock.elapsed().as_secs_f64();
-                    self.progress.train_seconds += clock.elapsed().as_secs_f64();
+                    self.progress.add_time(&mut clock);
                     self.save_checkpoint()?;
                     break 'epochs;
                 }
@@ -443,17 +452,12 @@ impl Trainer {
                     && self.progress.step_in_epoch % cfg.checkpoint_every == 0
                     && self.progress.step_in_epoch < steps
                 {
-                    let dt = clock.elapsed().as_secs_f64();
-                    self.progress.epoch_seconds += dt;
-                    self.progress.train_seconds += dt;
+                    self.progress.add_time(&mut clock);
                     self.progress.rng = rng.state();
                     self.save_checkpoint()?;
-                    clock = Instant::now();
                 }
             }
-            let dt = clock.elapsed().as_secs_f64();
-            self.progress.epoch_seconds += dt;
-            self.progress.train_seconds += dt;
+            self.progress.add_time(&mut clock);
             let (valid_loss, _) = evaluate(
                 &mut self.model,
                 &self.corpus.valid,

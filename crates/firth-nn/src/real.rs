@@ -65,137 +65,81 @@ pub trait Real:
     );
 }
 
-impl Real for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    #[inline(always)]
-    fn from_f64(x: f64) -> f32 {
-        x as f32
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline(always)]
-    fn from_f32(x: f32) -> f32 {
-        x
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self
-    }
-    #[inline(always)]
-    fn exp(self) -> f32 {
-        exp_f32(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> f32 {
-        f32::ln(self)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> f32 {
-        f32::sqrt(self)
-    }
-    #[inline(always)]
-    fn abs(self) -> f32 {
-        f32::abs(self)
-    }
-    #[inline(always)]
-    fn max(self, o: f32) -> f32 {
-        f32::max(self, o)
-    }
-    #[inline(always)]
-    fn min(self, o: f32) -> f32 {
-        f32::min(self, o)
-    }
-    #[inline(always)]
-    fn is_finite(self) -> bool {
-        f32::is_finite(self)
-    }
-    #[inline(always)]
-    fn tanh(self) -> f32 {
-        2.0 * (2.0 * self).sigmoid() - 1.0
-    }
-    fn gemm(
-        c: &mut [f32],
-        a: &[f32],
-        b: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        ta: bool,
-        tb: bool,
-        accumulate: bool,
-    ) {
-        crate::gemm::gemm_faer(c, a, b, m, n, k, ta, tb, accumulate)
-    }
+/// The methods that are the same for f32 and f64: conversions, std's functions, faer's GEMM.
+macro_rules! impl_real {
+    ($t:ty, exp: $exp:expr, tanh: $tanh:expr) => {
+        impl Real for $t {
+            const ZERO: $t = 0.0;
+            const ONE: $t = 1.0;
+            #[inline(always)]
+            fn from_f64(x: f64) -> $t {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_f32(x: f32) -> $t {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline(always)]
+            fn exp(self) -> $t {
+                $exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> $t {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> $t {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> $t {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn max(self, o: $t) -> $t {
+                <$t>::max(self, o)
+            }
+            #[inline(always)]
+            fn min(self, o: $t) -> $t {
+                <$t>::min(self, o)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> $t {
+                $tanh(self)
+            }
+            fn gemm(
+                c: &mut [$t],
+                a: &[$t],
+                b: &[$t],
+                m: usize,
+                n: usize,
+                k: usize,
+                ta: bool,
+                tb: bool,
+                accumulate: bool,
+            ) {
+                crate::gemm::gemm_faer(c, a, b, m, n, k, ta, tb, accumulate)
+            }
+        }
+    };
 }
 
-impl Real for f64 {
-    const ZERO: f64 = 0.0;
-    const ONE: f64 = 1.0;
-    #[inline(always)]
-    fn from_f64(x: f64) -> f64 {
-        x
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn from_f32(x: f32) -> f64 {
-        x as f64
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[inline(always)]
-    fn exp(self) -> f64 {
-        f64::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> f64 {
-        f64::ln(self)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> f64 {
-        f64::sqrt(self)
-    }
-    #[inline(always)]
-    fn abs(self) -> f64 {
-        f64::abs(self)
-    }
-    #[inline(always)]
-    fn max(self, o: f64) -> f64 {
-        f64::max(self, o)
-    }
-    #[inline(always)]
-    fn min(self, o: f64) -> f64 {
-        f64::min(self, o)
-    }
-    #[inline(always)]
-    fn is_finite(self) -> bool {
-        f64::is_finite(self)
-    }
-    #[inline(always)]
-    fn tanh(self) -> f64 {
-        f64::tanh(self)
-    }
-    fn gemm(
-        c: &mut [f64],
-        a: &[f64],
-        b: &[f64],
-        m: usize,
-        n: usize,
-        k: usize,
-        ta: bool,
-        tb: bool,
-        accumulate: bool,
-    ) {
-        crate::gemm::gemm_faer(c, a, b, m, n, k, ta, tb, accumulate)
-    }
-}
+// f32 trains, so it takes the vectorisable exp and tanh = 2σ(2x) - 1; f64 checks gradients,
+// so it takes std's exact functions.
+impl_real!(f32, exp: exp_f32, tanh: |x: f32| 2.0 * (2.0 * x).sigmoid() - 1.0);
+impl_real!(f64, exp: f64::exp, tanh: f64::tanh);
 
 /// e^x for f32 without branches: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6
 /// polynomial, 2^n by building the exponent bits. Inputs are clamped to [-87, 88] so the
