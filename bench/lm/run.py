@@ -6,6 +6,7 @@ median training tokens/s of each, their ratio, and the GFLOP/s each reaches agai
 measured sgemm peak.
 
 Usage: python3 bench/lm/run.py [--ptb DIR] [--steps N] [--threads T] [--repeats R]
+                               [--firth BIN --gemm-peak BIN]  (prebuilt binaries: no cargo needed)
   --torch-script defaults to ../shared/bench/torch_ptb_lm.py (the PyTorch baseline; needs
   `pip install torch`). Run from the repository root.
 """
@@ -17,14 +18,20 @@ p.add_argument("--steps", type=int, default=150)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--repeats", type=int, default=3)
 p.add_argument("--torch-script", default="../shared/bench/torch_ptb_lm.py")
+p.add_argument("--firth", help="a built firth binary (default: build target/release/firth)")
+p.add_argument("--gemm-peak", help="a built gemm_peak example (default: build it)")
 a = p.parse_args()
 
 def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
-sh(["cargo", "build", "--release", "-q", "-p", "firth-cli"])
-sh(["cargo", "build", "--release", "-q", "-p", "firth-nn", "--example", "gemm_peak"])
-peak_out = sh(["target/release/examples/gemm_peak", str(a.threads)])
+if not a.firth:
+    sh(["cargo", "build", "--release", "-q", "-p", "firth-cli"])
+    a.firth = "target/release/firth"
+if not a.gemm_peak:
+    sh(["cargo", "build", "--release", "-q", "-p", "firth-nn", "--example", "gemm_peak"])
+    a.gemm_peak = "target/release/examples/gemm_peak"
+peak_out = sh([a.gemm_peak, str(a.threads)])
 peak = float(re.search(r"sgemm_peak_gflops ([\d.]+)", peak_out).group(1))
 
 tmp = tempfile.mkdtemp(prefix="firth-bench-lm-")
@@ -35,7 +42,7 @@ with open(os.path.join(a.ptb, "ptb.valid.txt")) as f, open(small_valid, "w") as 
 def firth_once():
     out = os.path.join(tmp, "run")
     shutil.rmtree(out, ignore_errors=True)
-    s = json.loads(sh(["target/release/firth", "lm", "train", "--preset", "ptb-small",
+    s = json.loads(sh([a.firth, "lm", "train", "--preset", "ptb-small",
                        "--train", os.path.join(a.ptb, "ptb.train.txt"), "--valid", small_valid,
                        "--out", out, "--max-steps", str(a.steps), "--threads", str(a.threads),
                        "--json", "--quiet"]))

@@ -295,3 +295,30 @@ fn eval_and_generate() {
         .unwrap());
     assert!(e.contains("cannot read checkpoint"), "{e}");
 }
+
+#[test]
+fn data_parallel_training_is_repeatable_and_matches_one_thread() {
+    let d = tmp("dataparallel");
+    let train = corpus(&d, 400, 1);
+    let valid = corpus(&d, 40, 2);
+    let run = |name: &str, threads: &str| {
+        let out = d.join(name);
+        let extra = ["--threads", threads, "--dropout", "0", "--max-steps", "20"];
+        ok(train_cmd(&train, &valid, &out, &extra).output().unwrap());
+        weights(&out)
+    };
+    let (a, b, one) = (run("a", "2"), run("b", "2"), run("one", "1"));
+    assert!(a == b, "two runs with --threads 2 differ");
+    // Two replicas each take half the batch; their summed gradient is the whole batch's, so
+    // the weights match the one-thread run up to the order of floating-point additions.
+    let mut worst = 0.0f32;
+    for (name, (_, w)) in &a {
+        for (x, y) in w.iter().zip(&one[name].1) {
+            worst = worst.max((x - y).abs());
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "2 threads vs 1 thread: largest weight difference {worst}"
+    );
+}

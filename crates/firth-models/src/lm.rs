@@ -12,7 +12,9 @@ use firth_nn::embedding::Embedding;
 use firth_nn::linear::{affine_backward, affine_forward, Linear};
 use firth_nn::param::{Param, ParamSet};
 use firth_nn::recurrent::{CellKind, Recurrent};
-use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
+use firth_nn::softmax::{
+    softmax_cross_entropy, softmax_cross_entropy_backward, softmax_cross_entropy_grad,
+};
 use firth_nn::{Real, Rng};
 use firth_text::Level;
 use serde::{Deserialize, Serialize};
@@ -117,6 +119,32 @@ impl<T: Real> LmState<T> {
                 .flat_map(|&r| self.history[r * w..(r + 1) * w].iter().copied())
                 .collect(),
             batch: rows.len(),
+        }
+    }
+}
+
+impl<T: Real> LmState<T> {
+    /// Puts states for consecutive column groups back side by side: the inverse of
+    /// [`LmState::select`] over a partition of the columns into ranges.
+    pub fn concat<'a>(parts: impl Iterator<Item = &'a LmState<T>> + Clone) -> LmState<T>
+    where
+        T: 'a,
+    {
+        let first = parts.clone().next().expect("at least one state");
+        let join = |pick: &dyn Fn(&'a LmState<T>) -> &'a Vec<Vec<T>>, l: usize| -> Vec<T> {
+            parts
+                .clone()
+                .flat_map(|p| pick(p)[l].iter().copied())
+                .collect()
+        };
+        LmState {
+            h: (0..first.h.len()).map(|l| join(&|p| &p.h, l)).collect(),
+            c: (0..first.c.len()).map(|l| join(&|p| &p.c, l)).collect(),
+            history: parts
+                .clone()
+                .flat_map(|p| p.history.iter().copied())
+                .collect(),
+            batch: parts.map(|p| p.batch).sum(),
         }
     }
 }
@@ -301,6 +329,22 @@ impl<T: Real> LanguageModel<T> {
         train: bool,
         rng: &mut Rng,
     ) {
+        self.forward_scores(ids, steps, batch, state, train, rng, true);
+    }
+
+    /// [`Self::forward_logits`], leaving out the output bias when `with_bias` is false (the
+    /// fused training step adds it on the fly).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_scores(
+        &mut self,
+        ids: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &mut LmState<T>,
+        train: bool,
+        rng: &mut Rng,
+        with_bias: bool,
+    ) {
         assert_eq!(ids.len(), steps * batch, "ids are not (T, B)");
         assert_eq!(state.batch, batch, "state was made for another batch size");
         let c = self.config.clone();
@@ -382,14 +426,8 @@ impl<T: Real> LanguageModel<T> {
             .out_w
             .as_ref()
             .map_or(&self.embedding.weight.value, |p| &p.value);
-        affine_forward(
-            top,
-            w,
-            Some(&self.out_b.value),
-            &mut self.logits,
-            width,
-            c.vocab,
-        );
+        let bias = with_bias.then_some(&self.out_b.value[..]);
+        affine_forward(top, w, bias, &mut self.logits, width, c.vocab);
     }
 
     /// Scores of the last forward, (T·B, V).
@@ -424,11 +462,50 @@ impl<T: Real> LanguageModel<T> {
     /// gradients. Zaremba et al. differentiate the loss summed over time and averaged over the
     /// batch: scale = 1/B.
     pub fn backward(&mut self, scale: f64) {
+        softmax_cross_entropy_backward(&mut self.logits, &self.targets, self.config.vocab, scale);
+        self.backward_from_logits(true);
+    }
+
+    /// A training step's forward and backward in one: the same gradients as [`Self::forward`]
+    /// then [`Self::backward`]`(scale)`, with bias, softmax, loss gradient and bias gradient
+    /// fused into one sweep over the (T·B, V) scores. Returns Σ -ln p(target) in nats; when
+    /// that is not finite, backpropagation stops there (the caller is expected to stop).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward(
+        &mut self,
+        ids: &[u32],
+        targets: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &mut LmState<T>,
+        rng: &mut Rng,
+        scale: f64,
+    ) -> f64 {
+        self.forward_scores(ids, steps, batch, state, true, rng, false);
+        self.targets.clear();
+        self.targets.extend_from_slice(targets);
+        let loss = softmax_cross_entropy_grad(
+            &mut self.logits,
+            &self.out_b.value,
+            targets,
+            self.config.vocab,
+            scale,
+            &mut self.nll,
+            &mut self.out_b.grad,
+        );
+        if loss.is_finite() {
+            self.backward_from_logits(false);
+        }
+        loss
+    }
+
+    /// Backpropagates from d(loss)/d(logits) held in `self.logits`; `bias_grad` says whether the
+    /// output bias gradient still has to be summed from it.
+    fn backward_from_logits(&mut self, bias_grad: bool) {
         let c = self.config.clone();
         let (steps, batch) = (self.steps, self.batch);
         let n = steps * batch;
         let stages = self.drops.len();
-        softmax_cross_entropy_backward(&mut self.logits, &self.targets, c.vocab, scale);
         self.dxs.resize(stages, Vec::new());
         for (d, x) in self.dxs.iter_mut().zip(&self.xs) {
             d.clear();
@@ -452,7 +529,7 @@ impl<T: Real> LanguageModel<T> {
                 &self.logits,
                 w,
                 dw,
-                Some(&mut self.out_b.grad),
+                bias_grad.then_some(&mut self.out_b.grad[..]),
                 Some(&mut self.dxs[stages - 1]),
                 width,
                 c.vocab,

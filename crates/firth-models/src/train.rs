@@ -15,7 +15,7 @@ use crate::data::{Batched, Corpus};
 use crate::lm::{LanguageModel, LmConfig, LmState};
 use anyhow::{bail, Context, Result};
 use firth_nn::checkpoint::{write_atomic, Tensors};
-use firth_nn::optim::{clip_grad_norm, clip_grad_value, OptimKind, Optimizer};
+use firth_nn::optim::{clip_grad_value, clip_scale, OptimKind, Optimizer};
 use firth_nn::param::ParamSet;
 use firth_nn::Rng;
 use firth_text::{Level, Vocab};
@@ -185,6 +185,8 @@ pub struct Trainer {
     pub out_dir: PathBuf,
     state: LmState<f32>,
     pad: u32,
+    /// Data-parallel workers besides `model` (empty with one thread), see [`Trainer::forward_backward`].
+    replicas: Vec<LanguageModel<f32>>,
 }
 
 fn pad_id(vocab: &Vocab, level: Level) -> u32 {
@@ -229,6 +231,7 @@ impl Trainer {
             out_dir: out_dir.to_path_buf(),
             state,
             pad,
+            replicas: Vec::new(),
         })
     }
 
@@ -359,6 +362,97 @@ impl Trainer {
         write_atomic(&self.out_dir.join("metrics.csv"), csv.as_bytes())
     }
 
+    /// Sets up `workers` data-parallel workers (the model itself plus `workers - 1` replicas).
+    fn make_replicas(&mut self, workers: usize) {
+        self.replicas.clear();
+        for _ in 1..workers {
+            let mut r = self.model.clone();
+            r.zero_grad();
+            self.replicas.push(r);
+        }
+    }
+
+    /// Forward and backward over one (T, B) block, leaving the gradient of (1/B)·Σ loss in the
+    /// model's parameters; returns Σ loss in nats.
+    ///
+    /// With one thread the model runs the whole batch. With K threads, worker k runs columns
+    /// [kB/K, (k+1)B/K) of the batch on a replica of its own, every kernel on its own thread
+    /// (no hand-overs inside a step), with a dropout stream drawn from `rng`; the replicas'
+    /// gradients are then summed into the model. Results are reproducible for a given thread
+    /// count, and equal to the one-thread run up to the order of floating-point additions.
+    fn forward_backward(&mut self, x: &[u32], y: &[u32], t: usize, rng: &mut Rng) -> f64 {
+        let batch = self.config.batch;
+        let scale = 1.0 / batch as f64;
+        if self.replicas.is_empty() {
+            self.model.zero_grad();
+            return self
+                .model
+                .forward_backward(x, y, t, batch, &mut self.state, rng, scale);
+        }
+        struct Shard {
+            x: Vec<u32>, // (T, b)
+            y: Vec<u32>, // (T, b)
+            state: LmState<f32>,
+            rng: Rng,
+            loss: f64,
+        }
+        let workers = self.replicas.len() + 1;
+        let columns = |ids: &[u32], cols: &std::ops::Range<usize>| -> Vec<u32> {
+            (0..t)
+                .flat_map(|s| {
+                    ids[s * batch + cols.start..s * batch + cols.end]
+                        .iter()
+                        .copied()
+                })
+                .collect()
+        };
+        let mut shards: Vec<Shard> = (0..workers)
+            .map(|k| {
+                let cols = k * batch / workers..(k + 1) * batch / workers;
+                Shard {
+                    x: columns(x, &cols),
+                    y: columns(y, &cols),
+                    state: self.state.select(&cols.collect::<Vec<_>>()),
+                    rng: Rng::new(rng.next_u64()),
+                    loss: 0.0,
+                }
+            })
+            .collect();
+        let models: Vec<&mut LanguageModel<f32>> = std::iter::once(&mut self.model)
+            .chain(self.replicas.iter_mut())
+            .collect();
+        use rayon::prelude::*;
+        models
+            .into_par_iter()
+            .zip(shards.par_iter_mut())
+            .for_each(|(m, s)| {
+                firth_nn::par::sequential(|| {
+                    m.zero_grad();
+                    let b = s.state.batch;
+                    s.loss = m.forward_backward(&s.x, &s.y, t, b, &mut s.state, &mut s.rng, scale);
+                })
+            });
+        self.state = LmState::concat(shards.iter().map(|s| &s.state));
+        let mut total = self.model.params_mut();
+        for r in &mut self.replicas {
+            firth_nn::replicas::add_grads(&mut total, &mut r.params_mut());
+        }
+        shards.iter().map(|s| s.loss).sum()
+    }
+
+    /// Copies the model's freshly updated weights into the replicas. After a sparse SGD step
+    /// only the embedding rows this step touched have moved, so only those are copied.
+    fn sync_replicas(&mut self) {
+        if self.replicas.is_empty() {
+            return;
+        }
+        let touched_only = self.optimizer.kind == OptimKind::Sgd;
+        let mut src = self.model.params_mut();
+        for r in &mut self.replicas {
+            firth_nn::replicas::copy_values(&mut r.params_mut(), &mut src, touched_only);
+        }
+    }
+
     /// Trains until the configured epochs are done or a limit is reached, then evaluates.
     pub fn run(&mut self, limits: Limits, obs: &mut dyn Observer) -> Result<Summary> {
         let wall = Instant::now();
@@ -371,6 +465,7 @@ impl Trainer {
             bail!("the training text has {} tokens, too few for --batch {}; use a smaller --batch or more text", self.corpus.train.len(), cfg.batch);
         }
         let mut rng = Rng::from_state(self.progress.rng);
+        self.make_replicas(rayon::current_num_threads().min(cfg.batch));
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut stopped_early = false;
         let session_start_steps = self.progress.global_step;
@@ -398,10 +493,7 @@ impl Trainer {
                 }
                 let k = self.progress.step_in_epoch;
                 let t = data.segment(k, cfg.bptt, &mut x, &mut y);
-                self.model.zero_grad();
-                let loss =
-                    self.model
-                        .forward(&x, &y, t, cfg.batch, &mut self.state, true, &mut rng);
+                let loss = self.forward_backward(&x, &y, t, &mut rng);
                 if !loss.is_finite() {
                     bail!(
                         "the training loss became {loss} at epoch {epoch}, step {}; the last good checkpoint is {}. \
@@ -410,13 +502,8 @@ impl Trainer {
                         self.out_dir.join(CHECKPOINT).display()
                     );
                 }
-                self.model.backward(1.0 / cfg.batch as f64);
                 let mut params = self.model.params_mut();
-                let norm = if cfg.clip > 0.0 {
-                    clip_grad_norm(&mut params, cfg.clip)
-                } else {
-                    firth_nn::optim::grad_norm(&mut params)
-                };
+                let norm = firth_nn::optim::grad_norm(&mut params);
                 if !norm.is_finite() {
                     bail!(
                         "the gradient norm became {norm} at epoch {epoch}, step {}; the last good checkpoint is {}. \
@@ -425,10 +512,21 @@ impl Trainer {
                         self.out_dir.join(CHECKPOINT).display()
                     );
                 }
+                let mut scale = clip_scale(norm, cfg.clip);
                 if cfg.clip_value > 0.0 {
+                    // Value clipping applies to the norm-clipped gradient, so scale it first.
+                    if scale != 1.0 {
+                        let s = scale as f32;
+                        for p in params.iter_mut() {
+                            p.for_each_grad(|_, g| g.iter_mut().for_each(|g| *g *= s));
+                        }
+                        scale = 1.0;
+                    }
                     clip_grad_value(&mut params, cfg.clip_value);
                 }
-                self.optimizer.step(&mut params, lr);
+                self.optimizer.step_scaled(&mut params, lr, scale);
+                drop(params);
+                self.sync_replicas();
                 let tokens = (t * cfg.batch) as u64;
                 self.progress.epoch_loss += loss;
                 self.progress.epoch_tokens += tokens;

@@ -56,7 +56,7 @@ pub(crate) fn gemm_faer<T: faer::traits::ComplexField + Copy>(
         MatRef::from_row_major_slice(b, k, n)
     };
     let c = MatMut::from_row_major_slice_mut(c, m, n);
-    let par = if m * n * k < PARALLEL_MIN_MACS || rayon::current_num_threads() == 1 {
+    let par = if m * n * k < PARALLEL_MIN_MACS || crate::par::threads() == 1 {
         Par::Seq
     } else {
         Par::rayon(0)

@@ -23,6 +23,7 @@ pub mod par;
 pub mod param;
 pub mod real;
 pub mod recurrent;
+pub mod replicas;
 pub mod rng;
 pub mod simd;
 pub mod softmax;

@@ -46,14 +46,21 @@ impl<T: Real> Optimizer<T> {
 
     /// One update of every parameter with its accumulated gradient.
     pub fn step(&mut self, params: &mut [&mut Param<T>], lr: f64) {
+        self.step_scaled(params, lr, 1.0);
+    }
+
+    /// One update with every gradient multiplied by `grad_scale` on the fly: clipping by
+    /// global norm (scale = clip / norm) then costs no pass of its own over the gradients.
+    pub fn step_scaled(&mut self, params: &mut [&mut Param<T>], lr: f64, grad_scale: f64) {
         self.steps += 1;
+        let s = T::from_f64(grad_scale);
         match self.kind {
             OptimKind::Sgd => {
                 let lr = T::from_f64(lr);
                 let wd = T::from_f64(self.weight_decay);
                 let update = |w: &mut [T], g: &mut [T]| {
                     for (w, &g) in w.iter_mut().zip(g.iter()) {
-                        *w -= lr * (g + wd * *w);
+                        *w -= lr * (g * s + wd * *w);
                     }
                 };
                 for p in params.iter_mut() {
@@ -74,7 +81,6 @@ impl<T: Real> Optimizer<T> {
                 let (b1, b2) = (self.beta1, self.beta2);
                 let c1 = 1.0 - b1.powi(self.steps as i32);
                 let c2 = 1.0 - b2.powi(self.steps as i32);
-                // θ ← θ - lr·m̂/(√v̂ + ε) with m̂ = m/c1, v̂ = v/c2, folded into one step size.
                 let step = T::from_f64(lr * c2.sqrt() / c1);
                 let eps = T::from_f64(self.eps * c2.sqrt());
                 let (b1t, b2t) = (T::from_f64(b1), T::from_f64(b2));
@@ -89,22 +95,46 @@ impl<T: Real> Optimizer<T> {
                 } else {
                     1.0
                 });
-                for (k, p) in params.iter_mut().enumerate() {
-                    let (m, v) = (&mut self.m[k], &mut self.v[k]);
-                    // Adam updates every row: untouched embedding rows still decay their moments.
-                    for i in 0..p.value.len() {
-                        let g = p.grad[i] + l2 * p.value[i];
+                // m ← β1 m + (1-β1) g, v ← β2 v + (1-β2) g², w ← w·decay - step·m / (√v + ε),
+                // with the bias corrections folded into `step` and `eps`.
+                let update = |w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]| {
+                    for i in 0..w.len() {
+                        let g = g[i] * s + l2 * w[i];
                         m[i] = b1t * m[i] + ob1 * g;
                         v[i] = b2t * v[i] + ob2 * g * g;
-                        p.value[i] = p.value[i] * decay - step * m[i] / (v[i].sqrt() + eps);
+                        w[i] = w[i] * decay - step * m[i] / (v[i].sqrt() + eps);
                     }
+                };
+                for (k, p) in params.iter_mut().enumerate() {
+                    let (m, v) = (&mut self.m[k], &mut self.v[k]);
+                    if crate::par::threads() == 1 || p.value.len() < crate::par::MIN_PARALLEL {
+                        update(&mut p.value, &p.grad, m, v);
+                        continue;
+                    }
+                    use rayon::prelude::*;
+                    const PIECE: usize = 1 << 14;
+                    p.value
+                        .par_chunks_mut(PIECE)
+                        .zip(p.grad.par_chunks(PIECE))
+                        .zip(m.par_chunks_mut(PIECE))
+                        .zip(v.par_chunks_mut(PIECE))
+                        .for_each(|(((w, g), m), v)| update(w, g, m, v));
                 }
             }
         }
     }
 }
 
-/// The global L2 norm of all gradients, ‖g‖ = √(Σ g²), accumulated in f64.
+/// The factor that brings a gradient of norm `norm` down to `max_norm` (1 when it is already
+/// within it or clipping is off).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
+    }
+}
+
 pub fn grad_norm<T: Real>(params: &mut [&mut Param<T>]) -> f64 {
     params
         .iter_mut()

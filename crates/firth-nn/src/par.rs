@@ -5,6 +5,30 @@
 //! runs it, so results do not depend on the number of threads.
 
 use rayon::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    static SEQUENTIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every kernel and matrix product of this thread kept on this thread.
+/// Data-parallel training gives each pool thread a model replica of its own; splitting a
+/// replica's work again would only add hand-over costs and contend for the same cores.
+pub fn sequential<R>(f: impl FnOnce() -> R) -> R {
+    let before = SEQUENTIAL.with(|s| s.replace(true));
+    let r = f();
+    SEQUENTIAL.with(|s| s.set(before));
+    r
+}
+
+/// Threads that work on this thread's kernels: the pool's size, or 1 inside [`sequential`].
+pub fn threads() -> usize {
+    if SEQUENTIAL.with(|s| s.get()) {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
 
 /// Below this many elements the work stays on the calling thread.
 pub const MIN_PARALLEL: usize = 1 << 16;
@@ -12,7 +36,7 @@ pub const MIN_PARALLEL: usize = 1 << 16;
 /// Calls `f(first_row, rows)` on pieces of `buf`, whose rows have length `row`, in parallel
 /// when the buffer is large and the pool has more than one thread.
 pub fn for_rows<T: Send>(buf: &mut [T], row: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let threads = rayon::current_num_threads();
+    let threads = threads();
     let rows = buf.len() / row.max(1);
     if threads == 1 || buf.len() < MIN_PARALLEL || rows < 2 {
         f(0, buf);
@@ -32,7 +56,7 @@ pub fn for_rows2<A: Send, B: Send>(
     rb: usize,
     f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
 ) {
-    let threads = rayon::current_num_threads();
+    let threads = threads();
     let rows = a.len() / ra.max(1);
     if threads == 1 || a.len() < MIN_PARALLEL || rows < 2 {
         f(0, a, b);

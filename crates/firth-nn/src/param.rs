@@ -93,7 +93,7 @@ impl<T: Real> Param<T> {
                     .map(|&r| sq(&self.grad[r as usize * w..(r as usize + 1) * w]))
                     .sum()
             }
-            None => sq(&self.grad),
+            None => sum_squares_chunked(&self.grad),
         }
     }
 
@@ -138,6 +138,19 @@ pub trait ParamSet<T> {
 
 /// Σ x² in f64, with 8 independent partial sums so the loop vectorises (a single running sum
 /// would force the compiler to keep the additions in order).
+/// Σ x² of a large buffer in fixed pieces of [`NORM_CHUNK`] summed in order: the pieces may run
+/// on any thread, and the result is the same for every thread count.
+fn sum_squares_chunked<T: Real>(s: &[T]) -> f64 {
+    use rayon::prelude::*;
+    if s.len() <= NORM_CHUNK || crate::par::threads() == 1 {
+        return s.chunks(NORM_CHUNK).map(sum_squares).sum();
+    }
+    let parts: Vec<f64> = s.par_chunks(NORM_CHUNK).map(sum_squares).collect();
+    parts.iter().sum()
+}
+
+const NORM_CHUNK: usize = 1 << 15;
+
 fn sum_squares<T: Real>(s: &[T]) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut chunks = s.chunks_exact(8);

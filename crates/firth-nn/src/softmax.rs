@@ -52,6 +52,91 @@ dispatch! {
     }
 }
 
+dispatch! {
+    /// Training's fused output step, for rows of scores z = x·Wᵀ (N, V) that still lack the
+    /// bias b: per row, z += b, p = softmax(z), nll = logsumexp(z) - z_y, and in place
+    /// dz = scale · (p - onehot(y)), with db += Σ_rows dz. A row (V floats) stays in cache
+    /// across its three passes, so the (N, V) block crosses memory once instead of four
+    /// times (bias, softmax, gradient, bias gradient).
+    pub fn softmax_xent_grad_rows<T: Real>(
+        z: &mut [T],
+        bias: &[T],
+        targets: &[u32],
+        nll: &mut [f64],
+        db: &mut [T],
+        v: usize,
+        scale: T,
+    ) {
+        for ((row, &y), out) in z.chunks_exact_mut(v).zip(targets).zip(nll.iter_mut()) {
+            let mut mx = [T::from_f64(f64::NEG_INFINITY); LANES];
+            let mut rc = row.chunks_exact_mut(LANES);
+            let mut bc = bias.chunks_exact(LANES);
+            for (c, b) in (&mut rc).zip(&mut bc) {
+                for i in 0..LANES {
+                    c[i] += b[i];
+                    mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+                }
+            }
+            let mut m = mx[0];
+            for &q in &mx {
+                m = if q > m { q } else { m };
+            }
+            for (c, &b) in rc.into_remainder().iter_mut().zip(bc.remainder()) {
+                *c += b;
+                m = if *c > m { *c } else { m };
+            }
+            let zy = row[y as usize];
+            let mut acc = [T::ZERO; LANES];
+            let mut chunks = row.chunks_exact_mut(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    let e = (c[i] - m).exp();
+                    c[i] = e;
+                    acc[i] += e;
+                }
+            }
+            let mut s = T::ZERO;
+            for q in chunks.into_remainder() {
+                let e = (*q - m).exp();
+                *q = e;
+                s += e;
+            }
+            let s = acc.iter().fold(s, |a, &b| a + b);
+            *out = s.to_f64().ln() + m.to_f64() - zy.to_f64();
+            let k = scale / s;
+            for (q, d) in row.iter_mut().zip(db.iter_mut()) {
+                *q *= k;
+                *d += *q;
+            }
+            row[y as usize] -= scale;
+            db[y as usize] -= scale;
+        }
+    }
+}
+
+/// The training form of [`softmax_cross_entropy`] plus its backward pass and the output bias:
+/// `scores` (N, V) = x·Wᵀ without the bias become dL/dz for L = scale · Σ_n -log p(y_n); the bias
+/// gradient is added to `db`. Returns Σ_n -log p(y_n). Runs on the calling thread: data-parallel
+/// training splits the batch across threads instead.
+pub fn softmax_cross_entropy_grad<T: Real>(
+    scores: &mut [T],
+    bias: &[T],
+    targets: &[u32],
+    v: usize,
+    scale: f64,
+    nll: &mut Vec<f64>,
+    db: &mut [T],
+) -> f64 {
+    assert_eq!(scores.len(), targets.len() * v, "scores are not (N, V)");
+    assert_eq!(bias.len(), v, "bias is not (V)");
+    if let Some(&bad) = targets.iter().find(|&&y| y as usize >= v) {
+        panic!("target id {bad} is outside a vocabulary of {v}");
+    }
+    nll.resize(targets.len(), 0.0);
+    softmax_xent_grad_rows(scores, bias, targets, nll, db, v, T::from_f64(scale));
+    nll.iter().sum()
+}
+
 /// Softmax in place over rows of `logits` (N, V); returns Σ_n -log p(target_n), in f64 so the
 /// loss over an epoch does not drift.
 pub fn softmax_cross_entropy<T: Real>(
@@ -105,6 +190,39 @@ mod tests {
         let want = [1.0 / 6.0, 2.0 / 6.0, -0.5];
         for (a, b) in z.iter().zip(want) {
             assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn fused_gradient_equals_separate_steps() {
+        let (n, v) = (3, 21); // v not a multiple of the 16 lanes
+        let z: Vec<f64> = (0..n * v)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3)
+            .collect();
+        let b: Vec<f64> = (0..v).map(|i| (i as f64 * 0.37).sin()).collect();
+        let y = [4u32, 0, 20];
+        let mut want = z.clone();
+        for r in want.chunks_mut(v) {
+            for (a, bb) in r.iter_mut().zip(&b) {
+                *a += bb;
+            }
+        }
+        let mut nll = Vec::new();
+        let loss = softmax_cross_entropy(&mut want, &y, v, &mut nll);
+        softmax_cross_entropy_backward(&mut want, &y, v, 0.5);
+        let mut want_db = vec![1.0; v];
+        for r in want.chunks(v) {
+            for (d, g) in want_db.iter_mut().zip(r) {
+                *d += g;
+            }
+        }
+        let mut got = z.clone();
+        let mut db = vec![1.0; v];
+        let mut nll2 = Vec::new();
+        let loss2 = softmax_cross_entropy_grad(&mut got, &b, &y, v, 0.5, &mut nll2, &mut db);
+        assert!((loss - loss2).abs() < 1e-12);
+        for (a, b) in got.iter().zip(&want).chain(db.iter().zip(&want_db)) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
     }
 

@@ -179,7 +179,8 @@ pub struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// Random seed for initialisation, dropout and sampling. Runs are bit-for-bit reproducible
-    /// with --threads 1; with more threads, matrix products may sum in another order.
+    /// with --threads 1. With T > 1 threads each batch is split over T model replicas (data
+    /// parallelism): sums then run in another order and dropout masks depend on T.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Worker threads (default: all cores).
