@@ -10,6 +10,28 @@ use crate::{dispatch, Real};
 /// so we keep 16 partial maxima and sums ourselves, which it then maps onto SIMD registers.
 const LANES: usize = 16;
 
+/// z ← exp(z - m) over a row, returning Σ exp(z - m). Inlined into the dispatched kernels
+/// below, so it is compiled for each one's instruction set.
+#[inline(always)]
+fn exp_shifted_sum<T: Real>(row: &mut [T], m: T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let e = (c[i] - m).exp();
+            c[i] = e;
+            acc[i] += e;
+        }
+    }
+    let mut s = T::ZERO;
+    for z in chunks.into_remainder() {
+        let e = (*z - m).exp();
+        *z = e;
+        s += e;
+    }
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
 dispatch! {
     /// Turns each row of `logits` (N, V) into probabilities in place, and writes
     /// -log p(target) of each row into `nll` (N).
@@ -27,22 +49,7 @@ dispatch! {
             for &z in mx.iter().chain(chunks.remainder()) {
                 m = if z > m { z } else { m };
             }
-            let mut acc = [T::ZERO; LANES];
-            let mut chunks = row.chunks_exact_mut(LANES);
-            for c in &mut chunks {
-                for i in 0..LANES {
-                    let e = (c[i] - m).exp();
-                    c[i] = e;
-                    acc[i] += e;
-                }
-            }
-            let mut s = T::ZERO;
-            for z in chunks.into_remainder() {
-                let e = (*z - m).exp();
-                *z = e;
-                s += e;
-            }
-            let s = acc.iter().fold(s, |a, &b| a + b);
+            let s = exp_shifted_sum(row, m);
             let inv = T::ONE / s;
             for z in row.iter_mut() {
                 *z *= inv;
@@ -86,22 +93,7 @@ dispatch! {
                 m = if *c > m { *c } else { m };
             }
             let zy = row[y as usize];
-            let mut acc = [T::ZERO; LANES];
-            let mut chunks = row.chunks_exact_mut(LANES);
-            for c in &mut chunks {
-                for i in 0..LANES {
-                    let e = (c[i] - m).exp();
-                    c[i] = e;
-                    acc[i] += e;
-                }
-            }
-            let mut s = T::ZERO;
-            for q in chunks.into_remainder() {
-                let e = (*q - m).exp();
-                *q = e;
-                s += e;
-            }
-            let s = acc.iter().fold(s, |a, &b| a + b);
+            let s = exp_shifted_sum(row, m);
             *out = s.to_f64().ln() + m.to_f64() - zy.to_f64();
             let k = scale / s;
             for (q, d) in row.iter_mut().zip(db.iter_mut()) {
