@@ -266,7 +266,7 @@ const PAST_VERBS: &[&str] = &["joined", "criticized", "bought", "sold", "left", 
 /// arrangements of the optional parts, giving distances from 0 to 15.
 pub fn templates(per_pattern: usize, seed: u64) -> Vec<AgreementItem> {
     let mut rng = Rng::new(seed);
-    let mut pick = |n: usize, rng: &mut Rng| rng.below(n as u64) as usize;
+    let pick = |n: usize, rng: &mut Rng| rng.below(n as u64) as usize;
     let mut items = Vec::new();
     for pattern in 0..32usize {
         let adv1 = pattern & 1 != 0;

@@ -51,6 +51,9 @@ pub struct GradientFlow {
     pub positions: usize,
     /// Mean J⁽ᵗ⁾ over the positions, nats.
     pub mean_loss: f64,
+    /// Share of the top layer's hidden units with |h| > 0.99 over the states measured: a
+    /// saturated tanh unit passes almost no gradient back (its derivative 1 - h² is near 0).
+    pub saturated: f64,
 }
 
 impl GradientFlow {
@@ -72,8 +75,9 @@ impl GradientFlow {
 
 impl<T: Real> GradientProbe<T> {
     /// Copies the weights of `model` (a recurrent model; the window model has no state to
-    /// differentiate through time).
-    pub fn new(model: &LanguageModel<T>) -> Result<GradientProbe<T>> {
+    /// differentiate through time), converting them to `T`: measure in f64, because an RNN's
+    /// gradient can fall below f32's smallest number within 50 steps.
+    pub fn new<S: Real>(model: &LanguageModel<S>) -> Result<GradientProbe<T>> {
         let c = &model.config;
         let kind = match c.arch {
             Arch::Window => bail!(
@@ -85,9 +89,10 @@ impl<T: Real> GradientProbe<T> {
             Arch::Rnn => CellKind::RnnTanh,
         };
         let params = model.params();
+        let convert = |v: &[S]| -> Vec<T> { v.iter().map(|&x| T::from_f64(x.to_f64())).collect() };
         let find = |name: &str, len: usize| -> Result<Vec<T>> {
             match params.iter().find(|p| p.name == name) {
-                Some(p) if p.value.len() == len => Ok(p.value.clone()),
+                Some(p) if p.value.len() == len => Ok(convert(&p.value)),
                 Some(p) => bail!(
                     "parameter {name} has {} values, expected {len}; the model file does not match its config",
                     p.value.len()
@@ -113,7 +118,7 @@ impl<T: Real> GradientProbe<T> {
         if let Some(top) = layers.last_mut() {
             top.set_record_dh(true);
         }
-        let emb = model.embedding.weight.value.clone();
+        let emb = convert(&model.embedding.weight.value);
         let out_w = if params.iter().any(|p| p.name == "out.weight") {
             find("out.weight", c.vocab * c.hidden)?
         } else {
@@ -246,6 +251,7 @@ impl<T: Real> GradientProbe<T> {
         let h = self.hidden;
         let mut sum = vec![0.0f64; max_distance + 1];
         let mut loss = 0.0;
+        let (mut sat, mut units) = (0usize, 0usize);
         let batch = batch.max(1);
         let mut done = 0;
         for chunk in starts.chunks(batch) {
@@ -260,6 +266,10 @@ impl<T: Real> GradientProbe<T> {
             }
             let (g, losses) = self.gradients(&x, steps, b_n, &y);
             loss += losses.iter().sum::<f64>();
+            let top = self.layers[self.layers.len() - 1].output(); // (T, B, H)
+            let measured = &top[(steps - 1 - max_distance) * b_n * h..];
+            sat += measured.iter().filter(|v| v.to_f64().abs() > 0.99).count();
+            units += measured.len();
             for (d, acc) in sum.iter_mut().enumerate() {
                 let k = steps - 1 - d;
                 for b in 0..b_n {
@@ -278,6 +288,7 @@ impl<T: Real> GradientProbe<T> {
             grad_norm: sum.iter().map(|s| s / positions as f64).collect(),
             positions,
             mean_loss: loss / positions as f64,
+            saturated: sat as f64 / units.max(1) as f64,
         })
     }
 }
@@ -363,7 +374,7 @@ mod tests {
             (Arch::Lstm, 1, false),
         ] {
             let model = tiny(arch, layers, residual);
-            let mut probe = GradientProbe::new(&model).unwrap();
+            let mut probe = GradientProbe::<f64>::new(&model).unwrap();
             let (g, losses) = probe.gradients(&ids, steps, batch, &targets);
             let h = probe.hidden;
             let mut worst: f64 = 0.0;
@@ -398,7 +409,7 @@ mod tests {
     #[test]
     fn measure_averages_norms_per_distance() {
         let model = tiny(Arch::Lstm, 1, false);
-        let mut probe = GradientProbe::new(&model).unwrap();
+        let mut probe = GradientProbe::<f64>::new(&model).unwrap();
         let ids: Vec<u32> = (0..40).map(|i| (i * 5 % 7) as u32).collect();
         let flow = probe.measure(&ids, 4, 2, 3, 2, |_, _| {}).unwrap();
         assert_eq!(flow.grad_norm.len(), 5);
