@@ -248,7 +248,12 @@ fn draw_scatter<DB: DrawingBackend>(
     y_label: &str,
     points: &[(String, f64, f64)],
 ) -> Result<()> {
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for (_, x, y) in points {
         x0 = x0.min(*x);
         x1 = x1.max(*x);
@@ -293,7 +298,12 @@ pub(crate) mod tests {
     /// expected size, more than a few bytes, and more than one colour.
     pub fn assert_real_png(path: &Path) {
         let bytes = std::fs::read(path).unwrap();
-        assert!(bytes.len() > 2000, "{}: only {} bytes", path.display(), bytes.len());
+        assert!(
+            bytes.len() > 2000,
+            "{}: only {} bytes",
+            path.display(),
+            bytes.len()
+        );
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
         assert_eq!(&bytes[12..16], b"IHDR");
         let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
@@ -351,7 +361,10 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(i, w)| (w.to_string(), i as f64, (i * i) as f64))
             .collect();
-        let [_, p1] = both(&dir.join("gradients"), |p| line_chart_with(p, &log, &series)).unwrap();
+        let [_, p1] = both(&dir.join("gradients"), |p| {
+            line_chart_with(p, &log, &series)
+        })
+        .unwrap();
         let [_, p2] = both(&dir.join("agreement"), |p| line_chart_with(p, &lin, &short)).unwrap();
         let [s3, p3] = both(&dir.join("curves"), |p| {
             line_chart(p, "Training", "epoch", "perplexity", &series, false)

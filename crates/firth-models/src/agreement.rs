@@ -92,10 +92,7 @@ fn third_singular(base: &str) -> String {
         .any(|e| base.ends_with(e))
     {
         format!("{base}es")
-    } else if base.len() > 1
-        && b[b.len() - 1] == b'y'
-        && !b"aeiou".contains(&b[b.len() - 2])
-    {
+    } else if base.len() > 1 && b[b.len() - 1] == b'y' && !b"aeiou".contains(&b[b.len() - 2]) {
         format!("{}ies", &base[..base.len() - 1])
     } else {
         format!("{base}s")
@@ -152,9 +149,9 @@ pub fn from_conllu(text: &str, name: &str) -> Result<Vec<AgreementItem>> {
         if f[0].contains('-') || f[0].contains('.') {
             continue; // multiword token ranges and empty nodes
         }
-        let id: usize = f[0].parse().map_err(|_| {
-            anyhow::anyhow!("{name}:{}: bad token id {:?}", n + 1, f[0])
-        })?;
+        let id: usize = f[0]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}:{}: bad token id {:?}", n + 1, f[0]))?;
         if id != sent.len() + 1 {
             bail!(
                 "{name}:{}: token id {id} out of order in the sentence starting at line {start_line}",
@@ -406,11 +403,17 @@ mod tests {
             (1, 3),
             "the copula's subject hangs on the predicate"
         );
-        assert_eq!((items[0].correct.as_str(), items[0].wrong.as_str()), ("is", "are"));
+        assert_eq!(
+            (items[0].correct.as_str(), items[0].wrong.as_str()),
+            ("is", "are")
+        );
         // Punctuation does not count; the relative pronoun is no noun subject.
         assert_eq!(items[1].prefix, ["dogs", "surely"]);
         assert_eq!(items[1].distance, 1);
-        assert_eq!((items[1].correct.as_str(), items[1].wrong.as_str()), ("catch", "catches"));
+        assert_eq!(
+            (items[1].correct.as_str(), items[1].wrong.as_str()),
+            ("catch", "catches")
+        );
         assert!(from_conllu("1\tx\n", "bad.conllu").is_err());
     }
 
@@ -435,7 +438,10 @@ mod tests {
         for it in &items {
             assert_eq!(it.prefix.len(), it.distance + 2);
             let plural = it.prefix[1].ends_with('s');
-            assert_eq!(["are", "have", "were"].contains(&it.correct.as_str()), plural);
+            assert_eq!(
+                ["are", "have", "were"].contains(&it.correct.as_str()),
+                plural
+            );
         }
         assert_eq!(templates(4, 1), items, "same seed, same items");
     }
@@ -454,8 +460,16 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                DistanceScore { distance: 0, correct: 0, total: 1 },
-                DistanceScore { distance: 2, correct: 2, total: 3 }
+                DistanceScore {
+                    distance: 0,
+                    correct: 0,
+                    total: 1
+                },
+                DistanceScore {
+                    distance: 2,
+                    correct: 2,
+                    total: 3
+                }
             ]
         );
         assert!((s[1].accuracy() - 2.0 / 3.0).abs() < 1e-12);

@@ -174,7 +174,9 @@ impl<T: Real> GradientProbe<T> {
         affine_forward(top, &self.out_w, Some(&self.out_b), &mut z, h, v);
         let mut losses = Vec::with_capacity(batch);
         for (row, &y) in z.chunks_exact_mut(v).zip(targets) {
-            let m = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a.to_f64()));
+            let m = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &a| m.max(a.to_f64()));
             let sum: f64 = row.iter().map(|&a| (a.to_f64() - m).exp()).sum();
             losses.push(m + sum.ln() - row[y as usize].to_f64());
             for a in row.iter_mut() {
@@ -347,7 +349,13 @@ mod tests {
         let cell = top.last_c().to_vec();
         state[col * h..(col + 1) * h].copy_from_slice(h_k);
         let last = if k + 1 < steps {
-            top.forward(&input[(k + 1) * batch * d..], steps - k - 1, batch, &state, &cell);
+            top.forward(
+                &input[(k + 1) * batch * d..],
+                steps - k - 1,
+                batch,
+                &state,
+                &cell,
+            );
             top.last_h().to_vec()
         } else {
             state
@@ -421,7 +429,11 @@ mod tests {
             for t in [6usize, 22, 38] {
                 let (g, _) = probe.gradients(&ids[t - 6..=t], 7, 1, &[ids[t + 1]]);
                 let k = 6 - d;
-                sum += g[k * 4..(k + 1) * 4].iter().map(|a| a * a).sum::<f64>().sqrt();
+                sum += g[k * 4..(k + 1) * 4]
+                    .iter()
+                    .map(|a| a * a)
+                    .sum::<f64>()
+                    .sqrt();
             }
             assert!((sum / 3.0 - mean).abs() < 1e-12, "distance {d}");
             assert!(mean > 0.0);

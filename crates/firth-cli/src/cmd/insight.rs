@@ -168,7 +168,13 @@ fn file_label(p: &Path) -> String {
 
 fn slug(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .split('-')
         .filter(|p| !p.is_empty())
@@ -221,11 +227,18 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
         let mut probe = GradientProbe::<f64>::new(model)
             .with_context(|| format!("{source}: cannot measure gradients"))?;
         let pb = bar(a.positions, a.quiet, &label);
-        let flow = probe.measure(&ids, a.max_distance, a.warmup, a.positions, a.batch, |d, _| {
-            if let Some(b) = &pb {
-                b.set_position(d as u64);
-            }
-        })?;
+        let flow = probe.measure(
+            &ids,
+            a.max_distance,
+            a.warmup,
+            a.positions,
+            a.batch,
+            |d, _| {
+                if let Some(b) = &pb {
+                    b.set_position(d as u64);
+                }
+            },
+        )?;
         if let Some(b) = pb {
             b.finish_and_clear();
         }
@@ -244,7 +257,11 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
     for dir in &a.models {
         let (model, vocab) = LanguageModel::load(dir)?;
         let label = format!("{} ({})", file_label(dir), arch_name(model.config.arch));
-        let clipped = if dir.is_dir() { clipped_share(dir) } else { None };
+        let clipped = if dir.is_dir() {
+            clipped_share(dir)
+        } else {
+            None
+        };
         run(label, dir.display().to_string(), &model, &vocab, clipped)?;
     }
     if !a.arch.is_empty() {
@@ -271,8 +288,8 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
                 forget_bias: 0.0,
                 rnn_sigmoid: false,
             };
-            let model = LanguageModel::new(config, &mut Rng::new(a.seed))
-                .map_err(anyhow::Error::msg)?;
+            let model =
+                LanguageModel::new(config, &mut Rng::new(a.seed)).map_err(anyhow::Error::msg)?;
             let label = format!("{} init", arch_name(arch));
             let source = format!(
                 "initialised {}x{} {}, weights uniform in ±{}, seed {}",
@@ -305,9 +322,17 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
         log_y: true,
         y_range: None,
     };
-    let plots = both(&a.out.join("gradients"), |p| line_chart_with(p, &chart, &series))?;
+    let plots = both(&a.out.join("gradients"), |p| {
+        line_chart_with(p, &chart, &series)
+    })?;
     let d = a.max_distance;
-    let reading = reading(&results.iter().map(|m| (m.label.as_str(), m.arch, &m.flow)).collect::<Vec<_>>(), d);
+    let reading = reading(
+        &results
+            .iter()
+            .map(|m| (m.label.as_str(), m.arch, &m.flow))
+            .collect::<Vec<_>>(),
+        d,
+    );
     if a.json {
         let models: Vec<_> = results
             .iter()
@@ -355,9 +380,12 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
                 at(10),
                 at(20),
                 at(d),
-                m.flow.orders_lost(d).map_or("-".into(), |o| format!("{o:.2}")),
+                m.flow
+                    .orders_lost(d)
+                    .map_or("-".into(), |o| format!("{o:.2}")),
                 format!("{:.1}%", 100.0 * m.flow.saturated),
-                m.clipped.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c.0)),
+                m.clipped
+                    .map_or("-".into(), |c| format!("{:.1}%", 100.0 * c.0)),
             );
         }
         println!();
@@ -387,10 +415,10 @@ fn reading(models: &[(&str, Arch, &GradientFlow)], d: usize) -> String {
     let mut parts = Vec::new();
     for (label, _, f) in models {
         let lost = f.orders_lost(d).unwrap_or(f64::NAN);
-        let ten = tenfold_distance(&f.grad_norm)
-            .map_or(format!("stays within a factor 10 of its start over all {d} steps"), |k| {
-                format!("first drops below a tenth of its start at distance {k}")
-            });
+        let ten = tenfold_distance(&f.grad_norm).map_or(
+            format!("stays within a factor 10 of its start over all {d} steps"),
+            |k| format!("first drops below a tenth of its start at distance {k}"),
+        );
         parts.push(format!(
             "for {label} the mean norm goes from {:.2e} at distance 0 to {:.2e} at distance {d} ({lost:.1} orders of magnitude) and {ten}",
             f.grad_norm[0],
@@ -431,7 +459,10 @@ fn reading(models: &[(&str, Arch, &GradientFlow)], d: usize) -> String {
             ));
         }
     }
-    if models.iter().any(|m| m.2.orders_lost(d).is_some_and(|o| o < 0.0)) {
+    if models
+        .iter()
+        .any(|m| m.2.orders_lost(d).is_some_and(|o| o < 0.0))
+    {
         s.push_str(" A negative number of orders means the norm grew with distance: exploding rather than vanishing gradients, the case norm clipping exists for.");
     }
     s
@@ -502,9 +533,16 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
     for p in &a.models {
         let (m, v) = LanguageModel::load(p)?;
         if m.config.level != Level::Word {
-            bail!("{}: a character model; agreement needs a word-level model", p.display());
+            bail!(
+                "{}: a character model; agreement needs a word-level model",
+                p.display()
+            );
         }
-        lms.push((format!("{} ({})", file_label(p), arch_name(m.config.arch)), m, v));
+        lms.push((
+            format!("{} ({})", file_label(p), arch_name(m.config.arch)),
+            m,
+            v,
+        ));
     }
     let mut ngrams = Vec::new();
     for p in &a.ngram {
@@ -520,9 +558,15 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
         .into_iter()
         .map(|(s, items)| (s, items.len(), known_items(items, &knows)))
         .collect();
+    // The subject d+1 words back is in an n-gram's context of n-1 words iff d <= n-2.
+    let beyond = ngrams
+        .iter()
+        .map(|(_, m)| m.order().saturating_sub(1))
+        .min();
     let mut csv = String::from("source,distance,model,correct,total,accuracy\n");
     let mut report = Vec::new();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut plots = Vec::new();
     for (source, before, items) in sources {
         let mut per_model: Vec<(String, Vec<DistanceScore>)> = Vec::new();
@@ -531,13 +575,21 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
             per_model.push((label.clone(), score_by_distance(&items, &right)));
         }
         for (label, m) in &ngrams {
+            // A model built from PTB with `<unk>` renamed to `_unk_` (its builder reserves
+            // `<unk>`) reads unknown words as that trained token, as the neural models do.
+            let unk = m.word_id("_unk_");
+            let id = |w: &str| match m.word_id(w) {
+                0 => unk,
+                i => i,
+            };
             let right: Vec<bool> = items
                 .iter()
                 .map(|it| {
                     let mut st = m.begin_state();
                     let mut next = st;
                     for w in &it.prefix {
-                        m.score(&st, m.word_id(w), &mut next);
+                        let w = if w == "<unk>" { "_unk_" } else { w.as_str() };
+                        m.score(&st, id(w), &mut next);
                         st = next;
                     }
                     let (pc, _) = m.score(&st, m.word_id(&it.correct), &mut next);
@@ -575,7 +627,10 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                     print!("{:>8} {:>6}", s.distance, s.total);
                     for (_, scores) in &per_model {
                         let t = &scores[i];
-                        print!(" {:>22}", format!("{:.3} ({}/{})", t.accuracy(), t.correct, t.total));
+                        print!(
+                            " {:>22}",
+                            format!("{:.3} ({}/{})", t.accuracy(), t.correct, t.total)
+                        );
                     }
                     println!();
                 }
@@ -583,9 +638,33 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                 print!("{:>8} {:>6}", "all", total);
                 for (_, scores) in &per_model {
                     let c: usize = scores.iter().map(|s| s.correct).sum();
-                    print!(" {:>22}", format!("{:.3} ({}/{})", c as f64 / total.max(1) as f64, c, total));
+                    print!(
+                        " {:>22}",
+                        format!("{:.3} ({}/{})", c as f64 / total.max(1) as f64, c, total)
+                    );
                 }
-                println!("\n");
+                println!();
+                if let Some(k) = beyond {
+                    let n: usize = first
+                        .iter()
+                        .filter(|s| s.distance >= k)
+                        .map(|s| s.total)
+                        .sum();
+                    print!("{:>8} {:>6}", format!("d>={k}"), n);
+                    for (_, scores) in &per_model {
+                        let c: usize = scores
+                            .iter()
+                            .filter(|s| s.distance >= k)
+                            .map(|s| s.correct)
+                            .sum();
+                        print!(
+                            " {:>22}",
+                            format!("{:.3} ({}/{})", c as f64 / n.max(1) as f64, c, n)
+                        );
+                    }
+                    println!("   (subject outside the n-gram context: distance >= order - 1)");
+                }
+                println!();
             }
         }
         let series: Vec<Series> = per_model
@@ -621,7 +700,10 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
     let csv_path = a.out.join("agreement.csv");
     write_atomic(&csv_path, csv.as_bytes())?;
     if a.json {
-        println!("{}", json!({"sources": report, "csv": csv_path, "plots": plots}));
+        println!(
+            "{}",
+            json!({"sources": report, "csv": csv_path, "plots": plots})
+        );
     } else {
         eprintln!("wrote {}", csv_path.display());
         for p in &plots {
@@ -642,7 +724,10 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         let mut rows = Vec::new();
         for w in &a.words {
             let v = e.get(w).with_context(|| {
-                format!("'{w}' is not in {}; choose words from its vocabulary", vectors.display())
+                format!(
+                    "'{w}' is not in {}; choose words from its vocabulary",
+                    vectors.display()
+                )
             })?;
             rows.extend_from_slice(v);
         }
@@ -653,10 +738,19 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             .zip(&pts)
             .map(|(w, &(x, y))| (w.clone(), x as f64, y as f64))
             .collect();
-        let stem = a.out.clone().unwrap_or_else(|| PathBuf::from("embedding-map"));
+        let stem = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("embedding-map"));
         let title = format!("Word vectors, 2-D PCA ({})", file_label(vectors));
         written.extend(both(&stem, |p| {
-            scatter_labels(p, &title, "principal component 1", "principal component 2", &labelled)
+            scatter_labels(
+                p,
+                &title,
+                "principal component 1",
+                "principal component 2",
+                &labelled,
+            )
         })?);
     } else if !a.words.is_empty() {
         bail!("--words needs --vectors FILE");
@@ -669,12 +763,23 @@ pub fn plot(a: PlotArgs) -> Result<()> {
     let mut grads: Vec<(String, PathBuf, Csv)> = Vec::new();
     let mut agree: Vec<(String, PathBuf, Csv)> = Vec::new();
     for p in &a.paths {
-        let file = if p.is_dir() { p.join("metrics.csv") } else { p.clone() };
+        let file = if p.is_dir() {
+            p.join("metrics.csv")
+        } else {
+            p.clone()
+        };
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         let csv = Csv::parse(&text).with_context(|| format!("{}", file.display()))?;
-        let label = if p.is_dir() { file_label(p) } else { file_label(&file) };
-        let label = label.strip_prefix("gradients-").map(str::to_string).unwrap_or(label);
+        let label = if p.is_dir() {
+            file_label(p)
+        } else {
+            file_label(&file)
+        };
+        let label = label
+            .strip_prefix("gradients-")
+            .map(str::to_string)
+            .unwrap_or(label);
         if csv.index("valid_perplexity").is_some() && csv.index("epoch").is_some() {
             metrics.push((label, file, csv));
         } else if csv.index("distance").is_some() && csv.index("grad_norm").is_some() {
@@ -714,7 +819,11 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         for (label, _, csv) in &metrics {
             for (col, name) in [("train_perplexity", "train"), ("valid_perplexity", "valid")] {
                 series.push(Series {
-                    name: if metrics.len() == 1 { name.into() } else { format!("{label} {name}") },
+                    name: if metrics.len() == 1 {
+                        name.into()
+                    } else {
+                        format!("{label} {name}")
+                    },
                     points: xy(csv, "epoch", col),
                 });
             }
@@ -731,7 +840,9 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             log_y: true,
             y_range: None,
         };
-        written.extend(both(&default_stem(&metrics, "curves"), |p| line_chart_with(p, &chart, &series))?);
+        written.extend(both(&default_stem(&metrics, "curves"), |p| {
+            line_chart_with(p, &chart, &series)
+        })?);
     }
     if !grads.is_empty() {
         let series: Vec<Series> = grads
@@ -748,16 +859,26 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             log_y: true,
             y_range: None,
         };
-        written.extend(both(&default_stem(&grads, "gradients"), |p| line_chart_with(p, &chart, &series))?);
+        written.extend(both(&default_stem(&grads, "gradients"), |p| {
+            line_chart_with(p, &chart, &series)
+        })?);
     }
     for (label, file, csv) in &agree {
         let (Some(si), Some(mi)) = (csv.index("source"), csv.index("model")) else {
-            bail!("{}: agreement CSV without source/model columns", file.display());
+            bail!(
+                "{}: agreement CSV without source/model columns",
+                file.display()
+            );
         };
         let mut sources: Vec<String> = csv.rows.iter().map(|r| r[si].clone()).collect();
         sources.dedup();
         for source in sources {
-            let mut models: Vec<String> = csv.rows.iter().filter(|r| r[si] == source).map(|r| r[mi].clone()).collect();
+            let mut models: Vec<String> = csv
+                .rows
+                .iter()
+                .filter(|r| r[si] == source)
+                .map(|r| r[mi].clone())
+                .collect();
             models.dedup();
             let series: Vec<Series> = models
                 .iter()
@@ -827,15 +948,26 @@ mod tests {
              1,1,5.5,250,5.2,180,1000,10,0.1\n2,1,4.9,134,5.0,143,1000,10,0.5\n3,0.5,4.6,100,4.9,131,1000,10,1.0\n",
         )
         .unwrap();
-        std::fs::write(dir.join("gradients-rnn.csv"), "distance,grad_norm\n0,1e-1\n1,1e-2\n2,1e-3\n").unwrap();
+        std::fs::write(
+            dir.join("gradients-rnn.csv"),
+            "distance,grad_norm\n0,1e-1\n1,1e-2\n2,1e-3\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.join("agreement.csv"),
             "source,distance,model,correct,total,accuracy\ntemplates,0,lstm,9,10,0.9\ntemplates,3,lstm,7,10,0.7\n",
         )
         .unwrap();
-        assert_eq!(clipped_share(&dir), Some(((0.1 + 0.5 + 1.0) / 3.0, 0.1, 1.0)));
+        assert_eq!(
+            clipped_share(&dir),
+            Some(((0.1 + 0.5 + 1.0) / 3.0, 0.1, 1.0))
+        );
         plot(PlotArgs {
-            paths: vec![dir.clone(), dir.join("gradients-rnn.csv"), dir.join("agreement.csv")],
+            paths: vec![
+                dir.clone(),
+                dir.join("gradients-rnn.csv"),
+                dir.join("agreement.csv"),
+            ],
             vectors: None,
             words: vec![],
             out: None,
@@ -847,7 +979,12 @@ mod tests {
         assert!(dir.join("curves.svg").exists());
         let bad = dir.join("bad.csv");
         std::fs::write(&bad, "a,b\n1,2\n").unwrap();
-        let e = plot(PlotArgs { paths: vec![bad], vectors: None, words: vec![], out: None });
+        let e = plot(PlotArgs {
+            paths: vec![bad],
+            vectors: None,
+            words: vec![],
+            out: None,
+        });
         assert!(format!("{:#}", e.unwrap_err()).contains("not a file firth knows how to plot"));
         std::fs::remove_dir_all(&dir).ok();
     }
