@@ -414,13 +414,16 @@ fn reading(models: &[(&str, Arch, &GradientFlow)], d: usize) -> String {
     let arch_of = |label: &str| models.iter().find(|m| m.0 == label).map(|m| m.1);
     let mut parts = Vec::new();
     for (label, _, f) in models {
-        let lost = f.orders_lost(d).unwrap_or(f64::NAN);
+        let lost = f.orders_lost(d).map_or_else(
+            || "below the smallest f64, 1e-308: it underflowed".to_string(),
+            |o| format!("{o:.1} orders of magnitude"),
+        );
         let ten = tenfold_distance(&f.grad_norm).map_or(
             format!("stays within a factor 10 of its start over all {d} steps"),
             |k| format!("first drops below a tenth of its start at distance {k}"),
         );
         parts.push(format!(
-            "for {label} the mean norm goes from {:.2e} at distance 0 to {:.2e} at distance {d} ({lost:.1} orders of magnitude) and {ten}",
+            "for {label} the mean norm goes from {:.2e} at distance 0 to {:.2e} at distance {d} ({lost}) and {ten}",
             f.grad_norm[0],
             f.grad_norm[d.min(f.grad_norm.len() - 1)]
         ));
@@ -617,9 +620,10 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                 items.len(),
                 before - items.len()
             );
+            let w = per_model.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(20);
             print!("{:>8} {:>6}", "distance", "items");
             for (label, _) in &per_model {
-                print!(" {:>22}", label);
+                print!(" {:>w$}", label);
             }
             println!();
             if let Some((_, first)) = per_model.first() {
@@ -628,7 +632,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                     for (_, scores) in &per_model {
                         let t = &scores[i];
                         print!(
-                            " {:>22}",
+                            " {:>w$}",
                             format!("{:.3} ({}/{})", t.accuracy(), t.correct, t.total)
                         );
                     }
@@ -639,7 +643,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                 for (_, scores) in &per_model {
                     let c: usize = scores.iter().map(|s| s.correct).sum();
                     print!(
-                        " {:>22}",
+                        " {:>w$}",
                         format!("{:.3} ({}/{})", c as f64 / total.max(1) as f64, c, total)
                     );
                 }
@@ -658,7 +662,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                             .map(|s| s.correct)
                             .sum();
                         print!(
-                            " {:>22}",
+                            " {:>w$}",
                             format!("{:.3} ({}/{})", c as f64 / n.max(1) as f64, c, n)
                         );
                     }
