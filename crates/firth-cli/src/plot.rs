@@ -169,6 +169,7 @@ fn draw_lines<DB: DrawingBackend>(
                 .configure_mesh()
                 .x_desc(c.x_label)
                 .y_desc(c.y_label)
+                .y_labels(12)
                 .x_label_formatter(&|v| tick(*v, false))
                 .y_label_formatter(&|v| tick(*v, c.log_y))
                 .label_style((FAMILY, 15))

@@ -126,7 +126,8 @@ impl<T: Real> Recurrent<T> {
     }
 
     /// After a backward with recording on: the total gradient reaching each hidden state,
-    /// dL/dh_t = dy_t + (dh_{t+1}/dh_t)ᵀ dL/dh_{t+1} (holding c_t fixed for an LSTM), (T, B, H).
+    /// dL/dh_t = dy_t + what flows back from step t+1 through W_h (for an LSTM, from both h_{t+1}
+    /// and c_{t+1}, with c_t itself held fixed), (T, B, H).
     pub fn d_h_steps(&self) -> &[T] {
         &self.dh_steps
     }

@@ -620,7 +620,12 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                 items.len(),
                 before - items.len()
             );
-            let w = per_model.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(20);
+            let w = per_model
+                .iter()
+                .map(|(l, _)| l.len())
+                .max()
+                .unwrap_or(0)
+                .max(20);
             print!("{:>8} {:>6}", "distance", "items");
             for (label, _) in &per_model {
                 print!(" {:>w$}", label);
