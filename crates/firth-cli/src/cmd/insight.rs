@@ -559,7 +559,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
     };
     let sources: Vec<(String, usize, Vec<AgreementItem>)> = sources
         .into_iter()
-        .map(|(s, items)| (s, items.len(), known_items(items, &knows)))
+        .map(|(s, items)| (s, items.len(), known_items(items, knows)))
         .collect();
     // The subject d+1 words back is in an n-gram's context of n-1 words iff d <= n-2.
     let beyond = ngrams
