@@ -1,8 +1,10 @@
 //! Models built on firth-nn: language models (fixed-window, RNN, LSTM, GRU), their training
 //! loop (truncated BPTT), evaluation and decoding.
 
+pub mod agreement;
 pub mod data;
 pub mod decode;
+pub mod gradients;
 pub mod lm;
 pub mod train;
 

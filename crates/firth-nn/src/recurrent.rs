@@ -61,6 +61,10 @@ pub struct Recurrent<T> {
     dh: Vec<T>,     // (B, H) gradient reaching h_t from step t+1; after backward, dL/dh0
     dc: Vec<T>,     // (B, H) likewise for c; after backward, dL/dc0
     dh_tot: Vec<T>, // (B, H) scratch
+    /// When set, backward keeps every step's total dL/dh_t in `dh_steps` (for gradient-flow
+    /// measurements; off in training).
+    record_dh: bool,
+    dh_steps: Vec<T>, // (T, B, H), only while `record_dh`
 }
 
 impl<T: Real> Recurrent<T> {
@@ -107,7 +111,25 @@ impl<T: Real> Recurrent<T> {
             dh: Vec::new(),
             dc: Vec::new(),
             dh_tot: Vec::new(),
+            record_dh: false,
+            dh_steps: Vec::new(),
         }
+    }
+
+    /// Makes [`Self::backward`] keep dL/dh_t for every step (see [`Self::d_h_steps`]). Costs one
+    /// (B, H) copy per step; training leaves it off.
+    pub fn set_record_dh(&mut self, on: bool) {
+        self.record_dh = on;
+        if !on {
+            self.dh_steps = Vec::new();
+        }
+    }
+
+    /// After a backward with recording on: the total gradient reaching each hidden state,
+    /// dL/dh_t = dy_t + what flows back from step t+1 through W_h (for an LSTM, from both h_{t+1}
+    /// and c_{t+1}, with c_t itself held fixed), (T, B, H).
+    pub fn d_h_steps(&self) -> &[T] {
+        &self.dh_steps
     }
 
     fn gate_width(&self) -> usize {
@@ -240,6 +262,9 @@ impl<T: Real> Recurrent<T> {
         if self.kind == CellKind::Gru {
             resize(&mut self.dgh, t_n * bg);
         }
+        if self.record_dh {
+            resize(&mut self.dh_steps, t_n * bh);
+        }
         for t in (0..t_n).rev() {
             for ((s, &a), &b) in self
                 .dh_tot
@@ -248,6 +273,9 @@ impl<T: Real> Recurrent<T> {
                 .zip(&self.dh)
             {
                 *s = a + b;
+            }
+            if self.record_dh {
+                self.dh_steps[t * bh..(t + 1) * bh].copy_from_slice(&self.dh_tot);
             }
             let gates = &self.gates[t * bg..(t + 1) * bg];
             let dg = &mut self.dgates[t * bg..(t + 1) * bg];

@@ -29,6 +29,10 @@ enum Command {
     Eval(EvalArgs),
     /// Generate text from a trained model.
     Generate(GenerateArgs),
+    /// Gradient flow through time: mean ||dJ(t)/dh(k)|| per distance t-k, CSV + SVG/PNG plot.
+    Gradients(crate::cmd::insight::GradientsArgs),
+    /// Long-range subject-verb agreement accuracy per distance, for LMs and n-gram models.
+    Agreement(crate::cmd::insight::AgreementArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -244,6 +248,8 @@ pub fn run(a: Args) -> Result<()> {
         Command::Train(t) => train(*t).map(|_| ()),
         Command::Eval(e) => eval(e),
         Command::Generate(g) => generate_cmd(g),
+        Command::Gradients(g) => crate::cmd::insight::gradients(g),
+        Command::Agreement(g) => crate::cmd::insight::agreement(g),
     }
 }
 

@@ -1,3 +1,4 @@
+pub mod insight;
 pub mod lm;
 pub mod ngram;
 pub mod quickstart;
