@@ -94,7 +94,7 @@ pub struct TrainArgs {
     /// Test text, scored once at the end.
     #[arg(long)]
     test: Option<PathBuf>,
-    /// Output directory: model.safetensors, checkpoint.safetensors, metrics.csv, curves.svg.
+    /// Output directory: model.safetensors, checkpoint.safetensors, metrics.csv, curves.svg and curves.png.
     #[arg(long)]
     out: PathBuf,
     /// A documented recipe setting every hyperparameter; explicit flags override it.
@@ -541,14 +541,17 @@ fn write_curves(out: &Path, trainer: &Trainer) -> Result<()> {
                 .collect(),
         },
     ];
-    line_chart(
-        &out.join("curves.svg"),
-        "Perplexity per epoch",
-        "epoch",
-        "perplexity",
-        &series,
-        true,
-    )
+    crate::plot::both(&out.join("curves"), |path| {
+        line_chart(
+            path,
+            "Perplexity per epoch",
+            "epoch",
+            "perplexity",
+            &series,
+            true,
+        )
+    })?;
+    Ok(())
 }
 
 fn eval(a: EvalArgs) -> Result<()> {

@@ -86,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
     println!("ROMEO:\n{}", vocab.decode(&sample, Level::Char));
     println!();
     println!(
-        "model, metrics.csv and curves.svg are in {}",
+        "model, metrics.csv and curves.svg/.png are in {}",
         a.out.display()
     );
     println!(
