@@ -722,36 +722,45 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
     Ok(())
 }
 
+/// The words' vectors projected on their first two principal components, labelled, and the
+/// chart's title: the embedding map that `firth plot --vectors` and `firth vectors plot` draw.
+pub fn embedding_map_points(
+    vectors: &std::path::Path,
+    words: &[String],
+) -> Result<(Vec<(String, f64, f64)>, String)> {
+    let e = firth_vectors::formats::load(vectors)
+        .with_context(|| format!("cannot read word vectors from {}", vectors.display()))?;
+    let mut rows = Vec::new();
+    for w in words {
+        let v = e.get(w).with_context(|| {
+            format!(
+                "'{w}' is not in {}; choose words from its vocabulary",
+                vectors.display()
+            )
+        })?;
+        rows.extend_from_slice(v);
+    }
+    let pts = firth_vectors::embeddings::pca2(&rows, e.dim);
+    let labelled = words
+        .iter()
+        .zip(&pts)
+        .map(|(w, &(x, y))| (w.clone(), x as f64, y as f64))
+        .collect();
+    let title = format!("Word vectors, 2-D PCA ({})", file_label(vectors));
+    Ok((labelled, title))
+}
+
 pub fn plot(a: PlotArgs) -> Result<()> {
     let mut written = Vec::new();
     if let Some(vectors) = &a.vectors {
         if a.words.len() < 2 {
             bail!("give at least two words to place on the map with --words w1,w2,...");
         }
-        let e = firth_vectors::formats::load(vectors)
-            .with_context(|| format!("cannot read word vectors from {}", vectors.display()))?;
-        let mut rows = Vec::new();
-        for w in &a.words {
-            let v = e.get(w).with_context(|| {
-                format!(
-                    "'{w}' is not in {}; choose words from its vocabulary",
-                    vectors.display()
-                )
-            })?;
-            rows.extend_from_slice(v);
-        }
-        let pts = firth_vectors::embeddings::pca2(&rows, e.dim);
-        let labelled: Vec<(String, f64, f64)> = a
-            .words
-            .iter()
-            .zip(&pts)
-            .map(|(w, &(x, y))| (w.clone(), x as f64, y as f64))
-            .collect();
+        let (labelled, title) = embedding_map_points(vectors, &a.words)?;
         let stem = a
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from("embedding-map"));
-        let title = format!("Word vectors, 2-D PCA ({})", file_label(vectors));
         written.extend(both(&stem, |p| {
             scatter_labels(
                 p,

@@ -44,7 +44,7 @@ enum Cmd {
     },
     /// Analogy accuracy per section and Spearman rho on similarity sets (gensim-compatible).
     Eval(EvalArgs),
-    /// A 2-D PCA map of the given words, as SVG.
+    /// A 2-D PCA map of the given words, as SVG or PNG (chosen by the --out name).
     Plot {
         vectors: PathBuf,
         words: Vec<String>,
@@ -488,7 +488,6 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn run_plot(vectors: PathBuf, words: Vec<String>, out: PathBuf) -> anyhow::Result<()> {
-    use plotters::prelude::*;
     if words.len() < 2 {
         bail!("give at least two words to plot");
     }
@@ -496,56 +495,17 @@ fn run_plot(vectors: PathBuf, words: Vec<String>, out: PathBuf) -> anyhow::Resul
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if ext != "svg" {
-        bail!(
-            "{}: only SVG output is built in (use a .svg name)",
-            out.display()
-        );
+    if ext != "svg" && ext != "png" {
+        bail!("{}: name the map .svg or .png", out.display());
     }
-    let e = formats::load(&vectors)?;
-    let mut rows = vec![];
-    for w in &words {
-        let v = e
-            .get(w)
-            .with_context(|| format!("'{w}' is not in {}", vectors.display()))?;
-        rows.extend_from_slice(v);
-    }
-    let pts = firth_vectors::embeddings::pca2(&rows, e.dim);
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for &(x, y) in &pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    let (px, py) = ((x1 - x0).max(1e-6) * 0.15, (y1 - y0).max(1e-6) * 0.15);
-    let tmp = out.with_extension("svg.tmp");
-    {
-        let root = SVGBackend::new(&tmp, (800, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("PCA of word vectors", ("sans-serif", 20))
-            .margin(20)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("PC1")
-            .y_desc("PC2")
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        chart
-            .draw_series(words.iter().zip(&pts).map(|(w, &(x, y))| {
-                EmptyElement::at((x, y))
-                    + Circle::new((0, 0), 3, BLUE.filled())
-                    + Text::new(w.clone(), (5, -5), ("sans-serif", 14))
-            }))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+    let (points, title) = super::insight::embedding_map_points(&vectors, &words)?;
+    crate::plot::scatter_labels(
+        &out,
+        &title,
+        "principal component 1",
+        "principal component 2",
+        &points,
+    )?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
