@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod decode;
+pub mod encoder;
 pub mod lm;
 pub mod train;
 

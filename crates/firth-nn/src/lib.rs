@@ -29,4 +29,5 @@ pub mod softmax;
 
 pub use param::{Param, ParamSet};
 pub use real::Real;
+pub use recurrent::CellKind;
 pub use rng::Rng;
