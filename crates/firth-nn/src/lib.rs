@@ -12,6 +12,7 @@
 //! as well as the baseline so the best path is picked at run time ([`simd`]).
 
 pub mod checkpoint;
+pub mod crf;
 pub mod dropout;
 pub mod embedding;
 pub mod gemm;
