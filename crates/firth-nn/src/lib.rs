@@ -22,6 +22,7 @@ pub mod linear;
 pub mod optim;
 pub mod par;
 pub mod param;
+pub mod pooling;
 pub mod real;
 pub mod recurrent;
 pub mod rng;
