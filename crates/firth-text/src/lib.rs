@@ -2,6 +2,7 @@
 //! that report bad input by file and line.
 
 pub mod corpus;
+pub mod sentiment;
 pub mod vocab;
 
 pub use corpus::{read_text, TextError};
