@@ -1,6 +1,7 @@
 //! Models built on firth-nn: language models (fixed-window, RNN, LSTM, GRU), their training
 //! loop (truncated BPTT), evaluation and decoding.
 
+pub mod classifier;
 pub mod data;
 pub mod decode;
 pub mod encoder;
