@@ -6,6 +6,7 @@ pub mod data;
 pub mod decode;
 pub mod encoder;
 pub mod lm;
+pub mod tagger;
 pub mod train;
 
 pub use lm::{Arch, LanguageModel, LmConfig, LmState};
