@@ -364,15 +364,21 @@ fn parse_tree(line: &str) -> std::result::Result<Node, (usize, String)> {
                 children,
             })
         } else {
+            // A leaf runs to its `)`; a few SST leaves hold a space ("8 1\/2", a no-break
+            // space in the original), kept as one token with a no-break space.
             let start = *pos;
-            while *pos < chars.len() && chars[*pos] != ')' && !chars[*pos].is_whitespace() {
+            while *pos < chars.len() && chars[*pos] != ')' && chars[*pos] != '(' {
                 *pos += 1;
             }
-            let word: String = chars[start..*pos].iter().collect();
-            skip(pos);
             if *pos >= chars.len() || chars[*pos] != ')' {
                 return Err((*pos + 1, "expected `)` after the leaf word".into()));
             }
+            let word: String = chars[start..*pos]
+                .iter()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("\u{a0}");
             if word.is_empty() {
                 return Err((
                     *pos + 1,
@@ -418,7 +424,9 @@ mod tests {
         assert_eq!(detect(&p).unwrap(), Format::Sst);
         let fine = read(&p, None, SstOptions::default()).unwrap();
         let labels: Vec<&str> = fine.iter().map(|e| e.label.as_str()).collect();
-        assert_eq!(labels, ["3", "1", "2", "4"]);
+        assert_eq!(labels, ["3", "1", "2", "4", "1"]);
+        // A leaf with a space (as in SST's "8 1\/2") is one token.
+        assert_eq!(fine[4].tokens, ["like", "8\u{a0}1\\/2"]);
         assert_eq!(fine[0].tokens, toks("The film is good ."));
         let bin = read(
             &p,
@@ -430,7 +438,7 @@ mod tests {
         )
         .unwrap();
         let labels: Vec<&str> = bin.iter().map(|e| e.label.as_str()).collect();
-        assert_eq!(labels, [POSITIVE, NEGATIVE, POSITIVE]);
+        assert_eq!(labels, [POSITIVE, NEGATIVE, POSITIVE, NEGATIVE]);
     }
 
     #[test]
@@ -479,6 +487,7 @@ mod tests {
             ("(2 (2 a) (2 b)", "expected `)`"),
             ("(2 a) extra", "text after the end"),
             ("2 a", "expected `(`"),
+            ("(2 a (2 b))", "expected `)` after the leaf"),
         ] {
             let err = parse_tree(tree).unwrap_err().1;
             assert!(err.contains(want), "{tree}: {err}");

@@ -1,3 +1,4 @@
+pub mod classify;
 pub mod lm;
 pub mod ngram;
 pub mod quickstart;
