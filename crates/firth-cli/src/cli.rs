@@ -22,6 +22,8 @@ enum Command {
     Ngram(cmd::ngram::Args),
     /// Word vectors: word2vec (skip-gram, CBOW) and GloVe; similar, analogy, eval, plot.
     Vectors(cmd::vectors::Args),
+    /// Sequence taggers (POS, NER) on CoNLL column files: train, predict, eval.
+    Tag(cmd::tag::Args),
     /// Sentence classifiers (sentiment): train, predict, eval.
     Classify(cmd::classify::Args),
 }
@@ -32,6 +34,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Lm(a) => cmd::lm::run(a),
         Command::Ngram(a) => cmd::ngram::run(a),
         Command::Vectors(a) => cmd::vectors::run(a),
+        Command::Tag(a) => cmd::tag::run(a),
         Command::Classify(a) => cmd::classify::run(a),
     }
 }

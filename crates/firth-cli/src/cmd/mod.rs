@@ -2,4 +2,5 @@ pub mod classify;
 pub mod lm;
 pub mod ngram;
 pub mod quickstart;
+pub mod tag;
 pub mod vectors;
