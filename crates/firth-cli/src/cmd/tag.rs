@@ -459,14 +459,28 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         bail!("--batch and --epochs must be at least 1");
     }
     let train_enc = encode(&train, &vocab, &cfg, &a.train)?;
-    let dev_enc = match (&dev, &a.dev) {
-        (Some(d), Some(p)) => Some(encode(d, &vocab, &cfg, p)?),
-        _ => None,
+    // Dev and test tags are compared as strings; a tag never seen in training counts as an
+    // error (the model cannot predict it), with a warning.
+    let held_out = |d: &Option<Vec<Sentence>>, p: &Option<PathBuf>| -> Result<Option<Vec<_>>> {
+        let (Some(d), Some(p)) = (d, p) else {
+            return Ok(None);
+        };
+        let mut unseen = 0;
+        for s in d {
+            for t in vocab.convert_in(&s.tags)? {
+                unseen += usize::from(vocab.tag_id(&t).is_none());
+            }
+        }
+        if unseen > 0 && !a.quiet {
+            eprintln!(
+                "warning: {}: {unseen} token(s) carry tags that the training file does not have; they count as errors",
+                p.display()
+            );
+        }
+        Ok(Some(encode(&strip_tags(d), &vocab, &cfg, p)?))
     };
-    let test_enc = match (&test, &a.test) {
-        (Some(d), Some(p)) => Some(encode(d, &vocab, &cfg, p)?),
-        _ => None,
-    };
+    let dev_enc = held_out(&dev, &a.dev)?;
+    let test_enc = held_out(&test, &a.test)?;
     let mut hits = None;
     let mut trainer = if a.resume {
         if !a.out.join(CHECKPOINT).exists() {
@@ -615,21 +629,24 @@ fn write_curves(out: &Path, t: &TagTrainer) -> Result<()> {
     )
 }
 
-fn predict(a: PredictArgs) -> Result<()> {
-    set_threads(a.threads)?;
-    let (mut model, vocab) = Tagger::load(&a.model)?;
-    let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
-        .with_context(|| format!("reading {}", a.input.display()))?;
-    // Gold tags, if present, are only copied through; they need not be in the label set.
-    let bare: Vec<Sentence> = sents
+fn strip_tags(sents: &[Sentence]) -> Vec<Sentence> {
+    sents
         .iter()
         .map(|s| Sentence {
             tokens: s.tokens.clone(),
             tags: Vec::new(),
             line: s.line,
         })
-        .collect();
-    let enc = encode(&bare, &vocab, &model.config, &a.input)?;
+        .collect()
+}
+
+fn predict(a: PredictArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let (mut model, vocab) = Tagger::load(&a.model)?;
+    let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
+        .with_context(|| format!("reading {}", a.input.display()))?;
+    // Gold tags, if present, are only copied through; they need not be in the label set.
+    let enc = encode(&strip_tags(&sents), &vocab, &model.config, &a.input)?;
     let scheme = vocab.data_scheme.as_deref().and_then(Scheme::parse);
     let pred = predict_all(&mut model, &vocab, &enc, scheme, 256);
     let mut out = String::new();
