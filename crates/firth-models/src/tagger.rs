@@ -269,6 +269,21 @@ pub fn encode(
             let tags = if s.tags.is_empty() {
                 Vec::new()
             } else {
+                if vocab.scheme.is_some() {
+                    if let Some((i, t)) = s
+                        .tags
+                        .iter()
+                        .enumerate()
+                        .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]))
+                    {
+                        bail!(
+                            "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
+                            file.display(),
+                            s.line + i,
+                            vocab.tags.join(" ")
+                        );
+                    }
+                }
                 vocab
                     .convert_in(&s.tags)?
                     .iter()
@@ -276,9 +291,10 @@ pub fn encode(
                     .map(|(i, t)| {
                         vocab.tag_id(t).with_context(|| {
                             format!(
-                                "{}:{}: tag {t:?} is not in the model's label set ({}); the model was trained on other labels — check --tag-col, or retrain with this file's labels",
+                                "{}:{}: tag {:?} ({t:?} in the model's scheme) is not in the model's label set ({}); the model was trained on other labels — check --tag-col, or retrain with this file's labels",
                                 file.display(),
                                 s.line + i,
+                                s.tags[i],
                                 vocab.tags.join(" ")
                             )
                         })
