@@ -49,8 +49,6 @@ fn train(out: &Path, train: &Path, extra: &[&str]) -> Output {
         "4",
         "--char-hidden",
         "4",
-        "--dropout",
-        "0",
         "--lr",
         "0.05",
         "--batch",
@@ -60,6 +58,9 @@ fn train(out: &Path, train: &Path, extra: &[&str]) -> Output {
         "--json",
         "--quiet",
     ];
+    if !extra.contains(&"--dropout") {
+        args.extend_from_slice(&["--dropout", "0"]);
+    }
     args.extend_from_slice(extra);
     run(&args)
 }
@@ -193,5 +194,46 @@ fn bad_input_is_reported_not_panicked() {
         fixture("dev.conll").to_str().unwrap(),
     ]);
     assert!(!o.status.success() && !stderr(&o).contains("panicked"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let dir = tmp("resume");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let args = ["--scheme", "bioes", "--dropout", "0.3", "--seed", "7"];
+    let o = train(
+        &a,
+        &fixture("train.conll"),
+        &[&args[..], &["--epochs", "4"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train(
+        &b,
+        &fixture("train.conll"),
+        &[&args[..], &["--epochs", "2"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train(
+        &b,
+        &fixture("train.conll"),
+        &[&args[..], &["--epochs", "4", "--resume"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    let strip = |s: String| -> Vec<String> {
+        // Drop the timing columns, keep epoch, lr, loss and dev scores.
+        s.lines()
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(strip(metrics(&a)), strip(metrics(&b)));
+    // The tensor bytes after the JSON header (whose metadata order may vary) are identical.
+    let weights = |d: &Path| {
+        let b = std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        b[8 + n..].to_vec()
+    };
+    assert!(weights(&a) == weights(&b), "resumed weights differ");
     std::fs::remove_dir_all(&dir).ok();
 }
