@@ -602,7 +602,7 @@ impl ClassifyTrainer {
         );
         for r in &self.progress.history {
             csv.push_str(&format!(
-                "{},{},{:.6},{:.3},{:.6},{:.3},{:.1},{:.2}\n",
+                "{},{:.6e},{:.6},{:.3},{:.6},{:.3},{:.1},{:.2}\n",
                 r.epoch,
                 r.lr,
                 r.train_loss,
