@@ -285,13 +285,14 @@ pub fn evaluate(
     labels: Option<&[u32]>,
     batch: usize,
 ) -> Scores {
+    let batch = batch.max(1);
     let mut rng = Rng::new(0);
     let c = model.config.classes;
     let mut loss = 0.0;
     let mut correct = 0usize;
     let mut predictions = Vec::with_capacity(sents.len());
     let mut probs = Vec::with_capacity(sents.len() * c);
-    for (k, chunk) in sents.chunks(batch.max(1)).enumerate() {
+    for (k, chunk) in sents.chunks(batch).enumerate() {
         let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
         let y = labels.map(|l| &l[k * batch..k * batch + chunk.len()]);
         loss += model.forward(&refs, y, false, &mut rng);
