@@ -41,7 +41,7 @@ enum Preset {
     /// CoNLL-2003 English NER: BiLSTM-CRF with a char BiLSTM, BIOES, Adam (Lample et al. 2016's
     /// architecture).
     Conll03Ner,
-    /// UD English EWT UPOS: BiLSTM + char BiLSTM, softmax, Adam.
+    /// UD English EWT UPOS: BiLSTM + char BiLSTM, softmax, Adam with lr decay 0.1, 15 epochs.
     EwtUpos,
 }
 
@@ -274,9 +274,9 @@ fn resolve(a: &TrainArgs) -> Resolved {
             0.5,
             2e-3,
             OptimArg::Adam,
-            0.0,
+            0.1,
             5.0,
-            20,
+            15,
             32,
             Some(false),
             None,
