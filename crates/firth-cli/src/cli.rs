@@ -24,6 +24,10 @@ enum Command {
     Vectors(cmd::vectors::Args),
     /// Charts as SVG and PNG: training curves (run dir or metrics.csv), gradient-flow and agreement CSVs, embedding maps (--vectors).
     Plot(cmd::insight::PlotArgs),
+    /// Sequence taggers (POS, NER) on CoNLL column files: train, predict, eval.
+    Tag(cmd::tag::Args),
+    /// Sentence classifiers (sentiment): train, predict, eval.
+    Classify(cmd::classify::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -33,5 +37,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Ngram(a) => cmd::ngram::run(a),
         Command::Vectors(a) => cmd::vectors::run(a),
         Command::Plot(a) => cmd::insight::plot(a),
+        Command::Tag(a) => cmd::tag::run(a),
+        Command::Classify(a) => cmd::classify::run(a),
     }
 }

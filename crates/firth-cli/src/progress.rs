@@ -20,6 +20,15 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// Clears the current epoch's bar (for callers that print their own epoch line).
+    pub fn finish_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 impl Observer for Bars {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
         if self.quiet {

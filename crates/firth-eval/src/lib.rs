@@ -5,6 +5,8 @@
 //! The functions here are deliberately small and general: they take plain numbers and counts so
 //! that every model in firth can report the same figures the reference tools do.
 
+pub mod ner;
+
 use serde::Serialize;
 
 /// Ranks of `xs` (1-based), with tied values given the mean of the ranks they span

@@ -2,10 +2,13 @@
 //! loop (truncated BPTT), evaluation and decoding.
 
 pub mod agreement;
+pub mod classifier;
 pub mod data;
 pub mod decode;
+pub mod encoder;
 pub mod gradients;
 pub mod lm;
+pub mod tagger;
 pub mod train;
 
 pub use lm::{Arch, LanguageModel, LmConfig, LmState};

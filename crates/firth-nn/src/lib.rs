@@ -12,6 +12,7 @@
 //! as well as the baseline so the best path is picked at run time ([`simd`]).
 
 pub mod checkpoint;
+pub mod crf;
 pub mod dropout;
 pub mod embedding;
 pub mod gemm;
@@ -21,6 +22,7 @@ pub mod linear;
 pub mod optim;
 pub mod par;
 pub mod param;
+pub mod pooling;
 pub mod real;
 pub mod recurrent;
 pub mod replicas;
@@ -30,4 +32,5 @@ pub mod softmax;
 
 pub use param::{Param, ParamSet};
 pub use real::Real;
+pub use recurrent::CellKind;
 pub use rng::Rng;

@@ -1,7 +1,9 @@
 //! Text plumbing shared by every firth model: vocabularies, tokenizers and corpus readers
 //! that report bad input by file and line.
 
+pub mod conll;
 pub mod corpus;
+pub mod sentiment;
 pub mod vocab;
 
 pub use corpus::{read_text, TextError};
