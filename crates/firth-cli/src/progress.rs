@@ -8,24 +8,27 @@ pub struct Bars {
     bar: Option<ProgressBar>,
     quiet: bool,
     unit: &'static str,
+    /// Language models: show perplexity on the bar and print a line per epoch. Taggers and
+    /// classifiers print their own epoch lines (accuracy, F1), and perplexity means nothing there.
+    language_model: bool,
 }
 
 impl Bars {
+    /// Bars for language-model training (`chars`: the tokens are characters).
     pub fn new(quiet: bool, chars: bool) -> Bars {
         Bars {
             bar: None,
             quiet,
             unit: if chars { "chars" } else { "tok" },
+            language_model: true,
         }
     }
-}
 
-impl Bars {
-    /// Clears the current epoch's bar (for callers that print their own epoch line).
-    pub fn finish_bar(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
+    /// Bars for taggers and classifiers: loss, learning rate, gradient norm, tokens/s.
+    pub fn for_task(quiet: bool) -> Bars {
+        let mut b = Bars::new(quiet, false);
+        b.language_model = false;
+        b
     }
 }
 
@@ -49,14 +52,14 @@ impl Observer for Bars {
         if let Some(bar) = &self.bar {
             bar.set_position(r.step as u64);
             if r.step % 10 == 0 || r.step == r.steps {
+                let ppl = if self.language_model {
+                    format!(" ppl {:.1}", r.loss.exp())
+                } else {
+                    String::new()
+                };
                 bar.set_message(format!(
-                    "loss {:.3} ppl {:.1} lr {:.3e} |g| {:.2} {:.0} {}/s",
-                    r.loss,
-                    r.loss.exp(),
-                    r.lr,
-                    r.grad_norm,
-                    r.tokens_per_second,
-                    self.unit
+                    "loss {:.3}{ppl} lr {:.3e} |g| {:.2} {:.0} {}/s",
+                    r.loss, r.lr, r.grad_norm, r.tokens_per_second, self.unit
                 ));
             }
         }
@@ -66,7 +69,7 @@ impl Observer for Bars {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        if !self.quiet {
+        if !self.quiet && self.language_model {
             eprintln!(
                 "epoch {:>3}  lr {:.4}  train ppl {:>8.2}  valid ppl {:>8.2} (loss {:.4})  {:>7.0} {}/s  {:.1}s  clipped {:.0}%",
                 r.epoch,

@@ -8,14 +8,12 @@ use firth_models::classifier::{
     encode_tokens, evaluate, Bundle, Classifier, ClassifierConfig, ClassifySummary,
     ClassifyTrainConfig, ClassifyTrainer, Encoded, CHECKPOINT,
 };
-use firth_models::train::{Observer, StepReport};
 use firth_nn::optim::OptimKind;
 use firth_nn::param::ParamSet;
 use firth_nn::pooling::PoolKind;
 use firth_nn::{CellKind, Rng};
 use firth_text::sentiment::{self, Example, Format, SstOptions};
 use firth_text::{Vocab, UNK};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -495,7 +493,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
             a.out.display()
         );
     }
-    let mut bars = Bars::new(a.quiet);
+    let mut bars = crate::progress::Bars::for_task(a.quiet);
     let summary = trainer.run(a.max_seconds, &mut bars)?;
     drop(bars);
     write_curves(&a.out, &trainer)?;
@@ -669,62 +667,4 @@ fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One progress bar per epoch, with loss, learning rate, gradient norm and tokens/s.
-struct Bars {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-}
-
-impl Bars {
-    fn new(quiet: bool) -> Bars {
-        Bars { bar: None, quiet }
-    }
-}
-
-impl Observer for Bars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
-        if self.quiet {
-            return;
-        }
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{epochs}"));
-        bar.set_position(done as u64);
-        self.bar = Some(bar);
-    }
-
-    fn step(&mut self, r: &StepReport) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(r.step as u64);
-            if r.step % 10 == 0 || r.step == r.steps {
-                bar.set_message(format!(
-                    "loss {:.3} lr {:.2e} |g| {:.2} {:.0} tok/s",
-                    r.loss, r.lr, r.grad_norm, r.tokens_per_second
-                ));
-            }
-        }
-    }
-
-    fn note(&mut self, msg: &str) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if !self.quiet {
-            eprintln!("{msg}");
-        }
-    }
-}
-
-impl Drop for Bars {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
 }

@@ -9,7 +9,6 @@ use firth_models::tagger::{
     encode, evaluate, init_embeddings, normalize, predict_all, TagRun, TagTrainConfig, TagTrainer,
     TagVocab, Tagger, TaggerConfig, CHECKPOINT, MODEL,
 };
-use firth_models::train::{EpochRecord, Observer, StepReport};
 use firth_nn::optim::OptimKind;
 use firth_nn::{CellKind, ParamSet, Rng};
 use firth_text::conll::{read_columns, Columns, Scheme, Sentence};
@@ -365,24 +364,6 @@ pub struct TagSummary {
     pub wall_seconds: f64,
 }
 
-/// Progress bars for tagger training: the LM bars, with the tagger's own epoch line.
-struct TagBars(Bars);
-
-impl Observer for TagBars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
-        self.0.epoch_start(epoch, epochs, steps, done)
-    }
-    fn step(&mut self, r: &StepReport) {
-        self.0.step(r)
-    }
-    fn epoch_end(&mut self, _r: &EpochRecord) {
-        self.0.finish_bar();
-    }
-    fn note(&mut self, msg: &str) {
-        self.0.note(msg)
-    }
-}
-
 fn read(path: &Path, cols: Option<Columns>, what: &str) -> Result<Vec<Sentence>> {
     read_columns(path, cols, true).with_context(|| format!("reading the {what} file"))
 }
@@ -525,7 +506,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         dev: dev.as_deref().zip(dev_enc.as_deref()),
         out_dir: a.out.clone(),
     };
-    let mut bars = TagBars(Bars::new(a.quiet, false));
+    let mut bars = Bars::for_task(a.quiet);
     trainer.run(&run, a.max_seconds, &mut bars)?;
     drop(bars);
     write_curves(&a.out, &trainer)?;
