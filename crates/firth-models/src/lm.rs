@@ -358,17 +358,18 @@ impl<T: Real> LanguageModel<T> {
         match c.arch {
             Arch::Window => {
                 let k = c.context;
-                // Each position's context: the k tokens before it in its column.
+                // Position t predicts the token after ids[t] from the last k tokens of its
+                // column up to and including ids[t].
                 self.context.clear();
                 let mut hist = state.history.clone(); // (B, k), oldest first
                 for t in 0..steps {
                     for b in 0..batch {
-                        self.context.extend_from_slice(&hist[b * k..(b + 1) * k]);
-                    }
-                    for b in 0..batch {
                         let row = &mut hist[b * k..(b + 1) * k];
                         row.rotate_left(1);
                         row[k - 1] = ids[t * batch + b];
+                    }
+                    for b in 0..batch {
+                        self.context.extend_from_slice(&hist[b * k..(b + 1) * k]);
                     }
                 }
                 state.history = hist;

@@ -123,3 +123,25 @@ fn window_lm() {
         ..config(Arch::Window)
     });
 }
+
+/// The window model predicts the next token from the last `context` tokens up to and including
+/// the current one: with context 1 it is a bigram model, so the scores at position t depend on
+/// ids[t] alone.
+#[test]
+fn window_context_includes_the_current_token() {
+    let cfg = LmConfig {
+        context: 1,
+        ..config(Arch::Window)
+    };
+    let model = LanguageModel::<f64>::new(cfg, &mut Rng::new(3)).unwrap();
+    let scores = |ids: &[u32]| {
+        let mut m = model.clone();
+        let mut s = m.start_state(1, 0);
+        m.forward_logits(ids, ids.len(), 1, &mut s, false, &mut Rng::new(0));
+        m.logits().to_vec()
+    };
+    let v = 7;
+    let (a, b) = (scores(&[1, 2, 3]), scores(&[4, 5, 3]));
+    assert_eq!(a[2 * v..], b[2 * v..], "position 2 sees only token 3");
+    assert_ne!(a[v..2 * v], b[v..2 * v], "position 1 sees token 2 or 5");
+}
