@@ -560,19 +560,14 @@ impl ClassifyTrainer {
         }
         self.bundle = saved;
         self.progress = serde_json::from_str(t.meta("progress", &path)?)?;
-        self.optimizer.steps = t.meta("optimizer_steps", &path)?.parse()?;
-        let mut params = self.bundle.model.trainable_mut();
-        if self.config.optim != OptimKind::Sgd && self.optimizer.steps > 0 {
-            for (i, p) in params.iter_mut().enumerate() {
-                let (_, m) = t.get(&format!("opt.m.{i}"), &path)?;
-                let (_, v) = t.get(&format!("opt.v.{i}"), &path)?;
-                if m.len() != p.len() {
-                    bail!("{}: optimizer state {i} has the wrong size", path.display());
-                }
-                self.optimizer.m.push(m.to_vec());
-                self.optimizer.v.push(v.to_vec());
-            }
-        }
+        let lens: Vec<usize> = self
+            .bundle
+            .model
+            .trainable_mut()
+            .iter()
+            .map(|p| p.len())
+            .collect();
+        t.load_optimizer(&mut self.optimizer, &lens, &path)?;
         Ok(())
     }
 
@@ -582,12 +577,7 @@ impl ClassifyTrainer {
             .insert("train".into(), serde_json::to_string(&self.config)?);
         t.metadata
             .insert("progress".into(), serde_json::to_string(&self.progress)?);
-        t.metadata
-            .insert("optimizer_steps".into(), self.optimizer.steps.to_string());
-        for (i, (m, v)) in self.optimizer.m.iter().zip(&self.optimizer.v).enumerate() {
-            t.insert(&format!("opt.m.{i}"), &[m.len()], m.clone());
-            t.insert(&format!("opt.v.{i}"), &[v.len()], v.clone());
-        }
+        t.insert_optimizer(&self.optimizer);
         t.save(&self.out_dir.join(CHECKPOINT))
     }
 

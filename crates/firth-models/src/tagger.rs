@@ -952,23 +952,8 @@ impl TagTrainer {
         }
         let mut tr = TagTrainer::new(model, saved_vocab, config);
         tr.progress = serde_json::from_str(t.meta("progress", &path)?)?;
-        tr.optimizer.steps = t.meta("optimizer_steps", &path)?.parse()?;
-        if tr.config.optim != OptimKind::Sgd && tr.optimizer.steps > 0 {
-            let params = tr.model.trainable_mut();
-            let mut ms = Vec::new();
-            let mut vs = Vec::new();
-            for (i, p) in params.iter().enumerate() {
-                let (_, m) = t.get(&format!("opt.m.{i}"), &path)?;
-                let (_, v) = t.get(&format!("opt.v.{i}"), &path)?;
-                if m.len() != p.len() {
-                    bail!("{}: optimizer state {i} has the wrong size", path.display());
-                }
-                ms.push(m.to_vec());
-                vs.push(v.to_vec());
-            }
-            tr.optimizer.m = ms;
-            tr.optimizer.v = vs;
-        }
+        let lens: Vec<usize> = tr.model.trainable_mut().iter().map(|p| p.len()).collect();
+        t.load_optimizer(&mut tr.optimizer, &lens, &path)?;
         Ok(tr)
     }
 
@@ -981,12 +966,7 @@ impl TagTrainer {
                 .insert("train".into(), serde_json::to_string(&self.config)?);
             t.metadata
                 .insert("progress".into(), serde_json::to_string(&self.progress)?);
-            t.metadata
-                .insert("optimizer_steps".into(), self.optimizer.steps.to_string());
-            for (i, (m, v)) in self.optimizer.m.iter().zip(&self.optimizer.v).enumerate() {
-                t.insert(&format!("opt.m.{i}"), &[m.len()], m.clone());
-                t.insert(&format!("opt.v.{i}"), &[v.len()], v.clone());
-            }
+            t.insert_optimizer(&self.optimizer);
             t.save(&dir.join(CHECKPOINT))
         } else {
             t.metadata.insert("firth".into(), "tagger-model-v1".into());

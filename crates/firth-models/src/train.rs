@@ -282,19 +282,8 @@ impl Trainer {
         let mut tr = Trainer::new(model_config, config, corpus, out_dir)?;
         tr.model.load_from(&t, &path)?;
         tr.progress = serde_json::from_str(t.meta("progress", &path)?)?;
-        let mut params = tr.model.params_mut();
-        tr.optimizer.steps = t.meta("optimizer_steps", &path)?.parse()?;
-        if tr.config.optim != OptimKind::Sgd && tr.optimizer.steps > 0 {
-            for (i, p) in params.iter_mut().enumerate() {
-                let (_, m) = t.get(&format!("opt.m.{i}"), &path)?;
-                let (_, v) = t.get(&format!("opt.v.{i}"), &path)?;
-                if m.len() != p.len() {
-                    bail!("{}: optimizer state {i} has the wrong size", path.display());
-                }
-                tr.optimizer.m.push(m.to_vec());
-                tr.optimizer.v.push(v.to_vec());
-            }
-        }
+        let lens: Vec<usize> = tr.model.params().iter().map(|p| p.len()).collect();
+        t.load_optimizer(&mut tr.optimizer, &lens, &path)?;
         for l in 0..tr.state.h.len() {
             tr.state.h[l].copy_from_slice(t.get(&format!("state.h.{l}"), &path)?.1);
         }
@@ -315,12 +304,7 @@ impl Trainer {
             .insert("train".into(), serde_json::to_string(&self.config)?);
         t.metadata
             .insert("progress".into(), serde_json::to_string(&self.progress)?);
-        t.metadata
-            .insert("optimizer_steps".into(), self.optimizer.steps.to_string());
-        for (i, (m, v)) in self.optimizer.m.iter().zip(&self.optimizer.v).enumerate() {
-            t.insert(&format!("opt.m.{i}"), &[m.len()], m.clone());
-            t.insert(&format!("opt.v.{i}"), &[v.len()], v.clone());
-        }
+        t.insert_optimizer(&self.optimizer);
         for (l, h) in self.state.h.iter().enumerate() {
             t.insert(&format!("state.h.{l}"), &[h.len()], h.clone());
         }

@@ -66,6 +66,46 @@ impl Tensors {
         Ok(())
     }
 
+    /// Stores an optimizer's step count and moments (Adam's m and v; SGD has none), so a
+    /// resumed run continues the same update sequence.
+    pub fn insert_optimizer(&mut self, opt: &crate::optim::Optimizer<f32>) {
+        self.metadata
+            .insert("optimizer_steps".into(), opt.steps.to_string());
+        for (i, (m, v)) in opt.m.iter().zip(&opt.v).enumerate() {
+            self.insert(&format!("opt.m.{i}"), &[m.len()], m.clone());
+            self.insert(&format!("opt.v.{i}"), &[v.len()], v.clone());
+        }
+    }
+
+    /// Restores what [`Tensors::insert_optimizer`] stored, checking each moment against the
+    /// parameter it belongs to (`lens`: the parameters' sizes, in the optimizer's order).
+    pub fn load_optimizer(
+        &self,
+        opt: &mut crate::optim::Optimizer<f32>,
+        lens: &[usize],
+        path: &Path,
+    ) -> Result<()> {
+        opt.steps = self
+            .meta("optimizer_steps", path)?
+            .parse()
+            .with_context(|| format!("{}: bad optimizer step count", path.display()))?;
+        opt.m.clear();
+        opt.v.clear();
+        if opt.kind == crate::optim::OptimKind::Sgd || opt.steps == 0 {
+            return Ok(());
+        }
+        for (i, &len) in lens.iter().enumerate() {
+            let (_, m) = self.get(&format!("opt.m.{i}"), path)?;
+            let (_, v) = self.get(&format!("opt.v.{i}"), path)?;
+            if m.len() != len || v.len() != len {
+                bail!("{}: optimizer state {i} has the wrong size", path.display());
+            }
+            opt.m.push(m.to_vec());
+            opt.v.push(v.to_vec());
+        }
+        Ok(())
+    }
+
     pub fn get(&self, name: &str, path: &Path) -> Result<(&[usize], &[f32])> {
         match self.tensors.get(name) {
             Some((s, d)) => Ok((s, d)),
