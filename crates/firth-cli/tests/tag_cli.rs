@@ -92,9 +92,7 @@ fn trains_predicts_evaluates_and_resumes() {
     let o = run(&[
         "tag",
         "predict",
-        "--model",
         out.to_str().unwrap(),
-        "--input",
         fixture("dev.conll").to_str().unwrap(),
         "--output",
         pred.to_str().unwrap(),
@@ -105,9 +103,7 @@ fn trains_predicts_evaluates_and_resumes() {
     let o = run(&[
         "tag",
         "eval",
-        "--model",
         out.to_str().unwrap(),
-        "--file",
         fixture("dev.conll").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -137,9 +133,7 @@ fn trains_predicts_evaluates_and_resumes() {
     let o = run(&[
         "tag",
         "eval",
-        "--model",
         out.to_str().unwrap(),
-        "--file",
         fixture("unknown_tag.conll").to_str().unwrap(),
     ]);
     assert!(!o.status.success());
@@ -152,9 +146,7 @@ fn trains_predicts_evaluates_and_resumes() {
     let o = run(&[
         "tag",
         "eval",
-        "--model",
         out.to_str().unwrap(),
-        "--file",
         fixture("pos.tsv").to_str().unwrap(),
     ]);
     assert!(!o.status.success());
@@ -188,9 +180,7 @@ fn bad_input_is_reported_not_panicked() {
     let o = run(&[
         "tag",
         "predict",
-        "--model",
         dir.join("none").to_str().unwrap(),
-        "--input",
         fixture("dev.conll").to_str().unwrap(),
     ]);
     assert!(!o.status.success() && !stderr(&o).contains("panicked"));

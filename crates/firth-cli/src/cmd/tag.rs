@@ -169,10 +169,8 @@ pub struct TrainArgs {
 #[derive(ClapArgs)]
 pub struct PredictArgs {
     /// Model directory (or a .safetensors file).
-    #[arg(long)]
     model: PathBuf,
     /// Tokens one per line, blank lines between sentences (extra columns are kept aside).
-    #[arg(long)]
     input: PathBuf,
     /// Where to write (default: stdout).
     #[arg(long)]
@@ -188,10 +186,8 @@ pub struct PredictArgs {
 #[derive(ClapArgs)]
 pub struct EvalArgs {
     /// Model directory (or a .safetensors file).
-    #[arg(long)]
     model: PathBuf,
     /// Gold column file.
-    #[arg(long)]
     file: PathBuf,
     #[arg(long)]
     token_col: Option<usize>,
