@@ -546,18 +546,15 @@ impl ClassifyTrainer {
             );
         }
         let saved_train: ClassifyTrainConfig = serde_json::from_str(t.meta("train", &path)?)?;
-        if (ClassifyTrainConfig {
-            epochs: self.config.epochs,
-            ..saved_train.clone()
-        }) != self.config
-        {
-            bail!(
-                "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
-                path.display(),
-                serde_json::to_string(&saved_train)?,
-                serde_json::to_string(&self.config)?
-            );
-        }
+        crate::train::check_resume_settings(
+            &path,
+            &saved_train,
+            &ClassifyTrainConfig {
+                epochs: self.config.epochs,
+                ..saved_train.clone()
+            },
+            &self.config,
+        )?;
         self.bundle = saved;
         self.progress = serde_json::from_str(t.meta("progress", &path)?)?;
         let lens: Vec<usize> = self

@@ -938,18 +938,15 @@ impl TagTrainer {
             );
         }
         let saved: TagTrainConfig = serde_json::from_str(t.meta("train", &path)?)?;
-        if (TagTrainConfig {
-            epochs: config.epochs,
-            ..saved.clone()
-        }) != config
-        {
-            bail!(
-                "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
-                path.display(),
-                serde_json::to_string(&saved)?,
-                serde_json::to_string(&config)?
-            );
-        }
+        crate::train::check_resume_settings(
+            &path,
+            &saved,
+            &TagTrainConfig {
+                epochs: config.epochs,
+                ..saved.clone()
+            },
+            &config,
+        )?;
         let mut tr = TagTrainer::new(model, saved_vocab, config);
         tr.progress = serde_json::from_str(t.meta("progress", &path)?)?;
         let lens: Vec<usize> = tr.model.trainable_mut().iter().map(|p| p.len()).collect();

@@ -175,6 +175,25 @@ pub fn evaluate(
     (total / n.max(1) as f64, n)
 }
 
+/// Refuses to resume when a checkpoint's training settings differ from this run's in anything
+/// but the number of epochs. `saved_as_asked` is `saved` with this run's epoch count.
+pub fn check_resume_settings<C: PartialEq + Serialize>(
+    path: &Path,
+    saved: &C,
+    saved_as_asked: &C,
+    asked: &C,
+) -> Result<()> {
+    if saved_as_asked != asked {
+        bail!(
+            "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
+            path.display(),
+            serde_json::to_string(saved)?,
+            serde_json::to_string(asked)?
+        );
+    }
+    Ok(())
+}
+
 /// A training run: model, optimizer, data, and where it writes.
 pub struct Trainer {
     pub model: LanguageModel<f32>,
@@ -267,18 +286,15 @@ impl Trainer {
             );
         }
         let saved_train: TrainConfig = serde_json::from_str(t.meta("train", &path)?)?;
-        if (TrainConfig {
-            epochs: config.epochs,
-            ..saved_train.clone()
-        }) != config
-        {
-            bail!(
-                "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
-                path.display(),
-                serde_json::to_string(&saved_train)?,
-                serde_json::to_string(&config)?
-            );
-        }
+        check_resume_settings(
+            &path,
+            &saved_train,
+            &TrainConfig {
+                epochs: config.epochs,
+                ..saved_train.clone()
+            },
+            &config,
+        )?;
         let mut tr = Trainer::new(model_config, config, corpus, out_dir)?;
         tr.model.load_from(&t, &path)?;
         tr.progress = serde_json::from_str(t.meta("progress", &path)?)?;
