@@ -99,13 +99,19 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing failed: {e:?}")
 }
 
-const COLORS: [RGBColor; 6] = [
+/// Ten distinguishable colours (the usual categorical palette with black for the sixth), so up
+/// to ten series never share one.
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(0, 0, 0),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
 ];
 
 /// An axis label: short decimals, or powers of ten (1e-5) on a log axis far from 1.

@@ -11,8 +11,10 @@
 //! to 1, so the signal survives much further.
 //!
 //! What is measured: the hidden state h of the **top** recurrent layer (for an LSTM, h with the
-//! cell c held fixed, i.e. the `dL/dh_t` that backpropagation carries; gradients reaching the
-//! lower layers and the cell are not included). J⁽ᵗ⁾ = -ln p(w_{t+1} | w_≤t) is the loss of one
+//! cell c held fixed, i.e. the `dL/dh_t` that backpropagation carries), and for an LSTM also its
+//! cell state c (‖∂J⁽ᵗ⁾/∂c⁽ᵏ⁾‖, with h⁽ᵏ⁾ = o ⊙ tanh(c⁽ᵏ⁾) following c; see
+//! [`Recurrent::d_c_steps`]): the cell is the LSTM's memory, and the path the lecture credits
+//! with keeping gradients alive. Gradients reaching the lower layers are not included. J⁽ᵗ⁾ = -ln p(w_{t+1} | w_≤t) is the loss of one
 //! prediction. For each of many positions t of a text, the model reads the `warmup + D + 1`
 //! tokens ending at w_t from a zero state (so the states at the distances measured have seen at
 //! least `warmup` real tokens), the gradient of J⁽ᵗ⁾ alone is backpropagated, and the per-step
@@ -48,6 +50,8 @@ pub struct GradientProbe<T> {
 pub struct GradientFlow {
     /// `grad_norm[d]` = mean over positions of ‖∂J⁽ᵗ⁾/∂h⁽ᵗ⁻ᵈ⁾‖, d = 0..=max distance.
     pub grad_norm: Vec<f64>,
+    /// For an LSTM, the same for the cell state: mean ‖∂J⁽ᵗ⁾/∂c⁽ᵗ⁻ᵈ⁾‖.
+    pub cell_grad_norm: Option<Vec<f64>>,
     pub positions: usize,
     /// Mean J⁽ᵗ⁾ over the positions, nats.
     pub mean_loss: f64,
@@ -61,6 +65,17 @@ impl GradientFlow {
     pub fn orders_lost(&self, d: usize) -> Option<f64> {
         let (a, b) = (*self.grad_norm.first()?, *self.grad_norm.get(d)?);
         (a > 0.0 && b > 0.0).then(|| (a / b).log10())
+    }
+
+    /// The cell-state measurement of an LSTM as a flow of its own (same positions and loss).
+    pub fn cell(&self) -> Option<GradientFlow> {
+        self.cell_grad_norm.as_ref().map(|c| GradientFlow {
+            grad_norm: c.clone(),
+            cell_grad_norm: None,
+            positions: self.positions,
+            mean_loss: self.mean_loss,
+            saturated: self.saturated,
+        })
     }
 
     /// `distance,grad_norm` rows.
@@ -191,15 +206,15 @@ impl<T: Real> GradientProbe<T> {
 
     /// For `ids` (T, B) — column b is a run of T tokens — and `targets` (B), the token after
     /// each column: the gradients ∂J_b/∂h_k of the top layer's states, (T, B, H), where J_b
-    /// is the loss of predicting `targets[b]` after the last step, reading from a zero state.
-    /// Also returns the losses J_b.
+    /// is the loss of predicting `targets[b]` after the last step, reading from a zero state;
+    /// for an LSTM also ∂J_b/∂c_k (T, B, H) (empty otherwise). Also returns the losses J_b.
     pub fn gradients(
         &mut self,
         ids: &[u32],
         steps: usize,
         batch: usize,
         targets: &[u32],
-    ) -> (Vec<T>, Vec<f64>) {
+    ) -> (Vec<T>, Vec<T>, Vec<f64>) {
         assert_eq!(ids.len(), steps * batch, "ids are not (T, B)");
         assert_eq!(targets.len(), batch, "one target per column");
         let h = self.hidden;
@@ -214,7 +229,8 @@ impl<T: Real> GradientProbe<T> {
         let l = self.layers.len() - 1;
         self.layers[l].backward(&self.xs[l], &dy, None);
         self.layers[l].zero_grad();
-        (self.layers[l].d_h_steps().to_vec(), losses)
+        let top = &self.layers[l];
+        (top.d_h_steps().to_vec(), top.d_c_steps().to_vec(), losses)
     }
 
     /// Mean ‖∂J⁽ᵗ⁾/∂h⁽ᵗ⁻ᵈ⁾‖ for d = 0..=`max_distance` over `positions` positions t spread
@@ -252,6 +268,8 @@ impl<T: Real> GradientProbe<T> {
             .collect();
         let h = self.hidden;
         let mut sum = vec![0.0f64; max_distance + 1];
+        let mut cell_sum = vec![0.0f64; max_distance + 1];
+        let mut has_cell = false;
         let mut loss = 0.0;
         let (mut sat, mut units) = (0usize, 0usize);
         let batch = batch.max(1);
@@ -266,21 +284,27 @@ impl<T: Real> GradientProbe<T> {
                 }
                 y.push(ids[t + 1]);
             }
-            let (g, losses) = self.gradients(&x, steps, b_n, &y);
+            let (g, gc, losses) = self.gradients(&x, steps, b_n, &y);
+            has_cell = !gc.is_empty();
             loss += losses.iter().sum::<f64>();
             let top = self.layers[self.layers.len() - 1].output(); // (T, B, H)
             let measured = &top[(steps - 1 - max_distance) * b_n * h..];
             sat += measured.iter().filter(|v| v.to_f64().abs() > 0.99).count();
             units += measured.len();
-            for (d, acc) in sum.iter_mut().enumerate() {
+            let norm = |v: &[T]| {
+                v.iter()
+                    .map(|&a| a.to_f64() * a.to_f64())
+                    .sum::<f64>()
+                    .sqrt()
+            };
+            for d in 0..=max_distance {
                 let k = steps - 1 - d;
                 for b in 0..b_n {
-                    let v = &g[(k * b_n + b) * h..(k * b_n + b + 1) * h];
-                    *acc += v
-                        .iter()
-                        .map(|&a| a.to_f64() * a.to_f64())
-                        .sum::<f64>()
-                        .sqrt();
+                    let at = (k * b_n + b) * h..(k * b_n + b + 1) * h;
+                    sum[d] += norm(&g[at.clone()]);
+                    if has_cell {
+                        cell_sum[d] += norm(&gc[at]);
+                    }
                 }
             }
             done += b_n;
@@ -288,6 +312,8 @@ impl<T: Real> GradientProbe<T> {
         }
         Ok(GradientFlow {
             grad_norm: sum.iter().map(|s| s / positions as f64).collect(),
+            cell_grad_norm: has_cell
+                .then(|| cell_sum.iter().map(|s| s / positions as f64).collect()),
             positions,
             mean_loss: loss / positions as f64,
             saturated: sat as f64 / units.max(1) as f64,
@@ -325,7 +351,9 @@ mod tests {
 
     /// J_b as a function of the top layer's state at step k: the lower layers run as usual,
     /// the top layer runs steps 0..=k, its state h_k (column b) is replaced by `h_k`, and it
-    /// runs on from there with the same cell state.
+    /// runs on from there with the same cell state — or, with `c_k`, its cell c_k is replaced
+    /// and h_k = o_k ⊙ tanh(c_k) follows it (o_k recovered as h_k / tanh(c_k)).
+    #[allow(clippy::too_many_arguments)]
     fn loss_from(
         probe: &mut GradientProbe<f64>,
         ids: &[u32],
@@ -334,7 +362,8 @@ mod tests {
         targets: &[u32],
         k: usize,
         col: usize,
-        h_k: &[f64],
+        h_k: Option<&[f64]>,
+        c_k: Option<&[f64]>,
     ) -> f64 {
         let h = probe.hidden;
         let bh = batch * h;
@@ -346,8 +375,18 @@ mod tests {
         let top = &mut probe.layers[l];
         top.forward(&input[..(k + 1) * batch * d], k + 1, batch, &zeros, &zeros);
         let mut state = top.last_h().to_vec();
-        let cell = top.last_c().to_vec();
-        state[col * h..(col + 1) * h].copy_from_slice(h_k);
+        let mut cell = top.last_c().to_vec();
+        let at = col * h..(col + 1) * h;
+        if let Some(h_k) = h_k {
+            state[at.clone()].copy_from_slice(h_k);
+        }
+        if let Some(c_k) = c_k {
+            for j in at.clone() {
+                let o = state[j] / cell[j].tanh();
+                cell[j] = c_k[j - at.start];
+                state[j] = o * cell[j].tanh();
+            }
+        }
         let last = if k + 1 < steps {
             top.forward(
                 &input[(k + 1) * batch * d..],
@@ -383,7 +422,8 @@ mod tests {
         ] {
             let model = tiny(arch, layers, residual);
             let mut probe = GradientProbe::<f64>::new(&model).unwrap();
-            let (g, losses) = probe.gradients(&ids, steps, batch, &targets);
+            let (g, gc, losses) = probe.gradients(&ids, steps, batch, &targets);
+            assert_eq!(gc.is_empty(), arch != Arch::Lstm);
             let h = probe.hidden;
             let mut worst: f64 = 0.0;
             for k in 0..steps {
@@ -395,18 +435,52 @@ mod tests {
                         let y = probe.layers[l].output();
                         y[(k * batch + col) * h..(k * batch + col + 1) * h].to_vec()
                     };
-                    let j0 = loss_from(&mut probe, &ids, steps, batch, &targets, k, col, &hk);
+                    let j0 = loss_from(
+                        &mut probe,
+                        &ids,
+                        steps,
+                        batch,
+                        &targets,
+                        k,
+                        col,
+                        Some(&hk),
+                        None,
+                    );
                     assert!((j0 - losses[col]).abs() < 1e-9, "{arch:?}: loss differs");
+                    let ck: Vec<f64> = if arch != Arch::Lstm {
+                        Vec::new()
+                    } else {
+                        let top = &mut probe.layers[l];
+                        let input = probe.xs[l].clone();
+                        let d = input.len() / (steps * batch);
+                        let zeros = vec![0.0; batch * h];
+                        top.forward(&input[..(k + 1) * batch * d], k + 1, batch, &zeros, &zeros);
+                        top.last_c()[col * h..(col + 1) * h].to_vec()
+                    };
+                    let eps = 1e-5;
+                    let fd = |probe: &mut GradientProbe<f64>, i: usize, cell: bool| {
+                        let base = if cell { &ck } else { &hk };
+                        let mut p = base.clone();
+                        let mut at = |x: f64, p: &mut Vec<f64>| {
+                            p[i] = x;
+                            let (hp, cp) = if cell {
+                                (None, Some(&p[..]))
+                            } else {
+                                (Some(&p[..]), None)
+                            };
+                            loss_from(probe, &ids, steps, batch, &targets, k, col, hp, cp)
+                        };
+                        let lp = at(base[i] + eps, &mut p);
+                        let lm = at(base[i] - eps, &mut p);
+                        (lp - lm) / (2.0 * eps)
+                    };
                     for i in 0..h {
-                        let eps = 1e-5;
-                        let mut p = hk.clone();
-                        p[i] += eps;
-                        let lp = loss_from(&mut probe, &ids, steps, batch, &targets, k, col, &p);
-                        p[i] -= 2.0 * eps;
-                        let lm = loss_from(&mut probe, &ids, steps, batch, &targets, k, col, &p);
-                        let num = (lp - lm) / (2.0 * eps);
                         let ana = g[(k * batch + col) * h + i];
-                        worst = worst.max(relative_error(ana, num));
+                        worst = worst.max(relative_error(ana, fd(&mut probe, i, false)));
+                        if arch == Arch::Lstm {
+                            let ana = gc[(k * batch + col) * h + i];
+                            worst = worst.max(relative_error(ana, fd(&mut probe, i, true)));
+                        }
                     }
                 }
             }
@@ -421,21 +495,22 @@ mod tests {
         let ids: Vec<u32> = (0..40).map(|i| (i * 5 % 7) as u32).collect();
         let flow = probe.measure(&ids, 4, 2, 3, 2, |_, _| {}).unwrap();
         assert_eq!(flow.grad_norm.len(), 5);
+        assert_eq!(flow.cell_grad_norm.as_ref().map(Vec::len), Some(5));
         assert_eq!(flow.positions, 3);
         // By hand: windows of 7 tokens ending at t = 6, 22, 38 (evenly from the first to the
         // last position with a target), each predicting ids[t+1].
         for (d, &mean) in flow.grad_norm.iter().enumerate() {
-            let mut sum = 0.0;
+            let (mut sum, mut cell_sum) = (0.0, 0.0);
+            let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
             for t in [6usize, 22, 38] {
-                let (g, _) = probe.gradients(&ids[t - 6..=t], 7, 1, &[ids[t + 1]]);
+                let (g, gc, _) = probe.gradients(&ids[t - 6..=t], 7, 1, &[ids[t + 1]]);
                 let k = 6 - d;
-                sum += g[k * 4..(k + 1) * 4]
-                    .iter()
-                    .map(|a| a * a)
-                    .sum::<f64>()
-                    .sqrt();
+                sum += norm(&g[k * 4..(k + 1) * 4]);
+                cell_sum += norm(&gc[k * 4..(k + 1) * 4]);
             }
             assert!((sum / 3.0 - mean).abs() < 1e-12, "distance {d}");
+            let cell = flow.cell_grad_norm.as_ref().unwrap()[d];
+            assert!((cell_sum / 3.0 - cell).abs() < 1e-12, "cell, distance {d}");
             assert!(mean > 0.0);
         }
         let csv = flow.to_csv();

@@ -65,6 +65,7 @@ pub struct Recurrent<T> {
     /// measurements; off in training).
     record_dh: bool,
     dh_steps: Vec<T>, // (T, B, H), only while `record_dh`
+    dc_steps: Vec<T>, // (T, B, H), only while `record_dh` (LSTM)
 }
 
 impl<T: Real> Recurrent<T> {
@@ -113,6 +114,7 @@ impl<T: Real> Recurrent<T> {
             dh_tot: Vec::new(),
             record_dh: false,
             dh_steps: Vec::new(),
+            dc_steps: Vec::new(),
         }
     }
 
@@ -122,6 +124,7 @@ impl<T: Real> Recurrent<T> {
         self.record_dh = on;
         if !on {
             self.dh_steps = Vec::new();
+            self.dc_steps = Vec::new();
         }
     }
 
@@ -130,6 +133,14 @@ impl<T: Real> Recurrent<T> {
     /// and c_{t+1}, with c_t itself held fixed), (T, B, H).
     pub fn d_h_steps(&self) -> &[T] {
         &self.dh_steps
+    }
+
+    /// After a backward with recording on, for an LSTM: the total gradient reaching each cell
+    /// state, (T, B, H). The cell c_t feeds h_t = o_t ⊙ tanh(c_t) and c_{t+1} = f_{t+1} ⊙ c_t + …,
+    /// so dL/dc_t = dL/dh_t ⊙ o_t ⊙ (1 - tanh²c_t) + f_{t+1} ⊙ dL/dc_{t+1}: the second term is
+    /// the additive path that only multiplies by forget gates. Empty for other cells.
+    pub fn d_c_steps(&self) -> &[T] {
+        &self.dc_steps
     }
 
     fn gate_width(&self) -> usize {
@@ -264,6 +275,9 @@ impl<T: Real> Recurrent<T> {
         }
         if self.record_dh {
             resize(&mut self.dh_steps, t_n * bh);
+            if self.kind == CellKind::Lstm {
+                resize(&mut self.dc_steps, t_n * bh);
+            }
         }
         for t in (0..t_n).rev() {
             for ((s, &a), &b) in self
@@ -281,6 +295,20 @@ impl<T: Real> Recurrent<T> {
             let dg = &mut self.dgates[t * bg..(t + 1) * bg];
             match self.kind {
                 CellKind::Lstm => {
+                    if self.record_dh {
+                        // dL/dc_t = dc (from c_{t+1}) + dh_tot ⊙ o ⊙ (1 - tanh²c); gates (B, 4H)
+                        // hold i, f, g, o per row.
+                        let tc = &self.tanh_c[t * bh..(t + 1) * bh];
+                        let rec = &mut self.dc_steps[t * bh..(t + 1) * bh];
+                        for b in 0..b_n {
+                            let o = &gates[b * g_n + 3 * h_n..(b + 1) * g_n];
+                            for j in 0..h_n {
+                                let k = b * h_n + j;
+                                rec[k] =
+                                    self.dc[k] + self.dh_tot[k] * o[j] * (T::ONE - tc[k] * tc[k]);
+                            }
+                        }
+                    }
                     kernels::lstm_backward(
                         gates,
                         &self.c[t * bh..(t + 1) * bh],

@@ -242,16 +242,21 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
         if let Some(b) = pb {
             b.finish_and_clear();
         }
-        let csv = a.out.join(format!("gradients-{}.csv", slug(&label)));
-        write_atomic(&csv, flow.to_csv().as_bytes())?;
-        results.push(Measured {
-            label,
-            arch: model.config.arch,
-            source,
-            flow,
-            clipped,
-            csv,
-        });
+        // An LSTM's cell state is its memory; its gradient is measured and drawn as a curve of
+        // its own, beside the hidden state's.
+        let cell = flow.cell().map(|f| (format!("{label} cell c"), f));
+        for (label, flow) in std::iter::once((label, flow)).chain(cell) {
+            let csv = a.out.join(format!("gradients-{}.csv", slug(&label)));
+            write_atomic(&csv, flow.to_csv().as_bytes())?;
+            results.push(Measured {
+                label,
+                arch: model.config.arch,
+                source: source.clone(),
+                flow,
+                clipped,
+                csv,
+            });
+        }
         Ok(())
     };
     for dir in &a.models {
@@ -318,7 +323,7 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
     let chart = LineChart {
         title: "Gradient flow through time (top layer)",
         x_label: "distance t - k (steps)",
-        y_label: "mean ||dJ(t)/dh(k)||",
+        y_label: "mean ||dJ(t)/dh(k)|| (LSTM cell: dJ(t)/dc(k))",
         log_y: true,
         y_range: None,
     };
@@ -360,7 +365,7 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9}",
+            "{:<34} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9}",
             "model",
             "d=0",
             "d=10",
@@ -374,7 +379,7 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
             let g = &m.flow.grad_norm;
             let at = |k: usize| g.get(k).map_or("-".to_string(), |v| format!("{v:.3e}"));
             println!(
-                "{:<28} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9}",
+                "{:<34} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9}",
                 m.label,
                 at(0),
                 at(10),
@@ -945,6 +950,7 @@ mod tests {
     fn reading_names_the_faster_vanishing_model() {
         let f = |r: f64| GradientFlow {
             grad_norm: (0..=50).map(|d| r.powi(d)).collect(),
+            cell_grad_norm: None,
             positions: 10,
             mean_loss: 1.0,
             saturated: 0.0,
