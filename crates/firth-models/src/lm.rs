@@ -9,6 +9,7 @@
 
 use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::embedding::Embedding;
+use firth_nn::gemm::gemm;
 use firth_nn::linear::{affine_backward, affine_forward, Linear};
 use firth_nn::param::{Param, ParamSet};
 use firth_nn::recurrent::{CellKind, Recurrent};
@@ -172,6 +173,7 @@ pub struct LanguageModel<T> {
     nll: Vec<f64>,     // (T·B)
     dxs: Vec<Vec<T>>,
     dout: Vec<T>,
+    d_top: Vec<T>,      // (T·B, width) scratch: gradient at the top activations
     window_act: Vec<T>, // (T·B, H) tanh activations of the window model, before dropout
 }
 
@@ -246,6 +248,7 @@ impl<T: Real> LanguageModel<T> {
             nll: Vec::new(),
             dxs: Vec::new(),
             dout: Vec::new(),
+            d_top: Vec::new(),
             window_act: Vec::new(),
         })
     }
@@ -345,6 +348,39 @@ impl<T: Real> LanguageModel<T> {
         rng: &mut Rng,
         with_bias: bool,
     ) {
+        self.forward_body(ids, steps, batch, state, train, rng);
+        let c = &self.config;
+        let top = self.top();
+        let width = top.len() / (steps * batch);
+        self.logits.resize(steps * batch * c.vocab, T::ZERO);
+        let w = self
+            .out_w
+            .as_ref()
+            .map_or(&self.embedding.weight.value, |p| &p.value);
+        let bias = with_bias.then_some(&self.out_b.value[..]);
+        affine_forward(
+            &self.xs[self.xs.len() - 1],
+            w,
+            bias,
+            &mut self.logits,
+            width,
+            c.vocab,
+        );
+    }
+
+    /// The body of the model — embedding and recurrent stack (or window layer), everything
+    /// below the output layer — on `ids` (T, B) from `state`; leaves the top activations (after
+    /// dropout) in [`Self::top`] and advances `state`. Data-parallel training runs bodies on
+    /// column shards and the output layer once over all of them ([`Self::output_step`]).
+    pub fn forward_body(
+        &mut self,
+        ids: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &mut LmState<T>,
+        train: bool,
+        rng: &mut Rng,
+    ) {
         assert_eq!(ids.len(), steps * batch, "ids are not (T, B)");
         assert_eq!(state.batch, batch, "state was made for another batch size");
         let c = self.config.clone();
@@ -420,15 +456,97 @@ impl<T: Real> LanguageModel<T> {
                 }
             }
         }
-        let top = &self.xs[stages - 1];
-        let width = top.len() / n;
-        self.logits.resize(n * c.vocab, T::ZERO);
+    }
+
+    /// Top activations of the last forward, (T·B, width): what the output layer reads.
+    pub fn top(&self) -> &[T] {
+        &self.xs[self.xs.len() - 1]
+    }
+
+    /// The output layer's weight (V, width) and bias (V); the weight is the embedding table
+    /// when tied.
+    pub fn output_weights(&self) -> (&[T], &[T]) {
         let w = self
             .out_w
             .as_ref()
             .map_or(&self.embedding.weight.value, |p| &p.value);
-        let bias = with_bias.then_some(&self.out_b.value[..]);
-        affine_forward(top, w, bias, &mut self.logits, width, c.vocab);
+        (w, &self.out_b.value)
+    }
+
+    /// Gradient buffers of the output weight (V, width) and bias (V). When tied, the weight's
+    /// is the embedding table's, which then holds a dense gradient.
+    pub fn output_grads_mut(&mut self) -> (&mut [T], &mut [T]) {
+        let dw = match &mut self.out_w {
+            Some(p) => &mut p.grad,
+            None => {
+                self.embedding.weight.dense_grad = true;
+                &mut self.embedding.weight.grad
+            }
+        };
+        (dw, &mut self.out_b.grad)
+    }
+
+    /// The data-parallel training step of one shard, after [`Self::forward_body`]: with the
+    /// output layer (`w` (V, width), `b` (V)) of the model being trained, which this replica
+    /// only reads, the scores z = top·wᵀ + b of this shard's rows go into `dz` (rows, V) and are
+    /// turned into dz = scale·(softmax(z) - onehot(target)) in place, with db += Σ dz; then
+    /// d top = dz·w is backpropagated through this replica's body. The weight gradient
+    /// dw = dzᵀ·top is left to the caller, which has every shard's rows (see
+    /// [`firth_nn::gemm::gemm_tn_cols`]). Returns Σ -ln p(target); when that is not finite,
+    /// nothing is backpropagated.
+    pub fn shard_output_step(
+        &mut self,
+        w: &[T],
+        b: &[T],
+        targets: &[u32],
+        scale: f64,
+        dz: &mut [T],
+        db: &mut [T],
+    ) -> f64 {
+        let v = b.len();
+        let n = targets.len();
+        let top = &self.xs[self.xs.len() - 1];
+        let width = top.len() / n.max(1);
+        assert_eq!(
+            top.len(),
+            n * width,
+            "targets do not match the last forward"
+        );
+        affine_forward(top, w, None, dz, width, v);
+        let loss = softmax_cross_entropy_grad(dz, b, targets, v, scale, &mut self.nll, db);
+        if !loss.is_finite() {
+            return loss;
+        }
+        let mut d_top = std::mem::take(&mut self.d_top);
+        d_top.clear();
+        d_top.resize(n * width, T::ZERO);
+        // (N, width) = (N, V)·(V, width)
+        gemm(&mut d_top, dz, w, n, width, v, false, false, false);
+        self.backward_body(&d_top);
+        self.d_top = d_top;
+        loss
+    }
+
+    /// Backpropagates `d_top` (T·B, width), the gradient at the top activations of the last
+    /// [`Self::forward_body`], through the body, adding into its parameter gradients.
+    pub fn backward_body(&mut self, d_top: &[T]) {
+        self.reset_dxs();
+        let last = self.dxs.len() - 1;
+        assert_eq!(
+            d_top.len(),
+            self.dxs[last].len(),
+            "d_top is not (T·B, width)"
+        );
+        self.dxs[last].copy_from_slice(d_top);
+        self.backward_layers();
+    }
+
+    fn reset_dxs(&mut self) {
+        self.dxs.resize(self.drops.len(), Vec::new());
+        for (d, x) in self.dxs.iter_mut().zip(&self.xs) {
+            d.clear();
+            d.resize(x.len(), T::ZERO);
+        }
     }
 
     /// Scores of the last forward, (T·B, V).
@@ -507,11 +625,7 @@ impl<T: Real> LanguageModel<T> {
         let (steps, batch) = (self.steps, self.batch);
         let n = steps * batch;
         let stages = self.drops.len();
-        self.dxs.resize(stages, Vec::new());
-        for (d, x) in self.dxs.iter_mut().zip(&self.xs) {
-            d.clear();
-            d.resize(x.len(), T::ZERO);
-        }
+        self.reset_dxs();
         let top = &self.xs[stages - 1];
         let width = top.len() / n;
         {
@@ -536,6 +650,12 @@ impl<T: Real> LanguageModel<T> {
                 c.vocab,
             );
         }
+        self.backward_layers();
+    }
+
+    /// Backward through the body from the gradient in `dxs[last]`.
+    fn backward_layers(&mut self) {
+        let c = &self.config;
         match c.arch {
             Arch::Window => {
                 self.drops[1].backward(&mut self.dxs[1]);
@@ -569,6 +689,36 @@ impl<T: Real> LanguageModel<T> {
                 self.embedding.backward(&self.ids, &self.dxs[0]);
             }
         }
+    }
+}
+
+impl<T: Real> LanguageModel<T> {
+    /// The parameters below the output layer (the embedding, tied or not, and the recurrent or
+    /// window layers): what a data-parallel replica trains, see [`Self::forward_body`].
+    pub fn body_params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut v = vec![&mut self.embedding.weight];
+        for l in &mut self.layers {
+            v.extend(l.params_mut());
+        }
+        if let Some(h) = &mut self.window_hidden {
+            v.extend(h.params_mut());
+        }
+        v
+    }
+
+    /// Zeroes the gradients of [`Self::body_params_mut`].
+    pub fn zero_grad_body(&mut self) {
+        for p in self.body_params_mut() {
+            p.zero_grad();
+        }
+    }
+
+    /// Zeroes the output layer's own gradients (weight unless tied, bias).
+    pub fn zero_grad_output(&mut self) {
+        if let Some(w) = &mut self.out_w {
+            w.zero_grad();
+        }
+        self.out_b.zero_grad();
     }
 }
 

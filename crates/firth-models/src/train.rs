@@ -15,6 +15,7 @@ use crate::data::{Batched, Corpus};
 use crate::lm::{LanguageModel, LmConfig, LmState};
 use anyhow::{bail, Context, Result};
 use firth_nn::checkpoint::{write_atomic, Tensors};
+use firth_nn::gemm::gemm_tn_cols;
 use firth_nn::optim::{clip_grad_value, clip_scale, OptimKind, Optimizer};
 use firth_nn::param::ParamSet;
 use firth_nn::Rng;
@@ -206,6 +207,10 @@ pub struct Trainer {
     pad: u32,
     /// Data-parallel workers besides `model` (empty with one thread), see [`Trainer::forward_backward`].
     replicas: Vec<LanguageModel<f32>>,
+    /// Data-parallel scratch: all shards' top activations (T·B, width) and score gradients
+    /// (T·B, V), rows shard by shard.
+    top: Vec<f32>,
+    dz: Vec<f32>,
 }
 
 fn pad_id(vocab: &Vocab, level: Level) -> u32 {
@@ -251,6 +256,8 @@ impl Trainer {
             state,
             pad,
             replicas: Vec::new(),
+            top: Vec::new(),
+            dz: Vec::new(),
         })
     }
 
@@ -362,10 +369,14 @@ impl Trainer {
         write_atomic(&self.out_dir.join("metrics.csv"), csv.as_bytes())
     }
 
-    /// Sets up `workers` data-parallel workers (the model itself plus `workers - 1` replicas).
+    /// Sets up `workers` data-parallel replicas of the model (none for one worker: the model
+    /// then trains on its own).
     fn make_replicas(&mut self, workers: usize) {
         self.replicas.clear();
-        for _ in 1..workers {
+        if workers < 2 {
+            return;
+        }
+        for _ in 0..workers {
             let mut r = self.model.clone();
             r.zero_grad();
             self.replicas.push(r);
@@ -375,11 +386,22 @@ impl Trainer {
     /// Forward and backward over one (T, B) block, leaving the gradient of (1/B)·Σ loss in the
     /// model's parameters; returns Σ loss in nats.
     ///
-    /// With one thread the model runs the whole batch. With K threads, worker k runs columns
-    /// [kB/K, (k+1)B/K) of the batch on a replica of its own, every kernel on its own thread
-    /// (no hand-overs inside a step), with a dropout stream drawn from `rng`; the replicas'
-    /// gradients are then summed into the model. Results are reproducible for a given thread
-    /// count, and equal to the one-thread run up to the order of floating-point additions.
+    /// With one thread the model runs the whole batch. With K threads, K replicas split the
+    /// batch's columns, replica k taking [kB/K, (k+1)B/K), each on a thread of its own with
+    /// every kernel single-threaded (no hand-overs inside a step) and a dropout stream drawn
+    /// from `rng`:
+    /// 1. each replica runs its body (embedding, recurrent stack) forward, then the output
+    ///    layer of the model itself (read-only) on its rows: scores, fused softmax gradient dz
+    ///    into its rows of one shared (N, V) buffer, its share of the bias gradient, d top =
+    ///    dz·W, and its body backward;
+    /// 2. the (V, H) output weight gradient dW = dzᵀ·top over all N rows is split by rows of
+    ///    dW, one block per thread, read in place from the shared dz ([`gemm_tn_cols`]);
+    /// 3. the replicas' body gradients (touched embedding rows, recurrent weights) are summed
+    ///    into the model.
+    ///
+    /// So the big output layer is never copied, zeroed or summed per replica. Results are
+    /// reproducible for a given thread count, and equal to the one-thread run up to the order
+    /// of floating-point additions.
     fn forward_backward(&mut self, x: &[u32], y: &[u32], t: usize, rng: &mut Rng) -> f64 {
         let batch = self.config.batch;
         let scale = 1.0 / batch as f64;
@@ -389,14 +411,17 @@ impl Trainer {
                 .model
                 .forward_backward(x, y, t, batch, &mut self.state, rng, scale);
         }
+        use rayon::prelude::*;
         struct Shard {
             x: Vec<u32>, // (T, b)
             y: Vec<u32>, // (T, b)
             state: LmState<f32>,
             rng: Rng,
+            db: Vec<f32>, // (V) this shard's share of the bias gradient
             loss: f64,
         }
-        let workers = self.replicas.len() + 1;
+        let v = self.model.config.vocab;
+        let workers = self.replicas.len();
         let columns = |ids: &[u32], cols: &std::ops::Range<usize>| -> Vec<u32> {
             (0..t)
                 .flat_map(|s| {
@@ -414,30 +439,68 @@ impl Trainer {
                     y: columns(y, &cols),
                     state: self.state.select(&cols.collect::<Vec<_>>()),
                     rng: Rng::new(rng.next_u64()),
+                    db: vec![0.0; v],
                     loss: 0.0,
                 }
             })
             .collect();
-        let models: Vec<&mut LanguageModel<f32>> = std::iter::once(&mut self.model)
-            .chain(self.replicas.iter_mut())
-            .collect();
-        use rayon::prelude::*;
-        models
-            .into_par_iter()
-            .zip(shards.par_iter_mut())
-            .for_each(|(m, s)| {
-                firth_nn::par::sequential(|| {
-                    m.zero_grad();
-                    let b = s.state.batch;
-                    s.loss = m.forward_backward(&s.x, &s.y, t, b, &mut s.state, &mut s.rng, scale);
-                })
-            });
-        self.state = LmState::concat(shards.iter().map(|s| &s.state));
-        let mut total = self.model.params_mut();
-        for r in &mut self.replicas {
-            firth_nn::replicas::add_grads(&mut total, &mut r.params_mut());
+        // (N, V) score gradients, rows shard by shard.
+        let mut dz = std::mem::take(&mut self.dz);
+        dz.resize(t * batch * v, 0.0);
+        {
+            let mut rows: Vec<&mut [f32]> = Vec::with_capacity(workers);
+            let mut rest = &mut dz[..];
+            for s in &shards {
+                let (head, tail) = rest.split_at_mut(s.y.len() * v);
+                rows.push(head);
+                rest = tail;
+            }
+            let (w, b) = self.model.output_weights();
+            self.replicas
+                .par_iter_mut()
+                .zip(shards.par_iter_mut())
+                .zip(rows.into_par_iter())
+                .for_each(|((m, s), dz)| {
+                    firth_nn::par::sequential(|| {
+                        m.zero_grad_body();
+                        let b_n = s.state.batch;
+                        m.forward_body(&s.x, t, b_n, &mut s.state, true, &mut s.rng);
+                        s.loss = m.shard_output_step(w, b, &s.y, scale, dz, &mut s.db);
+                    })
+                });
         }
-        shards.iter().map(|s| s.loss).sum()
+        let loss: f64 = shards.iter().map(|s| s.loss).sum();
+        self.state = LmState::concat(shards.iter().map(|s| &s.state));
+        self.model.zero_grad_body();
+        if loss.is_finite() {
+            let mut top = std::mem::take(&mut self.top);
+            top.clear();
+            for r in &self.replicas {
+                top.extend_from_slice(r.top());
+            }
+            let n = t * batch;
+            let width = top.len() / n;
+            let (dw, db) = self.model.output_grads_mut();
+            db.fill(0.0);
+            for s in &shards {
+                firth_nn::kernels::add_into(db, &s.db);
+            }
+            let per = v.div_ceil(workers);
+            let (dzr, topr) = (&dz, &top);
+            dw.par_chunks_mut(per * width)
+                .enumerate()
+                .for_each(|(j, block)| {
+                    let rows = block.len() / width;
+                    gemm_tn_cols(block, dzr, v, j * per, topr, rows, width, n, false);
+                });
+            let mut total = self.model.body_params_mut();
+            for r in &mut self.replicas {
+                firth_nn::replicas::add_grads(&mut total, &mut r.body_params_mut());
+            }
+            self.top = top;
+        }
+        self.dz = dz;
+        loss
     }
 
     /// Copies the model's freshly updated weights into the replicas. After a sparse SGD step
@@ -447,9 +510,10 @@ impl Trainer {
             return;
         }
         let touched_only = self.optimizer.kind == OptimKind::Sgd;
-        let mut src = self.model.params_mut();
+        // Replicas run only bodies (the output layer runs on the model itself).
+        let mut src = self.model.body_params_mut();
         for r in &mut self.replicas {
-            firth_nn::replicas::copy_values(&mut r.params_mut(), &mut src, touched_only);
+            firth_nn::replicas::copy_values(&mut r.body_params_mut(), &mut src, touched_only);
         }
     }
 
@@ -703,5 +767,113 @@ impl LanguageModel<f32> {
     /// The id used to start a window model's history and to end generated lines.
     pub fn pad_for(vocab: &Vocab, level: Level) -> u32 {
         pad_id(vocab, level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lm::Arch;
+    use firth_nn::dropout::DropoutKind;
+    use firth_nn::param::Param;
+
+    fn trainer(arch: Arch, tied: bool) -> Trainer {
+        let text =
+            "the cat sat on the mat\nthe dog ate the cat food\na bird sat on a dog\n".repeat(4);
+        let vocab = Vocab::build(&text, Level::Word);
+        let ids = vocab.encode(&text, Level::Word).unwrap();
+        let model = LmConfig {
+            arch,
+            level: Level::Word,
+            vocab: vocab.len(),
+            emb: 6,
+            hidden: 6,
+            layers: if arch == Arch::Window { 1 } else { 2 },
+            dropout: 0.0,
+            dropout_kind: DropoutKind::Standard,
+            tied,
+            residual: false,
+            context: if arch == Arch::Window { 3 } else { 0 },
+            init_range: 0.3,
+            forget_bias: 0.0,
+            rnn_sigmoid: false,
+        };
+        let config = TrainConfig {
+            epochs: 1,
+            bptt: 5,
+            batch: 6,
+            lr: 0.1,
+            optim: OptimKind::Sgd,
+            weight_decay: 0.0,
+            clip: 0.0,
+            clip_value: 0.0,
+            lr_decay: 1.0,
+            lr_decay_start: 0,
+            plateau_decay: 1.0,
+            seed: 7,
+            eval_batch: 1,
+            checkpoint_every: 0,
+        };
+        let corpus = Corpus {
+            level: Level::Word,
+            vocab,
+            train: ids.clone(),
+            valid: ids,
+            test: None,
+        };
+        Trainer::new(model, config, corpus, Path::new("unused")).unwrap()
+    }
+
+    fn grads(t: &mut Trainer) -> Vec<(String, Vec<f32>)> {
+        t.model
+            .params_mut()
+            .into_iter()
+            .map(|p: &mut Param<f32>| (p.name.clone(), p.grad.clone()))
+            .collect()
+    }
+
+    /// Bodies on column shards of 3 replicas plus one output step over all rows give the same
+    /// loss, gradients and carried state as one model on the whole batch, for every kind of
+    /// body and with tied embeddings; and two steps in a row (weights synced in between) too.
+    #[test]
+    fn data_parallel_step_equals_one_model() {
+        for (arch, tied) in [
+            (Arch::Lstm, false),
+            (Arch::Gru, true),
+            (Arch::Rnn, false),
+            (Arch::Window, false),
+        ] {
+            let mut one = trainer(arch, tied);
+            let mut par = trainer(arch, tied);
+            par.make_replicas(3);
+            let data = Batched::new(&one.corpus.train, 6);
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for k in 0..2 {
+                let t = data.segment(k, 5, &mut x, &mut y);
+                let mut rng = Rng::new(1);
+                let l1 = one.forward_backward(&x, &y, t, &mut rng);
+                let l2 = par.forward_backward(&x, &y, t, &mut rng);
+                assert!(
+                    (l1 - l2).abs() < 1e-4 * l1.abs(),
+                    "{arch:?}: loss {l1} vs {l2}"
+                );
+                for ((name, g1), (_, g2)) in grads(&mut one).iter().zip(&grads(&mut par)) {
+                    for (a, b) in g1.iter().zip(g2) {
+                        assert!((a - b).abs() < 1e-5, "{arch:?} {name}: {a} vs {b}");
+                    }
+                }
+                for (h1, h2) in one.state.h.iter().zip(&par.state.h) {
+                    for (a, b) in h1.iter().zip(h2) {
+                        assert!((a - b).abs() < 1e-6, "{arch:?}: carried state differs");
+                    }
+                }
+                for tr in [&mut one, &mut par] {
+                    let mut params = tr.model.params_mut();
+                    tr.optimizer.step_scaled(&mut params, 0.5, 1.0);
+                    drop(params);
+                    tr.sync_replicas();
+                }
+            }
+        }
     }
 }

@@ -125,7 +125,30 @@ pub fn softmax_cross_entropy_grad<T: Real>(
         panic!("target id {bad} is outside a vocabulary of {v}");
     }
     nll.resize(targets.len(), 0.0);
-    softmax_xent_grad_rows(scores, bias, targets, nll, db, v, T::from_f64(scale));
+    let scale = T::from_f64(scale);
+    let threads = crate::par::threads();
+    let n = targets.len();
+    if threads == 1 || scores.len() < crate::par::MIN_PARALLEL || n < 2 * threads {
+        softmax_xent_grad_rows(scores, bias, targets, nll, db, v, scale);
+    } else {
+        // One contiguous block of rows per thread, each summing its own bias gradient; the
+        // partial sums are added in block order, so the result depends only on the thread count.
+        use rayon::prelude::*;
+        let per = n.div_ceil(threads);
+        let partial: Vec<Vec<T>> = scores
+            .par_chunks_mut(per * v)
+            .zip(nll.par_chunks_mut(per))
+            .zip(targets.par_chunks(per))
+            .map(|((z, out), y)| {
+                let mut part = vec![T::ZERO; v];
+                softmax_xent_grad_rows(z, bias, y, out, &mut part, v, scale);
+                part
+            })
+            .collect();
+        for part in &partial {
+            crate::kernels::add_into(db, part);
+        }
+    }
     nll.iter().sum()
 }
 
@@ -224,5 +247,39 @@ mod tests {
         let mut nll = Vec::new();
         let loss = softmax_cross_entropy(&mut z, &[1], 3, &mut nll);
         assert!((loss - 1000.0).abs() < 1e-3, "{loss}");
+    }
+
+    /// The row-block-parallel fused gradient equals the one-thread one (loss, dz, db).
+    #[test]
+    fn fused_gradient_is_the_same_on_a_pool() {
+        let (n, v) = (64, 2048);
+        let mut rng = crate::Rng::new(5);
+        let z0: Vec<f32> = (0..n * v)
+            .map(|_| 4.0 * rng.uniform() as f32 - 2.0)
+            .collect();
+        let bias: Vec<f32> = (0..v).map(|i| (i as f32 * 0.01).sin()).collect();
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i * 37) % v as u32).collect();
+        let run = |par: bool| {
+            let (mut z, mut nll, mut db) = (z0.clone(), Vec::new(), vec![0.0f32; v]);
+            let f =
+                || softmax_cross_entropy_grad(&mut z, &bias, &targets, v, 0.05, &mut nll, &mut db);
+            let loss = if par {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(3)
+                    .build()
+                    .unwrap()
+                    .install(f)
+            } else {
+                crate::par::sequential(f)
+            };
+            (loss, z, db)
+        };
+        let (l1, z1, db1) = run(false);
+        let (l2, z2, db2) = run(true);
+        assert!((l1 - l2).abs() < 1e-9 * l1.abs());
+        assert_eq!(z1, z2);
+        for (a, b) in db1.iter().zip(&db2) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 }
