@@ -25,9 +25,11 @@
 pub mod arpa;
 pub mod corpus;
 pub mod count;
+pub mod extsort;
 pub mod hash;
 pub mod kn;
 pub mod model;
+pub mod stream;
 pub mod util;
 
 pub use corpus::{Corpus, CorpusOptions};
