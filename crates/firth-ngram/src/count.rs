@@ -318,7 +318,11 @@ pub fn adjust(raw: &RawCounts, pack: &Packing, keep_raw: bool) -> Vec<OrderCount
     let mut out: Vec<OrderCounts> = (0..n).map(|_| OrderCounts::default()).collect();
     let mut emit = |g: Adjusted| {
         let o = &mut out[g.order - 1];
-        o.push(g.key, g.adjusted, (keep_raw && g.order < n).then_some(g.raw));
+        o.push(
+            g.key,
+            g.adjusted,
+            (keep_raw && g.order < n).then_some(g.raw),
+        );
         if g.at_end {
             o.last_flushed = true;
             o.last_raw = g.raw;

@@ -12,9 +12,12 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-/// Bytes of each reader's and writer's buffer: large enough for sequential disk speed, small
-/// enough that a merge of many runs stays well inside a small budget.
+/// Bytes of each writer's buffer, and of each reader's when few files are read at once: large
+/// enough for sequential disk speed.
 const IO_BUF: usize = 256 << 10;
+/// All readers of one merge together get at most this much buffer (each at least 8 KiB), so a
+/// merge of many runs stays inside a small budget.
+const MERGE_BUF: usize = 32 << 20;
 
 /// A record with a fixed little-endian encoding of `SIZE` bytes. `Ord` is the sort order.
 pub trait Rec: Copy + Ord + Send + Sync {
@@ -163,12 +166,16 @@ pub struct RecReader<R: Rec> {
 
 impl<R: Rec> RecReader<R> {
     pub fn open(f: &TempFile) -> Result<RecReader<R>> {
+        Self::with_buffer(f, IO_BUF)
+    }
+
+    fn with_buffer(f: &TempFile, bytes: usize) -> Result<RecReader<R>> {
         let file = std::fs::File::open(&f.path).map_err(|source| Error::Read {
             path: f.path.clone(),
             err: source,
         })?;
         Ok(RecReader {
-            r: BufReader::with_capacity(IO_BUF, file),
+            r: BufReader::with_capacity(bytes, file),
             path: f.path.clone(),
             buf: vec![0; R::SIZE],
             _r: PhantomData,
@@ -209,8 +216,9 @@ impl<R: Rec> Merger<R> {
     pub fn new(runs: Vec<TempFile>) -> Result<Merger<R>> {
         let mut readers = Vec::with_capacity(runs.len());
         let mut heap = BinaryHeap::with_capacity(runs.len());
+        let bytes = (MERGE_BUF / runs.len().max(1)).clamp(8 << 10, IO_BUF);
         for (i, f) in runs.iter().enumerate() {
-            let mut r = RecReader::open(f)?;
+            let mut r = RecReader::with_buffer(f, bytes)?;
             if let Some(x) = r.next()? {
                 heap.push(std::cmp::Reverse((x, i)));
             }
@@ -323,7 +331,9 @@ mod tests {
         let mut want = Vec::new();
         let mut x = 12345u64;
         for i in 0..10_000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let r = ((x >> 20) as u128, i);
             want.push(r);
             s.push(r).unwrap();

@@ -108,9 +108,9 @@ pub struct BuildOptions {
     pub memory: u64,
     /// Where counting and the streaming estimation keep their temporary files (lmplz `-T`).
     pub temp_dir: PathBuf,
-    /// For [`build_to`]: `Some(true)` streams through temporary files (the external-memory
-    /// estimation of [`crate::stream`]) even when the model would fit in memory, `Some(false)`
-    /// never streams, `None` streams only when the in-memory build would not fit in `memory`.
+    /// For [`build_to`]: `Some(false)` estimates in memory; `None` (the default) and
+    /// `Some(true)` stream Kneser-Ney through temporary files (the external-memory estimation
+    /// of [`crate::stream`]), which keeps the whole build inside `memory`.
     pub external: Option<bool>,
 }
 
@@ -200,20 +200,14 @@ pub fn build_owned(
     estimate(&corpus, counted, opts)
 }
 
-/// Bytes per distinct N-gram that the in-memory build peaks at (measured: 2,458 MB for the
-/// 17.1M distinct 5-grams of gut8, about 144): [`build_to`] streams when this times the number
-/// of distinct N-grams exceeds the budget.
-pub const IN_MEMORY_BYTES_PER_NGRAM: u64 = 150;
-
 /// Counts `corpus`, estimates the model and writes it to `out`, inside `opts.memory`.
 ///
 /// Counting fills a buffer sized from the budget (what the corpus's token stream leaves of it)
-/// and spills sorted runs. If the text fit in one run and the in-memory estimation would fit
-/// the budget too (about [`IN_MEMORY_BYTES_PER_NGRAM`] bytes per distinct N-gram), the model is
-/// built in memory as by [`build_owned`]; otherwise the Kneser-Ney estimation streams through
-/// sorted temporary files ([`crate::stream`]) and writes the ARPA and binary files as it goes.
-/// Both give byte-identical files. `opts.external` forces either way; add-k and stupid backoff
-/// are always built in memory.
+/// and spills sorted runs; the Kneser-Ney estimation then streams through sorted temporary
+/// files ([`crate::stream`]) and writes the ARPA and binary files as it goes. With
+/// `opts.external == Some(false)` the model is instead built in memory as by [`build_owned`]
+/// (byte-identical files; on PTB and gut8 it was no faster and took 2-4x the memory, so it is
+/// not the default). Add-k and stupid backoff are always built in memory.
 pub fn build_to(
     mut corpus: Corpus,
     opts: &BuildOptions,
@@ -236,7 +230,11 @@ pub fn build_to(
     let pruned_words = vocab_limit_mask(&corpus, opts.vocab_limit);
     // What stays in memory besides the sort buffers: the vocabulary (strings, the id hash map
     // and the per-word arrays, about 100 bytes a word) and, while counting, the token stream.
-    let vocab_bytes = corpus.words.iter().map(|w| w.len() as u64 + 100).sum::<u64>();
+    let vocab_bytes = corpus
+        .words
+        .iter()
+        .map(|w| w.len() as u64 + 100)
+        .sum::<u64>();
     let tokens_bytes = corpus.tokens.len() as u64 * 4;
     let slack = 16 << 20;
     let count_mem = opts
@@ -252,20 +250,6 @@ pub fn build_to(
         },
     )?;
     corpus.tokens = Vec::new();
-    let spilled = runs.spilled();
-    let fits = match &runs {
-        count::Runs::Memory(r) => {
-            r.keys.len() as u64 * IN_MEMORY_BYTES_PER_NGRAM + vocab_bytes <= opts.memory
-        }
-        count::Runs::Disk(_) => false,
-    };
-    if opts.external != Some(true) && fits {
-        let raw = runs.collect()?;
-        let counted = adjust_stage(raw, pack, thresholds, pruned_words, opts, progress);
-        progress("estimating");
-        let built = estimate(&corpus, counted, opts)?;
-        return write_built(built, out, spilled, progress);
-    }
     crate::stream::estimate(
         &corpus.words,
         runs,
@@ -334,7 +318,14 @@ fn count_stage(
         },
     )?;
     let pruned_words = vocab_limit_mask(corpus, opts.vocab_limit);
-    Ok(adjust_stage(raw, pack, thresholds, pruned_words, opts, progress))
+    Ok(adjust_stage(
+        raw,
+        pack,
+        thresholds,
+        pruned_words,
+        opts,
+        progress,
+    ))
 }
 
 /// Adjusted counts of every order, in memory.
@@ -438,7 +429,14 @@ impl Acc {
 
 /// Model-id hash of a reversed corpus-id key's words `from..to` (0 = last word).
 #[inline]
-pub(crate) fn key_hash(pack: &Packing, remap: &[u32], key: u128, n: usize, from: usize, to: usize) -> u64 {
+pub(crate) fn key_hash(
+    pack: &Packing,
+    remap: &[u32],
+    key: u128,
+    n: usize,
+    from: usize,
+    to: usize,
+) -> u64 {
     // An empty remap is the identity (no word was cut): skip the indirection.
     let id = |w: u32| {
         if remap.is_empty() {

@@ -457,15 +457,20 @@ impl Model {
                     )));
                     return Err(std::io::Error::other("table"));
                 }
-                let mut tb = Vec::with_capacity(1 << 20);
-                for chunk in t.chunks(1 << 16) {
-                    tb.clear();
-                    for e in chunk {
-                        tb.extend_from_slice(&e.key.to_le_bytes());
-                        tb.extend_from_slice(&e.prob.to_le_bytes());
-                        tb.extend_from_slice(&e.backoff.to_le_bytes());
-                    }
-                    w.write_all(&tb)?;
+                #[cfg(target_endian = "little")]
+                {
+                    // SAFETY: Entry is repr(C) of u64, f32, f32 (16 bytes, no padding), so its
+                    // bytes on a little-endian machine are exactly the file's encoding.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(t.as_ptr() as *const u8, t.len() * 16)
+                    };
+                    w.write_all(src)?;
+                }
+                #[cfg(not(target_endian = "little"))]
+                for e in &t {
+                    w.write_all(&e.key.to_le_bytes())?;
+                    w.write_all(&e.prob.to_le_bytes())?;
+                    w.write_all(&e.backoff.to_le_bytes())?;
                 }
             }
             let mut tail = vec![0u8; l.total - l.vocab_table];

@@ -33,7 +33,7 @@
 use crate::count::{Adjusted, Adjuster, OrderCounts, Packing, Runs};
 use crate::extsort::{RecReader, RecWriter, Sorter, TempFile};
 use crate::kn::{self, Acc, BuildOptions, Discount};
-use crate::model::{Entry, Model, ProbBackoff, TableBuilder};
+use crate::model::{Model, ProbBackoff, TableBuilder};
 use crate::{Error, Result, EOS, UNK};
 use std::path::Path;
 
@@ -251,12 +251,10 @@ pub(crate) fn estimate(
                     }
                     match cur {
                         Some((k, p)) if k == sfx => f32::from_bits(p),
-                        _ => {
-                            return Err(Error::Config(format!(
-                                "internal error: the suffix of a kept {n}-gram is not a kept {}-gram",
-                                n - 1
-                            )))
-                        }
+                        _ => return Err(Error::Config(format!(
+                            "internal error: the suffix of a kept {n}-gram is not a kept {}-gram",
+                            n - 1
+                        ))),
                     }
                 }
             };
@@ -297,13 +295,31 @@ pub(crate) fn estimate(
             let f = finals[n].as_ref().expect("a final file per order");
             let mut t = TableBuilder::new(counts[n - 1] as usize);
             let mut r = RecReader::<Final>::open(f)?;
-            while let Some((key, p, bo)) = r.next()? {
-                let (slot, _) = t.insert(kn::key_hash(pack, &remap, key, n, 0, n));
-                t.slots[slot] = Entry {
-                    key: t.slots[slot].key,
-                    prob: f32::from_bits(p),
-                    backoff: f32::from_bits(bo),
-                };
+            // Inserts in file (suffix) order, as the in-memory build does, so the slots come
+            // out the same; the home slot of the insert 8 ahead is prefetched.
+            const BATCH: usize = 4096;
+            let mut batch: Vec<(u64, u32, u32)> = Vec::with_capacity(BATCH);
+            loop {
+                batch.clear();
+                while batch.len() < BATCH {
+                    match r.next()? {
+                        Some((key, p, bo)) => {
+                            batch.push((kn::key_hash(pack, &remap, key, n, 0, n), p, bo))
+                        }
+                        None => break,
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                for (j, &(h, p, bo)) in batch.iter().enumerate() {
+                    if let Some(&(ahead, _, _)) = batch.get(j + 8) {
+                        t.prefetch(ahead);
+                    }
+                    let (slot, _) = t.insert(h);
+                    t.slots[slot].prob = f32::from_bits(p);
+                    t.slots[slot].backoff = f32::from_bits(bo);
+                }
             }
             Ok(t.slots)
         })?;

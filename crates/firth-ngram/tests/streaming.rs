@@ -8,7 +8,12 @@ use firth_ngram::stream::{Outputs, Summary};
 use firth_ngram::{Corpus, CorpusOptions};
 use std::path::Path;
 
-fn build_files(text: &str, opts: &BuildOptions, dir: &Path, tag: &str) -> (Vec<u8>, Vec<u8>, Summary) {
+fn build_files(
+    text: &str,
+    opts: &BuildOptions,
+    dir: &Path,
+    tag: &str,
+) -> (Vec<u8>, Vec<u8>, Summary) {
     let c = Corpus::from_text(text, CorpusOptions::default()).unwrap();
     let arpa = dir.join(format!("{tag}.arpa"));
     let bin = dir.join(format!("{tag}.bin"));
@@ -23,7 +28,11 @@ fn build_files(text: &str, opts: &BuildOptions, dir: &Path, tag: &str) -> (Vec<u
         &mut |_| {},
     )
     .unwrap();
-    let out = (std::fs::read(&arpa).unwrap(), std::fs::read(&bin).unwrap(), s);
+    let out = (
+        std::fs::read(&arpa).unwrap(),
+        std::fs::read(&bin).unwrap(),
+        s,
+    );
     std::fs::remove_file(&arpa).unwrap();
     std::fs::remove_file(&bin).unwrap();
     out
@@ -52,8 +61,14 @@ fn same_both_ways(text: &str, opts: BuildOptions, tag: &str) {
     assert_eq!(sa.counts, sb.counts);
     assert_eq!(sa.stats, sb.stats);
     assert_eq!(sa.discounts, sb.discounts);
-    assert!(arpa_a == arpa_b, "{tag}: streamed ARPA differs from the in-memory one");
-    assert!(bin_a == bin_b, "{tag}: streamed binary differs from the in-memory one");
+    assert!(
+        arpa_a == arpa_b,
+        "{tag}: streamed ARPA differs from the in-memory one"
+    );
+    assert!(
+        bin_a == bin_b,
+        "{tag}: streamed binary differs from the in-memory one"
+    );
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         0,

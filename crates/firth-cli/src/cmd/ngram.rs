@@ -39,15 +39,16 @@ struct BuildArgs {
     #[arg(long)]
     binary: Option<PathBuf>,
     /// Memory budget for the whole build, e.g. 500M, 2G, 40% (lmplz -S). Counting spills sorted
-    /// runs to --temp-dir; a model that would not fit is estimated by streaming sorted files.
+    /// runs to --temp-dir and the estimation streams sorted files there.
     #[arg(short = 'S', long, default_value = "1G")]
     memory: String,
     /// Directory for spilled runs and the streaming estimation's files (lmplz -T).
     #[arg(short = 'T', long)]
     temp_dir: Option<PathBuf>,
-    /// Estimate through temporary files even when the model would fit in --memory.
+    /// Hold the whole model in memory while estimating instead of streaming temporary files
+    /// (same files; more memory, and --memory then bounds only counting).
     #[arg(long)]
-    external: bool,
+    in_memory: bool,
     /// Use fixed discounts (default 0.5 1 1.5) where the closed-form Kneser-Ney estimate fails.
     #[arg(long, num_args = 0..=3, value_name = "D")]
     discount_fallback: Option<Vec<f32>>,
@@ -202,7 +203,7 @@ fn build(a: BuildArgs) -> Result<()> {
         vocab_limit: a.vocab_limit,
         memory,
         temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
-        external: a.external.then_some(true),
+        external: a.in_memory.then_some(false),
     };
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
