@@ -227,6 +227,12 @@ pub fn build_to(
     }
     let thresholds = prune_thresholds(&opts.prune, n)?;
     let pack = Packing::new(n, corpus.vocab_size())?;
+    if !opts.temp_dir.is_dir() {
+        return Err(Error::File {
+            path: opts.temp_dir.clone(),
+            msg: "the directory for temporary files does not exist or is not a directory; create it or give another with --temp-dir / -T".into(),
+        });
+    }
     let pruned_words = vocab_limit_mask(&corpus, opts.vocab_limit);
     // What stays in memory besides the sort buffers: the vocabulary (strings, the id hash map
     // and the per-word arrays, about 100 bytes a word) and, while counting, the token stream.

@@ -21,6 +21,9 @@
 
 // Index loops over parallel arrays (keys, counts, marks) read better than zipped iterators.
 #![allow(clippy::needless_range_loop)]
+// Record readers and merges have a fallible `next() -> Result<Option<T>>`, which `Iterator`
+// cannot express.
+#![allow(clippy::should_implement_trait)]
 
 pub mod arpa;
 pub mod corpus;

@@ -251,10 +251,12 @@ pub(crate) fn estimate(
                     }
                     match cur {
                         Some((k, p)) if k == sfx => f32::from_bits(p),
-                        _ => return Err(Error::Config(format!(
+                        _ => {
+                            return Err(Error::Config(format!(
                             "internal error: the suffix of a kept {n}-gram is not a kept {}-gram",
                             n - 1
-                        ))),
+                        )))
+                        }
                     }
                 }
             };

@@ -163,3 +163,40 @@ fn streamed_build_reports_bad_discounts() {
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn streamed_unigram_model_is_byte_identical() {
+    same_both_ways(
+        &synthetic(500, 13),
+        BuildOptions {
+            order: 1,
+            discount_fallback: Some(Discount::FALLBACK),
+            ..Default::default()
+        },
+        "o1",
+    );
+}
+
+#[test]
+fn missing_temp_dir_is_a_clear_error() {
+    let c = Corpus::from_text("a b c\n", CorpusOptions::default()).unwrap();
+    let out = tmpdir("stream-notmp");
+    let e = kn::build_to(
+        c,
+        &BuildOptions {
+            order: 2,
+            temp_dir: out.join("missing"),
+            ..Default::default()
+        },
+        &Outputs {
+            arpa: Some(&out.join("x.arpa")),
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("missing") && e.contains("--temp-dir"), "{e}");
+    assert!(!out.join("x.arpa").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
