@@ -5,7 +5,11 @@ Runs build (firth ngram build / lmplz), load + query (firth binary / KenLM probi
 perplexity parity, alternating the two tools so machine load hits both, and prints a table of
 wall time, peak RSS (/usr/bin/time), model size, perplexity and firth/KenLM ratios.
 
-    KENLM_BIN=/path/to/kenlm/build/bin python3 bench/ngram/bench.py [--ptb] [--gut8] [--repeat N]
+    KENLM_BIN=/path/to/kenlm/build/bin nice -n 10 python3 bench/ngram/bench.py [--ptb] [--gut8] \
+        [--repeat N] [--memory 1G]
+
+--memory gives both tools the same budget (firth -S, lmplz -S); peak RSS is then reported
+against it. Each table records the machine load (`uptime`) before and after its runs.
 
 Environment: KENLM_BIN (directory with lmplz, query, build_binary) or LMPLZ (path to lmplz,
 the other two taken from its directory); FIRTH (default target/release/firth); PTB (default
@@ -112,23 +116,43 @@ def row(name, f, k, unit, fmt="{:.2f}"):
     return f"| {name} | {fmt.format(f)} {unit} | {fmt.format(k)} {unit} | {ratio:.2f}x |"
 
 
-def bench(name, train, test, query_text, order, repeat, kb, parity_orders, prune):
+def load_avg():
+    return open("/proc/loadavg").read().split()[:3]
+
+
+def bench(name, train, test, query_text, order, repeat, kb, parity_orders, prune, memory=None):
     d = os.path.dirname(train)
     fa, fb = os.path.join(d, f"f{order}.arpa"), os.path.join(d, f"f{order}.bin")
     ka, kbin = os.path.join(d, f"k{order}.arpa"), os.path.join(d, f"k{order}.probing")
-    build_f = lambda: timed([FIRTH, "ngram", "build", "-o", str(order), "--arpa", fa, "--binary", fb, train])[:3]
+    fmem = ["-S", memory, "-T", d] if memory else []
+    kmem = ["-S", memory] if memory else LMPLZ_ARGS
+    streamed = []
+
+    def build_f():
+        r = timed([FIRTH, "ngram", "build", "-o", str(order), "--arpa", fa, "--binary", fb, train] + fmem)
+        streamed.append("streamed through temporary files" in r[3])
+        return r[:3]
     fns = [build_f]
     if kb:
-        build_k = lambda: timed([os.path.join(kb, "lmplz"), "-o", str(order), "-T", d] + LMPLZ_ARGS,
+        build_k = lambda: timed([os.path.join(kb, "lmplz"), "-o", str(order), "-T", d] + kmem,
                                 stdin=train, stdout=ka)[:3]
         fns.append(build_k)
     print(f"[{name}] building order {order} x{repeat} ...", file=sys.stderr)
+    load0 = load_avg()
     res = median_runs(fns, repeat)
-    lines = [f"### {name}: order {order}, {os.path.getsize(train) / 1e6:.0f} MB of training text", "",
+    load1 = load_avg()
+    budget = f"`-S {memory}` for both" if memory else f"firth's default `-S 1G`, lmplz {' '.join(LMPLZ_ARGS) or 'default (-S 80%)'}"
+    lines = [f"### {name}: order {order}, {os.path.getsize(train) / 1e6:.0f} MB of training text, {budget}", "",
+             f"Load average (1/5/15 min) before the builds: {' '.join(load0)}; after: {' '.join(load1)}. "
+             f"firth {'streamed (external memory)' if any(streamed) else 'built in memory'}.", "",
              "| measure | firth | KenLM | firth/KenLM |", "|---|---|---|---|"]
     kres = res[1] if kb else None
     lines.append(row("build wall (ARPA + binary for firth, ARPA for lmplz)", res[0][0], kres and kres[0], "s"))
     lines.append(row("build peak RSS", res[0][1], kres and kres[1], "MB", "{:.0f}"))
+    if memory:
+        mb = parse_mb(memory)
+        lines.append(f"| build peak RSS / budget ({memory} = {mb:.0f} MB) | {res[0][1] / mb:.2f} | "
+                     + (f"{kres[1] / mb:.2f} |" if kres else "(skipped) |") + " |")
     lines.append(row("build CPU (user+sys)", res[0][2], kres and kres[2], "s"))
     ksize = None
     if kb:
@@ -165,10 +189,10 @@ def bench(name, train, test, query_text, order, repeat, kb, parity_orders, prune
             fa2 = os.path.join(d, f"p{o}{'p' if pr else ''}.f.arpa")
             ka2 = os.path.join(d, f"p{o}{'p' if pr else ''}.k.arpa")
             extra = (["--prune"] + pr) if pr else []
-            timed([FIRTH, "ngram", "build", "-o", str(o), "--arpa", fa2, train] + extra)
+            timed([FIRTH, "ngram", "build", "-o", str(o), "--arpa", fa2, train] + extra + fmem)
             f = ppl_firth(fa2, test)
             if kb:
-                timed([os.path.join(kb, "lmplz"), "-o", str(o), "-T", d] + extra, stdin=train, stdout=ka2)
+                timed([os.path.join(kb, "lmplz"), "-o", str(o), "-T", d] + extra + kmem, stdin=train, stdout=ka2)
                 k = ppl_kenlm(kb, ka2, test)
                 lines.append(f"| {tag} | {f:.3f} | {k:.3f} | {'yes' if f'{f:.3f}' == f'{k:.3f}' else 'NO'} |")
             else:
@@ -177,12 +201,21 @@ def bench(name, train, test, query_text, order, repeat, kb, parity_orders, prune
     return "\n".join(lines)
 
 
+def parse_mb(s):
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    s = s.strip().upper().rstrip("B")
+    if s[-1] in units:
+        return float(s[:-1]) * units[s[-1]]
+    return float(s) / (1 << 20)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ptb", action="store_true")
     ap.add_argument("--gut8", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--order", type=int, default=5)
+    ap.add_argument("--memory", help="the same -S budget for both tools, e.g. 1G")
     a = ap.parse_args()
     if not (a.ptb or a.gut8):
         a.ptb = True
@@ -195,7 +228,8 @@ def main():
     if a.ptb:
         ptb = os.environ.get("PTB", "../shared/data/ptb")
         d, train, test = prepare(os.path.join(ptb, "ptb.train.txt"), os.path.join(ptb, "ptb.test.txt"), "ptb")
-        out.append(bench("PTB", train, test, train, a.order, a.repeat, kb, [2, 3, 4, 5], ["0", "0", "1"]))
+        out.append(bench("PTB", train, test, train, a.order, a.repeat, kb, [2, 3, 4, 5], ["0", "0", "1"],
+                         a.memory))
     if a.gut8:
         lines = "/tmp/gut8.lines"
         if not os.path.exists(lines):
@@ -210,7 +244,8 @@ def main():
             with open(lines) as f, open(train, "w") as tr, open(test, "w") as te:
                 for i, line in enumerate(f):
                     (te if i % 100 == 99 else tr).write(line if line.endswith("\n") else line + "\n")
-        out.append(bench("gut8 (19M words)", train, test, test, a.order, min(a.repeat, 1) or 1, kb, [], None))
+        out.append(bench("gut8 (19M words)", train, test, test, a.order, a.repeat, kb, [], None,
+                         a.memory))
     print("\n".join(out))
 
 

@@ -52,6 +52,136 @@ fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
     }
 }
 
+/// Writes the model that [`crate::stream`] estimated as ARPA, byte for byte what
+/// [`write_arpa`] writes for the same model: unigrams from memory (`unigram_keys` are the kept
+/// corpus ids, `unigrams` indexed by model id, log10), higher orders from the final files.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_arpa_streamed(
+    path: &Path,
+    pack: &crate::count::Packing,
+    corpus_words: &[String],
+    counts: &[u64],
+    unigram_keys: &[u128],
+    remap: &[u32],
+    unigrams: &[ProbBackoff],
+    finals: &[Option<crate::extsort::TempFile>],
+) -> Result<()> {
+    use crate::extsort::RecReader;
+    use rayon::prelude::*;
+    let n_max = pack.order;
+    let mut inner: Option<Error> = None;
+    let res = write_atomic(path, |w| {
+        writeln!(w, "\\data\\")?;
+        for (i, c) in counts.iter().enumerate() {
+            writeln!(w, "ngram {}={}", i + 1, c)?;
+        }
+        writeln!(w)?;
+        writeln!(w, "\\1-grams:")?;
+        let mut out = String::new();
+        let mut fb = zmij::Buffer::new();
+        for &k in unigram_keys {
+            let e = unigrams[remap[k as usize] as usize];
+            out.clear();
+            push_line(&mut out, &mut fb, e, n_max > 1, |out| {
+                out.push_str(&corpus_words[k as usize])
+            });
+            w.write_all(out.as_bytes())?;
+        }
+        writeln!(w)?;
+        const BLOCK: usize = 1 << 15;
+        for n in 2..=n_max {
+            writeln!(w, "\\{n}-grams:")?;
+            let f = finals[n].as_ref().expect("a final file per order");
+            let mut r = match RecReader::<crate::stream::Final>::open(f) {
+                Ok(r) => r,
+                Err(e) => {
+                    inner = Some(e);
+                    return Err(std::io::Error::other("read"));
+                }
+            };
+            let mut batch = Vec::with_capacity(BLOCK * 16);
+            loop {
+                batch.clear();
+                while batch.len() < BLOCK * 16 {
+                    match r.next() {
+                        Ok(Some(x)) => batch.push(x),
+                        Ok(None) => break,
+                        Err(e) => {
+                            inner = Some(e);
+                            return Err(std::io::Error::other("read"));
+                        }
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let texts: Vec<String> = batch
+                    .par_chunks(BLOCK)
+                    .map(|recs| {
+                        let mut out = String::with_capacity(recs.len() * (16 + 8 * n));
+                        let mut fb = zmij::Buffer::new();
+                        for &(k, p, b) in recs {
+                            let e = ProbBackoff {
+                                prob: f32::from_bits(p),
+                                backoff: f32::from_bits(b),
+                            };
+                            push_line(&mut out, &mut fb, e, n < n_max, |out| {
+                                push_words(out, pack, corpus_words, k, n)
+                            });
+                        }
+                        out
+                    })
+                    .collect();
+                for t in texts {
+                    w.write_all(t.as_bytes())?;
+                }
+            }
+            writeln!(w)?;
+        }
+        writeln!(w, "\\end\\")
+    });
+    match inner {
+        Some(e) => Err(e),
+        None => res,
+    }
+}
+
+/// One ARPA line: `prob <tab> words [<tab> backoff]`.
+#[inline]
+fn push_line(
+    out: &mut String,
+    fb: &mut zmij::Buffer,
+    e: ProbBackoff,
+    with_backoff: bool,
+    words: impl FnOnce(&mut String),
+) {
+    push_float(out, fb, e.prob);
+    out.push('\t');
+    words(out);
+    if with_backoff {
+        out.push('\t');
+        push_float(out, fb, e.backoff);
+    }
+    out.push('\n');
+}
+
+/// The words of a reversed corpus-id key in reading order, separated by spaces.
+#[inline]
+fn push_words(
+    out: &mut String,
+    pack: &crate::count::Packing,
+    corpus_words: &[String],
+    k: u128,
+    n: usize,
+) {
+    for j in 0..n {
+        if j > 0 {
+            out.push(' ');
+        }
+        out.push_str(&corpus_words[pack.rev_word(k, n, n - 1 - j) as usize]);
+    }
+}
+
 fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> String {
     const BATCH: usize = 16;
     let mut out = String::with_capacity(keys.len() * (16 + 8 * n));
@@ -79,19 +209,9 @@ fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> S
                 m.unigrams().get(h as usize).copied()
             }
             .expect("kept n-grams are in the model");
-            push_float(&mut out, &mut fb, e.prob);
-            out.push('\t');
-            for j in 0..n {
-                if j > 0 {
-                    out.push(' ');
-                }
-                out.push_str(&built.corpus_words[built.pack.rev_word(k, n, n - 1 - j) as usize]);
-            }
-            if with_backoff {
-                out.push('\t');
-                push_float(&mut out, &mut fb, e.backoff);
-            }
-            out.push('\n');
+            push_line(&mut out, &mut fb, e, with_backoff, |out| {
+                push_words(out, &built.pack, &built.corpus_words, k, n)
+            });
         }
     }
     out

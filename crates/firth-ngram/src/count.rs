@@ -13,10 +13,9 @@
 //! file and a k-way merge with a binary heap joins them, so the counting buffer never grows past
 //! the budget.
 
+use crate::extsort::{Merger, RecWriter, TempFile};
 use crate::{Error, Result, BOS};
 use rayon::slice::ParallelSliceMut;
-use std::collections::BinaryHeap;
-use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// How n-grams of one model are packed into `u128` keys.
@@ -83,7 +82,7 @@ pub struct RawCounts {
 /// Where counting may spill, and how much memory its buffer may use.
 #[derive(Clone, Debug)]
 pub struct CountOptions {
-    /// Bytes for the key buffer (each key is 16 bytes).
+    /// Bytes for the counting buffer (24 per buffered window: key and count).
     pub memory: u64,
     /// Directory for sorted runs that do not fit in memory.
     pub temp_dir: PathBuf,
@@ -98,8 +97,89 @@ impl Default for CountOptions {
     }
 }
 
-/// Counts every padded N-gram of `tokens` (sentences terminated by `</s>`).
+/// The sorted, collapsed runs that counting produced: one in memory (the input fit in the
+/// buffer), or several on disk.
+pub enum Runs {
+    Memory(RawCounts),
+    Disk(Vec<TempFile>),
+}
+
+impl Runs {
+    /// Number of runs written to disk (0 when the input fit in memory).
+    pub fn spilled(&self) -> usize {
+        match self {
+            Runs::Memory(_) => 0,
+            Runs::Disk(r) => r.len(),
+        }
+    }
+
+    /// All N-grams with their total counts, in suffix order, as one stream.
+    pub fn stream(self) -> Result<RawStream> {
+        Ok(match self {
+            Runs::Memory(r) => RawStream::Memory(r, 0),
+            Runs::Disk(runs) => RawStream::Merge(Merger::new(runs)?, None),
+        })
+    }
+
+    /// Everything in memory (merging the runs when there are several).
+    pub fn collect(self) -> Result<RawCounts> {
+        if let Runs::Memory(r) = self {
+            return Ok(r);
+        }
+        let mut s = self.stream()?;
+        let mut out = RawCounts::default();
+        while let Some((k, c)) = s.next()? {
+            out.keys.push(k);
+            out.counts.push(c);
+        }
+        Ok(out)
+    }
+}
+
+/// The merged N-gram counts: equal keys from different runs are added up.
+pub enum RawStream {
+    Memory(RawCounts, usize),
+    Merge(Merger<(u128, u64)>, Option<(u128, u64)>),
+}
+
+impl RawStream {
+    pub fn next(&mut self) -> Result<Option<(u128, u64)>> {
+        match self {
+            RawStream::Memory(r, i) => {
+                let x = r.keys.get(*i).map(|&k| (k, r.counts[*i]));
+                *i += 1;
+                Ok(x)
+            }
+            RawStream::Merge(m, pending) => {
+                let first = match pending.take() {
+                    Some(x) => Some(x),
+                    None => m.next()?,
+                };
+                let Some((k, mut c)) = first else {
+                    return Ok(None);
+                };
+                loop {
+                    match m.next()? {
+                        Some((k2, c2)) if k2 == k => c += c2,
+                        other => {
+                            *pending = other;
+                            return Ok(Some((k, c)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts every padded N-gram of `tokens` (sentences terminated by `</s>`), in memory.
 pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawCounts> {
+    count_runs(tokens, pack, opts)?.collect()
+}
+
+/// Counts every padded N-gram of `tokens` into sorted runs of at most `opts.memory` bytes
+/// (24 bytes per buffered window: the key, and its count once the buffer is collapsed).
+pub fn count_runs(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<Runs> {
     let n = pack.order;
     let b = pack.bits as usize;
     // A state whose N words are all <s>: shifting one word in leaves N-1 <s> of history.
@@ -109,13 +189,13 @@ pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawC
     }
     let top = b * (n - 1);
     // One more slot than there are tokens: input that fits never touches the disk.
-    let cap = ((opts.memory / 16) as usize)
+    let cap = ((opts.memory / 24) as usize)
         .max(1 << 12)
         .min(tokens.len() + 1);
     let mut buf: Vec<u128> = Vec::with_capacity(cap.min(tokens.len()));
-    let mut runs: Vec<RunFile> = Vec::new();
+    let mut counts: Vec<u64> = Vec::with_capacity(cap.min(tokens.len()));
+    let mut runs: Vec<TempFile> = Vec::new();
     let mut state = start;
-    let mut only: Option<RawCounts> = None;
     for &w in tokens {
         state = (state >> b) | ((w as u128) << top);
         buf.push(state);
@@ -123,128 +203,51 @@ pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawC
             state = start;
         }
         if buf.len() == cap {
-            let run = sort_collapse(&mut buf);
-            runs.push(RunFile::write(&opts.temp_dir, runs.len(), &run)?);
+            sort_collapse(&mut buf, &mut counts);
+            runs.push(write_counts(&opts.temp_dir, &buf, &counts)?);
             buf.clear();
         }
     }
     if !buf.is_empty() {
-        let run = sort_collapse(&mut buf);
+        sort_collapse(&mut buf, &mut counts);
         if runs.is_empty() {
-            only = Some(run);
-        } else {
-            runs.push(RunFile::write(&opts.temp_dir, runs.len(), &run)?);
+            return Ok(Runs::Memory(RawCounts { keys: buf, counts }));
         }
+        runs.push(write_counts(&opts.temp_dir, &buf, &counts)?);
     }
-    drop(buf);
-    if let Some(r) = only {
-        return Ok(r);
+    if runs.is_empty() {
+        return Ok(Runs::Memory(RawCounts::default()));
     }
-    merge(runs)
+    Ok(Runs::Disk(runs))
 }
 
-fn sort_collapse(buf: &mut [u128]) -> RawCounts {
+/// Sorts the buffer and collapses equal keys in place: `buf` keeps the distinct keys and
+/// `counts` gets their multiplicities, so no second buffer is needed.
+fn sort_collapse(buf: &mut Vec<u128>, counts: &mut Vec<u64>) {
     buf.par_sort_unstable();
-    let mut out = RawCounts::default();
+    counts.clear();
     let mut i = 0;
+    let mut w = 0;
     while i < buf.len() {
         let k = buf[i];
         let mut j = i + 1;
         while j < buf.len() && buf[j] == k {
             j += 1;
         }
-        out.keys.push(k);
-        out.counts.push((j - i) as u64);
+        buf[w] = k;
+        counts.push((j - i) as u64);
+        w += 1;
         i = j;
     }
-    out
+    buf.truncate(w);
 }
 
-/// A sorted run on disk: `(u128 key, u64 count)` records, removed when dropped.
-struct RunFile {
-    path: PathBuf,
-}
-
-impl RunFile {
-    fn write(dir: &Path, i: usize, run: &RawCounts) -> Result<RunFile> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!("firth-ngram-{}-{seq}-run{i}", std::process::id()));
-        let f = RunFile { path };
-        let err = |source| Error::Write {
-            path: f.path.clone(),
-            err: source,
-        };
-        let file = std::fs::File::create(&f.path).map_err(err)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        for (k, c) in run.keys.iter().zip(&run.counts) {
-            w.write_all(&k.to_le_bytes()).map_err(err)?;
-            w.write_all(&c.to_le_bytes()).map_err(err)?;
-        }
-        w.flush().map_err(err)?;
-        Ok(f)
+fn write_counts(dir: &Path, keys: &[u128], counts: &[u64]) -> Result<TempFile> {
+    let mut w = RecWriter::<(u128, u64)>::create(dir, "count")?;
+    for (&k, &c) in keys.iter().zip(counts) {
+        w.push(&(k, c))?;
     }
-}
-
-impl Drop for RunFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-struct RunReader {
-    r: BufReader<std::fs::File>,
-    path: PathBuf,
-}
-
-impl RunReader {
-    fn next(&mut self) -> Result<Option<(u128, u64)>> {
-        let mut rec = [0u8; 24];
-        match self.r.read_exact(&mut rec) {
-            Ok(()) => Ok(Some((
-                u128::from_le_bytes(rec[..16].try_into().unwrap()),
-                u64::from_le_bytes(rec[16..].try_into().unwrap()),
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(source) => Err(Error::Read {
-                path: self.path.clone(),
-                err: source,
-            }),
-        }
-    }
-}
-
-fn merge(runs: Vec<RunFile>) -> Result<RawCounts> {
-    let mut readers = Vec::new();
-    for f in &runs {
-        let file = std::fs::File::open(&f.path).map_err(|source| Error::Read {
-            path: f.path.clone(),
-            err: source,
-        })?;
-        readers.push(RunReader {
-            r: BufReader::with_capacity(1 << 20, file),
-            path: f.path.clone(),
-        });
-    }
-    let mut heap = BinaryHeap::new();
-    for (i, r) in readers.iter_mut().enumerate() {
-        if let Some((k, c)) = r.next()? {
-            heap.push(std::cmp::Reverse((k, i, c)));
-        }
-    }
-    let mut out = RawCounts::default();
-    while let Some(std::cmp::Reverse((k, i, c))) = heap.pop() {
-        if out.keys.last() == Some(&k) {
-            *out.counts.last_mut().unwrap() += c;
-        } else {
-            out.keys.push(k);
-            out.counts.push(c);
-        }
-        if let Some((k2, c2)) = readers[i].next()? {
-            heap.push(std::cmp::Reverse((k2, i, c2)));
-        }
-    }
-    Ok(out)
+    w.finish()
 }
 
 /// The n-grams of one order in suffix order, with their adjusted counts.
@@ -312,26 +315,94 @@ impl OrderCounts {
 /// smoothings need them; Kneser-Ney alone does not).
 pub fn adjust(raw: &RawCounts, pack: &Packing, keep_raw: bool) -> Vec<OrderCounts> {
     let n = pack.order;
-    let b = pack.bits as usize;
-    let used_bits = (b * n) as u32;
     let mut out: Vec<OrderCounts> = (0..n).map(|_| OrderCounts::default()).collect();
-    let lower_raw = |r: u64| (keep_raw).then_some(r);
-    out[0].push(
-        crate::UNK as u128,
-        0,
-        (n > 1).then_some(0).and_then(lower_raw),
-    );
-    out[0].push(BOS as u128, 0, (n > 1).then_some(0).and_then(lower_raw));
-    // Open groups for orders 1..N-1, indexed by order.
-    let mut open = vec![false; n];
-    let mut gkey = vec![0u128; n];
-    let mut gadj = vec![0u64; n];
-    let mut graw = vec![0u64; n];
-    let mut prev: Option<u128> = None;
+    let mut emit = |g: Adjusted| {
+        let o = &mut out[g.order - 1];
+        o.push(
+            g.key,
+            g.adjusted,
+            (keep_raw && g.order < n).then_some(g.raw),
+        );
+        if g.at_end {
+            o.last_flushed = true;
+            o.last_raw = g.raw;
+        }
+        Ok(())
+    };
+    let mut a = Adjuster::new(pack);
+    a.start(&mut emit).expect("in-memory emit never fails");
     for (&k, &c) in raw.keys.iter().zip(&raw.counts) {
+        a.push(k, c, &mut emit).expect("in-memory emit never fails");
+    }
+    a.finish(&mut emit).expect("in-memory emit never fails");
+    out
+}
+
+/// One n-gram as [`Adjuster`] hands it out.
+#[derive(Clone, Copy, Debug)]
+pub struct Adjusted {
+    /// Its order n (1..=N).
+    pub order: usize,
+    /// Reversed key of n words.
+    pub key: u128,
+    pub adjusted: u64,
+    pub raw: u64,
+    /// Still open when the input ended (see [`OrderCounts::last_flushed`]).
+    pub at_end: bool,
+}
+
+/// The pass of [`adjust`] as a stream: feed it the suffix-sorted N-grams with
+/// [`Adjuster::push`], and it hands every order's n-grams to `emit`, each order in suffix order.
+pub struct Adjuster {
+    pack: Packing,
+    // Open groups for orders 1..N-1, indexed by order.
+    open: Vec<bool>,
+    gkey: Vec<u128>,
+    gadj: Vec<u64>,
+    graw: Vec<u64>,
+    prev: Option<u128>,
+}
+
+impl Adjuster {
+    pub fn new(pack: &Packing) -> Adjuster {
+        let n = pack.order;
+        Adjuster {
+            pack: *pack,
+            open: vec![false; n],
+            gkey: vec![0; n],
+            gadj: vec![0; n],
+            graw: vec![0; n],
+            prev: None,
+        }
+    }
+
+    /// Emits the unigrams `<unk>` and `<s>` (count 0), which come first in suffix order.
+    pub fn start<F: FnMut(Adjusted) -> Result<()>>(&mut self, emit: &mut F) -> Result<()> {
+        for id in [crate::UNK, BOS] {
+            emit(Adjusted {
+                order: 1,
+                key: id as u128,
+                adjusted: 0,
+                raw: 0,
+                at_end: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn push<F: FnMut(Adjusted) -> Result<()>>(
+        &mut self,
+        k: u128,
+        c: u64,
+        emit: &mut F,
+    ) -> Result<()> {
+        let pack = &self.pack;
+        let n = pack.order;
+        let b = pack.bits as usize;
+        let used_bits = (b * n) as u32;
         let bos_pos = (0..n).find(|&i| pack.rev_word(k, n, i) == BOS).unwrap_or(n);
         let valid = if bos_pos < n { bos_pos + 1 } else { n };
-        let same = match prev {
+        let same = match self.prev {
             None => 0,
             Some(p) => {
                 let x = p ^ k;
@@ -343,42 +414,64 @@ pub fn adjust(raw: &RawCounts, pack: &Packing, keep_raw: bool) -> Vec<OrderCount
             }
         };
         for m in same + 1..n {
-            if open[m] {
-                out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
-                open[m] = false;
+            if self.open[m] {
+                emit(Adjusted {
+                    order: m,
+                    key: self.gkey[m],
+                    adjusted: self.gadj[m],
+                    raw: self.graw[m],
+                    at_end: false,
+                })?;
+                self.open[m] = false;
             }
         }
-        if same >= 1 && same < n && open[same] && pack.rev_word(k, n, same - 1) != BOS {
-            gadj[same] += 1;
+        if same >= 1 && same < n && self.open[same] && pack.rev_word(k, n, same - 1) != BOS {
+            self.gadj[same] += 1;
         }
         for m in 1..=same.min(n - 1) {
-            if open[m] {
-                graw[m] += c;
+            if self.open[m] {
+                self.graw[m] += c;
             }
         }
         for m in same + 1..=valid.min(n - 1) {
-            open[m] = true;
-            gkey[m] = k >> (b * (n - m));
-            graw[m] = c;
-            gadj[m] = if pack.rev_word(k, n, m - 1) == BOS {
+            self.open[m] = true;
+            self.gkey[m] = k >> (b * (n - m));
+            self.graw[m] = c;
+            self.gadj[m] = if pack.rev_word(k, n, m - 1) == BOS {
                 c
             } else {
                 1
             };
         }
         if valid == n {
-            out[n - 1].push(k, c, None);
+            emit(Adjusted {
+                order: n,
+                key: k,
+                adjusted: c,
+                raw: c,
+                at_end: false,
+            })?;
         }
-        prev = Some(k);
+        self.prev = Some(k);
+        Ok(())
     }
-    for m in 1..n {
-        if open[m] {
-            out[m - 1].push(gkey[m], gadj[m], lower_raw(graw[m]));
-            out[m - 1].last_flushed = true;
-            out[m - 1].last_raw = graw[m];
+
+    /// Emits the groups still open at the end of the input.
+    pub fn finish<F: FnMut(Adjusted) -> Result<()>>(&mut self, emit: &mut F) -> Result<()> {
+        for m in 1..self.pack.order {
+            if self.open[m] {
+                emit(Adjusted {
+                    order: m,
+                    key: self.gkey[m],
+                    adjusted: self.gadj[m],
+                    raw: self.graw[m],
+                    at_end: true,
+                })?;
+                self.open[m] = false;
+            }
         }
+        Ok(())
     }
-    out
 }
 
 #[cfg(test)]

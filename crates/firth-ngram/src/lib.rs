@@ -16,18 +16,25 @@
 //!    context, and the interpolated probabilities, order by order, written straight into the query
 //!    structure: one open-addressing hash table per order keyed by a 64-bit hash of the word ids
 //!    (KenLM's "probing" layout).
+//!    [`stream`] does the same estimation from sorted temporary files ([`extsort`]), order by
+//!    order, so a whole build stays inside a memory budget; it is what [`kn::build_to`] uses.
 //! 5. [`model`]: that structure *is* the binary file: building, ARPA loading and `mmap` loading all
 //!    end in the same bytes, so querying has one code path.
 
 // Index loops over parallel arrays (keys, counts, marks) read better than zipped iterators.
 #![allow(clippy::needless_range_loop)]
+// Record readers and merges have a fallible `next() -> Result<Option<T>>`, which `Iterator`
+// cannot express.
+#![allow(clippy::should_implement_trait)]
 
 pub mod arpa;
 pub mod corpus;
 pub mod count;
+pub mod extsort;
 pub mod hash;
 pub mod kn;
 pub mod model;
+pub mod stream;
 pub mod util;
 
 pub use corpus::{Corpus, CorpusOptions};

@@ -398,38 +398,89 @@ impl Model {
                     bytes[o + 12..o + 16].copy_from_slice(&e.backoff.to_le_bytes());
                 }
             }
-            let mut vs = vec![VocabSlot::default(); vocab_slots];
-            for (id, w) in parts.words.iter().enumerate() {
-                let k = hash::string(w.as_bytes());
-                let mut i = hash::home(k, vocab_slots);
-                while vs[i].key != 0 {
-                    i = if i + 1 == vocab_slots { 0 } else { i + 1 };
-                }
-                vs[i] = VocabSlot {
-                    key: k,
-                    id: id as u32,
-                    _pad: 0,
-                };
-            }
-            let mut o = l.vocab_table;
-            for s in &vs {
-                bytes[o..o + 8].copy_from_slice(&s.key.to_le_bytes());
-                bytes[o + 8..o + 12].copy_from_slice(&s.id.to_le_bytes());
-                o += 16;
-            }
-            let mut so = 0u64;
-            let mut o = l.offsets;
-            let mut sp = l.strings;
-            for w in &parts.words {
-                bytes[o..o + 8].copy_from_slice(&so.to_le_bytes());
-                o += 8;
-                bytes[sp..sp + w.len()].copy_from_slice(w.as_bytes());
-                sp += w.len();
-                so += w.len() as u64;
-            }
-            bytes[o..o + 8].copy_from_slice(&so.to_le_bytes());
+            write_vocab(&mut bytes[l.vocab_table..], &l, &parts.words);
         }
         Model::new(Backing::Owned(buf), l)
+    }
+
+    /// Writes a binary model to `path` section by section, without holding the whole model:
+    /// `unigrams` are indexed by model id (log10), and `table(n)` builds the table of order n
+    /// (2..=N, `counts[n - 1]` entries) when its turn comes, so only one table is in memory.
+    /// The bytes equal [`Model::from_parts`] + [`Model::write_binary`] for the same parts.
+    pub fn write_binary_streamed(
+        path: &Path,
+        words: &[String],
+        unigrams: &[ProbBackoff],
+        counts: &[u64],
+        flags: u64,
+        table: &mut dyn FnMut(usize) -> Result<Vec<Entry>>,
+    ) -> Result<()> {
+        let vocab = words.len();
+        let vocab_slots = hash::slots_for(vocab);
+        let strings_len: usize = words.iter().map(|w| w.len()).sum();
+        let mut slots = vec![vocab];
+        slots.extend(counts.iter().skip(1).map(|&c| hash::slots_for(c as usize)));
+        let l = Layout::compute(
+            counts.len(),
+            vocab,
+            vocab_slots,
+            strings_len,
+            flags,
+            counts.to_vec(),
+            slots,
+        )
+        .ok_or_else(|| Error::Config("model too large for this machine's address space".into()))?;
+        let mut inner: Option<Error> = None;
+        let res = write_atomic(path, |w| {
+            let mut head = vec![0u8; l.unigrams];
+            write_header(&mut head, &l);
+            w.write_all(&head)?;
+            let mut ub = Vec::with_capacity(unigrams.len() * 8);
+            for u in unigrams {
+                ub.extend_from_slice(&u.prob.to_le_bytes());
+                ub.extend_from_slice(&u.backoff.to_le_bytes());
+            }
+            w.write_all(&ub)?;
+            for n in 2..=l.order {
+                let t = match table(n) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        inner = Some(e);
+                        return Err(std::io::Error::other("table"));
+                    }
+                };
+                if t.len() != l.slots[n - 1] {
+                    inner = Some(Error::Config(format!(
+                        "internal error: the {n}-gram table has {} slots, the layout {}",
+                        t.len(),
+                        l.slots[n - 1]
+                    )));
+                    return Err(std::io::Error::other("table"));
+                }
+                #[cfg(target_endian = "little")]
+                {
+                    // SAFETY: Entry is repr(C) of u64, f32, f32 (16 bytes, no padding), so its
+                    // bytes on a little-endian machine are exactly the file's encoding.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(t.as_ptr() as *const u8, t.len() * 16)
+                    };
+                    w.write_all(src)?;
+                }
+                #[cfg(not(target_endian = "little"))]
+                for e in &t {
+                    w.write_all(&e.key.to_le_bytes())?;
+                    w.write_all(&e.prob.to_le_bytes())?;
+                    w.write_all(&e.backoff.to_le_bytes())?;
+                }
+            }
+            let mut tail = vec![0u8; l.total - l.vocab_table];
+            write_vocab(&mut tail, &l, words);
+            w.write_all(&tail)
+        });
+        match inner {
+            Some(e) => Err(e),
+            None => res,
+        }
     }
 
     fn new(backing: Backing, l: Layout) -> Model {
@@ -886,6 +937,42 @@ impl Rng {
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// The vocabulary table, word offsets and strings into `b`, which starts at `l.vocab_table`.
+fn write_vocab(b: &mut [u8], l: &Layout, words: &[String]) {
+    let base = l.vocab_table;
+    let vocab_slots = l.vocab_slots;
+    let mut vs = vec![VocabSlot::default(); vocab_slots];
+    for (id, w) in words.iter().enumerate() {
+        let k = hash::string(w.as_bytes());
+        let mut i = hash::home(k, vocab_slots);
+        while vs[i].key != 0 {
+            i = if i + 1 == vocab_slots { 0 } else { i + 1 };
+        }
+        vs[i] = VocabSlot {
+            key: k,
+            id: id as u32,
+            _pad: 0,
+        };
+    }
+    let mut o = l.vocab_table - base;
+    for s in &vs {
+        b[o..o + 8].copy_from_slice(&s.key.to_le_bytes());
+        b[o + 8..o + 12].copy_from_slice(&s.id.to_le_bytes());
+        o += 16;
+    }
+    let mut so = 0u64;
+    let mut o = l.offsets - base;
+    let mut sp = l.strings - base;
+    for w in words {
+        b[o..o + 8].copy_from_slice(&so.to_le_bytes());
+        o += 8;
+        b[sp..sp + w.len()].copy_from_slice(w.as_bytes());
+        sp += w.len();
+        so += w.len() as u64;
+    }
+    b[o..o + 8].copy_from_slice(&so.to_le_bytes());
 }
 
 fn write_header(b: &mut [u8], l: &Layout) {

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use firth_ngram::kn::{self, BuildOptions, Discount, Smoothing};
 use firth_ngram::model::{Model, Rng};
-use firth_ngram::{arpa, Corpus, CorpusOptions};
+use firth_ngram::{Corpus, CorpusOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,12 +38,17 @@ struct BuildArgs {
     /// Write the model in firth's binary format here (loads by mmap).
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Memory for the counting buffer, e.g. 500M, 2G, 40% (lmplz -S); runs spill to --temp-dir.
+    /// Memory budget for the whole build, e.g. 500M, 2G, 40% (lmplz -S). Counting spills sorted
+    /// runs to --temp-dir and the estimation streams sorted files there.
     #[arg(short = 'S', long, default_value = "1G")]
     memory: String,
-    /// Directory for spilled sorted runs (lmplz -T).
+    /// Directory for spilled runs and the streaming estimation's files (lmplz -T).
     #[arg(short = 'T', long)]
     temp_dir: Option<PathBuf>,
+    /// Hold the whole model in memory while estimating instead of streaming temporary files
+    /// (same files; more memory, and --memory then bounds only counting).
+    #[arg(long)]
+    in_memory: bool,
     /// Use fixed discounts (default 0.5 1 1.5) where the closed-form Kneser-Ney estimate fails.
     #[arg(long, num_args = 0..=3, value_name = "D")]
     discount_fallback: Option<Vec<f32>>,
@@ -198,43 +203,47 @@ fn build(a: BuildArgs) -> Result<()> {
         vocab_limit: a.vocab_limit,
         memory,
         temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        external: a.in_memory.then_some(false),
     };
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let built = kn::build_owned(corpus, &opts, &mut |stage| {
-        eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64());
+    let outputs = firth_ngram::stream::Outputs {
+        arpa: a.arpa.as_deref(),
+        binary: a.binary.as_deref(),
+        flags: if a.chars {
+            firth_ngram::model::FLAG_CHARS
+        } else {
+            0
+        },
+    };
+    let summary = kn::build_to(corpus, &opts, &outputs, &mut |stage| {
+        spinner.suspend(|| eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64()));
         spinner.set_message(stage.to_string());
     })?;
     spinner.finish_and_clear();
     if matches!(smoothing, Smoothing::KneserNey) {
-        for (i, (d, n)) in built.discounts.iter().zip(built.model.counts()).enumerate() {
+        for (i, (d, n)) in summary.discounts.iter().zip(&summary.counts).enumerate() {
             eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
         }
     }
-    if let Some(p) = &a.arpa {
-        eprintln!(
-            "{:>7.2}s writing {}",
-            t0.elapsed().as_secs_f64(),
-            p.display()
-        );
-        arpa::write_arpa(&built, p)?;
-    }
-    let size = built.model.size_bytes();
-    if let Some(p) = &a.binary {
-        eprintln!(
-            "{:>7.2}s writing {}",
-            t0.elapsed().as_secs_f64(),
-            p.display()
-        );
-        let model = built.model.with_chars(a.chars);
-        model.write_binary(p)?;
-    }
+    let size = a
+        .binary
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| format!(", binary size {} bytes", m.len()))
+        .unwrap_or_default();
     eprintln!(
-        "built order-{} model in {:.2}s wall, peak RSS {:.0} MB, binary size {} bytes",
+        "built order-{} model in {:.2}s wall, peak RSS {:.0} MB (budget {:.0} MB, {}, {} counting runs spilled){size}",
         a.order,
         t0.elapsed().as_secs_f64(),
         peak_rss_mb(),
-        size
+        memory as f64 / (1 << 20) as f64,
+        if summary.external {
+            "streamed through temporary files"
+        } else {
+            "estimated in memory"
+        },
+        summary.count_runs,
     );
     Ok(())
 }
