@@ -65,6 +65,43 @@ pub struct TaggerConfig {
     /// Word embeddings are not trained.
     pub freeze: bool,
     pub init_range: f64,
+    /// Size of the embedding of each token's capitalisation class ([`case_class`]: all-lower,
+    /// first-upper, all-upper, has-digit, other; Collobert et al. 2011), concatenated to the
+    /// word input; 0 = off.
+    #[serde(default)]
+    pub case_dim: usize,
+    /// Training only: probability that a token's word id is replaced by `<unk>` (id 0), so the
+    /// `<unk>` row, which test words without a vector read, is trained and the model learns to
+    /// lean on the character features when a word is unknown.
+    #[serde(default)]
+    pub word_dropout: f32,
+    /// Training only: dropout on the character embeddings, before the character BiLSTM.
+    #[serde(default)]
+    pub char_dropout: f32,
+}
+
+/// Number of capitalisation classes [`case_class`] returns.
+pub const CASE_CLASSES: usize = 5;
+
+/// Capitalisation class of a token as written: 0 all letters lower-case, 1 first character
+/// upper-case (and not all upper), 2 all letters upper-case (two or more letters), 3 contains a
+/// digit, 4 anything else (no letters, or mixed case starting lower-case such as `iPhone`).
+pub fn case_class(word: &str) -> u32 {
+    if word.chars().any(|c| c.is_ascii_digit()) {
+        return 3;
+    }
+    let letters: Vec<char> = word.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.is_empty() {
+        4
+    } else if letters.iter().all(|c| !c.is_uppercase()) {
+        0
+    } else if letters.len() > 1 && letters.iter().all(|c| !c.is_lowercase()) {
+        2
+    } else if word.chars().next().is_some_and(char::is_uppercase) {
+        1
+    } else {
+        4
+    }
 }
 
 /// The label and input vocabularies a model was trained with, stored in its checkpoint.
@@ -251,6 +288,8 @@ pub struct Encoded {
     pub chars: Vec<Vec<u32>>,
     /// Tag ids in the model's scheme (empty when the file has no tags).
     pub tags: Vec<u32>,
+    /// Capitalisation class of each token ([`case_class`]).
+    pub cases: Vec<u32>,
 }
 
 /// Encodes sentences; gold tags outside the label set are an error naming file and line.
@@ -312,6 +351,7 @@ pub fn encode(
                     })
                     .collect(),
                 tags,
+                cases: s.tokens.iter().map(|w| case_class(w)).collect(),
             })
         })
         .collect()
@@ -346,6 +386,7 @@ pub struct Batch {
     pub char_steps: usize,
     pub char_ids: Vec<u32>,       // (Lc, N)
     pub char_lengths: Vec<usize>, // (N)
+    pub cases: Vec<u32>,          // (N) capitalisation class of each real token
 }
 
 impl Batch {
@@ -382,6 +423,12 @@ impl Batch {
             }
         }
         let n = self.rows.len();
+        self.cases.clear();
+        self.cases.extend(
+            self.origin
+                .iter()
+                .map(|&(i, t)| data[i].cases.get(t).copied().unwrap_or(4)),
+        );
         self.char_lengths.clear();
         self.char_lengths.extend(
             self.origin
@@ -406,21 +453,24 @@ pub struct Tagger<T> {
     pub word_emb: Embedding<T>,
     pub char_emb: Option<Embedding<T>>,
     pub char_enc: Option<SeqEncoder<T>>,
+    pub case_emb: Option<Embedding<T>>,
     pub encoder: SeqEncoder<T>,
     pub out: Linear<T>,
     pub crf: Option<Crf<T>>,
     in_drop: Dropout<T>,
     out_drop: Dropout<T>,
-    x: Vec<T>,      // (L, B, E + 2C) encoder input
+    char_drop: Dropout<T>,
+    x: Vec<T>,      // (L, B, E + 2C + Ek) encoder input
     cx: Vec<T>,     // (Lc, N, Ec)
     hr: Vec<T>,     // (N, D) encoder outputs at real rows, after dropout
     logits: Vec<T>, // (N, K) scores; softmax probabilities after a softmax loss
     emis: Vec<T>,   // (L, B, K) CRF only
     gold: Vec<u32>, // (N)
     nll: Vec<f64>,
-    d_h: Vec<T>,  // (L, B, D)
-    d_hr: Vec<T>, // (N, D)
-    d_x: Vec<T>,  // (L, B, E + 2C)
+    d_h: Vec<T>,    // (L, B, D)
+    d_hr: Vec<T>,   // (N, D)
+    d_x: Vec<T>,    // (L, B, E + 2C + Ek)
+    d_case: Vec<T>, // (N, Ek)
     d_cout: Vec<T>,
     d_cx: Vec<T>,
     d_we: Vec<T>, // (N, E)
@@ -457,9 +507,11 @@ impl<T: Real> Tagger<T> {
         } else {
             (None, None)
         };
+        let case_emb =
+            (c.case_dim > 0).then(|| Embedding::new("case_emb", CASE_CLASSES, c.case_dim, r, rng));
         let enc_cfg = EncoderConfig {
             cell: c.cell,
-            input: c.emb + if c.char_dim > 0 { 2 * c.char_hidden } else { 0 },
+            input: c.emb + if c.char_dim > 0 { 2 * c.char_hidden } else { 0 } + c.case_dim,
             hidden: c.hidden,
             layers: c.layers,
             bidirectional: true,
@@ -472,11 +524,13 @@ impl<T: Real> Tagger<T> {
             word_emb,
             char_emb,
             char_enc,
+            case_emb,
             encoder,
             out,
             crf,
             in_drop: Dropout::new(c.dropout as f64, DropoutKind::Standard),
             out_drop: Dropout::new(c.dropout as f64, DropoutKind::Standard),
+            char_drop: Dropout::new(c.char_dropout as f64, DropoutKind::Standard),
             config,
             x: Vec::new(),
             cx: Vec::new(),
@@ -488,6 +542,7 @@ impl<T: Real> Tagger<T> {
             d_h: Vec::new(),
             d_hr: Vec::new(),
             d_x: Vec::new(),
+            d_case: Vec::new(),
             d_cout: Vec::new(),
             d_cx: Vec::new(),
             d_we: Vec::new(),
@@ -508,12 +563,21 @@ impl<T: Real> Tagger<T> {
         let (l_n, b_n) = (b.steps, b.batch);
         let e = self.config.emb;
         let cf = self.char_feat();
-        let din = e + cf;
+        let kc = self.config.case_dim;
+        let din = e + cf + kc;
         let n = b.rows.len();
         resize(&mut self.x, l_n * b_n * din);
         self.x.fill(T::ZERO);
         self.word_ids.clear();
         self.word_ids.extend(b.rows.iter().map(|&r| b.words[r]));
+        let wp = self.config.word_dropout;
+        if train && wp > 0.0 {
+            for id in &mut self.word_ids {
+                if rng.uniform_f32() < wp {
+                    *id = 0;
+                }
+            }
+        }
         let ev = &self.word_emb.weight.value;
         for (&r, &id) in b.rows.iter().zip(&self.word_ids) {
             let id = id as usize;
@@ -523,12 +587,20 @@ impl<T: Real> Tagger<T> {
             let (lc, ec, ch) = (b.char_steps, self.config.char_dim, self.config.char_hidden);
             resize(&mut self.cx, lc * n * ec);
             ce.forward(&b.char_ids, &mut self.cx);
+            self.char_drop.forward(&mut self.cx, n * ec, train, rng);
             let y = enc.forward(&self.cx, lc, n, &b.char_lengths, train, rng);
             for (k, &r) in b.rows.iter().enumerate() {
                 let last = b.char_lengths[k] - 1;
-                let dst = &mut self.x[r * din + e..(r + 1) * din];
+                let dst = &mut self.x[r * din + e..r * din + e + cf];
                 dst[..ch].copy_from_slice(&y[(last * n + k) * 2 * ch..][..ch]);
-                dst[ch..].copy_from_slice(&y[k * 2 * ch + ch..][..ch]);
+                dst[ch..2 * ch].copy_from_slice(&y[k * 2 * ch + ch..][..ch]);
+            }
+        }
+        if let Some(ke) = &self.case_emb {
+            let kv = &ke.weight.value;
+            for (&r, &c) in b.rows.iter().zip(&b.cases) {
+                let c = c as usize;
+                self.x[r * din + e + cf..(r + 1) * din].copy_from_slice(&kv[c * kc..(c + 1) * kc]);
             }
         }
         self.in_drop.forward(&mut self.x, b_n * din, train, rng);
@@ -569,7 +641,8 @@ impl<T: Real> Tagger<T> {
         let d = self.encoder.out_dim();
         let e = self.config.emb;
         let cf = self.char_feat();
-        let din = e + cf;
+        let kc = self.config.case_dim;
+        let din = e + cf + kc;
         // d scores (N, K), into self.logits.
         if let Some(crf) = &mut self.crf {
             self.emis.fill(T::ZERO);
@@ -590,18 +663,28 @@ impl<T: Real> Tagger<T> {
         self.encoder
             .backward(&self.x, &self.d_h, Some(&mut self.d_x));
         self.in_drop.backward(&mut self.d_x);
+        // The case embedding's input columns of the real rows: dW_case[class] += dx row.
+        if let Some(ke) = &mut self.case_emb {
+            resize(&mut self.d_case, n * kc);
+            for (k, &r) in b.rows.iter().enumerate() {
+                self.d_case[k * kc..(k + 1) * kc]
+                    .copy_from_slice(&self.d_x[r * din + e + cf..(r + 1) * din]);
+            }
+            ke.backward(&b.cases, &self.d_case);
+        }
         if let (Some(ce), Some(enc)) = (&mut self.char_emb, &mut self.char_enc) {
             let (lc, ec, ch) = (b.char_steps, self.config.char_dim, self.config.char_hidden);
             resize(&mut self.d_cout, lc * n * 2 * ch);
             self.d_cout.fill(T::ZERO);
             for (k, &r) in b.rows.iter().enumerate() {
                 let last = b.char_lengths[k] - 1;
-                let src = &self.d_x[r * din + e..(r + 1) * din];
+                let src = &self.d_x[r * din + e..r * din + e + cf];
                 self.d_cout[(last * n + k) * 2 * ch..][..ch].copy_from_slice(&src[..ch]);
                 self.d_cout[k * 2 * ch + ch..][..ch].copy_from_slice(&src[ch..]);
             }
             resize(&mut self.d_cx, lc * n * ec);
             enc.backward(&self.cx, &self.d_cout, Some(&mut self.d_cx));
+            self.char_drop.backward(&mut self.d_cx);
             ce.backward(&b.char_ids, &self.d_cx);
         }
         if !self.config.freeze {
@@ -670,6 +753,9 @@ impl<T: Real> ParamSet<T> for Tagger<T> {
             v.push(&ce.weight);
             v.extend(enc.params());
         }
+        if let Some(ke) = &self.case_emb {
+            v.push(&ke.weight);
+        }
         v.extend(self.encoder.params());
         v.extend(self.out.params());
         if let Some(c) = &self.crf {
@@ -682,6 +768,9 @@ impl<T: Real> ParamSet<T> for Tagger<T> {
         if let (Some(ce), Some(enc)) = (&mut self.char_emb, &mut self.char_enc) {
             v.push(&mut ce.weight);
             v.extend(enc.params_mut());
+        }
+        if let Some(ke) = &mut self.case_emb {
+            v.push(&mut ke.weight);
         }
         v.extend(self.encoder.params_mut());
         v.extend(self.out.params_mut());

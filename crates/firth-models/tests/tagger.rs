@@ -26,6 +26,9 @@ fn config(vocab: &TagVocab, crf: bool, cell: CellKind) -> TaggerConfig {
         lowercase: true,
         freeze: false,
         init_range: 0.5,
+        case_dim: 2,
+        word_dropout: 0.0,
+        char_dropout: 0.0,
     }
 }
 
@@ -96,4 +99,61 @@ fn unknown_tags_and_label_errors() {
     let pos = parse_columns("a DET\nb NOUN\n", "p", None, true, false).unwrap();
     let e = TagVocab::build(&pos, &[], true, Some(Scheme::Iob2)).unwrap_err();
     assert!(format!("{e}").contains("--scheme"));
+}
+
+#[test]
+fn capitalisation_classes() {
+    use firth_models::tagger::{case_class, CASE_CLASSES};
+    let cases = [
+        ("rejects", 0),
+        ("n't", 0),
+        ("German", 1),
+        ("McDonald", 1),
+        ("I", 1),
+        ("EU", 2),
+        ("BRUSSELS", 2),
+        ("U.S.", 2),
+        ("1996-08-22", 3),
+        ("F16", 3),
+        (".", 4),
+        ("--", 4),
+        ("iPhone", 4),
+    ];
+    for (w, c) in cases {
+        assert_eq!(case_class(w), c, "{w}");
+        assert!((case_class(w) as usize) < CASE_CLASSES);
+    }
+    let (_, data) = setup(true, CellKind::Lstm);
+    // EU rejects German call / Peter Blackburn / BRUSSELS
+    assert_eq!(data[0].cases, vec![2, 0, 1, 0]);
+    assert_eq!(data[1].cases, vec![1, 1]);
+    assert_eq!(data[2].cases, vec![2]);
+    let mut b = Batch::default();
+    b.fill(&data, &[2, 0]);
+    let by_row: Vec<u32> = b.origin.iter().map(|&(i, t)| data[i].cases[t]).collect();
+    assert_eq!(b.cases, by_row);
+}
+
+#[test]
+fn word_dropout_trains_the_unknown_word_row() {
+    let (mut model, data) = setup(true, CellKind::Lstm);
+    let mut b = Batch::default();
+    b.fill(&data, &[0, 1, 2]);
+    let e = model.config.emb;
+    // p close to 1: (almost) every word reads <unk>, so only row 0 of the table gets gradient.
+    model.config.word_dropout = 0.999_999;
+    model.zero_grad();
+    model.forward(&b, true, &mut Rng::new(3));
+    model.backward(&b, 1.0);
+    let g = &model.word_emb.weight.grad;
+    assert!(g[..e].iter().any(|&v| v != 0.0));
+    assert!(g[e..].iter().all(|&v| v == 0.0));
+    // Off (and never at evaluation): row 0 gets nothing, the sentences' words do.
+    model.config.word_dropout = 0.0;
+    model.zero_grad();
+    model.forward(&b, true, &mut Rng::new(3));
+    model.backward(&b, 1.0);
+    let g = &model.word_emb.weight.grad;
+    assert!(g[..e].iter().all(|&v| v == 0.0));
+    assert!(g[e..].iter().any(|&v| v != 0.0));
 }

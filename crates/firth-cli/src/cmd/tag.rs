@@ -38,7 +38,7 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
 enum Preset {
     /// CoNLL-2003 English NER: BiLSTM-CRF with a char BiLSTM, BIOES, Adam (Lample et al. 2016's
-    /// architecture).
+    /// architecture), a capitalisation embedding, word dropout 0.05 and char-embedding dropout.
     Conll03Ner,
     /// UD English EWT UPOS: BiLSTM + char BiLSTM, softmax, Adam with lr decay 0.1, 15 epochs.
     EwtUpos,
@@ -101,6 +101,16 @@ pub struct TrainArgs {
     char_hidden: Option<usize>,
     #[arg(long)]
     dropout: Option<f32>,
+    /// Size of the capitalisation-class embedding (all-lower, First-upper, ALL-UPPER,
+    /// has-digit, other) added to each word's input; 0 = off.
+    #[arg(long)]
+    case_dim: Option<usize>,
+    /// Training: probability of replacing a word by <unk> (trains the unknown-word vector).
+    #[arg(long)]
+    word_dropout: Option<f32>,
+    /// Training: dropout on the character embeddings.
+    #[arg(long)]
+    char_dropout: Option<f32>,
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
@@ -226,6 +236,9 @@ struct Resolved {
     char_dim: usize,
     char_hidden: usize,
     dropout: f32,
+    case_dim: usize,
+    word_dropout: f32,
+    char_dropout: f32,
     crf: Option<bool>,
     scheme: Option<Scheme>,
     init_range: f64,
@@ -291,6 +304,11 @@ fn resolve(a: &TrainArgs) -> Resolved {
             None,
         ),
     };
+    // Regularisers and input features added for NER: (case_dim, word_dropout, char_dropout).
+    let (case_dim, word_dropout, char_dropout) = match a.preset {
+        Some(Preset::Conll03Ner) => (10, 0.05, 0.5),
+        Some(Preset::EwtUpos) | None => (0, 0.0, 0.0),
+    };
     let crf = if a.crf {
         Some(true)
     } else if a.softmax {
@@ -310,6 +328,9 @@ fn resolve(a: &TrainArgs) -> Resolved {
         char_dim: a.char_dim.unwrap_or(char_dim),
         char_hidden: a.char_hidden.unwrap_or(char_hidden),
         dropout: a.dropout.unwrap_or(dropout),
+        case_dim: a.case_dim.unwrap_or(case_dim),
+        word_dropout: a.word_dropout.unwrap_or(word_dropout),
+        char_dropout: a.char_dropout.unwrap_or(char_dropout),
         crf,
         scheme: a
             .scheme
@@ -428,7 +449,18 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         lowercase,
         freeze: a.freeze,
         init_range: r.init_range,
+        case_dim: r.case_dim,
+        word_dropout: r.word_dropout,
+        char_dropout: r.char_dropout,
     };
+    for (name, p) in [
+        ("--word-dropout", cfg.word_dropout),
+        ("--char-dropout", cfg.char_dropout),
+    ] {
+        if !(0.0..1.0).contains(&p) {
+            bail!("{name} must be in [0, 1)");
+        }
+    }
     if !(0.0..1.0).contains(&cfg.dropout) {
         bail!("--dropout must be in [0, 1)");
     }
