@@ -101,6 +101,8 @@ pub struct Trained {
     pub shuffle_seconds: f64,
     pub train_seconds: f64,
     pub final_cost: f64,
+    /// Mean cost Σ ½ f(x) d² / records of every epoch (glove.c prints the same figure).
+    pub epoch_costs: Vec<f64>,
 }
 
 struct TempDir(PathBuf);
@@ -472,12 +474,13 @@ pub fn train(
     };
     let threads = cfg.threads.max(1);
     let chunk = recs.len().div_ceil(threads);
-    let mut final_cost = 0.0;
+    let mut epoch_costs = vec![];
     for epoch in 0..cfg.epochs {
-        let total = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for part in recs.chunks(chunk) {
-                let (params, total) = (&params, &total);
+        let total: f64 = std::thread::scope(|s| {
+            let handles: Vec<_> = recs
+                .chunks(chunk)
+                .map(|part| {
+                let params = &params;
                 s.spawn(move || {
                     // SAFETY: ids come from the vocabulary (< V); see `Params` for sharing.
                     let c = unsafe {
@@ -493,15 +496,18 @@ pub fn train(
                             cfg.eta as f32,
                         )
                     };
-                    total.fetch_add((c * 1e6) as u64, Ordering::Relaxed);
-                });
-            }
+                    c
+                })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(f64::NAN)).sum()
         });
-        final_cost = total.load(Ordering::Relaxed) as f64 / 1e6 / recs.len() as f64;
+        let cost = total / recs.len() as f64;
+        epoch_costs.push(cost);
         progress(&Progress {
             stage: "training",
             epoch: epoch + 1,
-            cost: final_cost,
+            cost,
         });
     }
     let train_seconds = t.elapsed().as_secs_f64();
@@ -521,7 +527,8 @@ pub fn train(
         cooccur_seconds,
         shuffle_seconds,
         train_seconds,
-        final_cost,
+        final_cost: epoch_costs.last().copied().unwrap_or(0.0),
+        epoch_costs,
     })
 }
 

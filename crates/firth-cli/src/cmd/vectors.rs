@@ -402,6 +402,7 @@ fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
                 "vocab_size": tr.vocab.len(),
                 "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
                 "final_cost": tr.final_cost,
+                "epoch_costs": tr.epoch_costs,
                 "invalid_utf8_tokens": st.invalid_utf8,
                 "output": a.output.display().to_string(),
             })
