@@ -76,7 +76,8 @@ def main():
     ap.add_argument("--firth", default="target/release/firth")
     ap.add_argument("--out", default="/tmp/vbench")
     ap.add_argument("--seed", type=int, default=1,
-                    help="seed for firth glove and GloVe C's shuffle/glove (word2vec keeps its defaults)")
+                    help="seed for firth (word2vec and glove) and GloVe C's shuffle/glove; word2vec C and "
+                         "fastText keep their fixed defaults")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     firth = os.path.abspath(a.firth)
@@ -102,7 +103,7 @@ def main():
                                "--model", "cbow" if cbow else "skipgram", "--dim", "100",
                                "--window", "5", "--negative", "5", "--sample", "1e-4",
                                "--min-count", "5", "--alpha", alpha, "--epochs", E,
-                               "--threads", T, "--json"], f"{a.out}/firth-{run}.log",
+                               "--threads", T, "--seed", str(a.seed), "--json"], f"{a.out}/firth-{run}.log",
                               stdout=open(f"{a.out}/firth-{run}.json", "w"))
             j = json.load(open(f"{a.out}/firth-{run}.json"))
             words = j["words_processed"]
@@ -139,8 +140,15 @@ def main():
                     "for w in ws: f.write(w+' '+' '.join('%.6f'%x for x in m.get_word_vector(w))+'\\n')\n")
             wall, rss = timed([sys.executable, "-c", code], f"{a.out}/fasttext.log")
             fs = gensim_scores(vec, False)
-            j = json.load(open(f"{a.out}/firth-sg.json")) if os.path.exists(f"{a.out}/firth-sg.json") else None
-            words = j["words_processed"] if j else 0
+            if os.path.exists(f"{a.out}/firth-sg.json"):
+                words = json.load(open(f"{a.out}/firth-sg.json"))["words_processed"]
+            else:  # corpus words of the min-count-5 vocabulary x epochs, as firth counts them
+                counts = {}
+                with open(a.corpus, "rb") as f:
+                    for line in f:
+                        for w in line.split():
+                            counts[w] = counts.get(w, 0) + 1
+                words = sum(c for c in counts.values() if c >= 5) * a.epochs
             row("fastText sg (maxn 0)", wall, words / wall, rss, fs)
         elif run == "glove":
             fout = f"{a.out}/firth-glove.bin"
