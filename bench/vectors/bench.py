@@ -38,7 +38,14 @@ def timed(cmd, log, stdin=None, stdout=None):
         if "User time (seconds)" in line or "System time (seconds)" in line:
             cpu += float(line.split()[-1])
     CPU[0] = cpu
+    load("after " + os.path.basename(cmd[0]) + (" " + cmd[1] if len(cmd) > 1 and not cmd[1].startswith("-") else ""))
     return wall, rss
+
+
+def load(when):
+    """Prints the load average: on a shared machine every timing needs it next to it."""
+    print(f"[{when}] {time.strftime('%H:%M:%S')} load average {' '.join(open('/proc/loadavg').read().split()[:3])}",
+          flush=True)
 
 
 def gensim_scores(path, binary, no_header=False):
@@ -68,6 +75,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--firth", default="target/release/firth")
     ap.add_argument("--out", default="/tmp/vbench")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="seed for firth (word2vec and glove) and GloVe C's shuffle/glove; word2vec C and "
+                         "fastText keep their fixed defaults")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     firth = os.path.abspath(a.firth)
@@ -83,6 +93,7 @@ def main():
               f"analogy {sc['analogy']:6.2f}  ws353 {sc['ws353']:.3f}  simlex {sc['simlex']:.3f}",
               flush=True)
 
+    load("start")
     for run in a.runs.split(","):
         if run in ("sg", "cbow"):
             cbow = run == "cbow"
@@ -92,7 +103,7 @@ def main():
                                "--model", "cbow" if cbow else "skipgram", "--dim", "100",
                                "--window", "5", "--negative", "5", "--sample", "1e-4",
                                "--min-count", "5", "--alpha", alpha, "--epochs", E,
-                               "--threads", T, "--json"], f"{a.out}/firth-{run}.log",
+                               "--threads", T, "--seed", str(a.seed), "--json"], f"{a.out}/firth-{run}.log",
                               stdout=open(f"{a.out}/firth-{run}.json", "w"))
             j = json.load(open(f"{a.out}/firth-{run}.json"))
             words = j["words_processed"]
@@ -129,22 +140,30 @@ def main():
                     "for w in ws: f.write(w+' '+' '.join('%.6f'%x for x in m.get_word_vector(w))+'\\n')\n")
             wall, rss = timed([sys.executable, "-c", code], f"{a.out}/fasttext.log")
             fs = gensim_scores(vec, False)
-            j = json.load(open(f"{a.out}/firth-sg.json")) if os.path.exists(f"{a.out}/firth-sg.json") else None
-            words = j["words_processed"] if j else 0
+            if os.path.exists(f"{a.out}/firth-sg.json"):
+                words = json.load(open(f"{a.out}/firth-sg.json"))["words_processed"]
+            else:  # corpus words of the min-count-5 vocabulary x epochs, as firth counts them
+                counts = {}
+                with open(a.corpus, "rb") as f:
+                    for line in f:
+                        for w in line.split():
+                            counts[w] = counts.get(w, 0) + 1
+                words = sum(c for c in counts.values() if c >= 5) * a.epochs
             row("fastText sg (maxn 0)", wall, words / wall, rss, fs)
         elif run == "glove":
             fout = f"{a.out}/firth-glove.bin"
             wall, rss = timed([firth, "vectors", "glove", "--input", a.corpus, "--output", fout,
                                "--dim", "50", "--window", "15", "--x-max", "10", "--epochs", "15",
-                               "--min-count", "5", "--memory", "4.0", "--threads", T, "--json"],
+                               "--min-count", "5", "--memory", "4.0", "--threads", T, "--seed", str(a.seed), "--json"],
                               f"{a.out}/firth-glove.log", stdout=open(f"{a.out}/firth-glove.json", "w"))
             j = json.load(open(f"{a.out}/firth-glove.json"))
             fcpu = CPU[0]
             fs = firth_scores(firth, fout)
             checks.append((fout, fs, gensim_scores(fout, True)))
             row("firth glove", wall, 0, rss, fs, fcpu)
-            print("  firth stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs" %
-                  (j["vocab_seconds"], j["cooccur_seconds"], j["shuffle_seconds"], j["train_seconds"]))
+            print("  firth stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs; %d non-zeros" %
+                  (j["vocab_seconds"], j["cooccur_seconds"], j["shuffle_seconds"], j["train_seconds"], j["nonzeros"]))
+            print("  firth cost per iteration: " + " ".join("%.6f" % c for c in j.get("epoch_costs", [])))
             gb = os.environ.get("GLOVE_BIN")
             if not gb:
                 print("GloVe C: $GLOVE_BIN is not set (build stanfordnlp/GloVe outside the repo): skipped")
@@ -154,11 +173,12 @@ def main():
             for name, cmd, sin, sout in [
                 ("vocab_count", [f"{gb}/vocab_count", "-min-count", "5", "-verbose", "0"], a.corpus, f"{d}/gv-vocab.txt"),
                 ("cooccur", [f"{gb}/cooccur", "-memory", "4.0", "-vocab-file", f"{d}/gv-vocab.txt", "-verbose", "0",
-                             "-window-size", "15"], a.corpus, f"{d}/gv-cooc.bin"),
-                ("shuffle", [f"{gb}/shuffle", "-memory", "4.0", "-verbose", "0"], f"{d}/gv-cooc.bin", f"{d}/gv-shuf.bin"),
+                             "-window-size", "15", "-overflow-file", f"{d}/gv-overflow"], a.corpus, f"{d}/gv-cooc.bin"),
+                ("shuffle", [f"{gb}/shuffle", "-memory", "4.0", "-verbose", "0", "-seed", str(a.seed),
+                             "-temp-file", f"{d}/gv-temp-shuffle"], f"{d}/gv-cooc.bin", f"{d}/gv-shuf.bin"),
                 ("glove", [f"{gb}/glove", "-save-file", f"{d}/gv-vectors", "-threads", T, "-input-file",
                            f"{d}/gv-shuf.bin", "-x-max", "10", "-iter", "15", "-vector-size", "50", "-binary", "0",
-                           "-vocab-file", f"{d}/gv-vocab.txt", "-verbose", "0"], None, None),
+                           "-vocab-file", f"{d}/gv-vocab.txt", "-verbose", "2", "-seed", str(a.seed)], None, None),
             ]:
                 w, r = timed(cmd, f"{d}/gv-{name}.log", stdin=open(sin) if sin else None,
                              stdout=open(sout, "w") if sout else None)
@@ -167,7 +187,10 @@ def main():
                 cpus.append(CPU[0])
             gs = gensim_scores(f"{d}/gv-vectors.txt", False, no_header=True)
             row("GloVe C", sum(walls), 0, max(rsss), gs, sum(cpus))
-            print("  GloVe C stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs" % tuple(walls))
+            print("  GloVe C stages: vocab %.1fs cooccur %.1fs shuffle %.1fs train %.1fs; %d non-zeros" %
+                  (*walls, os.path.getsize(f"{d}/gv-cooc.bin") // 16))
+            costs = re.findall(r"iter: \d+, cost: ([0-9.]+)", open(f"{d}/gv-glove.log").read())
+            print("  GloVe C cost per iteration: " + " ".join(costs))
             print(f"  ratio firth/GloVe C: wall {wall / sum(walls):.2f}x, CPU {fcpu / sum(cpus):.2f}x, analogy {fs['analogy'] - gs['analogy']:+.2f} pt")
     print("\n| run | wall s | CPU s | words/s (wall) | peak RSS MiB | analogy % | WS353 | SimLex |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

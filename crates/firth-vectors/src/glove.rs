@@ -26,9 +26,17 @@
 //! table whose row r holds min(P / r, V) columns; P is chosen so the table fits about 30% of the
 //! budget. Other pairs go to a buffer that is sorted and merged when full, and spilled to a
 //! temporary file as a sorted run; the runs are merged (summing equal pairs) at the end.
+//!
+//! # Shuffling under the same budget
+//!
+//! The merged records go straight into a [`Shuffler`] holding at most 40% of the budget
+//! (12 bytes a record). If they all fit, they are shuffled in memory and trained from there;
+//! otherwise every full buffer is shuffled and written to a temporary file, and the files are
+//! merged as GloVe C's `shuffle` does (a share of each file per round, shuffled together), into
+//! one file that the training threads stream, each from its own contiguous slice.
 
 use std::collections::BinaryHeap;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -97,13 +105,29 @@ pub struct Trained {
     pub wt: Vec<f32>,
     pub nonzeros: usize,
     pub spilled_runs: usize,
+    /// Shuffled chunks written to disk (0: the records were shuffled and trained in memory).
+    pub shuffle_chunks: usize,
     pub cooccur_seconds: f64,
     pub shuffle_seconds: f64,
     pub train_seconds: f64,
     pub final_cost: f64,
+    /// Mean cost Σ ½ f(x) d² / records of every epoch (glove.c prints the same figure).
+    pub epoch_costs: Vec<f64>,
 }
 
+/// A per-process temporary directory, created on first use and removed with everything in it
+/// when dropped.
 struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static DIRS: AtomicU64 = AtomicU64::new(0);
+        TempDir(std::env::temp_dir().join(format!(
+            "firth-glove-{tag}-{}-{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        )))
+    }
+}
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -158,6 +182,23 @@ pub fn cooccur(
     window: usize,
     memory_bytes: u64,
 ) -> Result<(Vec<Crec>, usize), VecError> {
+    let mut recs = vec![];
+    let spilled = cooccur_into(input, vocab, window, memory_bytes, &mut |c| {
+        recs.push(c);
+        Ok(())
+    })?;
+    Ok((recs, spilled))
+}
+
+/// [`cooccur`], handing every record to `emit` instead of collecting them; returns the number
+/// of sorted runs spilled to disk.
+pub fn cooccur_into(
+    input: &Path,
+    vocab: &CountedVocab,
+    window: usize,
+    memory_bytes: u64,
+    emit: &mut dyn FnMut(Crec) -> Result<(), VecError>,
+) -> Result<usize, VecError> {
     let v = vocab.len() as u64;
     // Dense table: about 30% of the budget (8-byte entries), rows r = 1..V of min(P/r, V).
     let dense_entries = (0.30 * memory_bytes as f64 / 8.0).max(1024.0);
@@ -177,12 +218,7 @@ pub fn cooccur(
     // touched as it fills. The remaining 40% holds the merged records (12 bytes each).
     let overflow_cap = ((0.30 * memory_bytes as f64) / 16.0).max(1024.0) as usize;
     let mut buf: Vec<(u64, f32)> = Vec::with_capacity(overflow_cap);
-    static RUN_DIRS: AtomicU64 = AtomicU64::new(0);
-    let tmp = TempDir(std::env::temp_dir().join(format!(
-        "firth-glove-{}-{}",
-        std::process::id(),
-        RUN_DIRS.fetch_add(1, Ordering::Relaxed)
-    )));
+    let tmp = TempDir::new("runs");
     let mut runs: Vec<PathBuf> = vec![];
     let len = file_len(input)?;
     let mut ts = TokenStream::open(input, 0, len)?;
@@ -233,28 +269,29 @@ pub fn cooccur(
         }
     }
     sort_merge(&mut buf);
-    let mut recs: Vec<Crec> = Vec::new();
     for r in 1..=v {
         let s = off[r as usize - 1] as usize;
         let e = off[r as usize] as usize;
         for (c, &x) in dense[s..e].iter().enumerate() {
             if x > 0.0 {
-                recs.push(Crec {
+                emit(Crec {
                     w1: r as u32 - 1,
                     w2: c as u32,
                     x: x as f32,
-                });
+                })?;
             }
         }
     }
     drop(dense);
     let spilled = runs.len();
     if runs.is_empty() {
-        recs.extend(buf.iter().map(|&(k, x)| Crec {
-            w1: (k >> 32) as u32,
-            w2: k as u32,
-            x,
-        }));
+        for &(k, x) in &buf {
+            emit(Crec {
+                w1: (k >> 32) as u32,
+                w2: k as u32,
+                x,
+            })?;
+        }
     } else {
         // K-way merge of the spilled runs and the in-memory remainder, summing equal pairs.
         let mut readers: Vec<RunReader> = runs
@@ -285,11 +322,11 @@ pub fn cooccur(
                 Some((ck, cx)) if ck == k => cur = Some((ck, cx + x)),
                 _ => {
                     if let Some((ck, cx)) = cur {
-                        recs.push(Crec {
+                        emit(Crec {
                             w1: (ck >> 32) as u32,
                             w2: ck as u32,
                             x: cx,
-                        });
+                        })?;
                     }
                     cur = Some((k, x));
                 }
@@ -304,23 +341,205 @@ pub fn cooccur(
             }
         }
         if let Some((ck, cx)) = cur {
-            recs.push(Crec {
+            emit(Crec {
                 w1: (ck >> 32) as u32,
                 w2: ck as u32,
                 x: cx,
-            });
+            })?;
         }
     }
-    Ok((recs, spilled))
+    Ok(spilled)
 }
 
 /// Fisher-Yates shuffle with word2vec's LCG (deterministic for a seed).
 pub fn shuffle(recs: &mut [Crec], seed: u64) {
-    let mut rng = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
+    shuffle_with(recs, &mut Lcg(seed ^ 0x9E37_79B9_7F4A_7C15));
+}
+
+fn shuffle_with(recs: &mut [Crec], rng: &mut Lcg) {
     for i in (1..recs.len()).rev() {
         let r = rng.next_u64();
         let j = ((r >> 16) % (i as u64 + 1)) as usize;
         recs.swap(i, j);
+    }
+}
+
+/// Bytes of one record on disk: w1, w2 (u32) and x (f32), little-endian.
+const REC_BYTES: usize = 12;
+
+fn write_recs(w: &mut impl Write, recs: &[Crec]) -> std::io::Result<()> {
+    for c in recs {
+        w.write_all(&c.w1.to_le_bytes())?;
+        w.write_all(&c.w2.to_le_bytes())?;
+        w.write_all(&c.x.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// Streams `left` records from a record file, from a given record on.
+struct RecReader {
+    path: PathBuf,
+    r: BufReader<std::fs::File>,
+    left: u64,
+    bytes: Vec<u8>,
+}
+
+impl RecReader {
+    fn open(path: &Path, first: u64, count: u64) -> Result<Self, VecError> {
+        let mut f = std::fs::File::open(path).map_err(|e| VecError::io(path, e))?;
+        f.seek(SeekFrom::Start(first * REC_BYTES as u64))
+            .map_err(|e| VecError::io(path, e))?;
+        Ok(RecReader {
+            path: path.to_path_buf(),
+            r: BufReader::with_capacity(1 << 20, f),
+            left: count,
+            bytes: vec![],
+        })
+    }
+
+    /// Replaces `out` with the next (at most `max`) records; returns how many were read.
+    fn read_block(&mut self, out: &mut Vec<Crec>, max: usize) -> Result<usize, VecError> {
+        let n = (max as u64).min(self.left) as usize;
+        self.bytes.resize(n * REC_BYTES, 0);
+        self.r.read_exact(&mut self.bytes).map_err(|e| {
+            VecError::Invalid(format!(
+                "{}: temporary record file ended early ({e}); is the disk full or the file being changed?",
+                self.path.display()
+            ))
+        })?;
+        self.left -= n as u64;
+        out.clear();
+        out.extend(self.bytes.chunks_exact(REC_BYTES).map(|b| Crec {
+            w1: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            w2: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            x: f32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+        }));
+        Ok(n)
+    }
+}
+
+/// Shuffled records: in memory, or in a file on disk when they did not fit the budget.
+pub enum Shuffled {
+    Memory(Vec<Crec>),
+    Disk {
+        path: PathBuf,
+        len: usize,
+        chunks: usize,
+    },
+}
+
+impl Shuffled {
+    pub fn len(&self) -> usize {
+        match self {
+            Shuffled::Memory(r) => r.len(),
+            Shuffled::Disk { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Shuffles records while holding at most `cap` of them in memory (GloVe C's `shuffle`).
+///
+/// Records are gathered in a buffer; each time it holds `cap`, it is shuffled and written to
+/// a temporary file in `dir` (a chunk). [`Shuffler::finish`] shuffles in memory when nothing
+/// was spilled (the same permutation as [`shuffle`] with the seed); otherwise it merges the k
+/// chunks by rounds, taking the next cap/k records of every chunk, shuffling them together and
+/// appending them to one file. Like GloVe C's, the result is not a uniform permutation (a
+/// record stays in the part of the output that corresponds to its place in its chunk), but
+/// every stretch of the output mixes records from the whole corpus.
+pub struct Shuffler {
+    cap: usize,
+    buf: Vec<Crec>,
+    dir: PathBuf,
+    chunks: Vec<PathBuf>,
+    seed: u64,
+    rng: Lcg,
+}
+
+impl Shuffler {
+    pub fn new(dir: &Path, cap: usize, seed: u64) -> Self {
+        let cap = cap.max(2);
+        Shuffler {
+            cap,
+            buf: Vec::with_capacity(cap),
+            dir: dir.to_path_buf(),
+            chunks: vec![],
+            seed,
+            rng: Lcg(seed ^ 0x5851_F42D_4C95_7F2D),
+        }
+    }
+
+    pub fn push(&mut self, c: Crec) -> Result<(), VecError> {
+        self.buf.push(c);
+        if self.buf.len() >= self.cap {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<(), VecError> {
+        shuffle_with(&mut self.buf, &mut self.rng);
+        std::fs::create_dir_all(&self.dir).map_err(|e| VecError::io(&self.dir, e))?;
+        let path = self.dir.join(format!("chunk{}", self.chunks.len()));
+        let f = std::fs::File::create(&path).map_err(|e| VecError::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write_recs(&mut w, &self.buf)
+            .and_then(|_| w.flush())
+            .map_err(|e| VecError::io(&path, e))?;
+        self.chunks.push(path);
+        self.buf.clear();
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Shuffled, VecError> {
+        if self.chunks.is_empty() {
+            let mut recs = std::mem::take(&mut self.buf);
+            shuffle(&mut recs, self.seed);
+            return Ok(Shuffled::Memory(recs));
+        }
+        if !self.buf.is_empty() {
+            self.spill()?;
+        }
+        self.buf = vec![];
+        let k = self.chunks.len();
+        let per = (self.cap / k).max(1);
+        let mut readers = vec![];
+        for p in &self.chunks {
+            let n = std::fs::metadata(p).map_err(|e| VecError::io(p, e))?.len();
+            readers.push(RecReader::open(p, 0, n / REC_BYTES as u64)?);
+        }
+        let out = self.dir.join("shuffled");
+        let f = std::fs::File::create(&out).map_err(|e| VecError::io(&out, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut round = Vec::with_capacity(per * k);
+        let mut part = vec![];
+        let mut len = 0;
+        loop {
+            round.clear();
+            for r in &mut readers {
+                r.read_block(&mut part, per)?;
+                round.extend_from_slice(&part);
+            }
+            if round.is_empty() {
+                break;
+            }
+            shuffle_with(&mut round, &mut self.rng);
+            write_recs(&mut w, &round).map_err(|e| VecError::io(&out, e))?;
+            len += round.len();
+        }
+        w.flush().map_err(|e| VecError::io(&out, e))?;
+        drop(readers);
+        for p in &self.chunks {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(Shuffled::Disk {
+            path: out,
+            len,
+            chunks: k,
+        })
     }
 }
 
@@ -401,6 +620,12 @@ glove_kernel!(epoch_avx2, crate::simd::avx2::dot, #[target_feature(enable = "avx
 
 type EpochFn = unsafe fn(&[Crec], *mut f32, *mut f32, usize, usize, usize, f32, f32, f32) -> f64;
 
+/// Records the shuffle may hold in memory: 40% of the budget (the co-occurrence counting uses
+/// the other 60%), at least 1024.
+fn shuffle_capacity(memory_bytes: u64) -> usize {
+    ((0.40 * memory_bytes as f64 / REC_BYTES as f64) as usize).max(1024)
+}
+
 /// Counts, shuffles and trains. `progress` is called between stages and epochs.
 pub fn train(
     input: &Path,
@@ -422,22 +647,26 @@ pub fn train(
         cost: 0.0,
     });
     let t = Instant::now();
-    let (mut recs, spilled) = cooccur(input, &vocab, cfg.window, cfg.memory_bytes)?;
+    let tmp = TempDir::new("shuffle");
+    let mut shuffler = Shuffler::new(&tmp.0, shuffle_capacity(cfg.memory_bytes), cfg.seed);
+    let spilled = cooccur_into(input, &vocab, cfg.window, cfg.memory_bytes, &mut |c| {
+        shuffler.push(c)
+    })?;
     let cooccur_seconds = t.elapsed().as_secs_f64();
-    if recs.is_empty() {
-        return Err(VecError::Invalid(format!(
-            "{}: no co-occurrences (every line has one word?)",
-            input.display()
-        )));
-    }
     progress(&Progress {
         stage: "shuffling",
         epoch: 0,
         cost: 0.0,
     });
     let t = Instant::now();
-    shuffle(&mut recs, cfg.seed);
+    let recs = shuffler.finish()?;
     let shuffle_seconds = t.elapsed().as_secs_f64();
+    if recs.is_empty() {
+        return Err(VecError::Invalid(format!(
+            "{}: no co-occurrences (every line has one word?)",
+            input.display()
+        )));
+    }
 
     let t = Instant::now();
     let v = vocab.len();
@@ -471,37 +700,51 @@ pub fn train(
         g: g.as_mut_ptr(),
     };
     let threads = cfg.threads.max(1);
-    let chunk = recs.len().div_ceil(threads);
-    let mut final_cost = 0.0;
+    let n = recs.len();
+    let chunk = n.div_ceil(threads);
+    let (x_max, alpha, eta) = (cfg.x_max as f32, cfg.alpha as f32, cfg.eta as f32);
+    let mut epoch_costs = vec![];
     for epoch in 0..cfg.epochs {
-        let total = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for part in recs.chunks(chunk) {
-                let (params, total) = (&params, &total);
-                s.spawn(move || {
-                    // SAFETY: ids come from the vocabulary (< V); see `Params` for sharing.
-                    let c = unsafe {
-                        epoch_fn(
-                            part,
-                            params.w,
-                            params.g,
-                            v,
-                            dim,
-                            stride,
-                            cfg.x_max as f32,
-                            cfg.alpha as f32,
-                            cfg.eta as f32,
-                        )
-                    };
-                    total.fetch_add((c * 1e6) as u64, Ordering::Relaxed);
-                });
-            }
+        let total: Result<f64, VecError> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (lo, hi) = ((t * chunk).min(n), ((t + 1) * chunk).min(n));
+                    let (params, recs) = (&params, &recs);
+                    s.spawn(move || -> Result<f64, VecError> {
+                        // SAFETY (both calls): ids come from the vocabulary (< V); see `Params`
+                        // for the sharing between threads.
+                        let run = |part: &[Crec]| unsafe {
+                            epoch_fn(part, params.w, params.g, v, dim, stride, x_max, alpha, eta)
+                        };
+                        match recs {
+                            Shuffled::Memory(r) => Ok(run(&r[lo..hi])),
+                            Shuffled::Disk { path, .. } => {
+                                let mut rd = RecReader::open(path, lo as u64, (hi - lo) as u64)?;
+                                let (mut block, mut cost) = (vec![], 0.0);
+                                while rd.read_block(&mut block, 1 << 16)? > 0 {
+                                    cost += run(&block);
+                                }
+                                Ok(cost)
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(VecError::Invalid("a GloVe training thread panicked".into()))
+                    })
+                })
+                .sum()
         });
-        final_cost = total.load(Ordering::Relaxed) as f64 / 1e6 / recs.len() as f64;
+        let cost = total? / n as f64;
+        epoch_costs.push(cost);
         progress(&Progress {
             stage: "training",
             epoch: epoch + 1,
-            cost: final_cost,
+            cost,
         });
     }
     let train_seconds = t.elapsed().as_secs_f64();
@@ -516,12 +759,17 @@ pub fn train(
         dim,
         w: wv,
         wt,
-        nonzeros: recs.len(),
+        nonzeros: n,
         spilled_runs: spilled,
+        shuffle_chunks: match &recs {
+            Shuffled::Memory(_) => 0,
+            Shuffled::Disk { chunks, .. } => *chunks,
+        },
         cooccur_seconds,
         shuffle_seconds,
         train_seconds,
-        final_cost,
+        final_cost: epoch_costs.last().copied().unwrap_or(0.0),
+        epoch_costs,
     })
 }
 
@@ -613,5 +861,169 @@ mod tests {
         assert_eq!(costs.len(), 10);
         assert!(costs[9] < costs[0] * 0.5, "{costs:?}");
         assert_eq!(t.w.len(), t.vocab.len() * 8);
+    }
+
+    /// One record, two AdaGrad steps through the real kernel, against the update rule computed
+    /// by hand in f64: d = w·w̃ + b + b̃ - ln x, fd = f(x) d; each vector component moves by
+    /// -η·fd·(other vector) / sqrt(G) with G (from 1) += (η·fd·other)², each bias by
+    /// -fd / sqrt(G_b) with G_b += fd².
+    #[test]
+    fn adagrad_steps_match_hand_computation() {
+        let (v, dim, stride) = (2usize, 2usize, 8usize);
+        let (x_max, alpha, eta) = (10.0f64, 0.75f64, 0.05f64);
+        let mut w = vec![0f32; 2 * v * stride];
+        let mut g = vec![1f32; 2 * v * stride];
+        // Word 0: (0.1, -0.2), bias 0.05; context of word 1 (row v + 1): (0.3, 0.4), bias -0.1.
+        let (l1, l2) = (0, (1 + v) * stride);
+        w[l1..l1 + 3].copy_from_slice(&[0.1, -0.2, 0.05]);
+        w[l2..l2 + 3].copy_from_slice(&[0.3, 0.4, -0.1]);
+        let rec = [Crec {
+            w1: 0,
+            w2: 1,
+            x: 2.0,
+        }];
+        let (mut a, mut b) = ([0.1f64, -0.2, 0.05], [0.3f64, 0.4, -0.1]);
+        let (mut ga, mut gb) = ([1f64; 3], [1f64; 3]);
+        let f = (2.0 / x_max).powf(alpha);
+        for _ in 0..2 {
+            // SAFETY: both ids are < V and the buffers hold 2V rows of `stride`.
+            let cost = unsafe {
+                epoch_portable(
+                    &rec,
+                    w.as_mut_ptr(),
+                    g.as_mut_ptr(),
+                    v,
+                    dim,
+                    stride,
+                    x_max as f32,
+                    alpha as f32,
+                    eta as f32,
+                )
+            };
+            let d = a[0] * b[0] + a[1] * b[1] + a[2] + b[2] - 2f64.ln();
+            let fd = f * d;
+            assert!((cost - 0.5 * fd * d).abs() < 1e-6, "{cost}");
+            let (a0, b0) = (a, b);
+            for k in 0..dim {
+                let (ta, tb) = (eta * fd * b0[k], eta * fd * a0[k]);
+                a[k] -= ta / ga[k].sqrt();
+                b[k] -= tb / gb[k].sqrt();
+                ga[k] += ta * ta;
+                gb[k] += tb * tb;
+            }
+            a[2] -= fd / ga[2].sqrt();
+            b[2] -= fd / gb[2].sqrt();
+            ga[2] += fd * fd;
+            gb[2] += fd * fd;
+            for k in 0..3 {
+                assert!((w[l1 + k] as f64 - a[k]).abs() < 1e-6, "w {k}");
+                assert!((w[l2 + k] as f64 - b[k]).abs() < 1e-6, "w~ {k}");
+                assert!((g[l1 + k] as f64 - ga[k]).abs() < 1e-5, "G {k}");
+                assert!((g[l2 + k] as f64 - gb[k]).abs() < 1e-5, "G~ {k}");
+            }
+        }
+        // The other rows are untouched.
+        assert!(w[stride..2 * stride].iter().all(|&x| x == 0.0));
+    }
+
+    fn recs(n: u32) -> Vec<Crec> {
+        (0..n)
+            .map(|i| Crec {
+                w1: i,
+                w2: i % 7,
+                x: i as f32 * 0.5,
+            })
+            .collect()
+    }
+
+    fn sorted(mut r: Vec<Crec>) -> Vec<Crec> {
+        r.sort_by_key(|c| c.w1);
+        r
+    }
+
+    fn read_all(s: &Shuffled) -> Vec<Crec> {
+        match s {
+            Shuffled::Memory(r) => r.clone(),
+            Shuffled::Disk { path, len, .. } => {
+                let mut rd = RecReader::open(path, 0, *len as u64).unwrap();
+                let (mut out, mut block) = (vec![], vec![]);
+                while rd.read_block(&mut block, 100).unwrap() > 0 {
+                    out.extend_from_slice(&block);
+                }
+                out
+            }
+        }
+    }
+
+    #[test]
+    fn shuffle_in_memory_and_spilled_round_trip() {
+        let input = recs(1000);
+        let dir = TempDir::new("test-shuffle");
+        // Fits: shuffled in memory, the same permutation as `shuffle` with the seed.
+        let mut sh = Shuffler::new(&dir.0, 5000, 3);
+        for &c in &input {
+            sh.push(c).unwrap();
+        }
+        let mem = sh.finish().unwrap();
+        assert!(matches!(mem, Shuffled::Memory(_)));
+        let mut expect = input.clone();
+        shuffle(&mut expect, 3);
+        assert_eq!(read_all(&mem), expect);
+        // Does not fit: chunks of 64 on disk, merged into one file with every record once.
+        let mut sh = Shuffler::new(&dir.0, 64, 3);
+        for &c in &input {
+            sh.push(c).unwrap();
+        }
+        let disk = sh.finish().unwrap();
+        let Shuffled::Disk { len, chunks, .. } = &disk else {
+            panic!("expected a spill")
+        };
+        assert_eq!((*len, *chunks), (1000, 16));
+        let back = read_all(&disk);
+        assert_ne!(back, input, "the order must change");
+        assert_eq!(sorted(back.clone()), input);
+        // Records from the end of the input reach the first part of the output.
+        assert!(back[..100].iter().any(|c| c.w1 >= 900));
+        // A reader started in the middle sees the tail of the file.
+        let Shuffled::Disk { path, .. } = &disk else {
+            unreachable!()
+        };
+        let mut rd = RecReader::open(path, 990, 10).unwrap();
+        let mut block = vec![];
+        assert_eq!(rd.read_block(&mut block, 100).unwrap(), 10);
+        assert_eq!(block, back[990..]);
+        assert_eq!(rd.read_block(&mut block, 100).unwrap(), 0);
+    }
+
+    #[test]
+    fn training_streams_from_disk_under_a_small_budget() {
+        let words: Vec<String> = (0..6000)
+            .map(|i| format!("w{}", (i * 7919) % 997))
+            .collect();
+        let p = corpus("disk.txt", &words.join(" "));
+        let (v, _) = CountedVocab::count_file(&p, 1, 0, 1000).unwrap();
+        let mut costs = vec![];
+        let cfg = Config {
+            dim: 8,
+            window: 5,
+            epochs: 5,
+            threads: 2,
+            memory_bytes: 20_000,
+            ..Default::default()
+        };
+        let t = train(&p, &cfg, v, &mut |p| {
+            if p.stage == "training" {
+                costs.push(p.cost)
+            }
+        })
+        .unwrap();
+        assert!(
+            t.shuffle_chunks > 1,
+            "the tiny budget must spill the shuffle"
+        );
+        let (all, _) = cooccur(&p, &t.vocab, 5, 1 << 30).unwrap();
+        assert_eq!(t.nonzeros, all.len());
+        assert!(costs[4] < costs[0], "{costs:?}");
+        assert!(t.w.iter().all(|x| x.is_finite()));
     }
 }

@@ -158,7 +158,8 @@ struct GloveArgs {
     min_count: u64,
     #[arg(long, default_value_t = 0)]
     max_vocab: usize,
-    /// Memory budget for co-occurrence counting, in GB (runs beyond it spill to disk).
+    /// Memory budget for co-occurrence counting and shuffling, in GB (beyond it, sorted runs
+    /// and shuffled chunks spill to temporary files and training streams from disk).
     #[arg(long, default_value_t = 4.0)]
     memory: f64,
     #[arg(long, default_value_t = 2)]
@@ -399,21 +400,24 @@ fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
                 "train_seconds": tr.train_seconds,
                 "nonzeros": tr.nonzeros,
                 "spilled_runs": tr.spilled_runs,
+                "shuffle_chunks": tr.shuffle_chunks,
                 "vocab_size": tr.vocab.len(),
                 "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
                 "final_cost": tr.final_cost,
+                "epoch_costs": tr.epoch_costs,
                 "invalid_utf8_tokens": st.invalid_utf8,
                 "output": a.output.display().to_string(),
             })
         );
     } else {
         eprintln!(
-            "vocab {:.1}s, cooccur {:.1}s ({} nonzeros, {} runs spilled), shuffle {:.1}s, train {:.1}s (cost {:.5}); wall {:.1}s; wrote {}",
+            "vocab {:.1}s, cooccur {:.1}s ({} nonzeros, {} runs spilled), shuffle {:.1}s ({} chunks on disk), train {:.1}s (cost {:.5}); wall {:.1}s; wrote {}",
             t_vocab,
             tr.cooccur_seconds,
             tr.nonzeros,
             tr.spilled_runs,
             tr.shuffle_seconds,
+            tr.shuffle_chunks,
             tr.train_seconds,
             tr.final_cost,
             wall,
