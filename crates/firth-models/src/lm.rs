@@ -371,7 +371,8 @@ impl<T: Real> LanguageModel<T> {
     /// The body of the model — embedding and recurrent stack (or window layer), everything
     /// below the output layer — on `ids` (T, B) from `state`; leaves the top activations (after
     /// dropout) in [`Self::top`] and advances `state`. Data-parallel training runs bodies on
-    /// column shards and the output layer once over all of them ([`Self::output_step`]).
+    /// column shards of replicas, which then read the model's output layer in place
+    /// ([`Self::shard_output_step`]).
     pub fn forward_body(
         &mut self,
         ids: &[u32],

@@ -396,7 +396,7 @@ impl Adjuster {
         c: u64,
         emit: &mut F,
     ) -> Result<()> {
-        let pack = &self.pack;
+        let pack = self.pack; // a copy, so `self` stays free for `close_group`
         let n = pack.order;
         let b = pack.bits as usize;
         let used_bits = (b * n) as u32;
@@ -414,16 +414,7 @@ impl Adjuster {
             }
         };
         for m in same + 1..n {
-            if self.open[m] {
-                emit(Adjusted {
-                    order: m,
-                    key: self.gkey[m],
-                    adjusted: self.gadj[m],
-                    raw: self.graw[m],
-                    at_end: false,
-                })?;
-                self.open[m] = false;
-            }
+            self.close_group(m, false, emit)?;
         }
         if same >= 1 && same < n && self.open[same] && pack.rev_word(k, n, same - 1) != BOS {
             self.gadj[same] += 1;
@@ -456,19 +447,30 @@ impl Adjuster {
         Ok(())
     }
 
+    /// Emits the open group of order `m`, if any, and closes it.
+    fn close_group<F: FnMut(Adjusted) -> Result<()>>(
+        &mut self,
+        m: usize,
+        at_end: bool,
+        emit: &mut F,
+    ) -> Result<()> {
+        if self.open[m] {
+            emit(Adjusted {
+                order: m,
+                key: self.gkey[m],
+                adjusted: self.gadj[m],
+                raw: self.graw[m],
+                at_end,
+            })?;
+            self.open[m] = false;
+        }
+        Ok(())
+    }
+
     /// Emits the groups still open at the end of the input.
     pub fn finish<F: FnMut(Adjusted) -> Result<()>>(&mut self, emit: &mut F) -> Result<()> {
         for m in 1..self.pack.order {
-            if self.open[m] {
-                emit(Adjusted {
-                    order: m,
-                    key: self.gkey[m],
-                    adjusted: self.gadj[m],
-                    raw: self.graw[m],
-                    at_end: true,
-                })?;
-                self.open[m] = false;
-            }
+            self.close_group(m, true, emit)?;
         }
         Ok(())
     }

@@ -160,6 +160,21 @@ impl Built {
     }
 }
 
+/// The checks every build starts with: the order is in range, the pruning thresholds are
+/// valid, and the n-grams fit the packed key. Returns the thresholds and the key packing.
+fn checked_setup(corpus: &Corpus, opts: &BuildOptions) -> Result<(Vec<u64>, Packing)> {
+    let n = opts.order;
+    if n == 0 || n > MAX_ORDER {
+        return Err(Error::Config(format!(
+            "the order must be between 1 and {MAX_ORDER}, not {n}"
+        )));
+    }
+    Ok((
+        prune_thresholds(&opts.prune, n)?,
+        Packing::new(n, corpus.vocab_size())?,
+    ))
+}
+
 /// Parses lmplz-style pruning thresholds and pads them to `order`.
 pub fn prune_thresholds(prune: &[u64], order: usize) -> Result<Vec<u64>> {
     if prune.len() > order {
@@ -219,14 +234,7 @@ pub fn build_to(
         let built = build_owned(corpus, opts, progress)?;
         return write_built(built, out, 0, progress);
     }
-    let n = opts.order;
-    if n == 0 || n > MAX_ORDER {
-        return Err(Error::Config(format!(
-            "the order must be between 1 and {MAX_ORDER}, not {n}"
-        )));
-    }
-    let thresholds = prune_thresholds(&opts.prune, n)?;
-    let pack = Packing::new(n, corpus.vocab_size())?;
+    let (thresholds, pack) = checked_setup(&corpus, opts)?;
     if !opts.temp_dir.is_dir() {
         return Err(Error::File {
             path: opts.temp_dir.clone(),
@@ -306,14 +314,7 @@ fn count_stage(
     opts: &BuildOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Counted> {
-    let n = opts.order;
-    if n == 0 || n > MAX_ORDER {
-        return Err(Error::Config(format!(
-            "the order must be between 1 and {MAX_ORDER}, not {n}"
-        )));
-    }
-    let thresholds = prune_thresholds(&opts.prune, n)?;
-    let pack = Packing::new(n, corpus.vocab_size())?;
+    let (thresholds, pack) = checked_setup(corpus, opts)?;
     progress("counting");
     let raw = count::count(
         &corpus.tokens,
