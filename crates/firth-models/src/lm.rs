@@ -9,7 +9,6 @@
 
 use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::embedding::Embedding;
-use firth_nn::gemm::gemm;
 use firth_nn::linear::{affine_backward, affine_forward, Linear};
 use firth_nn::param::{Param, ParamSet};
 use firth_nn::recurrent::{CellKind, Recurrent};
@@ -173,7 +172,6 @@ pub struct LanguageModel<T> {
     nll: Vec<f64>,     // (T·B)
     dxs: Vec<Vec<T>>,
     dout: Vec<T>,
-    d_top: Vec<T>,      // (T·B, width) scratch: gradient at the top activations
     window_act: Vec<T>, // (T·B, H) tanh activations of the window model, before dropout
 }
 
@@ -248,7 +246,6 @@ impl<T: Real> LanguageModel<T> {
             nll: Vec::new(),
             dxs: Vec::new(),
             dout: Vec::new(),
-            d_top: Vec::new(),
             window_act: Vec::new(),
         })
     }
@@ -371,8 +368,8 @@ impl<T: Real> LanguageModel<T> {
     /// The body of the model — embedding and recurrent stack (or window layer), everything
     /// below the output layer — on `ids` (T, B) from `state`; leaves the top activations (after
     /// dropout) in [`Self::top`] and advances `state`. Data-parallel training runs bodies on
-    /// column shards of replicas, which then read the model's output layer in place
-    /// ([`Self::shard_output_step`]).
+    /// column shards of replicas and the output layer once over all of their rows
+    /// ([`Self::output_step_by_vocab`]).
     pub fn forward_body(
         &mut self,
         ids: &[u32],
@@ -462,70 +459,6 @@ impl<T: Real> LanguageModel<T> {
     /// Top activations of the last forward, (T·B, width): what the output layer reads.
     pub fn top(&self) -> &[T] {
         &self.xs[self.xs.len() - 1]
-    }
-
-    /// The output layer's weight (V, width) and bias (V); the weight is the embedding table
-    /// when tied.
-    pub fn output_weights(&self) -> (&[T], &[T]) {
-        let w = self
-            .out_w
-            .as_ref()
-            .map_or(&self.embedding.weight.value, |p| &p.value);
-        (w, &self.out_b.value)
-    }
-
-    /// Gradient buffers of the output weight (V, width) and bias (V). When tied, the weight's
-    /// is the embedding table's, which then holds a dense gradient.
-    pub fn output_grads_mut(&mut self) -> (&mut [T], &mut [T]) {
-        let dw = match &mut self.out_w {
-            Some(p) => &mut p.grad,
-            None => {
-                self.embedding.weight.dense_grad = true;
-                &mut self.embedding.weight.grad
-            }
-        };
-        (dw, &mut self.out_b.grad)
-    }
-
-    /// The data-parallel training step of one shard, after [`Self::forward_body`]: with the
-    /// output layer (`w` (V, width), `b` (V)) of the model being trained, which this replica
-    /// only reads, the scores z = top·wᵀ + b of this shard's rows go into `dz` (rows, V) and are
-    /// turned into dz = scale·(softmax(z) - onehot(target)) in place, with db += Σ dz; then
-    /// d top = dz·w is backpropagated through this replica's body. The weight gradient
-    /// dw = dzᵀ·top is left to the caller, which has every shard's rows (see
-    /// [`firth_nn::gemm::gemm_tn_cols`]). Returns Σ -ln p(target); when that is not finite,
-    /// nothing is backpropagated.
-    pub fn shard_output_step(
-        &mut self,
-        w: &[T],
-        b: &[T],
-        targets: &[u32],
-        scale: f64,
-        dz: &mut [T],
-        db: &mut [T],
-    ) -> f64 {
-        let v = b.len();
-        let n = targets.len();
-        let top = &self.xs[self.xs.len() - 1];
-        let width = top.len() / n.max(1);
-        assert_eq!(
-            top.len(),
-            n * width,
-            "targets do not match the last forward"
-        );
-        affine_forward(top, w, None, dz, width, v);
-        let loss = softmax_cross_entropy_grad(dz, b, targets, v, scale, &mut self.nll, db);
-        if !loss.is_finite() {
-            return loss;
-        }
-        let mut d_top = std::mem::take(&mut self.d_top);
-        d_top.clear();
-        d_top.resize(n * width, T::ZERO);
-        // (N, width) = (N, V)·(V, width)
-        gemm(&mut d_top, dz, w, n, width, v, false, false, false);
-        self.backward_body(&d_top);
-        self.d_top = d_top;
-        loss
     }
 
     /// Backpropagates `d_top` (T·B, width), the gradient at the top activations of the last
@@ -720,6 +653,59 @@ impl<T: Real> LanguageModel<T> {
             w.zero_grad();
         }
         self.out_b.zero_grad();
+    }
+}
+
+impl LanguageModel<f32> {
+    /// The output layer's training step over `top` (N, width) gathered from the bodies of
+    /// data-parallel replicas (rows shard by shard), split across `blocks` threads by
+    /// vocabulary: scores z = top·Wᵀ (each thread a column block, packing only its rows of
+    /// W), the fused dz = scale·(softmax(z + b) - onehot(target)) with db = Σ dz (row blocks),
+    /// then dW = dzᵀ·top and d top = dz·W, again one vocabulary block per thread
+    /// ([`firth_nn::linear::by_vocab`]). `dz` (N, V) is scratch; dW, db and `d_top` (N, width)
+    /// are overwritten (when tied, dW is the embedding table's gradient, made dense). Returns
+    /// Σ -ln p(target); when that is not finite, no gradient is computed.
+    pub fn output_step_by_vocab(
+        &mut self,
+        top: &[f32],
+        targets: &[u32],
+        scale: f64,
+        dz: &mut Vec<f32>,
+        d_top: &mut Vec<f32>,
+        blocks: usize,
+    ) -> f64 {
+        use firth_nn::linear::by_vocab;
+        let v = self.config.vocab;
+        let n = targets.len();
+        let h = top.len() / n.max(1);
+        assert_eq!(top.len(), n * h, "top is not (N, width)");
+        let (w, dw) = match &mut self.out_w {
+            Some(p) => (&p.value, &mut p.grad),
+            None => {
+                self.embedding.weight.dense_grad = true;
+                (
+                    &self.embedding.weight.value,
+                    &mut self.embedding.weight.grad,
+                )
+            }
+        };
+        dz.resize(n * v, 0.0);
+        by_vocab::scores(dz, top, w, n, v, h, blocks);
+        self.out_b.grad.fill(0.0);
+        let loss = softmax_cross_entropy_grad(
+            dz,
+            &self.out_b.value,
+            targets,
+            v,
+            scale,
+            &mut self.nll,
+            &mut self.out_b.grad,
+        );
+        if loss.is_finite() {
+            d_top.resize(n * h, 0.0);
+            by_vocab::backward(dz, top, w, dw, d_top, n, v, h, blocks);
+        }
+        loss
     }
 }
 

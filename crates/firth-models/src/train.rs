@@ -15,7 +15,6 @@ use crate::data::{Batched, Corpus};
 use crate::lm::{LanguageModel, LmConfig, LmState};
 use anyhow::{bail, Context, Result};
 use firth_nn::checkpoint::{write_atomic, Tensors};
-use firth_nn::gemm::gemm_tn_cols;
 use firth_nn::optim::{clip_grad_value, clip_scale, OptimKind, Optimizer};
 use firth_nn::param::ParamSet;
 use firth_nn::Rng;
@@ -211,6 +210,7 @@ pub struct Trainer {
     /// (T·B, V), rows shard by shard.
     top: Vec<f32>,
     dz: Vec<f32>,
+    d_top: Vec<f32>,
 }
 
 fn pad_id(vocab: &Vocab, level: Level) -> u32 {
@@ -258,6 +258,7 @@ impl Trainer {
             replicas: Vec::new(),
             top: Vec::new(),
             dz: Vec::new(),
+            d_top: Vec::new(),
         })
     }
 
@@ -390,14 +391,13 @@ impl Trainer {
     /// batch's columns, replica k taking [kB/K, (k+1)B/K), each on a thread of its own with
     /// every kernel single-threaded (no hand-overs inside a step) and a dropout stream drawn
     /// from `rng`:
-    /// 1. each replica runs its body (embedding, recurrent stack) forward, then the output
-    ///    layer of the model itself (read-only) on its rows: scores, fused softmax gradient dz
-    ///    into its rows of one shared (N, V) buffer, its share of the bias gradient, d top =
-    ///    dz·W, and its body backward;
-    /// 2. the (V, H) output weight gradient dW = dzᵀ·top over all N rows is split by rows of
-    ///    dW, one block per thread, read in place from the shared dz ([`gemm_tn_cols`]);
-    /// 3. the replicas' body gradients (touched embedding rows, recurrent weights) are summed
-    ///    into the model.
+    /// 1. each replica runs its body (embedding, recurrent stack) forward on its columns;
+    /// 2. the model's own output layer runs once over all N = T·B rows of the gathered top
+    ///    activations, split across the threads by vocabulary blocks
+    ///    ([`LanguageModel::output_step_by_vocab`]): each thread packs only its block of the
+    ///    (V, H) weight, and every product has all N rows;
+    /// 3. each replica runs its body backward from its rows of d top, and the replicas' body
+    ///    gradients (touched embedding rows, recurrent weights) are summed into the model.
     ///
     /// So the big output layer is never copied, zeroed or summed per replica. Results are
     /// reproducible for a given thread count, and equal to the one-thread run up to the order
@@ -417,10 +417,7 @@ impl Trainer {
             y: Vec<u32>, // (T, b)
             state: LmState<f32>,
             rng: Rng,
-            db: Vec<f32>, // (V) this shard's share of the bias gradient
-            loss: f64,
         }
-        let v = self.model.config.vocab;
         let workers = self.replicas.len();
         let columns = |ids: &[u32], cols: &std::ops::Range<usize>| -> Vec<u32> {
             (0..t)
@@ -439,67 +436,53 @@ impl Trainer {
                     y: columns(y, &cols),
                     state: self.state.select(&cols.collect::<Vec<_>>()),
                     rng: Rng::new(rng.next_u64()),
-                    db: vec![0.0; v],
-                    loss: 0.0,
                 }
             })
             .collect();
-        // (N, V) score gradients, rows shard by shard.
-        let mut dz = std::mem::take(&mut self.dz);
-        dz.resize(t * batch * v, 0.0);
-        {
-            let mut rows: Vec<&mut [f32]> = Vec::with_capacity(workers);
-            let mut rest = &mut dz[..];
-            for s in &shards {
-                let (head, tail) = rest.split_at_mut(s.y.len() * v);
-                rows.push(head);
-                rest = tail;
-            }
-            let (w, b) = self.model.output_weights();
-            self.replicas
-                .par_iter_mut()
-                .zip(shards.par_iter_mut())
-                .zip(rows.into_par_iter())
-                .for_each(|((m, s), dz)| {
-                    firth_nn::par::sequential(|| {
-                        m.zero_grad_body();
-                        let b_n = s.state.batch;
-                        m.forward_body(&s.x, t, b_n, &mut s.state, true, &mut s.rng);
-                        s.loss = m.shard_output_step(w, b, &s.y, scale, dz, &mut s.db);
-                    })
-                });
-        }
-        let loss: f64 = shards.iter().map(|s| s.loss).sum();
+        // 1. Bodies forward, one replica per thread.
+        self.replicas
+            .par_iter_mut()
+            .zip(shards.par_iter_mut())
+            .for_each(|(m, s)| {
+                firth_nn::par::sequential(|| {
+                    m.zero_grad_body();
+                    let b_n = s.state.batch;
+                    m.forward_body(&s.x, t, b_n, &mut s.state, true, &mut s.rng);
+                })
+            });
         self.state = LmState::concat(shards.iter().map(|s| &s.state));
+        // 2. The output layer once over all rows (shard by shard), split by vocabulary.
+        let mut top = std::mem::take(&mut self.top);
+        top.clear();
+        let mut targets = Vec::with_capacity(t * batch);
+        for (r, s) in self.replicas.iter().zip(&shards) {
+            top.extend_from_slice(r.top());
+            targets.extend_from_slice(&s.y);
+        }
         self.model.zero_grad_body();
+        let (mut dz, mut d_top) = (
+            std::mem::take(&mut self.dz),
+            std::mem::take(&mut self.d_top),
+        );
+        let loss = self
+            .model
+            .output_step_by_vocab(&top, &targets, scale, &mut dz, &mut d_top, workers);
         if loss.is_finite() {
-            let mut top = std::mem::take(&mut self.top);
-            top.clear();
+            // 3. Bodies backward from their rows of d top; body gradients summed.
+            let mut offsets = vec![0];
             for r in &self.replicas {
-                top.extend_from_slice(r.top());
+                offsets.push(offsets.last().unwrap() + r.top().len());
             }
-            let n = t * batch;
-            let width = top.len() / n;
-            let (dw, db) = self.model.output_grads_mut();
-            db.fill(0.0);
-            for s in &shards {
-                firth_nn::kernels::add_into(db, &s.db);
-            }
-            let per = v.div_ceil(workers);
-            let (dzr, topr) = (&dz, &top);
-            dw.par_chunks_mut(per * width)
-                .enumerate()
-                .for_each(|(j, block)| {
-                    let rows = block.len() / width;
-                    gemm_tn_cols(block, dzr, v, j * per, topr, rows, width, n, false);
-                });
+            let d = &d_top;
+            self.replicas.par_iter_mut().enumerate().for_each(|(k, m)| {
+                firth_nn::par::sequential(|| m.backward_body(&d[offsets[k]..offsets[k + 1]]))
+            });
             let mut total = self.model.body_params_mut();
             for r in &mut self.replicas {
                 firth_nn::replicas::add_grads(&mut total, &mut r.body_params_mut());
             }
-            self.top = top;
         }
-        self.dz = dz;
+        (self.top, self.dz, self.d_top) = (top, dz, d_top);
         loss
     }
 

@@ -69,61 +69,6 @@ pub(crate) fn gemm_faer<T: faer::traits::ComplexField + Copy>(
     faer::linalg::matmul::matmul(c, accum, a, b, T::one_impl(), par);
 }
 
-/// C (m×n) = [C +] A[:, col0..col0+m]ᵀ · B, row-major, where A is (k, lda) and B is (k, n).
-/// The weight gradient of a block of output units, dW[v0..v1] = dZ[:, v0..v1]ᵀ · H, read in
-/// place from the whole (N, V) score gradient: data-parallel training splits the (V, H) weight
-/// gradient by rows this way, so no thread needs a private copy of it. Runs on this thread.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_tn_cols<T: Real>(
-    c: &mut [T],
-    a: &[T],
-    lda: usize,
-    col0: usize,
-    b: &[T],
-    m: usize,
-    n: usize,
-    k: usize,
-    accumulate: bool,
-) {
-    T::gemm_tn_cols(c, a, lda, col0, b, m, n, k, accumulate)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_tn_cols_faer<T: faer::traits::ComplexField + Copy>(
-    c: &mut [T],
-    a: &[T],
-    lda: usize,
-    col0: usize,
-    b: &[T],
-    m: usize,
-    n: usize,
-    k: usize,
-    accumulate: bool,
-) {
-    assert_eq!(c.len(), m * n, "gemm_tn_cols: C is not {m}x{n}");
-    assert_eq!(a.len(), k * lda, "gemm_tn_cols: A is not {k}x{lda}");
-    assert!(
-        col0 + m <= lda,
-        "gemm_tn_cols: columns {col0}..{} outside A's {lda}",
-        col0 + m
-    );
-    assert_eq!(b.len(), k * n, "gemm_tn_cols: B is not {k}x{n}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let a = MatRef::from_row_major_slice(a, k, lda)
-        .subcols(col0, m)
-        .transpose();
-    let b = MatRef::from_row_major_slice(b, k, n);
-    let c = MatMut::from_row_major_slice_mut(c, m, n);
-    let accum = if accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
-    faer::linalg::matmul::matmul(c, accum, a, b, T::one_impl(), Par::Seq);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,26 +85,6 @@ mod tests {
             }
         }
         c
-    }
-
-    #[test]
-    fn column_block_of_a_transposed_matches_naive() {
-        let (k, lda, col0, m, n) = (4, 9, 3, 5, 2);
-        let a: Vec<f64> = (0..k * lda).map(|i| (i as f64 * 0.29).sin()).collect();
-        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.13).cos()).collect();
-        let block: Vec<f64> = (0..k)
-            .flat_map(|r| a[r * lda + col0..r * lda + col0 + m].to_vec())
-            .collect(); // (k, m)
-        let want = naive(&block, &b, m, n, k, true, false);
-        let mut c = vec![1.0; m * n];
-        gemm_tn_cols(&mut c, &a, lda, col0, &b, m, n, k, true);
-        for (x, y) in c.iter().zip(&want) {
-            assert!((x - (y + 1.0)).abs() < 1e-12);
-        }
-        gemm_tn_cols(&mut c, &a, lda, col0, &b, m, n, k, false);
-        for (x, y) in c.iter().zip(&want) {
-            assert!((x - y).abs() < 1e-12);
-        }
     }
 
     #[test]

@@ -63,21 +63,6 @@ pub trait Real:
         tb: bool,
         accumulate: bool,
     );
-
-    /// C (m×n) = [C +] A[:, col0..col0+m]ᵀ · B: A is (k, lda) row-major and only its columns
-    /// col0..col0+m are read, in place; B is (k, n). See [`crate::gemm::gemm_tn_cols`].
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_tn_cols(
-        c: &mut [Self],
-        a: &[Self],
-        lda: usize,
-        col0: usize,
-        b: &[Self],
-        m: usize,
-        n: usize,
-        k: usize,
-        accumulate: bool,
-    );
 }
 
 /// The methods that are the same for f32 and f64: conversions, std's functions, faer's GEMM.
@@ -146,19 +131,6 @@ macro_rules! impl_real {
                 accumulate: bool,
             ) {
                 crate::gemm::gemm_faer(c, a, b, m, n, k, ta, tb, accumulate)
-            }
-            fn gemm_tn_cols(
-                c: &mut [$t],
-                a: &[$t],
-                lda: usize,
-                col0: usize,
-                b: &[$t],
-                m: usize,
-                n: usize,
-                k: usize,
-                accumulate: bool,
-            ) {
-                crate::gemm::gemm_tn_cols_faer(c, a, lda, col0, b, m, n, k, accumulate)
             }
         }
     };
