@@ -646,14 +646,6 @@ impl<T: Real> LanguageModel<T> {
             p.zero_grad();
         }
     }
-
-    /// Zeroes the output layer's own gradients (weight unless tied, bias).
-    pub fn zero_grad_output(&mut self) {
-        if let Some(w) = &mut self.out_w {
-            w.zero_grad();
-        }
-        self.out_b.zero_grad();
-    }
 }
 
 impl LanguageModel<f32> {
