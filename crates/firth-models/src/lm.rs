@@ -347,7 +347,7 @@ impl<T: Real> LanguageModel<T> {
     ) {
         self.forward_body(ids, steps, batch, state, train, rng);
         let c = &self.config;
-        let top = self.top();
+        let top = &self.xs[self.xs.len() - 1]; // Self::top, borrowed field by field
         let width = top.len() / (steps * batch);
         self.logits.resize(steps * batch * c.vocab, T::ZERO);
         let w = self
@@ -355,14 +355,7 @@ impl<T: Real> LanguageModel<T> {
             .as_ref()
             .map_or(&self.embedding.weight.value, |p| &p.value);
         let bias = with_bias.then_some(&self.out_b.value[..]);
-        affine_forward(
-            &self.xs[self.xs.len() - 1],
-            w,
-            bias,
-            &mut self.logits,
-            width,
-            c.vocab,
-        );
+        affine_forward(top, w, bias, &mut self.logits, width, c.vocab);
     }
 
     /// The body of the model — embedding and recurrent stack (or window layer), everything

@@ -75,6 +75,17 @@ pub struct GradientsArgs {
     quiet: bool,
 }
 
+/// The accuracy-against-distance chart of `firth lm agreement` and `firth plot`.
+fn agreement_chart(title: &str) -> LineChart<'_> {
+    LineChart {
+        title,
+        x_label: "words between subject and verb",
+        y_label: "accuracy (agreeing verb preferred)",
+        log_y: false,
+        y_range: Some((0.0, 1.0)),
+    }
+}
+
 /// `firth lm agreement`.
 #[derive(ClapArgs, Debug)]
 pub struct AgreementArgs {
@@ -693,13 +704,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
             })
             .collect();
         let title = format!("Subject-verb agreement ({source})");
-        let chart = LineChart {
-            title: &title,
-            x_label: "words between subject and verb",
-            y_label: "accuracy (agreeing verb preferred)",
-            log_y: false,
-            y_range: Some((0.0, 1.0)),
-        };
+        let chart = agreement_chart(&title);
         let p = both(&a.out.join(format!("agreement-{source}")), |p| {
             line_chart_with(p, &chart, &series)
         })?;
@@ -921,13 +926,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
                 })
                 .collect();
             let title = format!("Subject-verb agreement ({source})");
-            let chart = LineChart {
-                title: &title,
-                x_label: "words between subject and verb",
-                y_label: "accuracy (agreeing verb preferred)",
-                log_y: false,
-                y_range: Some((0.0, 1.0)),
-            };
+            let chart = agreement_chart(&title);
             let stem = match &a.out {
                 Some(o) => o.with_file_name(format!("{}-{source}", file_label(o))),
                 None => file.with_file_name(format!("{label}-{source}")),
