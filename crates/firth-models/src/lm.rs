@@ -644,12 +644,13 @@ impl<T: Real> LanguageModel<T> {
 impl LanguageModel<f32> {
     /// The output layer's training step over `top` (N, width) gathered from the bodies of
     /// data-parallel replicas (rows shard by shard), split across `blocks` threads by
-    /// vocabulary: scores z = top·Wᵀ (each thread a column block, packing only its rows of
-    /// W), the fused dz = scale·(softmax(z + b) - onehot(target)) with db = Σ dz (row blocks),
-    /// then dW = dzᵀ·top and d top = dz·W, again one vocabulary block per thread
-    /// ([`firth_nn::linear::by_vocab`]). `dz` (N, V) is scratch; dW, db and `d_top` (N, width)
-    /// are overwritten (when tied, dW is the embedding table's gradient, made dense). Returns
-    /// Σ -ln p(target); when that is not finite, no gradient is computed.
+    /// vocabulary and within a thread by tiles that stay in cache
+    /// ([`firth_nn::linear::by_vocab::softmax_step`]): scores z = top·Wᵀ + b, dz =
+    /// scale·(softmax(z) - onehot(target)), dW = dzᵀ·top, db = Σ dz and d top = dz·W. `dz`
+    /// (N, V) is scratch; dW, db and `d_top` (N, width) are overwritten (when tied, dW is the
+    /// embedding table's gradient, made dense). An untied dW's squared norm, measured tile by
+    /// tile, is left in [`Param::grad_sq_norm_known`] for clipping. Returns Σ -ln p(target);
+    /// when that is not finite, no gradient is computed.
     pub fn output_step_by_vocab(
         &mut self,
         top: &[f32],
@@ -660,37 +661,38 @@ impl LanguageModel<f32> {
         blocks: usize,
     ) -> f64 {
         use firth_nn::linear::by_vocab;
-        let v = self.config.vocab;
         let n = targets.len();
         let h = top.len() / n.max(1);
         assert_eq!(top.len(), n * h, "top is not (N, width)");
-        let (w, dw) = match &mut self.out_w {
-            Some(p) => (&p.value, &mut p.grad),
+        let tied = self.out_w.is_none();
+        let out_w = match &mut self.out_w {
+            Some(p) => p,
             None => {
                 self.embedding.weight.dense_grad = true;
-                (
-                    &self.embedding.weight.value,
-                    &mut self.embedding.weight.grad,
-                )
+                &mut self.embedding.weight
             }
         };
-        dz.resize(n * v, 0.0);
-        by_vocab::scores(dz, top, w, n, v, h, blocks);
-        self.out_b.grad.fill(0.0);
-        let loss = softmax_cross_entropy_grad(
+        d_top.resize(n * h, 0.0);
+        let step = by_vocab::softmax_step(
             dz,
+            top,
+            &out_w.value,
             &self.out_b.value,
             targets,
-            v,
             scale,
-            &mut self.nll,
+            &mut out_w.grad,
             &mut self.out_b.grad,
+            d_top,
+            &mut self.nll,
+            h,
+            blocks,
         );
-        if loss.is_finite() {
-            d_top.resize(n * h, 0.0);
-            by_vocab::backward(dz, top, w, dw, d_top, n, v, h, blocks);
+        // Tied, the embedding's gradient still gets the bodies' rows added, so its norm is
+        // not known yet.
+        if !tied && step.loss.is_finite() {
+            out_w.grad_sq_norm_known = Some(step.dw_sq_norm);
         }
-        loss
+        step.loss
     }
 }
 

@@ -845,6 +845,10 @@ mod tests {
                         assert!((a - b).abs() < 1e-5, "{arch:?} {name}: {a} vs {b}");
                     }
                 }
+                // The data-parallel output step measures ‖dW‖² tile by tile (untied).
+                let n1 = firth_nn::optim::grad_norm(&mut one.model.params_mut());
+                let n2 = firth_nn::optim::grad_norm(&mut par.model.params_mut());
+                assert!((n1 - n2).abs() < 1e-5 * n1, "{arch:?}: norm {n1} vs {n2}");
                 for (h1, h2) in one.state.h.iter().zip(&par.state.h) {
                     for (a, b) in h1.iter().zip(h2) {
                         assert!((a - b).abs() < 1e-6, "{arch:?}: carried state differs");

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod crf;
 pub mod dropout;
 pub mod embedding;
+pub mod few_rows;
 pub mod gemm;
 pub mod gradcheck;
 pub mod kernels;

@@ -56,6 +56,9 @@ pub struct Recurrent<T> {
     tanh_c: Vec<T>, // (T, B, H), LSTM only
     hn: Vec<T>,     // (T, B, H), GRU only: W_hn h + b_hn
     hp: Vec<T>,     // (B, G·H) scratch for h_{t-1}·W_h
+    /// W_h (forward) or W_hᵀ (backward) packed for the per-step products, when
+    /// [`Real::pack_rhs`] finds that it pays.
+    w_h_packed: Vec<T>,
     dgates: Vec<T>, // (T, B, G·H)
     dgh: Vec<T>,    // (T, B, 3H), GRU only: recurrent-side gate gradients
     dh: Vec<T>,     // (B, H) gradient reaching h_t from step t+1; after backward, dL/dh0
@@ -107,6 +110,7 @@ impl<T: Real> Recurrent<T> {
             tanh_c: Vec::new(),
             hn: Vec::new(),
             hp: Vec::new(),
+            w_h_packed: Vec::new(),
             dgates: Vec::new(),
             dgh: Vec::new(),
             dh: Vec::new(),
@@ -187,22 +191,35 @@ impl<T: Real> Recurrent<T> {
             false,
         );
         kernels::add_bias(&mut self.gates, &self.b.value);
+        let packed = T::pack_rhs(
+            &self.w_h.value,
+            h_n,
+            g_n,
+            false,
+            b_n,
+            t_n,
+            &mut self.w_h_packed,
+        );
         for t in 0..t_n {
             let (h_past, h_next) = self.h.split_at_mut((t + 1) * bh);
             let h_prev = &h_past[t * bh..];
             let h_t = &mut h_next[..bh];
             // (B, G·H) = (B, H)·(H, G·H)
-            gemm(
-                &mut self.hp,
-                h_prev,
-                &self.w_h.value,
-                b_n,
-                g_n,
-                h_n,
-                false,
-                false,
-                false,
-            );
+            if packed {
+                T::gemm_packed(&mut self.hp, h_prev, &self.w_h_packed, b_n, g_n, h_n, false);
+            } else {
+                gemm(
+                    &mut self.hp,
+                    h_prev,
+                    &self.w_h.value,
+                    b_n,
+                    g_n,
+                    h_n,
+                    false,
+                    false,
+                    false,
+                );
+            }
             let gates = &mut self.gates[t * bg..(t + 1) * bg];
             match self.kind {
                 CellKind::Lstm => {
@@ -279,6 +296,24 @@ impl<T: Real> Recurrent<T> {
                 resize(&mut self.dc_steps, t_n * bh);
             }
         }
+        // dh_{t-1} = dG_t·W_hᵀ each step: (B, H) = (B, G·H)·(G·H, H)
+        let packed = T::pack_rhs(
+            &self.w_h.value,
+            g_n,
+            h_n,
+            true,
+            b_n,
+            t_n,
+            &mut self.w_h_packed,
+        );
+        let (w_h, w_h_packed) = (&self.w_h.value, &self.w_h_packed);
+        let step_product = |dh: &mut [T], dg: &[T], accumulate: bool| {
+            if packed {
+                T::gemm_packed(dh, dg, w_h_packed, b_n, h_n, g_n, accumulate);
+            } else {
+                gemm(dh, dg, w_h, b_n, h_n, g_n, false, true, accumulate);
+            }
+        };
         for t in (0..t_n).rev() {
             for ((s, &a), &b) in self
                 .dh_tot
@@ -318,18 +353,7 @@ impl<T: Real> Recurrent<T> {
                         dg,
                         h_n,
                     );
-                    // (B, H) = (B, 4H)·(H, 4H)ᵀ
-                    gemm(
-                        &mut self.dh,
-                        dg,
-                        &self.w_h.value,
-                        b_n,
-                        h_n,
-                        g_n,
-                        false,
-                        true,
-                        false,
-                    );
+                    step_product(&mut self.dh, dg, false);
                 }
                 CellKind::Gru => {
                     let dgh = &mut self.dgh[t * bg..(t + 1) * bg];
@@ -343,17 +367,7 @@ impl<T: Real> Recurrent<T> {
                         &mut self.dh,
                         h_n,
                     );
-                    gemm(
-                        &mut self.dh,
-                        dgh,
-                        &self.w_h.value,
-                        b_n,
-                        h_n,
-                        g_n,
-                        false,
-                        true,
-                        true,
-                    );
+                    step_product(&mut self.dh, dgh, true);
                 }
                 CellKind::RnnTanh | CellKind::RnnSigmoid => {
                     kernels::rnn_backward(
@@ -362,17 +376,7 @@ impl<T: Real> Recurrent<T> {
                         dg,
                         self.kind == CellKind::RnnSigmoid,
                     );
-                    gemm(
-                        &mut self.dh,
-                        dg,
-                        &self.w_h.value,
-                        b_n,
-                        h_n,
-                        g_n,
-                        false,
-                        true,
-                        false,
-                    );
+                    step_product(&mut self.dh, dg, false);
                 }
             }
         }

@@ -106,6 +106,51 @@ dispatch! {
     }
 }
 
+dispatch! {
+    /// First pass over one vocabulary tile of the split softmax
+    /// ([`crate::linear::by_vocab::softmax_step`]): each row of the tile's scores `z` (N, w)
+    /// gets the tile's `bias`, then becomes e = exp(z - m) with m the row's maximum over the
+    /// tile; `m` and `s` (N) receive each row's m and Σ e. The row's softmax over the whole
+    /// vocabulary is then e · exp(m - logsumexp), with logsumexp from all tiles' (m, s).
+    pub fn tile_exp_rows<T: Real>(z: &mut [T], bias: &[T], m: &mut [T], s: &mut [T], w: usize) {
+        for ((row, m), s) in z.chunks_exact_mut(w).zip(m.iter_mut()).zip(s.iter_mut()) {
+            let mut mx = [T::from_f64(f64::NEG_INFINITY); LANES];
+            let mut rc = row.chunks_exact_mut(LANES);
+            let mut bc = bias.chunks_exact(LANES);
+            for (c, b) in (&mut rc).zip(&mut bc) {
+                for i in 0..LANES {
+                    c[i] += b[i];
+                    mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+                }
+            }
+            let mut top = mx[0];
+            for &q in &mx {
+                top = if q > top { q } else { top };
+            }
+            for (c, &b) in rc.into_remainder().iter_mut().zip(bc.remainder()) {
+                *c += b;
+                top = if *c > top { *c } else { top };
+            }
+            *m = top;
+            *s = exp_shifted_sum(row, top);
+        }
+    }
+}
+
+dispatch! {
+    /// Second pass over a tile of the split softmax: row i of e (N, w) times `f[i]`
+    /// (= scale · exp(m_i - logsumexp_i), so the row becomes scale · softmax), with the column
+    /// sums added to `db` (w). The caller subtracts scale at each row's target.
+    pub fn tile_scale_rows<T: Real>(z: &mut [T], f: &[T], db: &mut [T], w: usize) {
+        for (row, &f) in z.chunks_exact_mut(w).zip(f) {
+            for (q, d) in row.iter_mut().zip(db.iter_mut()) {
+                *q *= f;
+                *d += *q;
+            }
+        }
+    }
+}
+
 /// The training form of [`softmax_cross_entropy`] plus its backward pass and the output bias:
 /// `scores` (N, V) = x·Wᵀ without the bias become dL/dz for L = scale · Σ_n -log p(y_n); the bias
 /// gradient is added to `db`. Returns Σ_n -log p(y_n). Runs on the calling thread: data-parallel
