@@ -646,17 +646,17 @@ impl LanguageModel<f32> {
     /// data-parallel replicas (rows shard by shard), split across `blocks` threads by
     /// vocabulary and within a thread by tiles that stay in cache
     /// ([`firth_nn::linear::by_vocab::softmax_step`]): scores z = top·Wᵀ + b, dz =
-    /// scale·(softmax(z) - onehot(target)), dW = dzᵀ·top, db = Σ dz and d top = dz·W. `dz`
-    /// (N, V) is scratch; dW, db and `d_top` (N, width) are overwritten (when tied, dW is the
+    /// scale·(softmax(z) - onehot(target)), dW = dzᵀ·top, db = Σ dz and d top = dz·W. dW, db and `d_top` (N, width) are overwritten (when tied, dW is the
     /// embedding table's gradient, made dense). An untied dW's squared norm, measured tile by
-    /// tile, is left in [`Param::grad_sq_norm_known`] for clipping. Returns Σ -ln p(target);
+    /// tile, is left in [`Param::grad_sq_norm_known`] for clipping. `scratch` holds the (N, V)
+    /// scores and the rest between calls. Returns Σ -ln p(target);
     /// when that is not finite, no gradient is computed.
     pub fn output_step_by_vocab(
         &mut self,
         top: &[f32],
         targets: &[u32],
         scale: f64,
-        dz: &mut Vec<f32>,
+        scratch: &mut firth_nn::linear::by_vocab::Scratch<f32>,
         d_top: &mut Vec<f32>,
         blocks: usize,
     ) -> f64 {
@@ -674,7 +674,7 @@ impl LanguageModel<f32> {
         };
         d_top.resize(n * h, 0.0);
         let step = by_vocab::softmax_step(
-            dz,
+            scratch,
             top,
             &out_w.value,
             &self.out_b.value,

@@ -206,10 +206,10 @@ pub struct Trainer {
     pad: u32,
     /// Data-parallel workers besides `model` (empty with one thread), see [`Trainer::forward_backward`].
     replicas: Vec<LanguageModel<f32>>,
-    /// Data-parallel scratch: all shards' top activations (T·B, width) and score gradients
-    /// (T·B, V), rows shard by shard.
+    /// Data-parallel scratch: all shards' top activations (T·B, width), rows shard by shard,
+    /// the output step's buffers (scores (T·B, V) and the rest) and d top.
     top: Vec<f32>,
-    dz: Vec<f32>,
+    dz: firth_nn::linear::by_vocab::Scratch<f32>,
     d_top: Vec<f32>,
 }
 
@@ -257,7 +257,7 @@ impl Trainer {
             pad,
             replicas: Vec::new(),
             top: Vec::new(),
-            dz: Vec::new(),
+            dz: Default::default(),
             d_top: Vec::new(),
         })
     }
@@ -370,14 +370,14 @@ impl Trainer {
         write_atomic(&self.out_dir.join("metrics.csv"), csv.as_bytes())
     }
 
-    /// Sets up `workers` data-parallel replicas of the model (none for one worker: the model
-    /// then trains on its own).
+    /// Sets up data-parallel training over `workers` threads: the model itself and
+    /// `workers - 1` replicas of it (none for one worker: the model then trains on its own).
     fn make_replicas(&mut self, workers: usize) {
         self.replicas.clear();
         if workers < 2 {
             return;
         }
-        for _ in 0..workers {
+        for _ in 1..workers {
             let mut r = self.model.clone();
             r.zero_grad();
             self.replicas.push(r);
@@ -387,21 +387,21 @@ impl Trainer {
     /// Forward and backward over one (T, B) block, leaving the gradient of (1/B)·Σ loss in the
     /// model's parameters; returns Σ loss in nats.
     ///
-    /// With one thread the model runs the whole batch. With K threads, K replicas split the
-    /// batch's columns, replica k taking [kB/K, (k+1)B/K), each on a thread of its own with
-    /// every kernel single-threaded (no hand-overs inside a step) and a dropout stream drawn
-    /// from `rng`:
-    /// 1. each replica runs its body (embedding, recurrent stack) forward on its columns;
-    /// 2. the model's own output layer runs once over all N = T·B rows of the gathered top
+    /// With one thread the model runs the whole batch. With K threads, the model and K - 1
+    /// replicas split the batch's columns, worker k taking [kB/K, (k+1)B/K), each on a thread
+    /// of its own with every kernel single-threaded (no hand-overs inside a step) and a
+    /// dropout stream drawn from `rng`:
+    /// 1. each worker runs its body (embedding, recurrent stack) forward on its columns;
+    /// 2. the model's output layer runs once over all N = T·B rows of the gathered top
     ///    activations, split across the threads by vocabulary blocks
     ///    ([`LanguageModel::output_step_by_vocab`]): each thread packs only its block of the
     ///    (V, H) weight, and every product has all N rows;
-    /// 3. each replica runs its body backward from its rows of d top, and the replicas' body
-    ///    gradients (touched embedding rows, recurrent weights) are summed into the model.
+    /// 3. each worker runs its body backward from its rows of d top, and the replicas' body
+    ///    gradients (touched embedding rows, recurrent weights) are added to the model's.
     ///
-    /// So the big output layer is never copied, zeroed or summed per replica. Results are
-    /// reproducible for a given thread count, and equal to the one-thread run up to the order
-    /// of floating-point additions.
+    /// So the big output layer is never copied, zeroed or summed per replica, and the model's
+    /// own shard needs no copy at all. Results are reproducible for a given thread count, and
+    /// equal to the one-thread run up to the order of floating-point additions.
     fn forward_backward(&mut self, x: &[u32], y: &[u32], t: usize, rng: &mut Rng) -> f64 {
         let batch = self.config.batch;
         let scale = 1.0 / batch as f64;
@@ -418,7 +418,7 @@ impl Trainer {
             state: LmState<f32>,
             rng: Rng,
         }
-        let workers = self.replicas.len();
+        let workers = self.replicas.len() + 1;
         let columns = |ids: &[u32], cols: &std::ops::Range<usize>| -> Vec<u32> {
             (0..t)
                 .flat_map(|s| {
@@ -439,27 +439,30 @@ impl Trainer {
                 }
             })
             .collect();
-        // 1. Bodies forward, one replica per thread.
-        self.replicas
-            .par_iter_mut()
-            .zip(shards.par_iter_mut())
-            .for_each(|(m, s)| {
-                firth_nn::par::sequential(|| {
-                    m.zero_grad_body();
-                    let b_n = s.state.batch;
-                    m.forward_body(&s.x, t, b_n, &mut s.state, true, &mut s.rng);
-                })
-            });
+        // 1. Bodies forward, one worker per thread.
+        {
+            let mut all: Vec<&mut LanguageModel<f32>> = std::iter::once(&mut self.model)
+                .chain(self.replicas.iter_mut())
+                .collect();
+            all.par_iter_mut()
+                .zip(shards.par_iter_mut())
+                .for_each(|(m, s)| {
+                    firth_nn::par::sequential(|| {
+                        m.zero_grad_body();
+                        let b_n = s.state.batch;
+                        m.forward_body(&s.x, t, b_n, &mut s.state, true, &mut s.rng);
+                    })
+                });
+        }
         self.state = LmState::concat(shards.iter().map(|s| &s.state));
         // 2. The output layer once over all rows (shard by shard), split by vocabulary.
         let mut top = std::mem::take(&mut self.top);
         top.clear();
-        let mut targets = Vec::with_capacity(t * batch);
-        for (r, s) in self.replicas.iter().zip(&shards) {
+        top.extend_from_slice(self.model.top());
+        for r in &self.replicas {
             top.extend_from_slice(r.top());
-            targets.extend_from_slice(&s.y);
         }
-        self.model.zero_grad_body();
+        let targets: Vec<u32> = shards.iter().flat_map(|s| s.y.iter().copied()).collect();
         let (mut dz, mut d_top) = (
             std::mem::take(&mut self.dz),
             std::mem::take(&mut self.d_top),
@@ -468,13 +471,16 @@ impl Trainer {
             .model
             .output_step_by_vocab(&top, &targets, scale, &mut dz, &mut d_top, workers);
         if loss.is_finite() {
-            // 3. Bodies backward from their rows of d top; body gradients summed.
-            let mut offsets = vec![0];
+            // 3. Bodies backward from their rows of d top; replica gradients added.
+            let mut offsets = vec![0, self.model.top().len()];
             for r in &self.replicas {
                 offsets.push(offsets.last().unwrap() + r.top().len());
             }
             let d = &d_top;
-            self.replicas.par_iter_mut().enumerate().for_each(|(k, m)| {
+            let mut all: Vec<&mut LanguageModel<f32>> = std::iter::once(&mut self.model)
+                .chain(self.replicas.iter_mut())
+                .collect();
+            all.par_iter_mut().enumerate().for_each(|(k, m)| {
                 firth_nn::par::sequential(|| m.backward_body(&d[offsets[k]..offsets[k + 1]]))
             });
             let mut total = self.model.body_params_mut();

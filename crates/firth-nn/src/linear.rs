@@ -136,14 +136,24 @@ pub mod by_vocab {
     struct Block<'a, T> {
         s: usize,
         e: usize,
-        z: &'a mut [T],   // tiles of scores, each (N, w) row-major, tile after tile
-        m: &'a mut [T],   // (tiles, N) row maxima per tile
-        sum: &'a mut [T], // (tiles, N) Σ exp(z - m) per tile
-        dw: &'a mut [T],  // (e - s, H) rows of dW
-        db: &'a mut [T],  // (e - s) entries of db
-        zy: Vec<T>,       // (N) the target's score, for rows whose target is in [s, e)
-        dx: Vec<T>,       // (N, H) this block's part of dX
-        dw_sq: f64,       // Σ dW² over the block
+        z: &'a mut [T],     // tiles of scores, each (N, w) row-major, tile after tile
+        m: &'a mut [T],     // (tiles, N) row maxima per tile
+        sum: &'a mut [T],   // (tiles, N) Σ exp(z - m) per tile
+        dw: &'a mut [T],    // (e - s, H) rows of dW
+        db: &'a mut [T],    // (e - s) entries of db
+        zy: &'a mut Vec<T>, // (N) the target's score, for rows whose target is in [s, e)
+        dx: &'a mut Vec<T>, // (N, H) this block's part of dX
+        f: &'a mut Vec<T>,  // (N) per-row factors of the current tile
+        dw_sq: f64,         // Σ dW² over the block
+    }
+
+    /// Buffers [`softmax_step`] reuses from call to call (the scores alone are N·V).
+    #[derive(Clone, Debug, Default)]
+    pub struct Scratch<T> {
+        z: Vec<T>,
+        stats: Vec<T>,
+        lse: Vec<f64>,
+        per_block: Vec<(Vec<T>, Vec<T>, Vec<T>)>,
     }
 
     /// What [`softmax_step`] returns besides the gradients.
@@ -169,11 +179,11 @@ pub mod by_vocab {
     /// e = exp(z - m) in place, with s = Σ e; (2) logsumexp_n = M + ln Σ_tiles s·exp(m - M)
     /// over all tiles (M the largest m); (3) dZ_tile = e · scale·exp(m - logsumexp) minus scale
     /// at the target, then dW_tile = dZ_tileᵀ·X and dX += dZ_tile·W_tile. The products have
-    /// all N rows; each thread packs only its own tiles of W. `z` is scratch; results depend
+    /// all N rows; each thread packs only its own tiles of W. Results depend
     /// only on `blocks`, not on which thread runs what.
     #[allow(clippy::too_many_arguments)]
     pub fn softmax_step<T: Real + ComplexField>(
-        z: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
         x: &[T],
         w: &[T],
         bias: &[T],
@@ -189,14 +199,14 @@ pub mod by_vocab {
         let n = targets.len();
         let tw = (TILE_BYTES / (n.max(1) * std::mem::size_of::<T>()) / 16 * 16).clamp(64, 2048);
         softmax_step_tiled(
-            z, x, w, bias, targets, scale, dw, db, dx, nll, h, blocks, tw,
+            scratch, x, w, bias, targets, scale, dw, db, dx, nll, h, blocks, tw,
         )
     }
 
     /// [`softmax_step`] with tiles of `tw` columns.
     #[allow(clippy::too_many_arguments)]
     fn softmax_step_tiled<T: Real + ComplexField>(
-        z: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
         x: &[T],
         w: &[T],
         bias: &[T],
@@ -221,13 +231,20 @@ pub mod by_vocab {
         let r = ranges(v, blocks);
         let tiles: Vec<usize> = r.iter().map(|&(s, e)| (e - s).div_ceil(tw)).collect();
         let total_tiles: usize = tiles.iter().sum();
+        let Scratch {
+            z,
+            stats,
+            lse,
+            per_block,
+        } = scratch;
         z.resize(n * v, T::ZERO);
-        let mut stats = vec![T::ZERO; 2 * total_tiles * n];
+        stats.resize(2 * total_tiles * n, T::ZERO);
+        per_block.resize(r.len(), Default::default());
         let (m_all, s_all) = stats.split_at_mut(total_tiles * n);
         let mut parts: Vec<Block<T>> = Vec::with_capacity(r.len());
         {
             let (mut z, mut m, mut sum, mut dw, mut db) = (&mut z[..], m_all, s_all, dw, db);
-            for (&(s, e), &t) in r.iter().zip(&tiles) {
+            for ((&(s, e), &t), (zy, dx, f)) in r.iter().zip(&tiles).zip(per_block.iter_mut()) {
                 let (zb, zr) = z.split_at_mut(n * (e - s));
                 let (mb, mr) = m.split_at_mut(n * t);
                 let (sb, sr) = sum.split_at_mut(n * t);
@@ -242,8 +259,9 @@ pub mod by_vocab {
                     sum: sb,
                     dw: wb,
                     db: bb,
-                    zy: Vec::new(),
-                    dx: Vec::new(),
+                    zy,
+                    dx,
+                    f,
                     dw_sq: 0.0,
                 });
             }
@@ -253,7 +271,8 @@ pub mod by_vocab {
             |s: usize, e: usize| (s..e).step_by(tw).map(move |c0| (c0, (c0 + tw).min(e)));
         // (1) scores, tile maxima and exponentials.
         parts.par_iter_mut().for_each(|b| {
-            b.zy = vec![T::ZERO; n];
+            b.zy.clear();
+            b.zy.resize(n, T::ZERO);
             for (t, (c0, c1)) in tiles_of(b.s, b.e).enumerate() {
                 let cols = c1 - c0;
                 let zt = &mut b.z[n * (c0 - b.s)..n * (c1 - b.s)];
@@ -283,7 +302,8 @@ pub mod by_vocab {
         });
         // (2) logsumexp per row over all tiles, in tile order.
         let per = r[0].1 - r[0].0;
-        let mut lse = vec![0.0f64; n];
+        lse.clear();
+        lse.resize(n, 0.0);
         nll.clear();
         nll.resize(n, 0.0);
         for i in 0..n {
@@ -296,7 +316,8 @@ pub mod by_vocab {
             let mut total = 0.0;
             for b in &parts {
                 for t in 0..b.m.len() / n {
-                    total += b.sum[t * n + i].to_f64() * (b.m[t * n + i].to_f64() - top).exp();
+                    let shift = (b.m[t * n + i] - T::from_f64(top)).exp();
+                    total += (b.sum[t * n + i] * shift).to_f64();
                 }
             }
             lse[i] = top + total.ln();
@@ -314,16 +335,16 @@ pub mod by_vocab {
         let scale_t = T::from_f64(scale);
         parts.par_iter_mut().for_each(|b| {
             b.db.fill(T::ZERO);
-            b.dx = vec![T::ZERO; n * h];
+            b.dx.resize(n * h, T::ZERO);
+            b.f.resize(n, T::ZERO);
             b.dw_sq = 0.0;
-            let mut f = vec![T::ZERO; n];
             for (t, (c0, c1)) in tiles_of(b.s, b.e).enumerate() {
                 let cols = c1 - c0;
-                for (i, f) in f.iter_mut().enumerate() {
-                    *f = T::from_f64(scale * (b.m[t * n + i].to_f64() - lse[i]).exp());
+                for (i, f) in b.f.iter_mut().enumerate() {
+                    *f = T::from_f64(b.m[t * n + i].to_f64() - lse[i]).exp() * scale_t;
                 }
                 let zt = &mut b.z[n * (c0 - b.s)..n * (c1 - b.s)];
-                crate::softmax::tile_scale_rows(zt, &f, &mut b.db[c0 - b.s..c1 - b.s], cols);
+                crate::softmax::tile_scale_rows(zt, b.f, &mut b.db[c0 - b.s..c1 - b.s], cols);
                 for (i, &y) in targets.iter().enumerate() {
                     let y = y as usize;
                     if (c0..c1).contains(&y) {
@@ -343,7 +364,7 @@ pub mod by_vocab {
                 );
                 b.dw_sq += crate::param::sum_squares(dwt);
                 faer::linalg::matmul::matmul(
-                    MatMut::from_row_major_slice_mut(&mut b.dx, n, h),
+                    MatMut::from_row_major_slice_mut(b.dx, n, h),
                     if t == 0 { Accum::Replace } else { Accum::Add },
                     ztm,
                     MatRef::from_row_major_slice(&w[c0 * h..c1 * h], cols, h),
@@ -352,9 +373,9 @@ pub mod by_vocab {
                 );
             }
         });
-        dx.copy_from_slice(&parts[0].dx);
+        dx.copy_from_slice(parts[0].dx);
         for b in &parts[1..] {
-            crate::kernels::add_into(dx, &b.dx);
+            crate::kernels::add_into(dx, b.dx);
         }
         StepLoss {
             loss,
@@ -396,7 +417,7 @@ pub mod by_vocab {
             gemm(&mut dx_want, &dz, &w, n, h, v, false, false, false);
             for blocks in [1, 2, 3, 5, 20] {
                 for tw in [1, 4, 7, 64] {
-                    let (mut z, mut nll) = (Vec::new(), Vec::new());
+                    let (mut z, mut nll) = (Scratch::default(), Vec::new());
                     let (mut dw, mut db, mut dx) =
                         (vec![9.0; v * h], vec![9.0; v], vec![9.0; n * h]);
                     let got = softmax_step_tiled(
