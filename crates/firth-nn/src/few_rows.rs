@@ -2,17 +2,21 @@
 //! per-step `h_{t-1}·W_h` (B, H)·(H, G·H), where B is the handful of sequences one thread
 //! carries.
 //!
-//! A general GEMM packs its operands into panels and is tuned for many rows; with ten rows
-//! the packing and the partly filled micro-tiles cost about half its speed (faer: 89 GFLOP/s
-//! for 10×800×200 on one AVX-512 core whose large-product peak is 160). Here B is read in
-//! place, one (k, 64) column panel at a time, which stays in L1/L2 while every block of up
-//! to six rows of A sweeps it: each step p loads four vectors of B's row p, broadcasts one
-//! element of A per row and does 4·rows fused multiply-adds into accumulators that live in
-//! registers for the whole k loop. Columns past the last full panel use masked loads and
-//! stores, so any n works.
+//! A general GEMM packs its operands on every call and is tuned for many rows; with ten rows
+//! the packing and the partly filled micro-tiles cost about half its speed (faer: 88 GFLOP/s
+//! for 10×800×200 on one AVX-512 core whose large-product rate is 160). But W_h is the same
+//! for all T steps of a pass, so it is packed once ([`pack`]) into column panels of 64, each
+//! k contiguous rows of 64, and every step streams the panels front to back: for a block of
+//! up to R rows of A and a strip of V vectors of a panel, each p loads V vectors of the
+//! panel's row p, broadcasts one element of A per row, and does R·V fused multiply-adds into
+//! accumulators that stay in registers for the whole k loop (6 rows × 4 vectors of 16: 24 of
+//! the 32 registers). Stores past n are masked, so any shape works.
 //!
-//! x86-64 with AVX-512F only (chosen at run time); elsewhere [`available`] is false and the
-//! caller uses the general GEMM.
+//! x86-64 with AVX-512F, chosen at run time ([`crate::simd::level`]); elsewhere [`available`]
+//! is false and the caller uses the general GEMM. (An AVX2 version, 4 rows × 3 vectors of 8,
+//! was written and could only be measured on an AVX-512 machine, where faer's AVX-512 kernels
+//! beat it: 11.3k against 11.9k tokens/s on the PTB bench with `FIRTH_SIMD=avx2`. Without an
+//! AVX2-only machine to show a gain it was left out.)
 
 /// Products with up to this many rows take this path (beyond it a packed GEMM is as fast).
 pub const MAX_ROWS: usize = 32;
@@ -117,7 +121,21 @@ pub fn gemm_packed(
     k: usize,
     accumulate: bool,
 ) {
-    assert!(available(), "few_rows::gemm_packed needs AVX-512F");
+    gemm_packed_at(crate::simd::level(), c, a, packed, m, n, k, accumulate)
+}
+
+/// [`gemm_packed`] with the kernel for `level`, which this CPU must support.
+#[allow(clippy::too_many_arguments)]
+fn gemm_packed_at(
+    level: crate::simd::Level,
+    c: &mut [f32],
+    a: &[f32],
+    packed: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
     assert_eq!(c.len(), m * n, "C is not {m}x{n}");
     assert_eq!(a.len(), m * k, "A is not {m}x{k}");
     assert_eq!(
@@ -125,19 +143,24 @@ pub fn gemm_packed(
         n.div_ceil(PANEL) * k * PANEL,
         "B is not packed {k}x{n}"
     );
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: available() saw AVX-512F, and the asserts above bound every index the kernel
-    // forms (rows < m, columns < n under the store masks, p < k, panels < ⌈n/64⌉).
-    unsafe {
-        avx512::gemm_packed(
-            c.as_mut_ptr(),
-            a.as_ptr(),
-            packed.as_ptr(),
-            m,
-            n,
-            k,
-            accumulate,
-        )
+    use crate::simd::Level;
+    match level {
+        // SAFETY: AVX-512F was detected on this CPU (simd::level, or the test's own
+        // detection), and the asserts above bound every index the kernel forms (rows < m,
+        // columns < n under the store masks, p < k, panels < ⌈n/64⌉).
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe {
+            avx512::gemm_packed(
+                c.as_mut_ptr(),
+                a.as_ptr(),
+                packed.as_ptr(),
+                m,
+                n,
+                k,
+                accumulate,
+            )
+        },
+        _ => panic!("few_rows::gemm_packed needs AVX-512F (check available())"),
     }
 }
 
@@ -249,12 +272,16 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// Every row count up to MAX_ROWS and column counts around the panel and vector widths
-    /// give the plain product (in f64), replacing and accumulating.
+    /// The kernel (where this CPU can run it) gives the plain product (in f64) for row counts up to
+    /// MAX_ROWS and column counts around the panel and vector widths, replacing and
+    /// accumulating, with B packed from itself and from its transpose.
     #[test]
     fn equals_the_plain_product() {
-        if !available() {
-            return;
+        use crate::simd::Level;
+        let mut levels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            levels.push(Level::Avx512);
         }
         for &(m, n, k) in &[
             (1, 1, 1),
@@ -285,14 +312,16 @@ mod tests {
             let mut packed = Vec::new();
             for (src, transposed) in [(&b, false), (&bt, true)] {
                 pack(src, k, n, transposed, &mut packed);
-                let mut c = vec![1.0f32; m * n];
-                gemm_packed(&mut c, &a, &packed, m, n, k, true);
-                for (x, y) in c.iter().zip(&want) {
-                    assert_eq!(*x as f64, y + 1.0, "{m}x{n}x{k} accumulate");
-                }
-                gemm_packed(&mut c, &a, &packed, m, n, k, false);
-                for (x, y) in c.iter().zip(&want) {
-                    assert_eq!(*x as f64, *y, "{m}x{n}x{k}");
+                for &level in &levels {
+                    let mut c = vec![1.0f32; m * n];
+                    gemm_packed_at(level, &mut c, &a, &packed, m, n, k, true);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert_eq!(*x as f64, y + 1.0, "{level:?} {m}x{n}x{k} accumulate");
+                    }
+                    gemm_packed_at(level, &mut c, &a, &packed, m, n, k, false);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert_eq!(*x as f64, *y, "{level:?} {m}x{n}x{k}");
+                    }
                 }
             }
         }

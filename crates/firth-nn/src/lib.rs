@@ -7,7 +7,8 @@
 //! same code runs in f32 for training and in f64 for the finite-difference gradient checks.
 //!
 //! Matrix products go through [`gemm::gemm`] (faer underneath: it measured fastest on our
-//! LSTM-sized shapes, see `docs/gemm.md`). The element-wise work around them (gates, softmax)
+//! LSTM-sized shapes, see `docs/gemm.md`), except a recurrent step's product over a few
+//! sequences, which has a kernel of its own ([`few_rows`]). The element-wise work around them (gates, softmax)
 //! is ours, written over slices so the compiler vectorises it, and compiled for AVX2/AVX-512
 //! as well as the baseline so the best path is picked at run time ([`simd`]).
 

@@ -5,6 +5,8 @@
 //! fused gate kernel ([`crate::kernels`]). Backward: the sweep from t = T-1 down to 0 runs the
 //! fused gate-gradient kernel and one small GEMM `dG_t·W_hᵀ` per step, and stores every dG_t;
 //! after the sweep one GEMM each gives dW_x = Xᵀ·dG, dW_h = H_prevᵀ·dG and dX = dG·W_xᵀ.
+//! The per-step products have only B rows; when that is few, W_h (and for the backward sweep
+//! W_hᵀ) is packed once per pass for the few-row kernel ([`crate::few_rows`]).
 //!
 //! Weights are stored input-major, `W_x` (I, G·H) and `W_h` (H, G·H), so the per-step forward
 //! product is a plain NN GEMM. Gates are laid out in blocks of H: LSTM (i, f, g, o), GRU (r, z, n).

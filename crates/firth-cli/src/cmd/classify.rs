@@ -162,18 +162,8 @@ pub struct TrainArgs {
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
     resume: bool,
-    /// Random seed; runs are exactly reproducible with --threads 1.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON summary on stdout at the end.
-    #[arg(long)]
-    json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    pub run: super::RunFlags,
 }
 
 #[derive(ClapArgs)]
@@ -292,7 +282,7 @@ fn resolve(a: &TrainArgs) -> Result<Resolved> {
             clip: a.clip.unwrap_or(5.0),
             lr_decay: a.lr_decay.unwrap_or(if preset { 0.9 } else { 1.0 }),
             patience: a.patience.unwrap_or(if preset { 3 } else { 0 }),
-            seed: a.seed,
+            seed: a.run.seed,
         },
     };
     if r.train.batch == 0 || r.train.epochs == 0 {
@@ -340,7 +330,7 @@ fn encode_set(vocab: &Vocab, labels: &[String], ex: &[Example], what: &Path) -> 
 
 /// Trains as `firth classify train` does and returns the summary.
 pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
-    set_threads(a.threads)?;
+    set_threads(a.run.threads)?;
     let r = resolve(&a)?;
     let format = format_of(a.format);
     let train_ex = sentiment::read(&a.train, format, r.sst)?;
@@ -356,7 +346,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
             }
             // A seeded shuffle, then the last fraction is held out.
             let mut ex = train_ex;
-            let mut rng = Rng::new(a.seed ^ 0x5eed);
+            let mut rng = Rng::new(a.run.seed ^ 0x5eed);
             for i in (1..ex.len()).rev() {
                 let j = rng.below(i as u64 + 1) as usize;
                 ex.swap(i, j);
@@ -447,7 +437,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         (Some(t), Some(p)) => Some(encode_set(&vocab, &labels, t, p)?),
         _ => None,
     };
-    if !a.quiet {
+    if !a.run.quiet {
         eprintln!(
             "{} {:?} x{} hidden {}, emb {}, {:?} pooling, {} parameters; labels [{}]; {} training / {} dev{} examples; vocabulary {}{}",
             if r.bidirectional { "bidirectional" } else { "unidirectional" },
@@ -493,7 +483,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
             a.out.display()
         );
     }
-    let mut bars = crate::progress::Bars::for_task(a.quiet);
+    let mut bars = crate::progress::Bars::for_task(a.run.quiet);
     let summary = trainer.run(a.max_seconds, &mut bars)?;
     drop(bars);
     write_curves(&a.out, &trainer)?;
@@ -501,9 +491,9 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         &a.out.join("summary.json"),
         (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
     )?;
-    if a.json {
+    if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else if !a.quiet {
+    } else if !a.run.quiet {
         eprintln!(
             "done: {} epoch(s), best epoch {}, dev accuracy {:.2}%{}, {:.0} training examples/s, {:.1}s wall",
             summary.epochs_completed,

@@ -182,20 +182,8 @@ pub struct TrainArgs {
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
     resume: bool,
-    /// Random seed for initialisation, dropout and sampling. Runs are bit-for-bit reproducible
-    /// with --threads 1. With T > 1 threads each batch is split over T model replicas (data
-    /// parallelism): sums then run in another order and dropout masks depend on T.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Print one JSON summary on stdout at the end.
-    #[arg(long)]
-    json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    pub run: super::RunFlags,
 }
 
 #[derive(ClapArgs)]
@@ -412,7 +400,7 @@ fn resolve(a: &TrainArgs) -> Result<Resolved> {
         lr_decay: a.lr_decay.unwrap_or(p.lr_decay),
         lr_decay_start: a.lr_decay_start.unwrap_or(p.lr_decay_start),
         plateau_decay: a.plateau_decay.unwrap_or(1.0),
-        seed: a.seed,
+        seed: a.run.seed,
         eval_batch: a.eval_batch.unwrap_or(1),
         checkpoint_every: a.checkpoint_every,
     };
@@ -427,7 +415,7 @@ fn resolve(a: &TrainArgs) -> Result<Resolved> {
 
 /// Trains as `firth lm train` does; returns the summary (also used by `quickstart`).
 pub fn train(a: TrainArgs) -> Result<Summary> {
-    set_threads(a.threads)?;
+    set_threads(a.run.threads)?;
     let r = resolve(&a)?;
     let corpus = Corpus::load(
         &a.train,
@@ -458,7 +446,7 @@ pub fn train(a: TrainArgs) -> Result<Summary> {
     };
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    if !a.quiet {
+    if !a.run.quiet {
         eprintln!(
             "{:?} LM, {} layer(s) x {} hidden, emb {}, vocabulary {}, {} parameters; {} training {}",
             trainer.model.config.arch,
@@ -471,7 +459,7 @@ pub fn train(a: TrainArgs) -> Result<Summary> {
             if chars { "characters" } else { "tokens" }
         );
     }
-    let mut bars = Bars::new(a.quiet, chars);
+    let mut bars = Bars::new(a.run.quiet, chars);
     let summary = trainer.run(
         Limits {
             max_steps: a.max_steps,
@@ -486,9 +474,9 @@ pub fn train(a: TrainArgs) -> Result<Summary> {
         serde_json::to_string_pretty(&summary)? + "\n",
     )
     .ok();
-    if a.json {
+    if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else if !a.quiet {
+    } else if !a.run.quiet {
         print_summary(&summary);
     }
     Ok(summary)
@@ -696,9 +684,11 @@ pub fn quick_args(
         max_seconds: Some(seconds),
         checkpoint_every: 200,
         resume: false,
-        seed: 1,
-        threads: None,
-        json: false,
-        quiet: false,
+        run: super::RunFlags {
+            seed: 1,
+            threads: None,
+            json: false,
+            quiet: false,
+        },
     }
 }

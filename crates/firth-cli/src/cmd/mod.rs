@@ -5,3 +5,24 @@ pub mod ngram;
 pub mod quickstart;
 pub mod tag;
 pub mod vectors;
+
+use clap::Args as ClapArgs;
+
+/// Flags every training command takes (`firth lm train`, `tag train`, `classify train`).
+#[derive(ClapArgs, Clone, Debug)]
+pub struct RunFlags {
+    /// Random seed for initialisation, shuffling, dropout and sampling. Runs are bit-for-bit
+    /// reproducible with --threads 1. With T > 1 threads each batch is split over T workers
+    /// (data parallelism): sums then run in another order and dropout masks depend on T.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON summary on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}

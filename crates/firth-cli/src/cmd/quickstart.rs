@@ -39,7 +39,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let mut args =
         super::lm::quick_args(input.clone(), a.out.clone(), a.seconds, 256, 2, 64, 64, 32);
-    args.threads = a.threads;
+    args.run.threads = a.threads;
     let summary = super::lm::train(args)?;
     let baseline = ngram_baseline(&a.out)?;
 

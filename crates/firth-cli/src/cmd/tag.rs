@@ -162,18 +162,8 @@ pub struct TrainArgs {
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
     resume: bool,
-    /// Runs are bit-for-bit reproducible with --threads 1.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON summary on stdout at the end.
-    #[arg(long)]
-    json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    pub run: super::RunFlags,
 }
 
 #[derive(ClapArgs)]
@@ -353,7 +343,7 @@ fn resolve(a: &TrainArgs) -> Resolved {
             lr_decay: a.lr_decay.unwrap_or(lr_decay),
             weight_decay: a.weight_decay.unwrap_or(0.0),
             clip: a.clip.unwrap_or(clip),
-            seed: a.seed,
+            seed: a.run.seed,
         },
     }
 }
@@ -387,7 +377,7 @@ fn read(path: &Path, cols: Option<Columns>, what: &str) -> Result<Vec<Sentence>>
 
 pub fn train(a: TrainArgs) -> Result<TagSummary> {
     let wall = Instant::now();
-    set_threads(a.threads)?;
+    set_threads(a.run.threads)?;
     let r = resolve(&a);
     let cols = columns(a.token_col, a.tag_col);
     let train = read(&a.train, cols, "training")?;
@@ -480,7 +470,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
                 unseen += usize::from(vocab.tag_id(&t).is_none());
             }
         }
-        if unseen > 0 && !a.quiet {
+        if unseen > 0 && !a.run.quiet {
             eprintln!(
                 "warning: {}: {unseen} token(s) carry tags that the training file does not have; they count as errors",
                 p.display()
@@ -503,7 +493,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         if a.out.join(CHECKPOINT).exists() {
             bail!("{} already holds a training run; add --resume to continue it, or choose another --out", a.out.display());
         }
-        let mut model = Tagger::new(cfg.clone(), &mut Rng::new(a.seed))?;
+        let mut model = Tagger::new(cfg.clone(), &mut Rng::new(a.run.seed))?;
         if let Some(v) = &pretrained {
             hits = Some(init_embeddings(&mut model, &vocab, |w| {
                 v.get(w).map(|s| s.to_vec())
@@ -511,7 +501,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         }
         TagTrainer::new(model, vocab.clone(), r.train.clone())
     };
-    if !a.quiet {
+    if !a.run.quiet {
         eprintln!(
             "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}, chars {}x{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
             cfg.cell,
@@ -534,7 +524,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         dev: dev.as_deref().zip(dev_enc.as_deref()),
         out_dir: a.out.clone(),
     };
-    let mut bars = Bars::for_task(a.quiet);
+    let mut bars = Bars::for_task(a.run.quiet);
     trainer.run(&run, a.max_seconds, &mut bars)?;
     drop(bars);
     write_curves(&a.out, &trainer)?;
@@ -579,9 +569,9 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         &a.out.join("summary.json"),
         (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
     )?;
-    if a.json {
+    if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
-    } else if !a.quiet {
+    } else if !a.run.quiet {
         if let Some(s) = &test_scores {
             match &s.ner {
                 Some(n) => eprint!(
