@@ -32,6 +32,30 @@ fn exp_shifted_sum<T: Real>(row: &mut [T], m: T) -> T {
     acc.iter().fold(s, |a, &b| a + b)
 }
 
+/// z ← z + b over a row, returning max z. Inlined into the dispatched kernels like
+/// [`exp_shifted_sum`].
+#[inline(always)]
+fn add_bias_max<T: Real>(row: &mut [T], bias: &[T]) -> T {
+    let mut mx = [T::from_f64(f64::NEG_INFINITY); LANES];
+    let mut rc = row.chunks_exact_mut(LANES);
+    let mut bc = bias.chunks_exact(LANES);
+    for (c, b) in (&mut rc).zip(&mut bc) {
+        for i in 0..LANES {
+            c[i] += b[i];
+            mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+        }
+    }
+    let mut m = mx[0];
+    for &q in &mx {
+        m = if q > m { q } else { m };
+    }
+    for (c, &b) in rc.into_remainder().iter_mut().zip(bc.remainder()) {
+        *c += b;
+        m = if *c > m { *c } else { m };
+    }
+    m
+}
+
 dispatch! {
     /// Turns each row of `logits` (N, V) into probabilities in place, and writes
     /// -log p(target) of each row into `nll` (N).
@@ -75,23 +99,7 @@ dispatch! {
         scale: T,
     ) {
         for ((row, &y), out) in z.chunks_exact_mut(v).zip(targets).zip(nll.iter_mut()) {
-            let mut mx = [T::from_f64(f64::NEG_INFINITY); LANES];
-            let mut rc = row.chunks_exact_mut(LANES);
-            let mut bc = bias.chunks_exact(LANES);
-            for (c, b) in (&mut rc).zip(&mut bc) {
-                for i in 0..LANES {
-                    c[i] += b[i];
-                    mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
-                }
-            }
-            let mut m = mx[0];
-            for &q in &mx {
-                m = if q > m { q } else { m };
-            }
-            for (c, &b) in rc.into_remainder().iter_mut().zip(bc.remainder()) {
-                *c += b;
-                m = if *c > m { *c } else { m };
-            }
+            let m = add_bias_max(row, bias);
             let zy = row[y as usize];
             let s = exp_shifted_sum(row, m);
             *out = s.to_f64().ln() + m.to_f64() - zy.to_f64();
@@ -114,23 +122,7 @@ dispatch! {
     /// vocabulary is then e · exp(m - logsumexp), with logsumexp from all tiles' (m, s).
     pub fn tile_exp_rows<T: Real>(z: &mut [T], bias: &[T], m: &mut [T], s: &mut [T], w: usize) {
         for ((row, m), s) in z.chunks_exact_mut(w).zip(m.iter_mut()).zip(s.iter_mut()) {
-            let mut mx = [T::from_f64(f64::NEG_INFINITY); LANES];
-            let mut rc = row.chunks_exact_mut(LANES);
-            let mut bc = bias.chunks_exact(LANES);
-            for (c, b) in (&mut rc).zip(&mut bc) {
-                for i in 0..LANES {
-                    c[i] += b[i];
-                    mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
-                }
-            }
-            let mut top = mx[0];
-            for &q in &mx {
-                top = if q > top { q } else { top };
-            }
-            for (c, &b) in rc.into_remainder().iter_mut().zip(bc.remainder()) {
-                *c += b;
-                top = if *c > top { *c } else { top };
-            }
+            let top = add_bias_max(row, bias);
             *m = top;
             *s = exp_shifted_sum(row, top);
         }
