@@ -12,9 +12,7 @@ use firth_nn::embedding::Embedding;
 use firth_nn::linear::{affine_backward, affine_forward, Linear};
 use firth_nn::param::{Param, ParamSet};
 use firth_nn::recurrent::{CellKind, Recurrent};
-use firth_nn::softmax::{
-    softmax_cross_entropy, softmax_cross_entropy_backward, softmax_cross_entropy_grad,
-};
+use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
 use firth_nn::{Real, Rng};
 use firth_text::Level;
 use serde::{Deserialize, Serialize};
@@ -509,45 +507,6 @@ impl<T: Real> LanguageModel<T> {
     /// batch: scale = 1/B.
     pub fn backward(&mut self, scale: f64) {
         softmax_cross_entropy_backward(&mut self.logits, &self.targets, self.config.vocab, scale);
-        self.backward_from_logits(true);
-    }
-
-    /// A training step's forward and backward in one: the same gradients as [`Self::forward`]
-    /// then [`Self::backward`]`(scale)`, with bias, softmax, loss gradient and bias gradient
-    /// fused into one sweep over the (T·B, V) scores. Returns Σ -ln p(target) in nats; when
-    /// that is not finite, backpropagation stops there (the caller is expected to stop).
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_backward(
-        &mut self,
-        ids: &[u32],
-        targets: &[u32],
-        steps: usize,
-        batch: usize,
-        state: &mut LmState<T>,
-        rng: &mut Rng,
-        scale: f64,
-    ) -> f64 {
-        self.forward_scores(ids, steps, batch, state, true, rng, false);
-        self.targets.clear();
-        self.targets.extend_from_slice(targets);
-        let loss = softmax_cross_entropy_grad(
-            &mut self.logits,
-            &self.out_b.value,
-            targets,
-            self.config.vocab,
-            scale,
-            &mut self.nll,
-            &mut self.out_b.grad,
-        );
-        if loss.is_finite() {
-            self.backward_from_logits(false);
-        }
-        loss
-    }
-
-    /// Backpropagates from d(loss)/d(logits) held in `self.logits`; `bias_grad` says whether the
-    /// output bias gradient still has to be summed from it.
-    fn backward_from_logits(&mut self, bias_grad: bool) {
         let c = self.config.clone();
         let (steps, batch) = (self.steps, self.batch);
         let n = steps * batch;
@@ -571,7 +530,7 @@ impl<T: Real> LanguageModel<T> {
                 &self.logits,
                 w,
                 dw,
-                bias_grad.then_some(&mut self.out_b.grad[..]),
+                Some(&mut self.out_b.grad[..]),
                 Some(&mut self.dxs[stages - 1]),
                 width,
                 c.vocab,

@@ -387,10 +387,10 @@ impl Trainer {
     /// Forward and backward over one (T, B) block, leaving the gradient of (1/B)·Σ loss in the
     /// model's parameters; returns Σ loss in nats.
     ///
-    /// With one thread the model runs the whole batch. With K threads, the model and K - 1
-    /// replicas split the batch's columns, worker k taking [kB/K, (k+1)B/K), each on a thread
-    /// of its own with every kernel single-threaded (no hand-overs inside a step) and a
-    /// dropout stream drawn from `rng`:
+    /// With K threads, the model and K - 1 replicas split the batch's columns, worker k taking
+    /// [kB/K, (k+1)B/K), each on a thread of its own with every kernel single-threaded (no
+    /// hand-overs inside a step) and a dropout stream drawn from `rng`; with one thread the
+    /// model is the only worker and takes the whole batch, through the same steps:
     /// 1. each worker runs its body (embedding, recurrent stack) forward on its columns;
     /// 2. the model's output layer runs once over all N = T·B rows of the gathered top
     ///    activations, split across the threads by vocabulary blocks
@@ -401,16 +401,11 @@ impl Trainer {
     ///
     /// So the big output layer is never copied, zeroed or summed per replica, and the model's
     /// own shard needs no copy at all. Results are reproducible for a given thread count, and
-    /// equal to the one-thread run up to the order of floating-point additions.
+    /// equal to the one-thread run (and to [`LanguageModel::forward`] then
+    /// [`LanguageModel::backward`]) up to the order of floating-point additions.
     fn forward_backward(&mut self, x: &[u32], y: &[u32], t: usize, rng: &mut Rng) -> f64 {
         let batch = self.config.batch;
         let scale = 1.0 / batch as f64;
-        if self.replicas.is_empty() {
-            self.model.zero_grad();
-            return self
-                .model
-                .forward_backward(x, y, t, batch, &mut self.state, rng, scale);
-        }
         use rayon::prelude::*;
         struct Shard {
             x: Vec<u32>, // (T, b)
@@ -821,8 +816,9 @@ mod tests {
             .collect()
     }
 
-    /// Bodies on column shards of 3 replicas plus one output step over all rows give the same
-    /// loss, gradients and carried state as one model on the whole batch, for every kind of
+    /// The training step (bodies on column shards of 1 or 3 workers, then one output step over
+    /// all rows split by vocabulary) gives the same loss, gradients, gradient norm and carried
+    /// state as the model's plain forward and backward on the whole batch, for every kind of
     /// body and with tied embeddings; and two steps in a row (weights synced in between) too.
     #[test]
     fn data_parallel_step_equals_one_model() {
@@ -832,39 +828,47 @@ mod tests {
             (Arch::Rnn, false),
             (Arch::Window, false),
         ] {
-            let mut one = trainer(arch, tied);
-            let mut par = trainer(arch, tied);
-            par.make_replicas(3);
-            let data = Batched::new(&one.corpus.train, 6);
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            for k in 0..2 {
-                let t = data.segment(k, 5, &mut x, &mut y);
-                let mut rng = Rng::new(1);
-                let l1 = one.forward_backward(&x, &y, t, &mut rng);
-                let l2 = par.forward_backward(&x, &y, t, &mut rng);
-                assert!(
-                    (l1 - l2).abs() < 1e-4 * l1.abs(),
-                    "{arch:?}: loss {l1} vs {l2}"
-                );
-                for ((name, g1), (_, g2)) in grads(&mut one).iter().zip(&grads(&mut par)) {
-                    for (a, b) in g1.iter().zip(g2) {
-                        assert!((a - b).abs() < 1e-5, "{arch:?} {name}: {a} vs {b}");
+            for workers in [1, 3] {
+                let mut one = trainer(arch, tied);
+                let mut par = trainer(arch, tied);
+                par.make_replicas(workers);
+                let batch = one.config.batch;
+                let data = Batched::new(&one.corpus.train, batch);
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                for k in 0..2 {
+                    let t = data.segment(k, 5, &mut x, &mut y);
+                    let mut rng = Rng::new(1);
+                    one.model.zero_grad();
+                    let l1 = one
+                        .model
+                        .forward(&x, &y, t, batch, &mut one.state, true, &mut rng);
+                    one.model.backward(1.0 / batch as f64);
+                    let l2 = par.forward_backward(&x, &y, t, &mut rng);
+                    let what = format!("{arch:?}, {workers} workers");
+                    assert!(
+                        (l1 - l2).abs() < 1e-4 * l1.abs(),
+                        "{what}: loss {l1} vs {l2}"
+                    );
+                    for ((name, g1), (_, g2)) in grads(&mut one).iter().zip(&grads(&mut par)) {
+                        for (a, b) in g1.iter().zip(g2) {
+                            assert!((a - b).abs() < 1e-5, "{what} {name}: {a} vs {b}");
+                        }
                     }
-                }
-                // The data-parallel output step measures ‖dW‖² tile by tile (untied).
-                let n1 = firth_nn::optim::grad_norm(&mut one.model.params_mut());
-                let n2 = firth_nn::optim::grad_norm(&mut par.model.params_mut());
-                assert!((n1 - n2).abs() < 1e-5 * n1, "{arch:?}: norm {n1} vs {n2}");
-                for (h1, h2) in one.state.h.iter().zip(&par.state.h) {
-                    for (a, b) in h1.iter().zip(h2) {
-                        assert!((a - b).abs() < 1e-6, "{arch:?}: carried state differs");
+                    // The output step measures ‖dW‖² tile by tile (untied).
+                    let n1 = firth_nn::optim::grad_norm(&mut one.model.params_mut());
+                    let n2 = firth_nn::optim::grad_norm(&mut par.model.params_mut());
+                    assert!((n1 - n2).abs() < 1e-5 * n1, "{what}: norm {n1} vs {n2}");
+                    for (h1, h2) in one.state.h.iter().zip(&par.state.h) {
+                        for (a, b) in h1.iter().zip(h2) {
+                            assert!((a - b).abs() < 1e-6, "{what}: carried state differs");
+                        }
                     }
-                }
-                for tr in [&mut one, &mut par] {
-                    let mut params = tr.model.params_mut();
-                    tr.optimizer.step_scaled(&mut params, 0.5, 1.0);
-                    drop(params);
-                    tr.sync_replicas();
+                    for tr in [&mut one, &mut par] {
+                        let mut params = tr.model.params_mut();
+                        tr.optimizer.step_scaled(&mut params, 0.5, 1.0);
+                        drop(params);
+                        tr.sync_replicas();
+                    }
                 }
             }
         }

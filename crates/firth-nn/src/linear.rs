@@ -399,18 +399,18 @@ pub mod by_vocab {
             let (x, w, bias) = (f(n * h, 0.7), f(v * h, 0.3), f(v, 0.9));
             let targets: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % v as u32).collect();
             let scale = 0.25;
+            // Unsplit: z = X·Wᵀ + b, softmax, dZ = scale·(p - onehot), db = Σ_rows dZ.
             let mut dz = vec![0.0; n * v];
             gemm(&mut dz, &x, &w, n, v, h, false, true, false);
-            let (mut nll_want, mut db_want) = (Vec::new(), vec![0.0; v]);
-            let loss_want = crate::softmax::softmax_cross_entropy_grad(
-                &mut dz,
-                &bias,
-                &targets,
-                v,
-                scale,
-                &mut nll_want,
-                &mut db_want,
-            );
+            for row in dz.chunks_mut(v) {
+                crate::kernels::add_into(row, &bias);
+            }
+            let mut nll_want = Vec::new();
+            let loss_want =
+                crate::softmax::softmax_cross_entropy(&mut dz, &targets, v, &mut nll_want);
+            crate::softmax::softmax_cross_entropy_backward(&mut dz, &targets, v, scale);
+            let mut db_want = vec![0.0; v];
+            crate::kernels::sum_rows_into(&dz, &mut db_want);
             let mut dw_want = vec![0.0; v * h];
             gemm(&mut dw_want, &dz, &x, v, h, n, true, false, false);
             let mut dx_want = vec![0.0; n * h];
