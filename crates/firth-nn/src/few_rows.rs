@@ -121,21 +121,10 @@ pub fn gemm_packed(
     k: usize,
     accumulate: bool,
 ) {
-    gemm_packed_at(crate::simd::level(), c, a, packed, m, n, k, accumulate)
-}
-
-/// [`gemm_packed`] with the kernel for `level`, which this CPU must support.
-#[allow(clippy::too_many_arguments)]
-fn gemm_packed_at(
-    level: crate::simd::Level,
-    c: &mut [f32],
-    a: &[f32],
-    packed: &[f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    accumulate: bool,
-) {
+    assert!(
+        available(),
+        "few_rows::gemm_packed needs AVX-512F (check available())"
+    );
     assert_eq!(c.len(), m * n, "C is not {m}x{n}");
     assert_eq!(a.len(), m * k, "A is not {m}x{k}");
     assert_eq!(
@@ -143,24 +132,21 @@ fn gemm_packed_at(
         n.div_ceil(PANEL) * k * PANEL,
         "B is not packed {k}x{n}"
     );
-    use crate::simd::Level;
-    match level {
-        // SAFETY: AVX-512F was detected on this CPU (simd::level, or the test's own
-        // detection), and the asserts above bound every index the kernel forms (rows < m,
-        // columns < n under the store masks, p < k, panels < ⌈n/64⌉).
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe {
-            avx512::gemm_packed(
-                c.as_mut_ptr(),
-                a.as_ptr(),
-                packed.as_ptr(),
-                m,
-                n,
-                k,
-                accumulate,
-            )
-        },
-        _ => panic!("few_rows::gemm_packed needs AVX-512F (check available())"),
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = accumulate; // unreachable: available() is false off x86-64
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: available() saw AVX-512F on this CPU, and the asserts above bound every index
+    // the kernel forms (rows < m, columns < n under the store masks, p < k, panels < ⌈n/64⌉).
+    unsafe {
+        avx512::gemm_packed(
+            c.as_mut_ptr(),
+            a.as_ptr(),
+            packed.as_ptr(),
+            m,
+            n,
+            k,
+            accumulate,
+        )
     }
 }
 
@@ -272,16 +258,13 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// The kernel (where this CPU can run it) gives the plain product (in f64) for row counts up to
+    /// Where this CPU has AVX-512, the kernel gives the plain product (in f64) for row counts up to
     /// MAX_ROWS and column counts around the panel and vector widths, replacing and
     /// accumulating, with B packed from itself and from its transpose.
     #[test]
     fn equals_the_plain_product() {
-        use crate::simd::Level;
-        let mut levels = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            levels.push(Level::Avx512);
+        if !available() {
+            return;
         }
         for &(m, n, k) in &[
             (1, 1, 1),
@@ -312,16 +295,14 @@ mod tests {
             let mut packed = Vec::new();
             for (src, transposed) in [(&b, false), (&bt, true)] {
                 pack(src, k, n, transposed, &mut packed);
-                for &level in &levels {
-                    let mut c = vec![1.0f32; m * n];
-                    gemm_packed_at(level, &mut c, &a, &packed, m, n, k, true);
-                    for (x, y) in c.iter().zip(&want) {
-                        assert_eq!(*x as f64, y + 1.0, "{level:?} {m}x{n}x{k} accumulate");
-                    }
-                    gemm_packed_at(level, &mut c, &a, &packed, m, n, k, false);
-                    for (x, y) in c.iter().zip(&want) {
-                        assert_eq!(*x as f64, *y, "{level:?} {m}x{n}x{k}");
-                    }
+                let mut c = vec![1.0f32; m * n];
+                gemm_packed(&mut c, &a, &packed, m, n, k, true);
+                for (x, y) in c.iter().zip(&want) {
+                    assert_eq!(*x as f64, y + 1.0, "{m}x{n}x{k} accumulate");
+                }
+                gemm_packed(&mut c, &a, &packed, m, n, k, false);
+                for (x, y) in c.iter().zip(&want) {
+                    assert_eq!(*x as f64, *y, "{m}x{n}x{k}");
                 }
             }
         }

@@ -150,6 +150,8 @@ pub mod by_vocab {
     /// Buffers [`softmax_step`] reuses from call to call (the scores alone are N·V).
     #[derive(Clone, Debug, Default)]
     pub struct Scratch<T> {
+        /// Columns per tile; `None` sizes tiles by [`TILE_BYTES`] (tests set it).
+        tile_columns: Option<usize>,
         z: Vec<T>,
         stats: Vec<T>,
         lse: Vec<f64>,
@@ -196,31 +198,10 @@ pub mod by_vocab {
         h: usize,
         blocks: usize,
     ) -> StepLoss {
-        let n = targets.len();
-        let tw = (TILE_BYTES / (n.max(1) * std::mem::size_of::<T>()) / 16 * 16).clamp(64, 2048);
-        softmax_step_tiled(
-            scratch, x, w, bias, targets, scale, dw, db, dx, nll, h, blocks, tw,
-        )
-    }
-
-    /// [`softmax_step`] with tiles of `tw` columns.
-    #[allow(clippy::too_many_arguments)]
-    fn softmax_step_tiled<T: Real + ComplexField>(
-        scratch: &mut Scratch<T>,
-        x: &[T],
-        w: &[T],
-        bias: &[T],
-        targets: &[u32],
-        scale: f64,
-        dw: &mut [T],
-        db: &mut [T],
-        dx: &mut [T],
-        nll: &mut Vec<f64>,
-        h: usize,
-        blocks: usize,
-        tw: usize,
-    ) -> StepLoss {
         let (n, v) = (targets.len(), bias.len());
+        let tw = scratch.tile_columns.unwrap_or(
+            (TILE_BYTES / (n.max(1) * std::mem::size_of::<T>()) / 16 * 16).clamp(64, 2048),
+        );
         assert_eq!(x.len(), n * h, "X is not (N, H)");
         assert_eq!(w.len(), v * h, "W is not (V, H)");
         assert_eq!(dw.len(), v * h, "dW is not (V, H)");
@@ -232,6 +213,7 @@ pub mod by_vocab {
         let tiles: Vec<usize> = r.iter().map(|&(s, e)| (e - s).div_ceil(tw)).collect();
         let total_tiles: usize = tiles.iter().sum();
         let Scratch {
+            tile_columns: _,
             z,
             stats,
             lse,
@@ -418,11 +400,12 @@ pub mod by_vocab {
             for blocks in [1, 2, 3, 5, 20] {
                 for tw in [1, 4, 7, 64] {
                     let (mut z, mut nll) = (Scratch::default(), Vec::new());
+                    z.tile_columns = Some(tw);
                     let (mut dw, mut db, mut dx) =
                         (vec![9.0; v * h], vec![9.0; v], vec![9.0; n * h]);
-                    let got = softmax_step_tiled(
+                    let got = softmax_step(
                         &mut z, &x, &w, &bias, &targets, scale, &mut dw, &mut db, &mut dx,
-                        &mut nll, h, blocks, tw,
+                        &mut nll, h, blocks,
                     );
                     assert!(
                         (got.loss - loss_want).abs() < 1e-12,
