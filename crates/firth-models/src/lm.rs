@@ -327,22 +327,6 @@ impl<T: Real> LanguageModel<T> {
         train: bool,
         rng: &mut Rng,
     ) {
-        self.forward_scores(ids, steps, batch, state, train, rng, true);
-    }
-
-    /// [`Self::forward_logits`], leaving out the output bias when `with_bias` is false (the
-    /// fused training step adds it on the fly).
-    #[allow(clippy::too_many_arguments)]
-    fn forward_scores(
-        &mut self,
-        ids: &[u32],
-        steps: usize,
-        batch: usize,
-        state: &mut LmState<T>,
-        train: bool,
-        rng: &mut Rng,
-        with_bias: bool,
-    ) {
         self.forward_body(ids, steps, batch, state, train, rng);
         let c = &self.config;
         let top = &self.xs[self.xs.len() - 1]; // Self::top, borrowed field by field
@@ -352,8 +336,14 @@ impl<T: Real> LanguageModel<T> {
             .out_w
             .as_ref()
             .map_or(&self.embedding.weight.value, |p| &p.value);
-        let bias = with_bias.then_some(&self.out_b.value[..]);
-        affine_forward(top, w, bias, &mut self.logits, width, c.vocab);
+        affine_forward(
+            top,
+            w,
+            Some(&self.out_b.value[..]),
+            &mut self.logits,
+            width,
+            c.vocab,
+        );
     }
 
     /// The body of the model — embedding and recurrent stack (or window layer), everything
