@@ -591,8 +591,8 @@ impl<T: Real> LanguageModel<T> {
 }
 
 impl LanguageModel<f32> {
-    /// The output layer's training step over `top` (N, width) gathered from the bodies of
-    /// data-parallel replicas (rows shard by shard), split across `blocks` threads by
+    /// The output layer's training step over `top` (N, width) gathered from the bodies of the
+    /// training workers (rows shard by shard; one worker: the model's own), split across `blocks` threads by
     /// vocabulary and within a thread by tiles that stay in cache
     /// ([`firth_nn::linear::by_vocab::softmax_step`]): scores z = top·Wᵀ + b, dz =
     /// scale·(softmax(z) - onehot(target)), dW = dzᵀ·top, db = Σ dz and d top = dz·W. dW, db and `d_top` (N, width) are overwritten (when tied, dW is the

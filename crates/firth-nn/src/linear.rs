@@ -370,7 +370,7 @@ pub mod by_vocab {
         use super::*;
         use crate::gemm::gemm;
 
-        /// The split softmax step equals the plain products around the fused softmax, for any
+        /// The split softmax step equals the plain products around a separate softmax, for any
         /// number of blocks and tiles (uneven ones too), and its loss is the sum of -ln p.
         #[test]
         fn softmax_step_equals_the_unsplit_layer() {
