@@ -1,6 +1,6 @@
 //! Progress bars and run summaries on the terminal (stderr, so `--json` output stays clean).
 
-use firth_models::train::{EpochRecord, Observer, StepReport};
+use firth_models::trainer::{EpochRecord, Observer, StepReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shows one bar per epoch with tokens/s, loss, perplexity, learning rate and ETA.
@@ -8,8 +8,8 @@ pub struct Bars {
     bar: Option<ProgressBar>,
     quiet: bool,
     unit: &'static str,
-    /// Language models: show perplexity on the bar and print a line per epoch. Taggers and
-    /// classifiers print their own epoch lines (accuracy, F1), and perplexity means nothing there.
+    /// Language models: show perplexity on the bar and in the epoch lines; taggers and
+    /// classifiers show accuracy (and F1) instead.
     language_model: bool,
 }
 
@@ -24,10 +24,11 @@ impl Bars {
         }
     }
 
-    /// Bars for taggers and classifiers: loss, learning rate, gradient norm, tokens/s.
-    pub fn for_task(quiet: bool) -> Bars {
+    /// Bars for taggers and classifiers: loss, learning rate, gradient norm and `unit`s/s.
+    pub fn for_task(quiet: bool, unit: &'static str) -> Bars {
         let mut b = Bars::new(quiet, false);
         b.language_model = false;
+        b.unit = unit;
         b
     }
 }
@@ -59,28 +60,53 @@ impl Observer for Bars {
                 };
                 bar.set_message(format!(
                     "loss {:.3}{ppl} lr {:.3e} |g| {:.2} {:.0} {}/s",
-                    r.loss, r.lr, r.grad_norm, r.tokens_per_second, self.unit
+                    r.loss, r.lr, r.grad_norm, r.items_per_second, self.unit
                 ));
             }
         }
     }
 
-    fn epoch_end(&mut self, r: &EpochRecord) {
+    fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        if !self.quiet && self.language_model {
+        if self.quiet {
+            return;
+        }
+        let opt =
+            |name: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {name} {v:.2}"));
+        if self.language_model {
             eprintln!(
                 "epoch {:>3}  lr {:.4}  train ppl {:>8.2}  valid ppl {:>8.2} (loss {:.4})  {:>7.0} {}/s  {:.1}s  clipped {:.0}%",
                 r.epoch,
                 r.lr,
-                r.train_perplexity,
-                r.valid_perplexity,
-                r.valid_loss,
-                r.tokens_per_second,
+                r.train_perplexity.unwrap_or(f64::NAN),
+                r.valid_perplexity.unwrap_or(f64::NAN),
+                r.valid_loss.unwrap_or(f64::NAN),
+                r.items_per_second,
                 self.unit,
                 r.seconds,
                 r.clipped_fraction * 100.0
+            );
+        } else {
+            eprintln!(
+                "epoch {:>3}  lr {:.2e}  train loss {:.4}{}{}{}{}{}  {:.0} {}/s{}  {:.1}s",
+                r.epoch,
+                r.lr,
+                r.train_loss,
+                opt("train acc", r.train_accuracy),
+                opt("dev loss", r.valid_loss),
+                opt("dev acc", r.valid_accuracy),
+                opt("dev F1", r.valid_f1),
+                if best { " (best)" } else { "" },
+                r.items_per_second,
+                self.unit,
+                r.predict_items_per_second
+                    .map_or(String::new(), |p| format!(
+                        ", {p:.0} {}/s predict",
+                        self.unit
+                    )),
+                r.seconds,
             );
         }
     }

@@ -8,7 +8,8 @@ pub mod decode;
 pub mod encoder;
 pub mod gradients;
 pub mod lm;
+pub mod lm_train;
 pub mod tagger;
-pub mod train;
+pub mod trainer;
 
 pub use lm::{Arch, LanguageModel, LmConfig, LmState};

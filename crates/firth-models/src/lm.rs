@@ -590,16 +590,24 @@ impl<T: Real> LanguageModel<T> {
     }
 }
 
+/// What [`LanguageModel::output_step_by_vocab`] measured.
+pub struct OutputStep {
+    /// Σ -ln p(target) in nats.
+    pub loss: f64,
+    /// ‖dW‖² of an untied output weight.
+    pub dw_sq_norm: Option<f64>,
+}
+
 impl LanguageModel<f32> {
     /// The output layer's training step over `top` (N, width) gathered from the bodies of the
     /// training workers (rows shard by shard; one worker: the model's own), split across `blocks` threads by
     /// vocabulary and within a thread by tiles that stay in cache
     /// ([`firth_nn::linear::by_vocab::softmax_step`]): scores z = top·Wᵀ + b, dz =
     /// scale·(softmax(z) - onehot(target)), dW = dzᵀ·top, db = Σ dz and d top = dz·W. dW, db and `d_top` (N, width) are overwritten (when tied, dW is the
-    /// embedding table's gradient, made dense). An untied dW's squared norm, measured tile by
-    /// tile, is left in [`Param::grad_sq_norm_known`] for clipping. `scratch` holds the (N, V)
-    /// scores and the rest between calls. Returns Σ -ln p(target);
-    /// when that is not finite, no gradient is computed.
+    /// embedding table's gradient, made dense): the one exception to "backward accumulates",
+    /// since nothing else writes them. Returns Σ -ln p(target) and, untied, dW's squared norm,
+    /// measured tile by tile, for clipping. `scratch` holds the (N, V) scores and the rest
+    /// between calls. When the loss is not finite, no gradient is computed.
     pub fn output_step_by_vocab(
         &mut self,
         top: &[f32],
@@ -608,7 +616,7 @@ impl LanguageModel<f32> {
         scratch: &mut firth_nn::linear::by_vocab::Scratch<f32>,
         d_top: &mut Vec<f32>,
         blocks: usize,
-    ) -> f64 {
+    ) -> OutputStep {
         use firth_nn::linear::by_vocab;
         let n = targets.len();
         let h = top.len() / n.max(1);
@@ -638,10 +646,10 @@ impl LanguageModel<f32> {
         );
         // Tied, the embedding's gradient still gets the bodies' rows added, so its norm is
         // not known yet.
-        if !tied && step.loss.is_finite() {
-            out_w.grad_sq_norm_known = Some(step.dw_sq_norm);
+        OutputStep {
+            loss: step.loss,
+            dw_sq_norm: (!tied && step.loss.is_finite()).then_some(step.dw_sq_norm),
         }
-        step.loss
     }
 }
 

@@ -18,10 +18,6 @@ pub struct Param<T> {
     pub touched: Vec<u32>,
     /// True once a dense gradient was added to a sparse parameter (a tied output layer).
     pub dense_grad: bool,
-    /// Σ g², when the code that wrote `grad` measured it while the gradient was in cache
-    /// (the vocabulary-split output layer does). [`Param::grad_sq_norm`] takes it instead of
-    /// reading the buffer again; [`Param::zero_grad`] clears it.
-    pub grad_sq_norm_known: Option<f64>,
 }
 
 impl<T: Real> Param<T> {
@@ -35,7 +31,6 @@ impl<T: Real> Param<T> {
             sparse: false,
             touched: Vec::new(),
             dense_grad: false,
-            grad_sq_norm_known: None,
         }
     }
 
@@ -85,15 +80,10 @@ impl<T: Real> Param<T> {
         }
         self.touched.clear();
         self.dense_grad = false;
-        self.grad_sq_norm_known = None;
     }
 
-    /// Σ g², over touched rows only for sparse gradients; [`Param::grad_sq_norm_known`] when
-    /// set (and then cleared, so it is used once).
+    /// Σ g², over touched rows only for sparse gradients.
     pub fn grad_sq_norm(&mut self) -> f64 {
-        if let Some(sq) = self.grad_sq_norm_known.take() {
-            return sq;
-        }
         let w = self.row_len();
         let sq = |s: &[T]| sum_squares(s);
         match self.grad_rows() {

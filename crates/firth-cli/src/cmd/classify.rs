@@ -1,19 +1,17 @@
 //! `firth classify`: train, evaluate and apply sentence classifiers (SST, MR, `label<TAB>text`).
 
-use crate::cmd::lm::set_threads;
+use crate::cmd::lm::{set_threads, OptimArg};
 use crate::plot::{line_chart, Series};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use firth_models::classifier::{
-    encode_tokens, evaluate, Bundle, Classifier, ClassifierConfig, ClassifySummary,
-    ClassifyTrainConfig, ClassifyTrainer, Encoded, CHECKPOINT,
+    encode_tokens, evaluate, train_classifier, Bundle, ClassifierOptions, ClassifyData,
+    ClassifyPreset, ClassifySummary,
 };
-use firth_nn::optim::OptimKind;
-use firth_nn::param::ParamSet;
+use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::pooling::PoolKind;
-use firth_nn::{CellKind, Rng};
-use firth_text::sentiment::{self, Example, Format, SstOptions};
-use firth_text::{Vocab, UNK};
+use firth_nn::CellKind;
+use firth_text::sentiment::{self, Format, SstOptions};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -70,13 +68,6 @@ enum PoolArg {
     Mean,
     Max,
     Attention,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum OptimArg {
-    Sgd,
-    Adam,
-    Adamw,
 }
 
 /// Hyperparameters are optional: `--preset` fills them in, explicit flags override it, and
@@ -215,282 +206,65 @@ fn format_of(f: Option<FormatArg>) -> Option<Format> {
     })
 }
 
-struct Resolved {
-    cell: CellKind,
-    layers: usize,
-    hidden: usize,
-    emb: Option<usize>,
-    bidirectional: bool,
-    pooling: PoolKind,
-    dropout: f64,
-    init_range: f64,
-    sst: SstOptions,
-    train: ClassifyTrainConfig,
-}
-
-fn resolve(a: &TrainArgs) -> Result<Resolved> {
-    let preset = a.preset.is_some();
-    let binary = match a.sst_labels {
-        Some(l) => l == SstLabels::Binary,
-        None => a.preset == Some(Preset::Sst2),
-    };
-    // The presets use SGD: it updates only the embedding rows a batch touched, while Adam
-    // updates the whole table at every step (see docs/classify.md), and it measured better
-    // on SST-5.
-    let optim = a.optim.unwrap_or(if preset {
-        OptimArg::Sgd
-    } else {
-        OptimArg::Adam
-    });
-    let lr =
-        a.lr.unwrap_or(if optim == OptimArg::Sgd { 0.5 } else { 1e-3 });
-    let r = Resolved {
-        cell: match a.arch.unwrap_or(ArchArg::Lstm) {
+fn options(a: &TrainArgs) -> ClassifierOptions {
+    ClassifierOptions {
+        preset: a.preset.map(|p| match p {
+            Preset::Sst2 => ClassifyPreset::Sst2,
+            Preset::Sst5 => ClassifyPreset::Sst5,
+        }),
+        sst_binary: a.sst_labels.map(|l| l == SstLabels::Binary),
+        phrases: a.phrases,
+        cell: a.arch.map(|x| match x {
             ArchArg::Rnn => CellKind::RnnTanh,
             ArchArg::Lstm => CellKind::Lstm,
             ArchArg::Gru => CellKind::Gru,
-        },
-        layers: a.layers.unwrap_or(1),
-        hidden: a.hidden.unwrap_or(if preset { 150 } else { 100 }),
+        }),
+        layers: a.layers,
+        hidden: a.hidden,
         emb: a.emb,
-        bidirectional: a.bidirectional.unwrap_or(preset),
-        pooling: match a
-            .pooling
-            .unwrap_or(if preset { PoolArg::Max } else { PoolArg::Last })
-        {
+        bidirectional: a.bidirectional,
+        pooling: a.pooling.map(|p| match p {
             PoolArg::Last => PoolKind::Last,
             PoolArg::Mean => PoolKind::Mean,
             PoolArg::Max => PoolKind::Max,
             PoolArg::Attention => PoolKind::Attention,
-        },
-        dropout: a.dropout.unwrap_or(if preset { 0.5 } else { 0.0 }),
-        init_range: a.init_range.unwrap_or(0.1),
-        sst: SstOptions {
-            binary,
-            phrases: a.phrases.unwrap_or(preset),
-        },
-        train: ClassifyTrainConfig {
-            epochs: a.epochs.unwrap_or(if preset { 8 } else { 10 }),
-            batch: a.batch.unwrap_or(if preset { 32 } else { 25 }),
-            lr,
-            optim: match optim {
-                OptimArg::Sgd => OptimKind::Sgd,
-                OptimArg::Adam => OptimKind::Adam,
-                OptimArg::Adamw => OptimKind::AdamW,
-            },
-            weight_decay: a.weight_decay.unwrap_or(0.0),
-            clip: a.clip.unwrap_or(5.0),
-            lr_decay: a.lr_decay.unwrap_or(if preset { 0.9 } else { 1.0 }),
-            patience: a.patience.unwrap_or(if preset { 3 } else { 0 }),
-            seed: a.run.seed,
-        },
-    };
-    if r.train.batch == 0 || r.train.epochs == 0 {
-        bail!("--batch and --epochs must be at least 1");
+        }),
+        dropout: a.dropout,
+        lr: a.lr,
+        optim: a.optim.map(OptimArg::kind),
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        lr_decay: a.lr_decay,
+        epochs: a.epochs,
+        batch: a.batch,
+        patience: a.patience,
+        init_range: a.init_range,
+        freeze: a.freeze,
+        seed: a.run.seed,
     }
-    if !(r.train.lr > 0.0 && r.train.lr.is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    if !(0.0..1.0).contains(&a.dev_fraction) {
-        bail!("--dev-fraction must be in [0, 1)");
-    }
-    Ok(r)
-}
-
-/// Labels in order of first appearance in the training data.
-fn label_set(ex: &[Example]) -> Vec<String> {
-    let mut labels: Vec<String> = Vec::new();
-    for e in ex {
-        if !labels.contains(&e.label) {
-            labels.push(e.label.clone());
-        }
-    }
-    // Sorted, so the same label set gives the same ids whatever the data order.
-    labels.sort();
-    labels
-}
-
-fn encode_set(vocab: &Vocab, labels: &[String], ex: &[Example], what: &Path) -> Result<Encoded> {
-    let mut out = Encoded::default();
-    for (i, e) in ex.iter().enumerate() {
-        let y = labels.iter().position(|l| l == &e.label).with_context(|| {
-            format!(
-                "{}: example {} has the label {:?}, which the training data does not have (its labels: {})",
-                what.display(),
-                i + 1,
-                e.label,
-                labels.join(", ")
-            )
-        })?;
-        out.sents.push(encode_tokens(vocab, &e.tokens));
-        out.labels.push(y as u32);
-    }
-    Ok(out)
 }
 
 /// Trains as `firth classify train` does and returns the summary.
 pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
     set_threads(a.run.threads)?;
-    let r = resolve(&a)?;
-    let format = format_of(a.format);
-    let train_ex = sentiment::read(&a.train, format, r.sst)?;
-    let no_phrases = SstOptions {
-        phrases: false,
-        ..r.sst
+    let data = ClassifyData {
+        train: a.train.clone(),
+        dev: a.dev.clone(),
+        test: a.test.clone(),
+        format: format_of(a.format),
+        dev_fraction: a.dev_fraction,
+        embeddings: a.embeddings.clone(),
+        out: a.out.clone(),
+        resume: a.resume,
+        limits: Limits {
+            max_steps: None,
+            max_seconds: a.max_seconds,
+        },
     };
-    let (train_ex, dev_ex) = match &a.dev {
-        Some(d) => (train_ex, sentiment::read(d, format, no_phrases)?),
-        None => {
-            if a.dev_fraction <= 0.0 {
-                bail!("give --dev, or a --dev-fraction above 0");
-            }
-            // A seeded shuffle, then the last fraction is held out.
-            let mut ex = train_ex;
-            let mut rng = Rng::new(a.run.seed ^ 0x5eed);
-            for i in (1..ex.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                ex.swap(i, j);
-            }
-            let n_dev = ((ex.len() as f64 * a.dev_fraction).round() as usize).max(1);
-            if n_dev >= ex.len() {
-                bail!(
-                    "{}: too few examples to hold out a development set; give --dev",
-                    a.train.display()
-                );
-            }
-            let dev = ex.split_off(ex.len() - n_dev);
-            (ex, dev)
-        }
-    };
-    let test_ex = match &a.test {
-        Some(t) => Some(sentiment::read(t, format, no_phrases)?),
-        None => None,
-    };
-    let labels = label_set(&train_ex);
-    let vectors = match &a.embeddings {
-        Some(p) => Some(
-            firth_vectors::formats::load(p)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("cannot load word vectors {}", p.display()))?,
-        ),
-        None => None,
-    };
-    let lookup = |w: &str| -> Option<&[f32]> {
-        let v = vectors.as_ref()?;
-        v.get(w).or_else(|| v.get(&w.to_lowercase()))
-    };
-    // Vocabulary: <unk>, the training words, then development/test words the vectors know
-    // (they get useful rows without ever being trained on).
-    let mut vocab = Vocab::new();
-    vocab.add(UNK);
-    for e in &train_ex {
-        for t in &e.tokens {
-            vocab.add(t);
-        }
-    }
-    if vectors.is_some() {
-        for e in dev_ex.iter().chain(test_ex.iter().flatten()) {
-            for t in &e.tokens {
-                if vocab.get(t).is_none() && lookup(t).is_some() {
-                    vocab.add(t);
-                }
-            }
-        }
-    }
-    let emb = match (&vectors, r.emb) {
-        (Some(v), Some(e)) if e != v.dim => bail!(
-            "--emb {e} differs from the {} dimensions of {}; leave --emb out to use the file's",
-            v.dim,
-            a.embeddings.as_ref().unwrap().display()
-        ),
-        (Some(v), _) => v.dim,
-        (None, e) => e.unwrap_or(100),
-    };
-    let config = ClassifierConfig {
-        cell: r.cell,
-        vocab: vocab.len(),
-        emb,
-        hidden: r.hidden,
-        layers: r.layers,
-        bidirectional: r.bidirectional,
-        pooling: r.pooling,
-        dropout: r.dropout,
-        classes: labels.len(),
-        init_range: r.init_range,
-        freeze_emb: a.freeze,
-    };
-    let mut rng = Rng::new(r.train.seed);
-    let mut model = Classifier::<f32>::new(config, &mut rng)?;
-    let mut found = 0usize;
-    if vectors.is_some() {
-        for (i, w) in vocab.tokens().iter().enumerate().skip(1) {
-            if let Some(v) = lookup(w) {
-                model.emb.weight.value[i * emb..(i + 1) * emb].copy_from_slice(v);
-                found += 1;
-            }
-        }
-    }
-    let train_set = encode_set(&vocab, &labels, &train_ex, &a.train)?;
-    let dev_path = a.dev.clone().unwrap_or_else(|| a.train.clone());
-    let dev_set = encode_set(&vocab, &labels, &dev_ex, &dev_path)?;
-    let test_set = match (&test_ex, &a.test) {
-        (Some(t), Some(p)) => Some(encode_set(&vocab, &labels, t, p)?),
-        _ => None,
-    };
-    if !a.run.quiet {
-        eprintln!(
-            "{} {:?} x{} hidden {}, emb {}, {:?} pooling, {} parameters; labels [{}]; {} training / {} dev{} examples; vocabulary {}{}",
-            if r.bidirectional { "bidirectional" } else { "unidirectional" },
-            r.cell,
-            r.layers,
-            r.hidden,
-            emb,
-            r.pooling,
-            model.num_params(),
-            labels.join(", "),
-            train_set.sents.len(),
-            dev_set.sents.len(),
-            test_set
-                .as_ref()
-                .map_or(String::new(), |t| format!(" / {} test", t.sents.len())),
-            vocab.len(),
-            if vectors.is_some() {
-                format!(", {found} initialised from the vectors")
-            } else {
-                String::new()
-            }
-        );
-    }
-    drop(vectors);
-    let bundle = Bundle {
-        model,
-        labels,
-        vocab,
-    };
-    let mut trainer =
-        ClassifyTrainer::new(bundle, r.train, train_set, dev_set, test_set, &a.out, rng);
-    if a.resume {
-        if !a.out.join(CHECKPOINT).exists() {
-            bail!(
-                "--resume: no checkpoint at {}",
-                a.out.join(CHECKPOINT).display()
-            );
-        }
-        trainer.resume()?;
-    } else if a.out.join(CHECKPOINT).exists() {
-        bail!(
-            "{} already holds a training run; add --resume to continue it, or choose another --out",
-            a.out.display()
-        );
-    }
-    let mut bars = crate::progress::Bars::for_task(a.run.quiet);
-    let summary = trainer.run(a.max_seconds, &mut bars)?;
+    let mut bars = crate::progress::Bars::for_task(a.run.quiet, "ex");
+    let (summary, trainer) = train_classifier(&data, &options(&a), &mut bars)?;
     drop(bars);
-    write_curves(&a.out, &trainer)?;
-    firth_nn::checkpoint::write_atomic(
-        &a.out.join("summary.json"),
-        (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
-    )?;
+    write_curves(&a.out, &trainer.progress.history)?;
     if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else if !a.run.quiet {
@@ -509,8 +283,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
     Ok(summary)
 }
 
-fn write_curves(out: &Path, t: &ClassifyTrainer) -> Result<()> {
-    let h = &t.progress.history;
+fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
     if h.is_empty() {
         return Ok(());
     }
@@ -519,12 +292,15 @@ fn write_curves(out: &Path, t: &ClassifyTrainer) -> Result<()> {
             name: "train (with dropout)".into(),
             points: h
                 .iter()
-                .map(|r| (r.epoch as f64, r.train_accuracy))
+                .filter_map(|r| Some((r.epoch as f64, r.train_accuracy?)))
                 .collect(),
         },
         Series {
             name: "dev".into(),
-            points: h.iter().map(|r| (r.epoch as f64, r.dev_accuracy)).collect(),
+            points: h
+                .iter()
+                .filter_map(|r| Some((r.epoch as f64, r.valid_accuracy?)))
+                .collect(),
         },
     ];
     line_chart(

@@ -2,15 +2,16 @@
 
 use crate::plot::{line_chart, Series};
 use crate::progress::Bars;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
-use firth_models::data::Corpus;
 use firth_models::decode::{beam_search, generate, Strategy};
-use firth_models::lm::{Arch, LanguageModel, LmConfig};
-use firth_models::train::{evaluate, Limits, Summary, TrainConfig, Trainer, CHECKPOINT};
+use firth_models::lm::{Arch, LanguageModel};
+use firth_models::lm_train::{
+    evaluate, resolve_lm, train_lm, LmData, LmOptions, LmPreset, Summary,
+};
+use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::dropout::DropoutKind;
 use firth_nn::optim::OptimKind;
-use firth_nn::param::ParamSet;
 use firth_nn::Rng;
 use firth_text::Level;
 use std::path::{Path, PathBuf};
@@ -62,10 +63,20 @@ enum LevelArg {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum OptimArg {
+pub enum OptimArg {
     Sgd,
     Adam,
     Adamw,
+}
+
+impl OptimArg {
+    pub fn kind(self) -> OptimKind {
+        match self {
+            OptimArg::Sgd => OptimKind::Sgd,
+            OptimArg::Adam => OptimKind::Adam,
+            OptimArg::Adamw => OptimKind::AdamW,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -254,226 +265,74 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-struct Resolved {
-    model: LmConfig,
-    train: TrainConfig,
-}
-
-fn resolve(a: &TrainArgs) -> Result<Resolved> {
-    struct P {
-        arch: ArchArg,
-        level: LevelArg,
-        layers: usize,
-        hidden: usize,
-        emb: Option<usize>,
-        bptt: usize,
-        batch: usize,
-        lr: f64,
-        optim: OptimArg,
-        clip: f64,
-        dropout: f64,
-        epochs: usize,
-        lr_decay: f64,
-        lr_decay_start: usize,
-        init: f64,
-    }
-    let p = match a.preset {
-        Some(Preset::PtbSmall) => P {
-            arch: ArchArg::Lstm,
-            level: LevelArg::Word,
-            layers: 2,
-            hidden: 200,
-            emb: None,
-            bptt: 20,
-            batch: 20,
-            lr: 1.0,
-            optim: OptimArg::Sgd,
-            clip: 5.0,
-            dropout: 0.0,
-            epochs: 13,
-            lr_decay: 0.5,
-            lr_decay_start: 5,
-            init: 0.1,
-        },
-        Some(Preset::PtbMedium) => P {
-            arch: ArchArg::Lstm,
-            level: LevelArg::Word,
-            layers: 2,
-            hidden: 650,
-            emb: None,
-            bptt: 35,
-            batch: 20,
-            lr: 1.0,
-            optim: OptimArg::Sgd,
-            clip: 5.0,
-            dropout: 0.5,
-            epochs: 39,
-            lr_decay: 1.0 / 1.2,
-            lr_decay_start: 7,
-            init: 0.05,
-        },
-        Some(Preset::CharShakespeare) => P {
-            arch: ArchArg::Lstm,
-            level: LevelArg::Char,
-            layers: 2,
-            hidden: 512,
-            emb: Some(64),
-            bptt: 100,
-            batch: 32,
-            lr: 2e-3,
-            optim: OptimArg::Adam,
-            clip: 5.0,
-            dropout: 0.2,
-            epochs: 30,
-            lr_decay: 0.95,
-            lr_decay_start: 2,
-            init: 0.08,
-        },
-        None => P {
-            arch: ArchArg::Lstm,
-            level: LevelArg::Word,
-            layers: 2,
-            hidden: 200,
-            emb: None,
-            bptt: 35,
-            batch: 20,
-            lr: 1.0,
-            optim: OptimArg::Sgd,
-            clip: 5.0,
-            dropout: 0.0,
-            epochs: 10,
-            lr_decay: 1.0,
-            lr_decay_start: 0,
-            init: 0.1,
-        },
-    };
-    let optim = a.optim.unwrap_or(p.optim);
-    let lr = a.lr.unwrap_or(if optim == p.optim {
-        p.lr
-    } else if optim == OptimArg::Sgd {
-        1.0
-    } else {
-        2e-3
-    });
-    let hidden = a.hidden.unwrap_or(p.hidden);
-    let arch = a.arch.unwrap_or(p.arch);
-    let model = LmConfig {
-        arch: match arch {
+fn options(a: &TrainArgs) -> LmOptions {
+    LmOptions {
+        preset: a.preset.map(|p| match p {
+            Preset::PtbSmall => LmPreset::PtbSmall,
+            Preset::PtbMedium => LmPreset::PtbMedium,
+            Preset::CharShakespeare => LmPreset::CharShakespeare,
+        }),
+        arch: a.arch.map(|x| match x {
             ArchArg::Window => Arch::Window,
             ArchArg::Rnn => Arch::Rnn,
             ArchArg::Lstm => Arch::Lstm,
             ArchArg::Gru => Arch::Gru,
-        },
-        level: match a.level.unwrap_or(p.level) {
+        }),
+        level: a.level.map(|l| match l {
             LevelArg::Word => Level::Word,
             LevelArg::Char => Level::Char,
-        },
-        vocab: 0,
-        emb: a.emb.or(p.emb).unwrap_or(hidden),
-        hidden,
-        layers: a.layers.unwrap_or(p.layers),
-        dropout: a.dropout.unwrap_or(p.dropout),
-        dropout_kind: match a.dropout_kind {
-            Some(DropoutArg::Locked) => DropoutKind::Locked,
-            _ => DropoutKind::Standard,
-        },
+        }),
+        layers: a.layers,
+        hidden: a.hidden,
+        emb: a.emb,
+        bptt: a.bptt,
+        batch: a.batch,
+        lr: a.lr,
+        optim: a.optim.map(OptimArg::kind),
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        clip_value: a.clip_value,
+        dropout: a.dropout,
+        dropout_kind: a.dropout_kind.map(|d| match d {
+            DropoutArg::Standard => DropoutKind::Standard,
+            DropoutArg::Locked => DropoutKind::Locked,
+        }),
+        epochs: a.epochs,
+        lr_decay: a.lr_decay,
+        lr_decay_start: a.lr_decay_start,
+        plateau_decay: a.plateau_decay,
+        init_range: a.init_range,
+        forget_bias: a.forget_bias,
         tied: a.tied,
         residual: a.residual,
-        context: a.context.unwrap_or(4),
-        init_range: a.init_range.unwrap_or(p.init),
-        forget_bias: a.forget_bias.unwrap_or(0.0),
+        context: a.context,
         rnn_sigmoid: a.activation == Some(Activation::Sigmoid),
-    };
-    let train = TrainConfig {
-        epochs: a.epochs.unwrap_or(p.epochs),
-        bptt: a.bptt.unwrap_or(p.bptt),
-        batch: a.batch.unwrap_or(p.batch),
-        lr,
-        optim: match optim {
-            OptimArg::Sgd => OptimKind::Sgd,
-            OptimArg::Adam => OptimKind::Adam,
-            OptimArg::Adamw => OptimKind::AdamW,
-        },
-        weight_decay: a.weight_decay.unwrap_or(0.0),
-        clip: a.clip.unwrap_or(p.clip),
-        clip_value: a.clip_value.unwrap_or(0.0),
-        lr_decay: a.lr_decay.unwrap_or(p.lr_decay),
-        lr_decay_start: a.lr_decay_start.unwrap_or(p.lr_decay_start),
-        plateau_decay: a.plateau_decay.unwrap_or(1.0),
-        seed: a.run.seed,
-        eval_batch: a.eval_batch.unwrap_or(1),
+        eval_batch: a.eval_batch,
         checkpoint_every: a.checkpoint_every,
-    };
-    if train.bptt == 0 || train.batch == 0 || train.epochs == 0 {
-        bail!("--bptt, --batch and --epochs must be at least 1");
+        seed: a.run.seed,
     }
-    if !(train.lr > 0.0 && train.lr.is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    Ok(Resolved { model, train })
 }
 
 /// Trains as `firth lm train` does; returns the summary (also used by `quickstart`).
 pub fn train(a: TrainArgs) -> Result<Summary> {
     set_threads(a.run.threads)?;
-    let r = resolve(&a)?;
-    let corpus = Corpus::load(
-        &a.train,
-        a.valid.as_deref(),
-        a.test.as_deref(),
-        r.model.level,
-        a.valid_fraction,
-    )?;
-    let model_cfg = LmConfig {
-        vocab: corpus.vocab.len(),
-        ..r.model
-    };
-    model_cfg.validate().map_err(anyhow::Error::msg)?;
-    let chars = model_cfg.level == Level::Char;
-    let mut trainer = if a.resume {
-        if !a.out.join(CHECKPOINT).exists() {
-            bail!(
-                "--resume: no checkpoint at {}",
-                a.out.join(CHECKPOINT).display()
-            );
-        }
-        Trainer::resume(model_cfg, r.train, corpus, &a.out)?
-    } else {
-        if a.out.join(CHECKPOINT).exists() {
-            bail!("{} already holds a training run; add --resume to continue it, or choose another --out", a.out.display());
-        }
-        Trainer::new(model_cfg, r.train, corpus, &a.out)?
-    };
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    if !a.run.quiet {
-        eprintln!(
-            "{:?} LM, {} layer(s) x {} hidden, emb {}, vocabulary {}, {} parameters; {} training {}",
-            trainer.model.config.arch,
-            trainer.model.config.layers,
-            trainer.model.config.hidden,
-            trainer.model.config.emb,
-            trainer.corpus.vocab.len(),
-            trainer.model.num_params(),
-            trainer.corpus.train.len(),
-            if chars { "characters" } else { "tokens" }
-        );
-    }
-    let mut bars = Bars::new(a.run.quiet, chars);
-    let summary = trainer.run(
-        Limits {
+    let data = LmData {
+        train: a.train.clone(),
+        valid: a.valid.clone(),
+        test: a.test.clone(),
+        valid_fraction: a.valid_fraction,
+        out: a.out.clone(),
+        resume: a.resume,
+        limits: Limits {
             max_steps: a.max_steps,
             max_seconds: a.max_seconds,
         },
-        &mut bars,
-    )?;
+    };
+    let chars = resolve_lm(&options(&a))?.0.level == Level::Char;
+    let mut bars = Bars::new(a.run.quiet, chars);
+    let (summary, trainer) = train_lm(&data, &options(&a), &mut bars)?;
     drop(bars);
-    write_curves(&a.out, &trainer)?;
-    std::fs::write(
-        a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)? + "\n",
-    )
-    .ok();
+    write_curves(&a.out, &trainer.progress.history)?;
     if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else if !a.run.quiet {
@@ -508,8 +367,7 @@ fn print_summary(s: &Summary) {
     }
 }
 
-fn write_curves(out: &Path, trainer: &Trainer) -> Result<()> {
-    let h = &trainer.progress.history;
+fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
     if h.is_empty() {
         return Ok(());
     }
@@ -518,14 +376,14 @@ fn write_curves(out: &Path, trainer: &Trainer) -> Result<()> {
             name: "train".into(),
             points: h
                 .iter()
-                .map(|r| (r.epoch as f64, r.train_perplexity))
+                .filter_map(|r| Some((r.epoch as f64, r.train_perplexity?)))
                 .collect(),
         },
         Series {
             name: "valid".into(),
             points: h
                 .iter()
-                .map(|r| (r.epoch as f64, r.valid_perplexity))
+                .filter_map(|r| Some((r.epoch as f64, r.valid_perplexity?)))
                 .collect(),
         },
     ];

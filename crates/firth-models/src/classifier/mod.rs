@@ -1,0 +1,360 @@
+//! Sentence classification: embedding → [`SeqEncoder`] → [`Pooling`] → linear → softmax.
+//!
+//! For a batch of B sentences padded to L tokens (time-major, padding after each end):
+//!
+//! ```text
+//! ids (L, B) → x = dropout(E[ids]) (L, B, E) → h = encoder(x) (L, B, D)
+//!   → s = dropout(pool(h, lengths)) (B, D) → z = s·Wᵀ + b (B, C) → L = mean_b −log softmax(z)_y
+//! ```
+//!
+//! Backward runs the same chain in reverse: dz = (softmax(z) − onehot(y)) / B (fused in
+//! [`softmax_cross_entropy_backward`]), ds = dz·W, dh from the pooling layer (only valid
+//! positions receive gradient), dx from the encoder, and the embedding rows of the sentence's
+//! words get dx (unless the embeddings are frozen, when that last step is skipped).
+//!
+//! Training goes through the one loop ([`crate::trainer`]) as a [`ClassifyTask`]: early
+//! stopping on the development set, `model.safetensors` holding the epoch with the best
+//! development accuracy, and the test set scored with it ([`train_classifier`]).
+
+use crate::encoder::{EncoderConfig, SeqEncoder};
+use anyhow::{bail, Result};
+use firth_nn::dropout::{Dropout, DropoutKind};
+use firth_nn::embedding::Embedding;
+use firth_nn::linear::Linear;
+use firth_nn::pooling::{PoolKind, Pooling};
+use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
+use firth_nn::{CellKind, Param, ParamSet, Real, Rng};
+use serde::{Deserialize, Serialize};
+
+mod bundle;
+mod data;
+mod eval;
+mod pipeline;
+mod task;
+
+pub use crate::trainer::{CHECKPOINT, MODEL};
+pub use bundle::Bundle;
+pub use data::{encode_set, encode_tokens, label_set, Encoded};
+pub use eval::{evaluate, Scores};
+pub use pipeline::{
+    train_classifier, ClassifierOptions, ClassifyData, ClassifyPreset, ClassifySummary,
+};
+pub use task::{ClassifyTask, ClassifyTrainConfig};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    pub cell: CellKind,
+    pub vocab: usize,
+    pub emb: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub bidirectional: bool,
+    pub pooling: PoolKind,
+    /// Dropout on the embeddings, between encoder layers, and on the pooled vector.
+    pub dropout: f64,
+    pub classes: usize,
+    pub init_range: f64,
+    /// Embeddings are not trained.
+    pub freeze_emb: bool,
+}
+
+impl ClassifierConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab == 0 || self.emb == 0 || self.hidden == 0 || self.layers == 0 {
+            bail!("vocabulary, --emb, --hidden and --layers must all be at least 1");
+        }
+        if self.classes < 2 {
+            bail!(
+                "the training data has {} label(s); a classifier needs at least 2",
+                self.classes
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("--dropout must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// The model with the activations of its last forward pass.
+pub struct Classifier<T> {
+    pub config: ClassifierConfig,
+    pub emb: Embedding<T>,
+    pub enc: SeqEncoder<T>,
+    pub pool: Pooling<T>,
+    pub out: Linear<T>,
+    emb_drop: Dropout<T>,
+    pool_drop: Dropout<T>,
+    steps: usize,
+    batch: usize,
+    lengths: Vec<usize>,
+    ids: Vec<u32>,     // (L, B), padding id 0
+    targets: Vec<u32>, // (B)
+    x: Vec<T>,         // (L, B, E) after dropout
+    pooled: Vec<T>,    // (B, D) after dropout
+    probs: Vec<T>,     // (B, C) logits, then probabilities
+    nll: Vec<f64>,     // (B)
+    d_pooled: Vec<T>,  // (B, D)
+    d_h: Vec<T>,       // (L, B, D)
+    d_x: Vec<T>,       // (L, B, E)
+}
+
+impl<T: Real> Classifier<T> {
+    pub fn new(config: ClassifierConfig, rng: &mut Rng) -> Result<Self> {
+        config.validate()?;
+        let c = &config;
+        let r = c.init_range;
+        let emb = Embedding::new("emb", c.vocab, c.emb, r, rng);
+        let enc = SeqEncoder::new(
+            &EncoderConfig {
+                cell: c.cell,
+                input: c.emb,
+                hidden: c.hidden,
+                layers: c.layers,
+                bidirectional: c.bidirectional,
+                dropout: c.dropout as f32,
+            },
+            r,
+            rng,
+        );
+        let d = enc.out_dim();
+        let pool = Pooling::new("pool", c.pooling, d, c.bidirectional, r, rng);
+        let out = Linear::new("out", d, c.classes, true, r, rng);
+        Ok(Classifier {
+            emb_drop: Dropout::new(c.dropout, DropoutKind::Standard),
+            pool_drop: Dropout::new(c.dropout, DropoutKind::Standard),
+            config,
+            emb,
+            enc,
+            pool,
+            out,
+            steps: 0,
+            batch: 0,
+            lengths: Vec::new(),
+            ids: Vec::new(),
+            targets: Vec::new(),
+            x: Vec::new(),
+            pooled: Vec::new(),
+            probs: Vec::new(),
+            nll: Vec::new(),
+            d_pooled: Vec::new(),
+            d_h: Vec::new(),
+            d_x: Vec::new(),
+        })
+    }
+
+    /// Forward over `sents` (token ids, each non-empty). With `labels`, returns the summed
+    /// cross-entropy; without, 0. Probabilities are left in [`Self::probs`] either way.
+    pub fn forward(
+        &mut self,
+        sents: &[&[u32]],
+        labels: Option<&[u32]>,
+        train: bool,
+        rng: &mut Rng,
+    ) -> f64 {
+        let b = sents.len();
+        let l = sents.iter().map(|s| s.len()).max().unwrap_or(0);
+        assert!(
+            b > 0 && sents.iter().all(|s| !s.is_empty()),
+            "empty sentence in a batch"
+        );
+        let (e, c) = (self.config.emb, self.config.classes);
+        self.steps = l;
+        self.batch = b;
+        self.lengths.clear();
+        self.lengths.extend(sents.iter().map(|s| s.len()));
+        self.ids.clear();
+        self.ids.resize(l * b, 0);
+        for (j, s) in sents.iter().enumerate() {
+            for (t, &id) in s.iter().enumerate() {
+                self.ids[t * b + j] = id;
+            }
+        }
+        self.x.resize(l * b * e, T::ZERO);
+        self.emb.forward(&self.ids, &mut self.x);
+        self.emb_drop.forward(&mut self.x, b * e, train, rng);
+        self.enc.forward(&self.x, l, b, &self.lengths, train, rng);
+        let pooled = self.pool.forward(self.enc.output(), l, b, &self.lengths);
+        self.pooled.clear();
+        self.pooled.extend_from_slice(pooled);
+        let d = self.pool.dim;
+        self.pool_drop.forward(&mut self.pooled, b * d, train, rng);
+        self.probs.resize(b * c, T::ZERO);
+        self.out.forward(&self.pooled, &mut self.probs);
+        match labels {
+            Some(y) => {
+                assert_eq!(y.len(), b, "one label per sentence");
+                self.targets.clear();
+                self.targets.extend_from_slice(y);
+                softmax_cross_entropy(&mut self.probs, y, c, &mut self.nll)
+            }
+            None => {
+                // Softmax without a loss: any target works, the NLL is discarded.
+                self.targets.clear();
+                self.targets.resize(b, 0);
+                softmax_cross_entropy(&mut self.probs, &self.targets, c, &mut self.nll);
+                0.0
+            }
+        }
+    }
+
+    /// Probabilities of the last forward, (B, C).
+    pub fn probs(&self) -> &[T] {
+        &self.probs
+    }
+
+    /// Backpropagates `scale` × the summed loss of the last forward (which had labels).
+    pub fn backward(&mut self, scale: f64) {
+        let (l, b, c) = (self.steps, self.batch, self.config.classes);
+        let d = self.pool.dim;
+        softmax_cross_entropy_backward(&mut self.probs, &self.targets, c, scale);
+        self.d_pooled.clear();
+        self.d_pooled.resize(b * d, T::ZERO);
+        self.out
+            .backward(&self.pooled, &self.probs, Some(&mut self.d_pooled));
+        self.pool_drop.backward(&mut self.d_pooled);
+        self.d_h.clear();
+        self.d_h.resize(l * b * d, T::ZERO);
+        self.pool
+            .backward(self.enc.output(), &self.d_pooled, &mut self.d_h);
+        if self.config.freeze_emb {
+            self.enc.backward(&self.x, &self.d_h, None);
+        } else {
+            self.d_x.clear();
+            self.d_x.resize(self.x.len(), T::ZERO);
+            self.enc.backward(&self.x, &self.d_h, Some(&mut self.d_x));
+            self.emb_drop.backward(&mut self.d_x);
+            self.emb.backward(&self.ids, &self.d_x);
+        }
+    }
+
+    /// The parameters the optimizer updates (all but frozen embeddings), in a fixed order.
+    pub fn trainable_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut v = Vec::new();
+        if !self.config.freeze_emb {
+            v.extend(self.emb.params_mut());
+        }
+        v.extend(self.enc.params_mut());
+        v.extend(self.pool.params_mut());
+        v.extend(self.out.params_mut());
+        v
+    }
+}
+
+impl<T: Real> ParamSet<T> for Classifier<T> {
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut v = self.emb.params();
+        v.extend(self.enc.params());
+        v.extend(self.pool.params());
+        v.extend(self.out.params());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut v = self.emb.params_mut();
+        v.extend(self.enc.params_mut());
+        v.extend(self.pool.params_mut());
+        v.extend(self.out.params_mut());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::eval::evaluate;
+    use firth_nn::gradcheck::check_params;
+
+    fn config(pooling: PoolKind, bidirectional: bool, cell: CellKind) -> ClassifierConfig {
+        ClassifierConfig {
+            cell,
+            vocab: 7,
+            emb: 3,
+            hidden: 4,
+            layers: 2,
+            bidirectional,
+            pooling,
+            dropout: 0.0,
+            classes: 3,
+            init_range: 0.5,
+            freeze_emb: false,
+        }
+    }
+
+    #[test]
+    fn whole_model_gradients_match_finite_differences() {
+        let sents: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4], vec![5], vec![6, 2, 1]];
+        let labels = [2u32, 0, 1];
+        for (pooling, bi, cell) in [
+            (PoolKind::Last, true, CellKind::Lstm),
+            (PoolKind::Last, false, CellKind::Gru),
+            (PoolKind::Mean, true, CellKind::Lstm),
+            (PoolKind::Max, true, CellKind::RnnTanh),
+            (PoolKind::Attention, true, CellKind::Lstm),
+        ] {
+            let mut rng = Rng::new(5);
+            let mut m = Classifier::<f64>::new(config(pooling, bi, cell), &mut rng).unwrap();
+            let refs: Vec<&[u32]> = sents.iter().map(|s| &s[..]).collect();
+            let (err, at) = check_params(
+                &mut m,
+                |m| {
+                    let mut r = Rng::new(1);
+                    let l = m.forward(&refs, Some(&labels), true, &mut r);
+                    m.backward(1.0);
+                    l
+                },
+                |m| m.forward(&refs, Some(&labels), false, &mut Rng::new(1)),
+                20,
+            );
+            assert!(err < 1e-5, "{pooling:?} bi={bi} {cell:?}: {err} at {at}");
+        }
+    }
+
+    #[test]
+    fn frozen_embeddings_get_no_gradient_and_are_not_trained() {
+        let mut c = config(PoolKind::Mean, true, CellKind::Lstm);
+        c.freeze_emb = true;
+        let mut m = Classifier::<f64>::new(c, &mut Rng::new(2)).unwrap();
+        let s: Vec<&[u32]> = vec![&[1, 2], &[3]];
+        m.forward(&s, Some(&[0, 1]), true, &mut Rng::new(0));
+        m.backward(1.0);
+        assert!(m.emb.weight.grad.iter().all(|&g| g == 0.0));
+        let n_all = m.params().len();
+        assert_eq!(m.trainable_mut().len(), n_all - 1);
+    }
+
+    #[test]
+    fn predictions_do_not_depend_on_batch_companions() {
+        let mut m = Classifier::<f32>::new(
+            config(PoolKind::Last, true, CellKind::Lstm),
+            &mut Rng::new(3),
+        )
+        .unwrap();
+        let a = vec![vec![1u32, 2, 3, 4, 5, 6], vec![2u32]];
+        let alone = evaluate(&mut m, &a[1..], None, 8).probs;
+        let together = evaluate(&mut m, &a, None, 8).probs;
+        for (x, y) in alone.iter().zip(&together[3..]) {
+            assert!((x - y).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn accuracy_is_hand_countable() {
+        // A model whose output layer is zero except its bias predicts the bias's argmax for
+        // every sentence: labels [1, 1, 0, 2] -> 2 of 4 correct with bias favouring class 1.
+        let mut m = Classifier::<f32>::new(
+            config(PoolKind::Max, false, CellKind::Lstm),
+            &mut Rng::new(4),
+        )
+        .unwrap();
+        m.out.weight.value.fill(0.0);
+        m.out.bias.as_mut().unwrap().value = vec![0.0, 1.0, 0.0];
+        let s = vec![vec![1u32], vec![2, 3], vec![4], vec![5, 6, 1]];
+        let sc = evaluate(&mut m, &s, Some(&[1, 1, 0, 2]), 3);
+        assert_eq!(sc.predictions, vec![1, 1, 1, 1]);
+        assert!((sc.accuracy - 50.0).abs() < 1e-9);
+        // loss = -log softmax((0,1,0))_y averaged: two of log(e/(2+e)), two of log(1/(2+e)).
+        let e = std::f64::consts::E;
+        let want = (2.0 * -(e / (2.0 + e)).ln() + 2.0 * -(1.0 / (2.0 + e)).ln()) / 4.0;
+        assert!((sc.loss - want).abs() < 1e-5, "{} vs {want}", sc.loss);
+    }
+}

@@ -1,0 +1,727 @@
+//! The one training loop every model trains through.
+//!
+//! A model plugs in by implementing [`Task`]: how to cut an epoch into steps, one step's
+//! forward and backward, its evaluation, and what its files hold. [`Trainer`] owns everything
+//! else, the same for every model: epochs and steps, the learning-rate [`Schedule`] and plateau
+//! decay, clipping by global norm or by value, the optimizer, early stopping, the non-finite
+//! stop, `--max-steps`/`--max-seconds`, checkpoints and `--resume`, `metrics.csv`, progress
+//! reports and the run's summary.
+//!
+//! Resuming is exact: the checkpoint holds the weights, the optimizer's moments, the task's
+//! carried state, the random generator (now and at the start of the epoch, so the epoch's
+//! shuffled plan is drawn again identically) and the position in the epoch. A run killed at any
+//! point and resumed ends with the weights of an uninterrupted run (bit for bit with one thread).
+
+use anyhow::{bail, Context, Result};
+use firth_nn::checkpoint::{write_atomic, Tensors};
+use firth_nn::optim::{clip_grad_value, clip_scale, OptimKind, Optimizer};
+use firth_nn::param::Param;
+use firth_nn::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+pub const MODEL: &str = "model.safetensors";
+pub const METRICS: &str = "metrics.csv";
+
+/// What one training step did. The task leaves in its trainable parameters the gradient of the
+/// loss it trains on (for the LM Σ_t mean_b, for the tagger and classifier the batch mean).
+#[derive(Clone, Debug, Default)]
+pub struct StepOutcome {
+    /// Σ loss over the step's units, in nats.
+    pub loss: f64,
+    /// What the loss is averaged over when reported: tokens (LM, softmax tagger) or sentences.
+    pub units: usize,
+    /// What the rate counts: tokens, sentences or examples.
+    pub items: usize,
+    /// Training predictions that were right, when the task counts them.
+    pub correct: Option<usize>,
+    /// Σ g² of some parameters, measured by the step while their gradients were in cache,
+    /// as (index in [`Task::trainable`], Σ g²): the loop takes these instead of reading those
+    /// gradients again for the clipping norm.
+    pub measured_sq_norms: Vec<(usize, f64)>,
+}
+
+/// A development-set evaluation after an epoch.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    pub loss: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub f1: Option<f64>,
+    pub items_per_second: Option<f64>,
+    /// Higher is better; `None` (no development data): every epoch counts as the best.
+    pub score: Option<f64>,
+}
+
+/// A model as the training loop sees it.
+pub trait Task {
+    /// The model's file kind: checkpoints say `{kind}-checkpoint-v2`, models `{kind}-model-v1`.
+    fn kind(&self) -> &'static str;
+    /// The parameters the optimizer updates, always in the same order (the optimizer's state
+    /// is stored in that order).
+    fn trainable(&mut self) -> Vec<&mut Param<f32>>;
+    /// Cuts the coming epoch into steps (e.g. shuffled, length-bucketed batches) drawing only
+    /// from `rng`, and returns how many there are. On resume mid-epoch it is called again with
+    /// the generator as it was at the epoch's start, so it must draw the same plan.
+    fn plan_epoch(&mut self, rng: &mut Rng) -> usize;
+    /// Called before the first step of an epoch (not on resume mid-epoch): reset carried state.
+    fn begin_epoch(&mut self) {}
+    /// Training runs on `workers` threads; a data-parallel task makes its replicas here.
+    fn set_workers(&mut self, _workers: usize) {}
+    /// Forward and backward of step `step` of the epoch's plan.
+    fn train_step(&mut self, step: usize, rng: &mut Rng) -> StepOutcome;
+    /// After each optimizer update (`sparse_sgd`: only the rows the step touched moved).
+    fn after_update(&mut self, _sparse_sgd: bool) {}
+    /// Scores the development data.
+    fn evaluate(&mut self) -> Evaluation;
+    /// The loss is a per-token cross-entropy whose exponential (perplexity) is reported.
+    fn reports_perplexity(&self) -> bool {
+        false
+    }
+    /// Weights with the metadata that rebuilds the model (config, vocabulary, labels).
+    fn model_tensors(&self) -> Result<Tensors>;
+    /// Adds what else a checkpoint needs (carried state, the task's own settings).
+    fn save_state(&self, _t: &mut Tensors) -> Result<()> {
+        Ok(())
+    }
+    /// Restores weights and state from a checkpoint, after checking that its model settings,
+    /// vocabulary and labels are this run's.
+    fn restore(&mut self, t: &Tensors, path: &Path) -> Result<()>;
+}
+
+/// How the learning rate moves from epoch to epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// From epoch `start` (1-based) on, multiplied by `decay` each epoch (Zaremba et al.);
+    /// `start` 0 keeps it constant.
+    Step { decay: f64, start: usize },
+    /// lr / (1 + decay · (epoch - 1)) (Lample et al.).
+    Inverse { decay: f64 },
+}
+
+impl Schedule {
+    pub const CONSTANT: Schedule = Schedule::Step {
+        decay: 1.0,
+        start: 0,
+    };
+
+    /// The learning rate of a 1-based epoch, before plateau decay.
+    pub fn lr(&self, base: f64, epoch: usize) -> f64 {
+        match *self {
+            Schedule::Step { decay, start } => {
+                let k = if start > 0 && epoch >= start {
+                    epoch + 1 - start
+                } else {
+                    0
+                };
+                base * decay.powi(k as i32)
+            }
+            Schedule::Inverse { decay } => base / (1.0 + decay * (epoch.max(1) - 1) as f64),
+        }
+    }
+}
+
+/// Which weights `model.safetensors` holds at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keep {
+    /// The latest weights (language models: their schedule anneals to the end).
+    Last,
+    /// The epoch with the best development score (taggers, classifiers).
+    Best,
+}
+
+/// The loop's settings; the task's own (batch, bptt) live in the task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    /// When the development score fails to improve, multiply lr by this (1 = off).
+    pub plateau_decay: f64,
+    /// Stop after this many epochs without a better development score (0 = never).
+    pub patience: usize,
+    pub optim: OptimKind,
+    pub weight_decay: f64,
+    /// Global-norm clipping threshold (0 = off).
+    pub clip: f64,
+    /// Clip each gradient element into ±this after norm clipping (0 = off).
+    pub clip_value: f64,
+    pub seed: u64,
+    /// Write a checkpoint every this many steps within an epoch (0 = only at epoch ends).
+    pub checkpoint_every: usize,
+    pub keep: Keep,
+}
+
+/// One finished epoch: a row of `metrics.csv`. Columns a model does not measure stay empty.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    #[serde(default)]
+    pub train_perplexity: Option<f64>,
+    #[serde(default)]
+    pub train_accuracy: Option<f64>,
+    #[serde(default, alias = "dev_loss")]
+    pub valid_loss: Option<f64>,
+    #[serde(default)]
+    pub valid_perplexity: Option<f64>,
+    #[serde(default, alias = "dev_accuracy")]
+    pub valid_accuracy: Option<f64>,
+    #[serde(default, alias = "dev_f1")]
+    pub valid_f1: Option<f64>,
+    /// Training throughput in the task's items (tokens, sentences, examples) per second.
+    #[serde(
+        alias = "tokens_per_second",
+        alias = "train_sentences_per_second",
+        alias = "examples_per_second"
+    )]
+    pub items_per_second: f64,
+    #[serde(default, alias = "predict_sentences_per_second")]
+    pub predict_items_per_second: Option<f64>,
+    pub seconds: f64,
+    #[serde(default)]
+    pub clipped_fraction: f64,
+}
+
+/// Writes `metrics.csv` atomically.
+pub fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if records.is_empty() {
+        // serde only writes the header with the first record.
+        w.write_record(METRIC_COLUMNS)?;
+    }
+    for r in records {
+        w.serialize(r)?;
+    }
+    let bytes = w.into_inner().context("writing metrics")?;
+    write_atomic(path, &bytes)
+}
+
+const METRIC_COLUMNS: [&str; 13] = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_perplexity",
+    "train_accuracy",
+    "valid_loss",
+    "valid_perplexity",
+    "valid_accuracy",
+    "valid_f1",
+    "items_per_second",
+    "predict_items_per_second",
+    "seconds",
+    "clipped_fraction",
+];
+
+/// Reads a `metrics.csv` written by [`write_metrics`] (or by an older firth: the LM's, the
+/// tagger's and the classifier's column names are understood).
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| {
+            row.with_context(|| {
+                format!(
+                    "{}: line {}: not a firth metrics row",
+                    path.display(),
+                    i + 2
+                )
+            })
+        })
+        .collect()
+}
+
+/// Where training stands; restored exactly on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 0-based epoch in progress (= epochs completed).
+    pub epoch: usize,
+    /// Steps of this epoch already trained.
+    pub step_in_epoch: usize,
+    pub global_step: u64,
+    pub lr_scale: f64,
+    pub best_score: Option<f64>,
+    pub best_epoch: usize,
+    pub epochs_without_gain: usize,
+    /// The generator now, and as it was when this epoch's plan was drawn.
+    pub rng: [u64; 4],
+    pub epoch_rng: [u64; 4],
+    pub epoch_loss: f64,
+    pub epoch_units: u64,
+    pub epoch_items: u64,
+    pub epoch_correct: Option<u64>,
+    pub epoch_clipped: u64,
+    pub epoch_seconds: f64,
+    pub train_seconds: f64,
+    pub train_items: u64,
+    pub history: Vec<EpochRecord>,
+}
+
+impl Progress {
+    fn new(seed: u64) -> Progress {
+        let rng = Rng::new(seed).state();
+        Progress {
+            epoch: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            lr_scale: 1.0,
+            best_score: None,
+            best_epoch: 0,
+            epochs_without_gain: 0,
+            rng,
+            epoch_rng: rng,
+            epoch_loss: 0.0,
+            epoch_units: 0,
+            epoch_items: 0,
+            epoch_correct: None,
+            epoch_clipped: 0,
+            epoch_seconds: 0.0,
+            train_seconds: 0.0,
+            train_items: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// Books the training time since `clock` was last reset, and resets it.
+    fn add_time(&mut self, clock: &mut Instant) {
+        let dt = clock.elapsed().as_secs_f64();
+        self.epoch_seconds += dt;
+        self.train_seconds += dt;
+        *clock = Instant::now();
+    }
+}
+
+/// What one training step reports to the user interface.
+pub struct StepReport {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// Mean loss per unit of this step.
+    pub loss: f64,
+    pub lr: f64,
+    pub items_per_second: f64,
+    pub grad_norm: f64,
+}
+
+/// The user interface of a run: progress bars, messages.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize, _done: usize) {}
+    fn step(&mut self, _r: &StepReport) {}
+    fn epoch_end(&mut self, _r: &EpochRecord, _best: bool) {}
+    fn note(&mut self, _msg: &str) {}
+}
+
+impl Observer for () {}
+
+/// Limits that end a run early without changing its results up to that point.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub max_steps: Option<u64>,
+    pub max_seconds: Option<f64>,
+}
+
+/// How a run went, for the model's own summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub epochs_completed: usize,
+    pub best_epoch: usize,
+    pub steps: u64,
+    pub train_items: u64,
+    pub train_items_per_second: f64,
+    pub wall_seconds: f64,
+    pub stopped_early: bool,
+}
+
+/// Refuses to resume when a checkpoint's settings differ from this run's in anything but the
+/// number of epochs. `saved_as_asked` is `saved` with this run's epoch count.
+pub fn check_resume_settings<C: PartialEq + Serialize>(
+    path: &Path,
+    saved: &C,
+    saved_as_asked: &C,
+    asked: &C,
+) -> Result<()> {
+    if saved_as_asked != asked {
+        bail!(
+            "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
+            path.display(),
+            serde_json::to_string(saved)?,
+            serde_json::to_string(asked)?
+        );
+    }
+    Ok(())
+}
+
+/// A training run: a task, the optimizer, the loop's settings and where it writes.
+pub struct Trainer<T: Task> {
+    pub task: T,
+    pub optimizer: Optimizer<f32>,
+    pub config: TrainConfig,
+    pub progress: Progress,
+    pub out_dir: PathBuf,
+}
+
+impl<T: Task> Trainer<T> {
+    /// A fresh run.
+    pub fn new(task: T, config: TrainConfig, out_dir: &Path) -> Trainer<T> {
+        Trainer {
+            task,
+            optimizer: Optimizer::new(config.optim, config.weight_decay),
+            progress: Progress::new(config.seed),
+            config,
+            out_dir: out_dir.to_path_buf(),
+        }
+    }
+
+    /// Continues the run saved in `out_dir`; the task checks that the checkpoint is its model.
+    pub fn resume(task: T, config: TrainConfig, out_dir: &Path) -> Result<Trainer<T>> {
+        let path = out_dir.join(CHECKPOINT);
+        if !path.exists() {
+            bail!("--resume: no checkpoint at {}", path.display());
+        }
+        let t = Tensors::load(&path)?;
+        let kind = t.meta("firth", &path)?;
+        let want = format!("{}-checkpoint-v2", task.kind());
+        if kind != want {
+            bail!(
+                "{} holds a {kind}, not a {want}; start over without --resume (or with another --out)",
+                path.display()
+            );
+        }
+        let saved: TrainConfig = serde_json::from_str(t.meta("train", &path)?)
+            .with_context(|| format!("{}: bad training settings", path.display()))?;
+        check_resume_settings(
+            &path,
+            &saved,
+            &TrainConfig {
+                epochs: config.epochs,
+                ..saved.clone()
+            },
+            &config,
+        )?;
+        let mut tr = Trainer::new(task, config, out_dir);
+        tr.task.restore(&t, &path)?;
+        tr.progress = serde_json::from_str(t.meta("progress", &path)?)
+            .with_context(|| format!("{}: bad progress record", path.display()))?;
+        let lens: Vec<usize> = tr.task.trainable().iter().map(|p| p.len()).collect();
+        t.load_optimizer(&mut tr.optimizer, &lens, &path)?;
+        Ok(tr)
+    }
+
+    /// A fresh run, or the one in `out_dir` when `resume`; refuses to overwrite a run that
+    /// `resume` was not asked for.
+    pub fn start(task: T, config: TrainConfig, out_dir: &Path, resume: bool) -> Result<Trainer<T>> {
+        if resume {
+            return Trainer::resume(task, config, out_dir);
+        }
+        if out_dir.join(CHECKPOINT).exists() {
+            bail!(
+                "{} already holds a training run; add --resume to continue it, or choose another --out",
+                out_dir.display()
+            );
+        }
+        Ok(Trainer::new(task, config, out_dir))
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let mut t = self.task.model_tensors()?;
+        t.metadata.insert(
+            "firth".into(),
+            format!("{}-checkpoint-v2", self.task.kind()),
+        );
+        t.metadata
+            .insert("train".into(), serde_json::to_string(&self.config)?);
+        t.metadata
+            .insert("progress".into(), serde_json::to_string(&self.progress)?);
+        t.insert_optimizer(&self.optimizer);
+        self.task.save_state(&mut t)?;
+        t.save(&self.out_dir.join(CHECKPOINT))
+    }
+
+    fn save_model(&self) -> Result<()> {
+        let mut t = self.task.model_tensors()?;
+        t.metadata
+            .insert("firth".into(), format!("{}-model-v1", self.task.kind()));
+        t.save(&self.out_dir.join(MODEL))
+    }
+
+    fn stop_message(&self, what: &str, value: f64, epoch: usize, step: usize) -> String {
+        format!(
+            "the {what} became {value} at epoch {epoch}, step {step}; the last good checkpoint is {}. \
+             Rerun with a smaller --lr or a --clip, then --resume",
+            self.out_dir.join(CHECKPOINT).display()
+        )
+    }
+
+    /// Trains until the configured epochs are done, early stopping, or a limit.
+    pub fn run(&mut self, limits: Limits, obs: &mut dyn Observer) -> Result<RunSummary> {
+        let wall = Instant::now();
+        std::fs::create_dir_all(&self.out_dir)
+            .with_context(|| format!("cannot create {}", self.out_dir.display()))?;
+        let cfg = self.config.clone();
+        self.task.set_workers(rayon::current_num_threads());
+        let mut rng = Rng::from_state(self.progress.rng);
+        let mut stopped_early = false;
+        let session_start_steps = self.progress.global_step;
+        let perplexity = self.task.reports_perplexity();
+        'epochs: while self.progress.epoch < cfg.epochs {
+            if cfg.patience > 0 && self.progress.epochs_without_gain >= cfg.patience {
+                obs.note(&format!(
+                    "early stop: no better development score for {} epochs (best at epoch {})",
+                    cfg.patience, self.progress.best_epoch
+                ));
+                break;
+            }
+            let epoch = self.progress.epoch + 1;
+            let lr = cfg.schedule.lr(cfg.lr, epoch) * self.progress.lr_scale;
+            let steps = if self.progress.step_in_epoch == 0 {
+                self.progress.epoch_rng = rng.state();
+                let steps = self.task.plan_epoch(&mut rng);
+                self.task.begin_epoch();
+                steps
+            } else {
+                self.task
+                    .plan_epoch(&mut Rng::from_state(self.progress.epoch_rng))
+            };
+            if steps == 0 {
+                bail!("the training data is too small for one batch; use a smaller --batch or more data");
+            }
+            obs.epoch_start(epoch, cfg.epochs, steps, self.progress.step_in_epoch);
+            let mut clock = Instant::now();
+            while self.progress.step_in_epoch < steps {
+                if limits
+                    .max_steps
+                    .is_some_and(|m| self.progress.global_step >= m)
+                    || limits
+                        .max_seconds
+                        .is_some_and(|s| wall.elapsed().as_secs_f64() >= s)
+                {
+                    stopped_early = true;
+                    self.progress.rng = rng.state();
+                    self.progress.add_time(&mut clock);
+                    self.save_checkpoint()?;
+                    break 'epochs;
+                }
+                let k = self.progress.step_in_epoch;
+                let out = self.task.train_step(k, &mut rng);
+                if !out.loss.is_finite() {
+                    bail!(self.stop_message("training loss", out.loss, epoch, k + 1));
+                }
+                let norm = self.step(&out, lr)?;
+                if !norm.is_finite() {
+                    bail!(self.stop_message("gradient norm", norm, epoch, k + 1));
+                }
+                let p = &mut self.progress;
+                p.epoch_loss += out.loss;
+                p.epoch_units += out.units as u64;
+                p.epoch_items += out.items as u64;
+                p.train_items += out.items as u64;
+                if let Some(c) = out.correct {
+                    *p.epoch_correct.get_or_insert(0) += c as u64;
+                }
+                if cfg.clip > 0.0 && norm > cfg.clip {
+                    p.epoch_clipped += 1;
+                }
+                p.step_in_epoch += 1;
+                p.global_step += 1;
+                let elapsed = p.epoch_seconds + clock.elapsed().as_secs_f64();
+                obs.step(&StepReport {
+                    epoch,
+                    step: p.step_in_epoch,
+                    steps,
+                    loss: out.loss / out.units.max(1) as f64,
+                    lr,
+                    items_per_second: p.epoch_items as f64 / elapsed.max(1e-9),
+                    grad_norm: norm,
+                });
+                if cfg.checkpoint_every > 0
+                    && p.step_in_epoch % cfg.checkpoint_every == 0
+                    && p.step_in_epoch < steps
+                {
+                    p.add_time(&mut clock);
+                    p.rng = rng.state();
+                    self.save_checkpoint()?;
+                }
+            }
+            self.progress.add_time(&mut clock);
+            let eval = self.task.evaluate();
+            let bad = [eval.loss, eval.score]
+                .into_iter()
+                .flatten()
+                .find(|v| !v.is_finite());
+            if let Some(bad) = bad {
+                bail!(
+                    "the development loss or score became {bad} after epoch {epoch}: training diverged. The last good checkpoint is {}; \
+                     rerun with a smaller --lr or a --clip, then --resume",
+                    self.out_dir.join(CHECKPOINT).display()
+                );
+            }
+            let p = &mut self.progress;
+            let train_loss = p.epoch_loss / p.epoch_units.max(1) as f64;
+            let record = EpochRecord {
+                epoch,
+                lr,
+                train_loss,
+                train_perplexity: perplexity.then(|| train_loss.exp()),
+                train_accuracy: p
+                    .epoch_correct
+                    .map(|c| 100.0 * c as f64 / p.epoch_items.max(1) as f64),
+                valid_loss: eval.loss,
+                valid_perplexity: eval.loss.filter(|_| perplexity).map(f64::exp),
+                valid_accuracy: eval.accuracy,
+                valid_f1: eval.f1,
+                items_per_second: p.epoch_items as f64 / p.epoch_seconds.max(1e-9),
+                predict_items_per_second: eval.items_per_second,
+                seconds: p.epoch_seconds,
+                clipped_fraction: p.epoch_clipped as f64 / steps as f64,
+            };
+            let better = match (eval.score, p.best_score) {
+                (Some(s), Some(b)) => s > b,
+                _ => true,
+            };
+            if better {
+                p.best_score = eval.score;
+                p.best_epoch = epoch;
+                p.epochs_without_gain = 0;
+            } else {
+                p.epochs_without_gain += 1;
+                if cfg.plateau_decay < 1.0 {
+                    p.lr_scale *= cfg.plateau_decay;
+                    obs.note(&format!(
+                        "the development score did not improve; learning rate scaled by {}",
+                        cfg.plateau_decay
+                    ));
+                }
+            }
+            p.history.push(record.clone());
+            p.epoch += 1;
+            p.step_in_epoch = 0;
+            p.epoch_loss = 0.0;
+            p.epoch_units = 0;
+            p.epoch_items = 0;
+            p.epoch_correct = None;
+            p.epoch_clipped = 0;
+            p.epoch_seconds = 0.0;
+            p.rng = rng.state();
+            obs.epoch_end(&record, better);
+            if better || cfg.keep == Keep::Last {
+                self.save_model()?;
+            }
+            self.save_checkpoint()?;
+            write_metrics(&self.out_dir.join(METRICS), &self.progress.history)?;
+        }
+        let trained = self.progress.global_step > session_start_steps;
+        let nothing_saved = !self.out_dir.join(MODEL).exists();
+        if nothing_saved || (cfg.keep == Keep::Last && trained) {
+            self.save_model()?;
+        }
+        let p = &self.progress;
+        Ok(RunSummary {
+            epochs_completed: p.history.len(),
+            best_epoch: p.best_epoch,
+            steps: p.global_step,
+            train_items: p.train_items,
+            train_items_per_second: p.train_items as f64 / p.train_seconds.max(1e-9),
+            wall_seconds: wall.elapsed().as_secs_f64(),
+            stopped_early,
+        })
+    }
+
+    /// Clips and applies the step's gradient; returns its global norm before clipping.
+    fn step(&mut self, out: &StepOutcome, lr: f64) -> Result<f64> {
+        let cfg = &self.config;
+        let mut params = self.task.trainable();
+        let mut sq = 0.0;
+        for (i, p) in params.iter_mut().enumerate() {
+            sq += match out.measured_sq_norms.iter().find(|m| m.0 == i) {
+                Some(&(_, known)) => known,
+                None => p.grad_sq_norm(),
+            };
+        }
+        let norm = sq.sqrt();
+        if !norm.is_finite() {
+            return Ok(norm);
+        }
+        let mut scale = clip_scale(norm, cfg.clip);
+        if cfg.clip_value > 0.0 {
+            // Value clipping applies to the norm-clipped gradient, so scale it first.
+            if scale != 1.0 {
+                let s = scale as f32;
+                for p in params.iter_mut() {
+                    p.for_each_grad(|_, g| g.iter_mut().for_each(|g| *g *= s));
+                }
+                scale = 1.0;
+            }
+            clip_grad_value(&mut params, cfg.clip_value);
+        }
+        self.optimizer.step_scaled(&mut params, lr, scale);
+        drop(params);
+        self.task.after_update(cfg.optim == OptimKind::Sgd);
+        Ok(norm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_match_their_formulas() {
+        let zaremba = Schedule::Step {
+            decay: 0.5,
+            start: 5,
+        };
+        let lrs: Vec<f64> = (1..=7).map(|e| zaremba.lr(1.0, e)).collect();
+        assert_eq!(lrs, vec![1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]);
+        let inverse = Schedule::Inverse { decay: 0.05 };
+        assert_eq!(inverse.lr(0.015, 1), 0.015);
+        assert!((inverse.lr(0.015, 3) - 0.015 / 1.1).abs() < 1e-15);
+        assert_eq!(Schedule::CONSTANT.lr(0.3, 9), 0.3);
+    }
+
+    #[test]
+    fn metrics_round_trip_and_old_headers_read() {
+        let dir = std::env::temp_dir().join(format!("firth-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = EpochRecord {
+            epoch: 2,
+            lr: 0.5,
+            train_loss: 4.25,
+            train_perplexity: Some(70.1),
+            train_accuracy: None,
+            valid_loss: Some(4.5),
+            valid_perplexity: Some(90.0),
+            valid_accuracy: None,
+            valid_f1: None,
+            items_per_second: 1234.5,
+            predict_items_per_second: None,
+            seconds: 3.0,
+            clipped_fraction: 0.25,
+        };
+        let path = dir.join("metrics.csv");
+        write_metrics(&path, &[rec.clone()]).unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), vec![rec]);
+        // A tagger's metrics.csv from before the one loop.
+        std::fs::write(
+            &path,
+            "epoch,lr,train_loss,dev_accuracy,dev_f1,train_sentences_per_second,predict_sentences_per_second,seconds\n1,0.015,2.5,80.5,71.25,100.0,300.0,9.5\n",
+        )
+        .unwrap();
+        let old = &read_metrics(&path).unwrap()[0];
+        assert_eq!(old.valid_accuracy, Some(80.5));
+        assert_eq!(old.valid_f1, Some(71.25));
+        assert_eq!(old.items_per_second, 100.0);
+        assert_eq!(old.predict_items_per_second, Some(300.0));
+        assert_eq!(old.train_perplexity, None);
+        std::fs::write(&path, "epoch,lr\n1,x\n").unwrap();
+        let err = read_metrics(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        write_metrics(&path, &[]).unwrap();
+        assert!(read_metrics(&path).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
