@@ -348,14 +348,7 @@ impl Task for LmTask {
         }
         let saved: LmConfig = serde_json::from_str(t.meta("config", path)?)
             .with_context(|| format!("{}: bad model config", path.display()))?;
-        if saved != self.model.config {
-            bail!(
-                "{}: the checkpoint's model settings differ from this run's:\n  saved: {}\n  asked: {}\nrerun with the saved settings, or without --resume to start over",
-                path.display(),
-                serde_json::to_string(&saved)?,
-                serde_json::to_string(&self.model.config)?
-            );
-        }
+        crate::trainer::check_model_settings(path, &saved, &self.model.config)?;
         let settings: LmSettings = serde_json::from_str(t.meta("lm-settings", path)?)
             .with_context(|| format!("{}: bad LM settings", path.display()))?;
         crate::trainer::check_resume_settings(path, &settings, &settings, &self.settings)?;

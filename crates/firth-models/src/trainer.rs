@@ -356,6 +356,23 @@ pub fn check_resume_settings<C: PartialEq + Serialize>(
     Ok(())
 }
 
+/// Refuses to resume when a checkpoint's model settings differ from this run's.
+pub fn check_model_settings<C: PartialEq + Serialize>(
+    path: &Path,
+    saved: &C,
+    asked: &C,
+) -> Result<()> {
+    if saved != asked {
+        bail!(
+            "{}: the checkpoint's model settings differ from this run's:\n  saved: {}\n  asked: {}\nrerun with the saved settings, or without --resume to start over",
+            path.display(),
+            serde_json::to_string(saved)?,
+            serde_json::to_string(asked)?
+        );
+    }
+    Ok(())
+}
+
 /// A training run: a task, the optimizer, the loop's settings and where it writes.
 pub struct Trainer<T: Task> {
     pub task: T,

@@ -4,7 +4,7 @@ use super::bundle::Bundle;
 use super::data::Encoded;
 use super::eval::{argmax, evaluate};
 use crate::trainer::{
-    check_resume_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
+    check_model_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
 };
 use anyhow::{bail, Result};
 use firth_nn::checkpoint::Tensors;
@@ -169,7 +169,7 @@ impl Task for ClassifyTask {
             bail!("{}: the vocabulary differs from the checkpoint's; resume with the same --train/--dev/--test files and --embeddings", path.display());
         }
         let (a, b) = (&saved.model.config, &self.bundle.model.config);
-        check_resume_settings(path, a, a, b)?;
+        check_model_settings(path, a, b)?;
         self.bundle = saved;
         Ok(())
     }

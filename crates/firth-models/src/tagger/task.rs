@@ -5,7 +5,7 @@ use super::eval::evaluate;
 use super::vocab::{Encoded, TagVocab};
 use super::Tagger;
 use crate::trainer::{
-    check_resume_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
+    check_model_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
 };
 use anyhow::{bail, Result};
 use firth_nn::checkpoint::Tensors;
@@ -156,7 +156,7 @@ impl Task for TagTask {
         if saved.words != self.vocab.words || saved.chars != self.vocab.chars {
             bail!("{}: the checkpoint's vocabulary differs from this run's; resume with the same --train/--dev/--test and --embeddings files", path.display());
         }
-        check_resume_settings(path, &model.config, &model.config, &self.model.config)?;
+        check_model_settings(path, &model.config, &self.model.config)?;
         self.model = model;
         self.vocab = saved;
         Ok(())
