@@ -11,6 +11,7 @@ use firth_models::agreement::{
 };
 use firth_models::gradients::{GradientFlow, GradientProbe};
 use firth_models::lm::{Arch, LanguageModel, LmConfig};
+use firth_models::trainer::{read_metrics, EpochRecord};
 use firth_nn::checkpoint::write_atomic;
 use firth_nn::dropout::DropoutKind;
 use firth_nn::Rng;
@@ -152,10 +153,8 @@ fn bar(len: usize, quiet: bool, what: &str) -> Option<ProgressBar> {
 /// The share of training steps whose gradient norm was clipped, from a run's metrics.csv:
 /// (over all epochs, first epoch, last epoch).
 fn clipped_share(dir: &Path) -> Option<(f64, f64, f64)> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
-    let table = Csv::parse(&text).ok()?;
-    let col = table.column("clipped_fraction")?;
-    let v: Vec<f64> = col.into_iter().flatten().collect();
+    let records = firth_models::trainer::read_metrics(&dir.join("metrics.csv")).ok()?;
+    let v: Vec<f64> = records.iter().map(|r| r.clipped_fraction).collect();
     if v.is_empty() {
         return None;
     }
@@ -787,7 +786,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         bail!("give a run directory or CSV file to plot, or --vectors FILE --words ...");
     }
     // Group the inputs by kind; inputs of one kind are drawn on one chart.
-    let mut metrics: Vec<(String, PathBuf, Csv)> = Vec::new();
+    let mut metrics: Vec<(String, PathBuf, Vec<EpochRecord>)> = Vec::new();
     let mut grads: Vec<(String, PathBuf, Csv)> = Vec::new();
     let mut agree: Vec<(String, PathBuf, Csv)> = Vec::new();
     for p in &a.paths {
@@ -809,7 +808,8 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             .map(str::to_string)
             .unwrap_or(label);
         if csv.index("valid_perplexity").is_some() && csv.index("epoch").is_some() {
-            metrics.push((label, file, csv));
+            let records = read_metrics(&file)?;
+            metrics.push((label, file, records));
         } else if csv.index("distance").is_some() && csv.index("grad_norm").is_some() {
             grads.push((label, file, csv));
         } else if csv.index("accuracy").is_some() && csv.index("model").is_some() {
@@ -826,11 +826,11 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         .iter()
         .filter(|&&k| k)
         .count();
-    let default_stem = |files: &[(String, PathBuf, Csv)], name: &str| -> PathBuf {
+    let default_stem = |first: &Path, name: &str| -> PathBuf {
         match &a.out {
             Some(o) if kinds > 1 => o.with_file_name(format!("{}-{name}", file_label(o))),
             Some(o) => o.clone(),
-            None => files[0].1.with_file_name(name),
+            None => first.with_file_name(name),
         }
     };
     let xy = |csv: &Csv, x: &str, y: &str| -> Vec<(f64, f64)> {
@@ -844,15 +844,22 @@ pub fn plot(a: PlotArgs) -> Result<()> {
     };
     if !metrics.is_empty() {
         let mut series = Vec::new();
-        for (label, _, csv) in &metrics {
-            for (col, name) in [("train_perplexity", "train"), ("valid_perplexity", "valid")] {
+        for (label, _, records) in &metrics {
+            let train = |r: &EpochRecord| r.train_perplexity;
+            let valid = |r: &EpochRecord| r.valid_perplexity;
+            let columns: [(&dyn Fn(&EpochRecord) -> Option<f64>, &str); 2] =
+                [(&train, "train"), (&valid, "valid")];
+            for (col, name) in columns {
                 series.push(Series {
                     name: if metrics.len() == 1 {
                         name.into()
                     } else {
                         format!("{label} {name}")
                     },
-                    points: xy(csv, "epoch", col),
+                    points: records
+                        .iter()
+                        .filter_map(|r| Some((r.epoch as f64, col(r)?)))
+                        .collect(),
                 });
             }
         }
@@ -868,7 +875,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             log_y: true,
             y_range: None,
         };
-        written.extend(both(&default_stem(&metrics, "curves"), |p| {
+        written.extend(both(&default_stem(&metrics[0].1, "curves"), |p| {
             line_chart_with(p, &chart, &series)
         })?);
     }
@@ -887,7 +894,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             log_y: true,
             y_range: None,
         };
-        written.extend(both(&default_stem(&grads, "gradients"), |p| {
+        written.extend(both(&default_stem(&grads[0].1, "gradients"), |p| {
             line_chart_with(p, &chart, &series)
         })?);
     }
