@@ -686,6 +686,173 @@ impl<T: Task> Trainer<T> {
 mod tests {
     use super::*;
 
+    /// A model type plugs into the loop by implementing [`Task`], nothing more: logistic
+    /// regression on four points, with a shuffled mini-batch plan, in ~60 lines.
+    struct Logistic {
+        w: Param<f32>, // (2): weight, bias
+        xs: Vec<(f32, f32)>,
+        plan: Vec<usize>,
+        /// Makes the loss NaN from this global step on (for the divergence stop).
+        poison_at: Option<usize>,
+        steps: usize,
+    }
+
+    impl Logistic {
+        fn new() -> Logistic {
+            Logistic {
+                w: Param::zeros("w", &[2]),
+                xs: vec![(-2.0, 0.0), (-1.0, 0.0), (1.0, 1.0), (3.0, 1.0)],
+                plan: Vec::new(),
+                poison_at: None,
+                steps: 0,
+            }
+        }
+
+        /// Σ -log p(y|x) over `idx`, and its gradient added into w.grad when `grad`.
+        fn loss(&mut self, idx: &[usize], grad: bool) -> f64 {
+            let mut total = 0.0;
+            for &i in idx {
+                let (x, y) = self.xs[i];
+                let p = 1.0 / (1.0 + (-(self.w.value[0] * x + self.w.value[1])).exp());
+                total -= f64::from(if y > 0.5 { p } else { 1.0 - p }).ln();
+                if grad {
+                    // d/dz -log p(y|z) = σ(z) - y, z = w·x + b.
+                    self.w.grad[0] += (p - y) * x / idx.len() as f32;
+                    self.w.grad[1] += (p - y) / idx.len() as f32;
+                }
+            }
+            total
+        }
+    }
+
+    impl Task for Logistic {
+        fn kind(&self) -> &'static str {
+            "logistic"
+        }
+        fn trainable(&mut self) -> Vec<&mut Param<f32>> {
+            vec![&mut self.w]
+        }
+        fn plan_epoch(&mut self, rng: &mut Rng) -> usize {
+            self.plan = (0..self.xs.len()).collect();
+            for i in (1..self.plan.len()).rev() {
+                self.plan.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            self.plan.len() / 2
+        }
+        fn train_step(&mut self, step: usize, _rng: &mut Rng) -> StepOutcome {
+            self.w.zero_grad();
+            self.steps += 1;
+            let idx = self.plan[2 * step..2 * step + 2].to_vec();
+            let mut loss = self.loss(&idx, true);
+            if self.poison_at.is_some_and(|k| self.steps >= k) {
+                loss = f64::NAN;
+            }
+            StepOutcome {
+                loss,
+                units: 2,
+                items: 2,
+                ..Default::default()
+            }
+        }
+        fn evaluate(&mut self) -> Evaluation {
+            let loss = self.loss(&[0, 1, 2, 3], false) / 4.0;
+            Evaluation {
+                loss: Some(loss),
+                score: Some(-loss),
+                ..Default::default()
+            }
+        }
+        fn model_tensors(&self) -> Result<Tensors> {
+            let mut t = Tensors::default();
+            t.insert_params("model.", &[&self.w]);
+            Ok(t)
+        }
+        fn restore(&mut self, t: &Tensors, path: &Path) -> Result<()> {
+            t.load_params("model.", &mut [&mut self.w], path)
+        }
+    }
+
+    fn config(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            lr: 0.5,
+            schedule: Schedule::Inverse { decay: 0.1 },
+            plateau_decay: 1.0,
+            patience: 0,
+            optim: OptimKind::Adam,
+            weight_decay: 0.0,
+            clip: 1.0,
+            clip_value: 0.0,
+            seed: 3,
+            checkpoint_every: 1,
+            keep: Keep::Best,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("firth-trainer-{}-{name}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        d
+    }
+
+    #[test]
+    fn a_new_model_type_trains_resumes_and_stops_through_the_trait() {
+        // Trains: the development loss falls from ln 2 (w = 0).
+        let full_dir = temp("full");
+        let mut full = Trainer::new(Logistic::new(), config(6), &full_dir);
+        let run = full.run(Limits::default(), &mut ()).unwrap();
+        assert_eq!((run.epochs_completed, run.steps), (6, 12));
+        let first = full.progress.history[0].valid_loss.unwrap();
+        let last = full.progress.history[5].valid_loss.unwrap();
+        assert!(first < 2f64.ln() && last < 0.5 * first, "{first} -> {last}");
+        assert_eq!(
+            read_metrics(&full_dir.join(METRICS)).unwrap(),
+            full.progress.history
+        );
+
+        // Stopped after 5 steps (mid-epoch), then resumed: the same weights, bit for bit.
+        let part_dir = temp("part");
+        let mut part = Trainer::new(Logistic::new(), config(6), &part_dir);
+        let limits = Limits {
+            max_steps: Some(5),
+            max_seconds: None,
+        };
+        assert!(part.run(limits, &mut ()).unwrap().stopped_early);
+        let mut resumed = Trainer::resume(Logistic::new(), config(6), &part_dir).unwrap();
+        assert_eq!(resumed.progress.step_in_epoch, 1);
+        resumed.run(Limits::default(), &mut ()).unwrap();
+        assert_eq!(resumed.task.w.value, full.task.w.value);
+        assert_eq!(resumed.progress.history.len(), 6);
+
+        // A changed setting other than --epochs is refused on resume.
+        let mut other = config(6);
+        other.lr = 0.25;
+        let e = Trainer::resume(Logistic::new(), other, &part_dir)
+            .err()
+            .unwrap();
+        assert!(
+            format!("{e:#}").contains("only --epochs may change"),
+            "{e:#}"
+        );
+
+        // A non-finite loss stops with a message naming the last good checkpoint.
+        let bad_dir = temp("bad");
+        let mut task = Logistic::new();
+        task.poison_at = Some(4);
+        let mut bad = Trainer::new(task, config(6), &bad_dir);
+        let e = bad.run(Limits::default(), &mut ()).unwrap_err().to_string();
+        assert!(
+            e.contains("training loss became NaN") && e.contains(CHECKPOINT),
+            "{e}"
+        );
+        // The checkpoint of step 3 is there and loads.
+        let ok = Trainer::resume(Logistic::new(), config(6), &bad_dir).unwrap();
+        assert_eq!(ok.progress.global_step, 3);
+        for d in [full_dir, part_dir, bad_dir] {
+            std::fs::remove_dir_all(d).ok();
+        }
+    }
+
     #[test]
     fn schedules_match_their_formulas() {
         let zaremba = Schedule::Step {
