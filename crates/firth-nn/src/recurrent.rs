@@ -74,9 +74,12 @@ pub struct Recurrent<T> {
     dh: Vec<T>,     // (B, H) gradient reaching h_t from step t+1; after backward, dL/dh0
     dc: Vec<T>,     // (B, H) likewise for c; after backward, dL/dc0
     dh_tot: Vec<T>, // (B, H) scratch
-    /// dL/dh_T (and dL/dc_T) given by [`Self::add_d_final`] for the next backward; `None` when
-    /// no loss reads the final state.
-    d_final: Option<(Vec<T>, Vec<T>)>, // (B, H) each; the second is empty unless LSTM
+    /// dL/dh_T given by [`Self::add_d_final`] for the next backward; `None` when no loss reads
+    /// the final state.
+    d_final_h: Option<Vec<T>>, // (B, H)
+    /// LSTM: gradients into the cells c_1..c_T from outside the layer ([`Self::add_d_cells`],
+    /// [`Self::add_d_final`]) for the next backward; `None` when there are none.
+    d_cells: Option<Vec<T>>, // (T, B, H)
     /// The inputs of the steps taken since [`Self::begin`], (T, B, I).
     x_steps: Vec<T>,
     /// When set, backward keeps every step's total dL/dh_t in `dh_steps` (for gradient-flow
@@ -131,7 +134,8 @@ impl<T: Real> Recurrent<T> {
             dh: Vec::new(),
             dc: Vec::new(),
             dh_tot: Vec::new(),
-            d_final: None,
+            d_final_h: None,
+            d_cells: None,
             x_steps: Vec::new(),
             record_dh: false,
             dh_steps: Vec::new(),
@@ -247,13 +251,14 @@ impl<T: Real> Recurrent<T> {
     }
 
     /// Sets the batch, sizes the caches for `steps` steps and stores the initial state;
-    /// forgets any pending [`Self::add_d_final`].
+    /// forgets any pending [`Self::add_d_final`] / [`Self::add_d_cells`].
     fn start(&mut self, batch: usize, steps: usize, h0: &[T], c0: &[T]) {
         let bh = batch * self.hidden;
         assert_eq!(h0.len(), bh, "initial state is not (B, H)");
         self.batch = batch;
         self.steps = steps;
-        self.d_final = None;
+        self.d_final_h = None;
+        self.d_cells = None;
         let g_n = self.gate_width();
         resize(&mut self.hp, batch * g_n);
         self.size_caches(steps);
@@ -371,16 +376,19 @@ impl<T: Real> Recurrent<T> {
             &mut self.dc,
             if self.kind == CellKind::Lstm { bh } else { 0 },
         );
-        // The sweep starts from dL/dh_T (dL/dc_T): zero unless a loss reads the final state.
-        match self.d_final.take() {
-            Some((dh_final, dc_final)) => {
-                self.dh.copy_from_slice(&dh_final);
-                self.dc.copy_from_slice(&dc_final);
-            }
-            None => {
-                self.dh.fill(T::ZERO);
-                self.dc.fill(T::ZERO);
-            }
+        // The sweep starts from dL/dh_T: zero unless a loss reads the final state.
+        match self.d_final_h.take() {
+            Some(d) => self.dh.copy_from_slice(&d),
+            None => self.dh.fill(T::ZERO),
+        }
+        self.dc.fill(T::ZERO);
+        let d_cells = self.d_cells.take();
+        if let Some(d) = &d_cells {
+            assert_eq!(
+                d.len(),
+                t_n * bh,
+                "cell gradients were added before the last step"
+            );
         }
         if self.kind == CellKind::Gru {
             resize(&mut self.dgh, t_n * bg);
@@ -425,6 +433,10 @@ impl<T: Real> Recurrent<T> {
             let dg = &mut self.dgates[t * bg..(t + 1) * bg];
             match self.kind {
                 CellKind::Lstm => {
+                    // A loss that reads c_t directly adds its gradient to the one from c_{t+1}.
+                    if let Some(d) = &d_cells {
+                        kernels::add_into(&mut self.dc, &d[t * bh..(t + 1) * bh]);
+                    }
                     if self.record_dh {
                         // dL/dc_t = dc (from c_{t+1}) + dh_tot ⊙ o ⊙ (1 - tanh²c); gates (B, 4H)
                         // hold i, f, g, o per row.
@@ -540,15 +552,38 @@ impl<T: Real> Recurrent<T> {
     pub fn add_d_final(&mut self, d_h: &[T], d_c: Option<&[T]>) {
         let bh = self.batch * self.hidden;
         assert_eq!(d_h.len(), bh, "final-state gradient is not (B, H)");
-        let lstm = self.kind == CellKind::Lstm;
-        assert!(lstm || d_c.is_none(), "only an LSTM has a cell state");
-        let (dh, dc) = self
-            .d_final
-            .get_or_insert_with(|| (vec![T::ZERO; bh], vec![T::ZERO; if lstm { bh } else { 0 }]));
-        kernels::add_into(dh, d_h);
+        kernels::add_into(self.d_final_h.get_or_insert_with(|| vec![T::ZERO; bh]), d_h);
         if let Some(d_c) = d_c {
             assert_eq!(d_c.len(), bh, "final-cell gradient is not (B, H)");
-            kernels::add_into(dc, d_c);
+            let t_n = self.steps;
+            assert!(t_n > 0, "no step has produced a final cell");
+            kernels::add_into(&mut self.pending_d_cells()[(t_n - 1) * bh..], d_c);
+        }
+    }
+
+    /// LSTM only: adds dL/dc_t for every step, (T, B, H) (c_1..c_T, as [`Self::cells`] holds
+    /// them), for a loss that reads cells other than the last (the final cell of each sequence
+    /// in a padded batch). Used by the next backward, like [`Self::add_d_final`].
+    pub fn add_d_cells(&mut self, d_c: &[T]) {
+        let n = self.steps * self.batch * self.hidden;
+        assert_eq!(d_c.len(), n, "cell gradient is not (T, B, H)");
+        kernels::add_into(self.pending_d_cells(), d_c);
+    }
+
+    /// The pending cell gradients, (T, B, H), created as zeros.
+    fn pending_d_cells(&mut self) -> &mut [T] {
+        assert_eq!(self.kind, CellKind::Lstm, "only an LSTM has a cell state");
+        let n = self.steps * self.batch * self.hidden;
+        self.d_cells.get_or_insert_with(|| vec![T::ZERO; n])
+    }
+
+    /// LSTM cells of the last forward or of the steps so far, c_1..c_T (T, B, H); empty for
+    /// other cells.
+    pub fn cells(&self) -> &[T] {
+        if self.kind == CellKind::Lstm {
+            &self.c[self.batch * self.hidden..]
+        } else {
+            &[]
         }
     }
 
