@@ -2,7 +2,7 @@
 //!
 //! Query row n (N rows, e.g. one decoder step (B, Dq) or all of them (T, B, Dq)) belongs to
 //! sequence b = n mod B and attends over that sequence's keys and values, which are
-//! time-major like [`SeqEncoder`]'s output: keys (S, B, Dk), values (S, B, Dv). Source
+//! time-major like the output of firth-models' `SeqEncoder`: keys (S, B, Dk), values (S, B, Dv). Source
 //! positions s ≥ len_b are padding and get weight 0. For row n:
 //!
 //! ```text
@@ -31,8 +31,6 @@
 //! The caller owns the parameters ([`AttentionParams`], a [`ParamSet`]) and the cache of one
 //! forward ([`AttentionCache`]); a decoder that attends once per step keeps a cache per step,
 //! or passes all its queries at once when they do not depend on earlier contexts.
-//!
-//! [`SeqEncoder`]: ../../firth_models/encoder/struct.SeqEncoder.html
 
 use crate::gemm::gemm;
 use crate::param::{Param, ParamSet};
