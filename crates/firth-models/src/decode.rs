@@ -183,7 +183,10 @@ pub fn generate_with<D: StepDecoder>(
     rng: &mut Rng,
 ) -> Vec<Vec<u32>> {
     let v = decoder.vocab();
-    assert!(v > 0 && first.len() % v == 0, "first scores are not (B, V)");
+    assert!(
+        v > 0 && first.len().is_multiple_of(v),
+        "first scores are not (B, V)"
+    );
     let batch = first.len() / v;
     let mut out = vec![Vec::with_capacity(max_tokens); batch];
     // Live rows: `live[i]` is the output row that row i of `state` and `z` belongs to.

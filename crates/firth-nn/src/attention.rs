@@ -23,7 +23,8 @@
 //! ```text
 //! dα_s = dc·v_s,   dv_s += α_s dc,   de = α ⊙ (dα - Σ_s dα_s α_s)      (softmax backward)
 //! dot:       dq += Σ_s de_s k_s,   dk_s += de_s q
-//! general:   dq += Σ_s de_s k'_s,  dk'_s = de_s q,  dWᵀ += Kᵀ·dK',  dK += dK'·Wᵀᵀ
+//! general:   dq += Σ_s de_s k'_s,  dk'_s = de_s q,  and with M = Wᵀ (K' = K·M):
+//!            dM += Kᵀ·dK',  dK += dK'·Mᵀ
 //! additive:  u = tanh(W_q q + W_k k_s),  dv += Σ de_s u_s,  da_s = de_s v ⊙ (1 - u_s²),
 //!            d(W_q q) = Σ_s da_s,  d(W_k k_s) = da_s,  then the two projections' backward
 //! ```

@@ -215,7 +215,6 @@ impl<T: Real> Recurrent<T> {
     /// backpropagates through all of them.
     pub fn begin(&mut self, batch: usize, h0: &[T], c0: &[T]) {
         self.start(batch, 0, h0, c0);
-        self.x_steps.clear();
     }
 
     /// One step after [`Self::begin`] (or after the previous step): h_t = cell(x_t, h_{t-1})
@@ -259,6 +258,7 @@ impl<T: Real> Recurrent<T> {
         self.steps = steps;
         self.d_final_h = None;
         self.d_cells = None;
+        self.x_steps.clear();
         let g_n = self.gate_width();
         resize(&mut self.hp, batch * g_n);
         self.size_caches(steps);
@@ -369,6 +369,11 @@ impl<T: Real> Recurrent<T> {
         let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
         let (bh, bg) = (b_n * h_n, b_n * g_n);
         assert_eq!(dy.len(), t_n * bh, "output gradient is not (T, B, H)");
+        assert_eq!(
+            x.len(),
+            t_n * b_n * self.input,
+            "recurrent input is not that of the last forward or steps"
+        );
         resize(&mut self.dgates, t_n * bg);
         resize(&mut self.dh, bh);
         resize(&mut self.dh_tot, bh);
