@@ -31,6 +31,15 @@
 //! the gradient is moved, not summed). The two input gradients add, and the dropout mask of
 //! the layer's input multiplies the sum before it becomes the output gradient of the layer
 //! below.
+//!
+//! Final states. Each sequence's summary for a decoder is the state every layer and direction
+//! reached at the end of *that* sequence: the forward direction's state at t = len_b - 1, and
+//! the backward direction's after reading token 0, which is its own step len_b - 1 over the
+//! reversed input. [`SeqEncoder::final_h`] / [`SeqEncoder::final_c`] gather them. Gradients
+//! given for them ([`SeqEncoder::add_d_final`]) join the sweep at those same steps: a final h
+//! is the layer's output there, so dL/dh adds to that step's output gradient; a final LSTM
+//! cell is not an output, so dL/dc goes to the recurrent layer's per-step cell gradient
+//! ([`Recurrent::add_d_cells`]).
 
 use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::recurrent::Recurrent;
@@ -78,6 +87,14 @@ pub struct SeqEncoder<T> {
     d_in: Vec<T>,  // (L, B, I_l) scratch: gradient w.r.t. a layer's input
     d_rev: Vec<T>, // (L, B, I_l) scratch: gradient w.r.t. the reversed input
     d_out: Vec<T>, // (L, B, dirs·H) gradient w.r.t. the current layer's output
+    /// Final states, (layers·dirs, B, H): block k·dirs + d is layer k, direction d (0 forward,
+    /// 1 backward).
+    final_h: Vec<T>,
+    final_c: Vec<T>, // LSTM only, same layout
+    /// Gradients given for the final states, for the next backward.
+    d_final_h: Option<Vec<T>>, // (layers·dirs, B, H)
+    d_final_c: Option<Vec<T>>, // (layers·dirs, B, H), LSTM only
+    d_cells: Vec<T>, // (L, B, H) scratch
 }
 
 impl<T: Real> SeqEncoder<T> {
@@ -132,6 +149,58 @@ impl<T: Real> SeqEncoder<T> {
             d_in: Vec::new(),
             d_rev: Vec::new(),
             d_out: Vec::new(),
+            final_h: Vec::new(),
+            final_c: Vec::new(),
+            d_final_h: None,
+            d_final_c: None,
+            d_cells: Vec::new(),
+        }
+    }
+
+    fn dirs(&self) -> usize {
+        if self.cfg.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The final hidden state of every layer and direction for each sequence at its own
+    /// length, (layers·dirs, B, H): block k·dirs + d holds layer k's forward (d = 0) state
+    /// after token len_b - 1, or its backward (d = 1) state after token 0.
+    pub fn final_h(&self) -> &[T] {
+        &self.final_h
+    }
+
+    /// The final LSTM cells, laid out like [`Self::final_h`]; empty for other cells.
+    pub fn final_c(&self) -> &[T] {
+        &self.final_c
+    }
+
+    /// Adds dL/d[`Self::final_h`] and, for an LSTM, dL/d[`Self::final_c`] (both
+    /// (layers·dirs, B, H)) to what the next backward propagates, on top of its `d_out`.
+    /// Cleared by that backward and by the next forward.
+    pub fn add_d_final(&mut self, d_h: &[T], d_c: Option<&[T]>) {
+        let n = self.layers.len() * self.dirs() * self.batch * self.cfg.hidden;
+        assert_eq!(
+            d_h.len(),
+            n,
+            "final-state gradient is not (layers·dirs, B, H)"
+        );
+        let pending = self.d_final_h.get_or_insert_with(|| vec![T::ZERO; n]);
+        add(pending, d_h);
+        if let Some(d_c) = d_c {
+            assert_eq!(
+                self.cfg.cell,
+                CellKind::Lstm,
+                "only an LSTM has a cell state"
+            );
+            assert_eq!(
+                d_c.len(),
+                n,
+                "final-cell gradient is not (layers·dirs, B, H)"
+            );
+            add(self.d_final_c.get_or_insert_with(|| vec![T::ZERO; n]), d_c);
         }
     }
 
@@ -175,6 +244,12 @@ impl<T: Real> SeqEncoder<T> {
         let od = h * dirs;
         self.zeros.clear();
         self.zeros.resize(batch * h, T::ZERO);
+        self.d_final_h = None;
+        self.d_final_c = None;
+        let lstm = self.cfg.cell == CellKind::Lstm;
+        let finals = self.layers.len() * dirs * batch * h;
+        resize(&mut self.final_h, finals);
+        resize(&mut self.final_c, if lstm { finals } else { 0 });
         for k in 0..self.layers.len() {
             let (below, rest) = self.layers.split_at_mut(k);
             let layer = &mut rest[0];
@@ -189,9 +264,21 @@ impl<T: Real> SeqEncoder<T> {
                 &layer.x
             };
             resize(&mut layer.out, steps * batch * od);
-            let y = layer
+            layer
                 .fwd
                 .forward(input, steps, batch, &self.zeros, &self.zeros);
+            let y = layer.fwd.output();
+            let block = k * dirs * batch * h;
+            gather_last(y, &mut self.final_h[block..], batch, lengths, h);
+            if lstm {
+                gather_last(
+                    layer.fwd.cells(),
+                    &mut self.final_c[block..],
+                    batch,
+                    lengths,
+                    h,
+                );
+            }
             for t in 0..steps {
                 for b in 0..batch {
                     let dst = &mut layer.out[(t * batch + b) * od..][..h];
@@ -205,7 +292,13 @@ impl<T: Real> SeqEncoder<T> {
             if let Some(bwd) = &mut layer.bwd {
                 resize(&mut layer.rev_x, steps * batch * i_n);
                 reverse_rows(input, &mut layer.rev_x, steps, batch, lengths, i_n, false);
-                let y = bwd.forward(&layer.rev_x, steps, batch, &self.zeros, &self.zeros);
+                bwd.forward(&layer.rev_x, steps, batch, &self.zeros, &self.zeros);
+                let y = bwd.output();
+                let block = (k * dirs + 1) * batch * h;
+                gather_last(y, &mut self.final_h[block..], batch, lengths, h);
+                if lstm {
+                    gather_last(bwd.cells(), &mut self.final_c[block..], batch, lengths, h);
+                }
                 for t in 0..steps {
                     for b in 0..batch {
                         let dst = &mut layer.out[(t * batch + b) * od + h..][..h];
@@ -222,9 +315,9 @@ impl<T: Real> SeqEncoder<T> {
         self.output()
     }
 
-    /// d_out: (L, B, out_dim) (padded rows ignored); accumulates parameter grads (+=);
-    /// writes (overwrites) d_x (L, B, input) if given, zero at padded positions.
-    /// `x` must be the input of the last forward.
+    /// d_out: (L, B, out_dim) (padded rows ignored), plus any final-state gradients given to
+    /// [`Self::add_d_final`]; accumulates parameter grads and, if given, d_x (L, B, input)
+    /// (+=; padded positions receive nothing). `x` must be the input of the last forward.
     pub fn backward(&mut self, x: &[T], d_out: &[T], d_x: Option<&mut [T]>) {
         let (steps, batch) = (self.steps, self.batch);
         let h = self.cfg.hidden;
@@ -247,6 +340,9 @@ impl<T: Real> SeqEncoder<T> {
             resize(&mut self.dy_b, steps * batch * h);
         }
         let need_dx = d_x.is_some();
+        let dirs = self.dirs();
+        let d_final_h = self.d_final_h.take();
+        let d_final_c = self.d_final_c.take();
         for k in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[k];
             let i_n = layer.input;
@@ -272,6 +368,29 @@ impl<T: Real> SeqEncoder<T> {
                             r.fill(T::ZERO);
                         }
                     }
+                }
+            }
+            // A final h is the output at the sequence's step len_b - 1 (in the backward
+            // direction's reversed time as well); its gradient joins that step's.
+            if let Some(d) = &d_final_h {
+                let block = k * dirs * batch * h;
+                scatter_last_add(&d[block..], &mut self.dy_f, batch, lengths, h);
+                if self.cfg.bidirectional {
+                    let block = (k * dirs + 1) * batch * h;
+                    scatter_last_add(&d[block..], &mut self.dy_b, batch, lengths, h);
+                }
+            }
+            if let Some(d) = &d_final_c {
+                resize(&mut self.d_cells, steps * batch * h);
+                self.d_cells.fill(T::ZERO);
+                let block = k * dirs * batch * h;
+                scatter_last_add(&d[block..], &mut self.d_cells, batch, lengths, h);
+                layer.fwd.add_d_cells(&self.d_cells);
+                if let Some(bwd) = &mut layer.bwd {
+                    self.d_cells.fill(T::ZERO);
+                    let block = (k * dirs + 1) * batch * h;
+                    scatter_last_add(&d[block..], &mut self.d_cells, batch, lengths, h);
+                    bwd.add_d_cells(&self.d_cells);
                 }
             }
             let input: &[T] = if k == 0 { x } else { &layer.x };
@@ -311,13 +430,13 @@ impl<T: Real> SeqEncoder<T> {
         }
         if let Some(dx) = d_x {
             assert_eq!(dx.len(), x.len(), "encoder d_x is not (L, B, I)");
-            dx.copy_from_slice(&self.d_in);
-            // Padded positions can receive nothing, but make it exact.
+            // Padded positions can receive nothing: they are skipped so that it is exact.
             let i_n = self.cfg.input;
             for t in 0..steps {
                 for b in 0..batch {
-                    if t >= self.lengths[b] {
-                        dx[(t * batch + b) * i_n..][..i_n].fill(T::ZERO);
+                    if t < self.lengths[b] {
+                        let at = (t * batch + b) * i_n;
+                        add(&mut dx[at..][..i_n], &self.d_in[at..][..i_n]);
                     }
                 }
             }
@@ -353,6 +472,30 @@ fn reverse_rows<T: Real>(
                 d.fill(T::ZERO);
             }
         }
+    }
+}
+
+/// dst (B, H) gets row (len_b - 1, b) of src (L, B, H) for each b.
+fn gather_last<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
+    for (b, &n) in lengths.iter().enumerate() {
+        dst[b * h..][..h].copy_from_slice(&src[((n - 1) * batch + b) * h..][..h]);
+    }
+}
+
+/// The inverse of [`gather_last`], adding: row (len_b - 1, b) of dst (L, B, H) += src (B, H)
+/// row b.
+fn scatter_last_add<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
+    for (b, &n) in lengths.iter().enumerate() {
+        add(
+            &mut dst[((n - 1) * batch + b) * h..][..h],
+            &src[b * h..][..h],
+        );
+    }
+}
+
+fn add<T: Real>(dst: &mut [T], src: &[T]) {
+    for (a, &b) in dst.iter_mut().zip(src) {
+        *a += b;
     }
 }
 

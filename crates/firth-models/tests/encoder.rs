@@ -46,8 +46,9 @@ fn check(c: EncoderConfig) {
     );
     assert!(worst < 1e-5, "{c:?}: worst {worst:e} at {at}");
     loss(&mut enc, &x);
-    let mut dx = vec![7.0; x.len()]; // overwritten, not accumulated
+    let mut dx = vec![7.0; x.len()]; // accumulated onto
     enc.backward(&x, &w, Some(&mut dx));
+    dx.iter_mut().for_each(|d| *d -= 7.0);
     let worst = check_input(&x, &dx, |x| loss(&mut enc.clone(), x));
     assert!(worst < 1e-5, "{c:?}: input gradient worst {worst:e}");
 }
@@ -110,5 +111,98 @@ fn outputs_ignore_padding_and_other_batch_members() {
         let h = c.hidden;
         let last = &out[(B + 1) * od..][..od]; // t = 1 = len - 1 for sequence 1
         assert!(last[h..].iter().any(|&v| v != 0.0));
+    }
+}
+
+/// Loss = Σ w ⊙ out + Σ p ⊙ final_h (+ Σ q ⊙ final_c for an LSTM).
+fn check_final_states(c: EncoderConfig) {
+    let mut rng = Rng::new(29);
+    let mut enc = SeqEncoder::<f64>::new(&c, 0.5, &mut rng);
+    let lstm = c.cell == CellKind::Lstm;
+    let x = random(L * B * c.input, &mut rng);
+    let w = random(L * B * enc.out_dim(), &mut rng);
+    let dirs = if c.bidirectional { 2 } else { 1 };
+    let finals = c.layers * dirs * B * c.hidden;
+    let p = random(finals, &mut rng);
+    let q = random(finals, &mut rng);
+    let loss = |e: &mut SeqEncoder<f64>, x: &[f64]| -> f64 {
+        let y = e.forward(x, L, B, &LENGTHS, false, &mut Rng::new(5));
+        let mut v: f64 = y.iter().zip(&w).map(|(a, b)| a * b).sum();
+        v += e.final_h().iter().zip(&p).map(|(a, b)| a * b).sum::<f64>();
+        if lstm {
+            v += e.final_c().iter().zip(&q).map(|(a, b)| a * b).sum::<f64>();
+        }
+        v
+    };
+    let backward = |e: &mut SeqEncoder<f64>, dx: Option<&mut [f64]>| {
+        e.add_d_final(&p, lstm.then_some(&q[..]));
+        e.backward(&x, &w, dx);
+    };
+    let (worst, at) = check_params(
+        &mut enc,
+        |e| {
+            let l = loss(e, &x);
+            backward(e, None);
+            l
+        },
+        |e| loss(e, &x),
+        60,
+    );
+    assert!(worst < 1e-5, "{c:?}: worst {worst:e} at {at}");
+    loss(&mut enc, &x);
+    let mut dx = vec![0.0; x.len()];
+    backward(&mut enc, Some(&mut dx));
+    let worst = check_input(&x, &dx, |x| loss(&mut enc.clone(), x));
+    assert!(worst < 1e-5, "{c:?}: input gradient worst {worst:e}");
+}
+
+#[test]
+fn gradients_into_final_states() {
+    for cell in [CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru] {
+        for (layers, bi) in [(1, false), (2, true)] {
+            check_final_states(cfg(cell, layers, bi, 0.0));
+        }
+    }
+}
+
+#[test]
+fn final_states_are_each_sequence_own_last_states() {
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let c = cfg(cell, 2, true, 0.0);
+        let mut rng = Rng::new(4);
+        let mut enc = SeqEncoder::<f64>::new(&c, 0.5, &mut rng);
+        let (i, h, od) = (c.input, c.hidden, enc.out_dim());
+        let x = random(L * B * i, &mut rng);
+        let out = enc.forward(&x, L, B, &LENGTHS, false, &mut rng).to_vec();
+        let (fh, fc) = (enc.final_h().to_vec(), enc.final_c().to_vec());
+        assert_eq!(fh.len(), 2 * 2 * B * h);
+        assert_eq!(fc.len(), if cell == CellKind::Lstm { fh.len() } else { 0 });
+        for b in 0..B {
+            let n = LENGTHS[b];
+            // Top layer (blocks 2 and 3): forward state at len - 1, backward state at token 0.
+            let fwd = &fh[(2 * B + b) * h..][..h];
+            let bwd = &fh[(3 * B + b) * h..][..h];
+            assert_eq!(fwd, &out[((n - 1) * B + b) * od..][..h]);
+            assert_eq!(bwd, &out[b * od + h..][..h]);
+            // The same sequence alone, without padding, ends with the same states.
+            let xb: Vec<f64> = (0..n)
+                .flat_map(|t| x[(t * B + b) * i..][..i].to_vec())
+                .collect();
+            enc.forward(&xb, n, 1, &[n], false, &mut rng);
+            for block in 0..4 {
+                let alone = &enc.final_h()[block * h..][..h];
+                let padded = &fh[(block * B + b) * h..][..h];
+                for (u, v) in alone.iter().zip(padded) {
+                    assert!((u - v).abs() < 1e-12, "{cell:?} h block {block} b {b}");
+                }
+                if cell == CellKind::Lstm {
+                    let alone = &enc.final_c()[block * h..][..h];
+                    let padded = &fc[(block * B + b) * h..][..h];
+                    for (u, v) in alone.iter().zip(padded) {
+                        assert!((u - v).abs() < 1e-12, "c block {block} b {b}");
+                    }
+                }
+            }
+        }
     }
 }

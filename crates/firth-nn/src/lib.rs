@@ -12,6 +12,7 @@
 //! is ours, written over slices so the compiler vectorises it, and compiled for AVX2/AVX-512
 //! as well as the baseline so the best path is picked at run time ([`simd`]).
 
+pub mod attention;
 pub mod checkpoint;
 pub mod crf;
 pub mod dropout;
@@ -29,6 +30,7 @@ pub mod real;
 pub mod recurrent;
 pub mod replicas;
 pub mod rng;
+pub mod seq;
 pub mod simd;
 pub mod softmax;
 

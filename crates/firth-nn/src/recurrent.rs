@@ -10,6 +10,14 @@
 //!
 //! Weights are stored input-major, `W_x` (I, G·H) and `W_h` (H, G·H), so the per-step forward
 //! product is a plain NN GEMM. Gates are laid out in blocks of H: LSTM (i, f, g, o), GRU (r, z, n).
+//!
+//! A decoder whose next input depends on its last output cannot give all T inputs up front; it
+//! runs [`Recurrent::begin`] and then [`Recurrent::step`] once per step, which append to the same
+//! caches [`Recurrent::forward`] fills (projecting each step's input on its own), so the one
+//! backward sweep serves both ([`Recurrent::backward_steps`]). A loss that reads the final
+//! state h_T (and c_T), e.g. an encoder whose last state starts a decoder, hands dL/dh_T to
+//! [`Recurrent::add_d_final`] before the backward; the sweep then starts from it instead of
+//! from zero.
 
 use crate::gemm::gemm;
 use crate::kernels;
@@ -66,6 +74,14 @@ pub struct Recurrent<T> {
     dh: Vec<T>,     // (B, H) gradient reaching h_t from step t+1; after backward, dL/dh0
     dc: Vec<T>,     // (B, H) likewise for c; after backward, dL/dc0
     dh_tot: Vec<T>, // (B, H) scratch
+    /// dL/dh_T given by [`Self::add_d_final`] for the next backward; `None` when no loss reads
+    /// the final state.
+    d_final_h: Option<Vec<T>>, // (B, H)
+    /// LSTM: gradients into the cells c_1..c_T from outside the layer ([`Self::add_d_cells`],
+    /// [`Self::add_d_final`]) for the next backward; `None` when there are none.
+    d_cells: Option<Vec<T>>, // (T, B, H)
+    /// The inputs of the steps taken since [`Self::begin`], (T, B, I).
+    x_steps: Vec<T>,
     /// When set, backward keeps every step's total dL/dh_t in `dh_steps` (for gradient-flow
     /// measurements; off in training).
     record_dh: bool,
@@ -118,6 +134,9 @@ impl<T: Real> Recurrent<T> {
             dh: Vec::new(),
             dc: Vec::new(),
             dh_tot: Vec::new(),
+            d_final_h: None,
+            d_cells: None,
+            x_steps: Vec::new(),
             record_dh: false,
             dh_steps: Vec::new(),
             dc_steps: Vec::new(),
@@ -162,24 +181,7 @@ impl<T: Real> Recurrent<T> {
             t_n * b_n * self.input,
             "recurrent input is not (T, B, I)"
         );
-        assert_eq!(h0.len(), b_n * h_n, "initial state is not (B, H)");
-        self.steps = steps;
-        self.batch = batch;
-        let bh = b_n * h_n;
-        let bg = b_n * g_n;
-        resize(&mut self.gates, t_n * bg);
-        resize(&mut self.h, (t_n + 1) * bh);
-        resize(&mut self.hp, bg);
-        self.h[..bh].copy_from_slice(h0);
-        if self.kind == CellKind::Lstm {
-            assert_eq!(c0.len(), bh, "initial cell is not (B, H)");
-            resize(&mut self.c, (t_n + 1) * bh);
-            resize(&mut self.tanh_c, t_n * bh);
-            self.c[..bh].copy_from_slice(c0);
-        }
-        if self.kind == CellKind::Gru {
-            resize(&mut self.hn, t_n * bh);
-        }
+        self.start(batch, steps, h0, c0);
         // (T·B, G·H) = (T·B, I)·(I, G·H), then + b
         gemm(
             &mut self.gates,
@@ -203,6 +205,92 @@ impl<T: Real> Recurrent<T> {
             &mut self.w_h_packed,
         );
         for t in 0..t_n {
+            self.recur(t, packed);
+        }
+        &self.h[b_n * h_n..]
+    }
+
+    /// Starts a step-wise pass of `batch` sequences from (`h0`, `c0`), each (B, H); `c0` is read
+    /// only by an LSTM. Then each [`Self::step`] takes one step, and [`Self::backward_steps`]
+    /// backpropagates through all of them.
+    pub fn begin(&mut self, batch: usize, h0: &[T], c0: &[T]) {
+        self.start(batch, 0, h0, c0);
+    }
+
+    /// One step after [`Self::begin`] (or after the previous step): h_t = cell(x_t, h_{t-1})
+    /// for x_t (B, I). Returns h_t (B, H). The step is cached exactly like step t of
+    /// [`Self::forward`], so T steps followed by [`Self::backward_steps`] give what
+    /// [`Self::forward`] over the same inputs followed by [`Self::backward`] gives.
+    pub fn step(&mut self, x_t: &[T]) -> &[T] {
+        let (b_n, h_n, g_n) = (self.batch, self.hidden, self.gate_width());
+        assert_eq!(x_t.len(), b_n * self.input, "step input is not (B, I)");
+        let t = self.steps;
+        self.steps += 1;
+        self.size_caches(t + 1);
+        self.x_steps.extend_from_slice(x_t);
+        let bg = b_n * g_n;
+        let gates = &mut self.gates[t * bg..];
+        // (B, G·H) = (B, I)·(I, G·H), then + b
+        gemm(
+            gates,
+            x_t,
+            &self.w_x.value,
+            b_n,
+            g_n,
+            self.input,
+            false,
+            false,
+            false,
+        );
+        kernels::add_bias(gates, &self.b.value);
+        // W_h is not packed here: a packing pays only over many steps, and the backward sweep
+        // repacks the same buffer as W_hᵀ between steps of a decoder that trains as it goes.
+        self.recur(t, false);
+        &self.h[(t + 1) * b_n * h_n..]
+    }
+
+    /// Sets the batch, sizes the caches for `steps` steps and stores the initial state;
+    /// forgets any pending [`Self::add_d_final`] / [`Self::add_d_cells`].
+    fn start(&mut self, batch: usize, steps: usize, h0: &[T], c0: &[T]) {
+        let bh = batch * self.hidden;
+        assert_eq!(h0.len(), bh, "initial state is not (B, H)");
+        self.batch = batch;
+        self.steps = steps;
+        self.d_final_h = None;
+        self.d_cells = None;
+        self.x_steps.clear();
+        let g_n = self.gate_width();
+        resize(&mut self.hp, batch * g_n);
+        self.size_caches(steps);
+        self.h[..bh].copy_from_slice(h0);
+        if self.kind == CellKind::Lstm {
+            assert_eq!(c0.len(), bh, "initial cell is not (B, H)");
+            self.c[..bh].copy_from_slice(c0);
+        }
+    }
+
+    /// Sizes the per-step caches for `steps` steps, keeping h_0 (and c_0) and every step
+    /// already taken.
+    fn size_caches(&mut self, steps: usize) {
+        let bh = self.batch * self.hidden;
+        let bg = self.batch * self.gate_width();
+        resize(&mut self.gates, steps * bg);
+        resize(&mut self.h, (steps + 1) * bh);
+        if self.kind == CellKind::Lstm {
+            resize(&mut self.c, (steps + 1) * bh);
+            resize(&mut self.tanh_c, steps * bh);
+        }
+        if self.kind == CellKind::Gru {
+            resize(&mut self.hn, steps * bh);
+        }
+    }
+
+    /// The recurrence of step t, on gates that already hold x_t·W_x + b: adds h_{t-1}·W_h and
+    /// runs the cell, writing h_t (and c_t). `packed`: W_h is in `w_h_packed`.
+    fn recur(&mut self, t: usize, packed: bool) {
+        let (b_n, h_n, g_n) = (self.batch, self.hidden, self.gate_width());
+        let (bh, bg) = (b_n * h_n, b_n * g_n);
+        {
             let (h_past, h_next) = self.h.split_at_mut((t + 1) * bh);
             let h_prev = &h_past[t * bh..];
             let h_t = &mut h_next[..bh];
@@ -250,7 +338,6 @@ impl<T: Real> Recurrent<T> {
                 }
             }
         }
-        &self.h[bh..]
     }
 
     /// Hidden states of the last forward, (T, B, H).
@@ -274,20 +361,39 @@ impl<T: Real> Recurrent<T> {
 
     /// Backpropagates `dy` (T, B, H), the gradient of the loss w.r.t. the outputs of the last
     /// forward (which must have been run on the same `x`). Adds parameter gradients into the
-    /// `grad` buffers and, if given, the input gradient into `dx` (T, B, I). Gradient does not
-    /// flow in from beyond step T (truncated BPTT); the gradient reaching the initial state is
-    /// left in [`Self::d_h0`] / [`Self::d_c0`].
+    /// `grad` buffers and, if given, the input gradient into `dx` (T, B, I). Gradient flows in
+    /// from beyond step T only as given to [`Self::add_d_final`] since the forward (otherwise
+    /// none: truncated BPTT); the gradient reaching the initial state is left in
+    /// [`Self::d_h0`] / [`Self::d_c0`].
     pub fn backward(&mut self, x: &[T], dy: &[T], dx: Option<&mut [T]>) {
         let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
         let (bh, bg) = (b_n * h_n, b_n * g_n);
         assert_eq!(dy.len(), t_n * bh, "output gradient is not (T, B, H)");
+        assert_eq!(
+            x.len(),
+            t_n * b_n * self.input,
+            "recurrent input is not that of the last forward or steps"
+        );
         resize(&mut self.dgates, t_n * bg);
         resize(&mut self.dh, bh);
         resize(&mut self.dh_tot, bh);
-        self.dh.fill(T::ZERO);
-        if self.kind == CellKind::Lstm {
-            resize(&mut self.dc, bh);
-            self.dc.fill(T::ZERO);
+        resize(
+            &mut self.dc,
+            if self.kind == CellKind::Lstm { bh } else { 0 },
+        );
+        // The sweep starts from dL/dh_T: zero unless a loss reads the final state.
+        match self.d_final_h.take() {
+            Some(d) => self.dh.copy_from_slice(&d),
+            None => self.dh.fill(T::ZERO),
+        }
+        self.dc.fill(T::ZERO);
+        let d_cells = self.d_cells.take();
+        if let Some(d) = &d_cells {
+            assert_eq!(
+                d.len(),
+                t_n * bh,
+                "cell gradients were added before the last step"
+            );
         }
         if self.kind == CellKind::Gru {
             resize(&mut self.dgh, t_n * bg);
@@ -332,6 +438,10 @@ impl<T: Real> Recurrent<T> {
             let dg = &mut self.dgates[t * bg..(t + 1) * bg];
             match self.kind {
                 CellKind::Lstm => {
+                    // A loss that reads c_t directly adds its gradient to the one from c_{t+1}.
+                    if let Some(d) = &d_cells {
+                        kernels::add_into(&mut self.dc, &d[t * bh..(t + 1) * bh]);
+                    }
                     if self.record_dh {
                         // dL/dc_t = dc (from c_{t+1}) + dh_tot ⊙ o ⊙ (1 - tanh²c); gates (B, 4H)
                         // hold i, f, g, o per row.
@@ -429,6 +539,56 @@ impl<T: Real> Recurrent<T> {
                 true,
                 true,
             );
+        }
+    }
+
+    /// [`Self::backward`] for the steps taken since [`Self::begin`], whose inputs the layer
+    /// kept: `dy` (T, B, H) for the T steps, `dx` (T, B, I) accumulated into if given.
+    pub fn backward_steps(&mut self, dy: &[T], dx: Option<&mut [T]>) {
+        let x = std::mem::take(&mut self.x_steps);
+        self.backward(&x, dy, dx);
+        self.x_steps = x;
+    }
+
+    /// Adds dL/dh_T (B, H), and for an LSTM dL/dc_T (B, H) if the loss reads the cell, to the
+    /// gradient the next backward starts its sweep from. For a loss that reads the final state
+    /// directly (an encoder's last state starting a decoder), rather than through the outputs.
+    /// Cleared by that backward and by any new forward or [`Self::begin`].
+    pub fn add_d_final(&mut self, d_h: &[T], d_c: Option<&[T]>) {
+        let bh = self.batch * self.hidden;
+        assert_eq!(d_h.len(), bh, "final-state gradient is not (B, H)");
+        kernels::add_into(self.d_final_h.get_or_insert_with(|| vec![T::ZERO; bh]), d_h);
+        if let Some(d_c) = d_c {
+            assert_eq!(d_c.len(), bh, "final-cell gradient is not (B, H)");
+            let t_n = self.steps;
+            assert!(t_n > 0, "no step has produced a final cell");
+            kernels::add_into(&mut self.pending_d_cells()[(t_n - 1) * bh..], d_c);
+        }
+    }
+
+    /// LSTM only: adds dL/dc_t for every step, (T, B, H) (c_1..c_T, as [`Self::cells`] holds
+    /// them), for a loss that reads cells other than the last (the final cell of each sequence
+    /// in a padded batch). Used by the next backward, like [`Self::add_d_final`].
+    pub fn add_d_cells(&mut self, d_c: &[T]) {
+        let n = self.steps * self.batch * self.hidden;
+        assert_eq!(d_c.len(), n, "cell gradient is not (T, B, H)");
+        kernels::add_into(self.pending_d_cells(), d_c);
+    }
+
+    /// The pending cell gradients, (T, B, H), created as zeros.
+    fn pending_d_cells(&mut self) -> &mut [T] {
+        assert_eq!(self.kind, CellKind::Lstm, "only an LSTM has a cell state");
+        let n = self.steps * self.batch * self.hidden;
+        self.d_cells.get_or_insert_with(|| vec![T::ZERO; n])
+    }
+
+    /// LSTM cells of the last forward or of the steps so far, c_1..c_T (T, B, H); empty for
+    /// other cells.
+    pub fn cells(&self) -> &[T] {
+        if self.kind == CellKind::Lstm {
+            &self.c[self.batch * self.hidden..]
+        } else {
+            &[]
         }
     }
 

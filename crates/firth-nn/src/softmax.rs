@@ -3,6 +3,9 @@
 //! For logits z and target y, L = -log softmax(z)_y = logsumexp(z) - z_y, and
 //! dL/dz = softmax(z) - onehot(y). Fusing the two lets the backward pass reuse the
 //! probabilities in place of the logits: no second (N, V) buffer.
+//!
+//! The plain softmax, for places where it is not followed by a cross-entropy (attention
+//! weights), is the pair [`softmax_forward`] / [`softmax_backward`] over caller-owned rows.
 
 use crate::{dispatch, Real};
 
@@ -150,6 +153,55 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     });
 }
 
+/// y = softmax(x) over each row of `x` (N, V) into `y` (N, V):
+/// y_j = exp(x_j - m) / Σ_k exp(x_k - m) with m the row's maximum, which leaves y unchanged and
+/// keeps exp from overflowing. With `lengths` (N), row n is a softmax over its first
+/// `lengths[n]` entries only (each in 1..=V) and its other entries get y = 0, as if their x were
+/// -∞: the masked softmax of attention over sources of different lengths.
+pub fn softmax_forward<T: Real>(x: &[T], y: &mut [T], v: usize, lengths: Option<&[usize]>) {
+    assert!(v > 0, "softmax rows must not be empty");
+    assert_eq!(x.len() % v, 0, "softmax input is not (N, V)");
+    assert_eq!(y.len(), x.len(), "softmax output is not the input's shape");
+    let rows = x.len() / v;
+    if let Some(lengths) = lengths {
+        assert_eq!(lengths.len(), rows, "softmax lengths are not (N)");
+    }
+    for (n, (xr, yr)) in x.chunks_exact(v).zip(y.chunks_exact_mut(v)).enumerate() {
+        let len = lengths.map_or(v, |l| l[n]);
+        assert!(
+            (1..=v).contains(&len),
+            "softmax length {len} is not in 1..={v}"
+        );
+        let (live, masked) = yr.split_at_mut(len);
+        let m = xr[..len].iter().fold(xr[0], |a, &b| a.max(b));
+        live.copy_from_slice(&xr[..len]);
+        let inv = T::ONE / exp_shifted_sum(live, m);
+        for e in live.iter_mut() {
+            *e *= inv;
+        }
+        masked.fill(T::ZERO);
+    }
+}
+
+/// dx += dL/dx for y = softmax(x) over rows (N, V), given y and dy = dL/dy. With
+/// ∂y_i/∂x_j = y_i (δ_ij - y_j), dL/dx_j = Σ_i dy_i y_i (δ_ij - y_j) = y_j (dy_j - Σ_i dy_i y_i).
+/// Entries that a length mask set to y = 0 get no gradient, so no mask is needed here.
+pub fn softmax_backward<T: Real>(y: &[T], dy: &[T], dx: &mut [T], v: usize) {
+    assert_eq!(y.len() % v.max(1), 0, "softmax output is not (N, V)");
+    assert_eq!(dy.len(), y.len(), "softmax output gradient is not (N, V)");
+    assert_eq!(dx.len(), y.len(), "softmax input gradient is not (N, V)");
+    for ((yr, dyr), dxr) in y
+        .chunks_exact(v)
+        .zip(dy.chunks_exact(v))
+        .zip(dx.chunks_exact_mut(v))
+    {
+        let dot: T = yr.iter().zip(dyr).map(|(&a, &b)| a * b).sum();
+        for ((d, &yj), &dyj) in dxr.iter_mut().zip(yr).zip(dyr) {
+            *d += yj * (dyj - dot);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +226,52 @@ mod tests {
         let mut nll = Vec::new();
         let loss = softmax_cross_entropy(&mut z, &[1], 3, &mut nll);
         assert!((loss - 1000.0).abs() < 1e-3, "{loss}");
+    }
+
+    #[test]
+    fn softmax_by_hand() {
+        // x = (0, ln 2, ln 3, 5) with the first three live: y = (1/6, 2/6, 3/6, 0).
+        let x = [0.0f64, 2f64.ln(), 3f64.ln(), 5.0];
+        let mut y = [9.0; 4];
+        softmax_forward(&x, &mut y, 4, Some(&[3]));
+        let want = [1.0 / 6.0, 2.0 / 6.0, 0.5, 0.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{y:?}");
+        }
+        // dy = (1, 0, 0, 7): Σ dy·y = 1/6, dx = y ⊙ (dy - 1/6) = (5/36, -2/36, -3/36, 0),
+        // added to what dx held.
+        let mut dx = [1.0; 4];
+        softmax_backward(&y, &[1.0, 0.0, 0.0, 7.0], &mut dx, 4);
+        let want = [1.0 + 5.0 / 36.0, 1.0 - 2.0 / 36.0, 1.0 - 3.0 / 36.0, 1.0];
+        for (a, b) in dx.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{dx:?}");
+        }
+    }
+
+    #[test]
+    fn softmax_gradient_matches_finite_differences() {
+        let (n, v) = (3, 5);
+        let lengths = [5, 2, 1];
+        let x: Vec<f64> = (0..n * v)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        let r: Vec<f64> = (0..n * v)
+            .map(|i| ((i * 5 % 13) as f64 - 6.0) / 4.0)
+            .collect();
+        let loss = |x: &[f64]| {
+            let mut y = vec![0.0; n * v];
+            softmax_forward(x, &mut y, v, Some(&lengths));
+            y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let mut y = vec![0.0; n * v];
+        softmax_forward(&x, &mut y, v, Some(&lengths));
+        let mut dx = vec![0.0; n * v];
+        softmax_backward(&y, &r, &mut dx, v);
+        let worst = crate::gradcheck::check_input(&x, &dx, loss);
+        assert!(worst < 1e-7, "{worst:e}");
+        // Masked entries get exactly nothing.
+        assert!(dx[v + 2..2 * v].iter().all(|&d| d == 0.0));
+        // A row of one live entry is constant: no gradient at all.
+        assert!(dx[2 * v..].iter().all(|&d| d == 0.0));
     }
 }

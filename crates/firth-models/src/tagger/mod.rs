@@ -298,6 +298,8 @@ impl<T: Real> Tagger<T> {
         self.out_drop.backward(&mut self.d_hr);
         scatter_rows(&self.d_hr, &b.rows, d, l_n * b_n, &mut self.d_h);
         resize(&mut self.d_x, l_n * b_n * din);
+        // The encoder's backward adds into d x.
+        self.d_x.fill(T::ZERO);
         self.encoder
             .backward(&self.x, &self.d_h, Some(&mut self.d_x));
         self.in_drop.backward(&mut self.d_x);
@@ -321,6 +323,7 @@ impl<T: Real> Tagger<T> {
                 self.d_cout[k * 2 * ch + ch..][..ch].copy_from_slice(&src[ch..]);
             }
             resize(&mut self.d_cx, lc * n * ec);
+            self.d_cx.fill(T::ZERO);
             enc.backward(&self.cx, &self.d_cout, Some(&mut self.d_cx));
             self.char_drop.backward(&mut self.d_cx);
             ce.backward(&b.char_ids, &self.d_cx);
