@@ -43,7 +43,7 @@
 
 use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::recurrent::Recurrent;
-use firth_nn::{CellKind, Param, ParamSet, Real, Rng};
+use firth_nn::{CellKind, Gemm, Param, ParamSet, Rng};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub struct SeqEncoder<T> {
     d_cells: Vec<T>, // (L, B, H) scratch
 }
 
-impl<T: Real> SeqEncoder<T> {
+impl<T: Gemm> SeqEncoder<T> {
     /// Parameters are named `encoder.l{k}.fwd.*` / `encoder.l{k}.bwd.*`.
     pub fn new(cfg: &EncoderConfig, init_range: f64, rng: &mut Rng) -> Self {
         Self::with_name("encoder", cfg, init_range, rng)
@@ -446,7 +446,7 @@ impl<T: Real> SeqEncoder<T> {
 
 /// dst[t, b] = src[len_b - 1 - t, b] for t < len_b (or += when `add`), zero for padded rows
 /// when not adding. Rows are `w` wide. The map is its own inverse.
-fn reverse_rows<T: Real>(
+fn reverse_rows<T: Gemm>(
     src: &[T],
     dst: &mut [T],
     steps: usize,
@@ -476,7 +476,7 @@ fn reverse_rows<T: Real>(
 }
 
 /// dst (B, H) gets row (len_b - 1, b) of src (L, B, H) for each b.
-fn gather_last<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
+fn gather_last<T: Gemm>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
     for (b, &n) in lengths.iter().enumerate() {
         dst[b * h..][..h].copy_from_slice(&src[((n - 1) * batch + b) * h..][..h]);
     }
@@ -484,7 +484,7 @@ fn gather_last<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize
 
 /// The inverse of [`gather_last`], adding: row (len_b - 1, b) of dst (L, B, H) += src (B, H)
 /// row b.
-fn scatter_last_add<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
+fn scatter_last_add<T: Gemm>(src: &[T], dst: &mut [T], batch: usize, lengths: &[usize], h: usize) {
     for (b, &n) in lengths.iter().enumerate() {
         add(
             &mut dst[((n - 1) * batch + b) * h..][..h],
@@ -493,19 +493,19 @@ fn scatter_last_add<T: Real>(src: &[T], dst: &mut [T], batch: usize, lengths: &[
     }
 }
 
-fn add<T: Real>(dst: &mut [T], src: &[T]) {
+fn add<T: Gemm>(dst: &mut [T], src: &[T]) {
     for (a, &b) in dst.iter_mut().zip(src) {
         *a += b;
     }
 }
 
-fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
+fn resize<T: Gemm>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.resize(n, T::ZERO);
     }
 }
 
-impl<T: Real> ParamSet<T> for SeqEncoder<T> {
+impl<T: Gemm> ParamSet<T> for SeqEncoder<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = Vec::new();
         for l in &self.layers {

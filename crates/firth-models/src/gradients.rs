@@ -24,11 +24,11 @@
 
 use crate::lm::{Arch, LanguageModel};
 use anyhow::{bail, Result};
-use firth_nn::gemm::gemm;
+use firth_nn::gemm::{gemm, Op, Out};
 use firth_nn::linear::affine_forward;
 use firth_nn::param::ParamSet;
 use firth_nn::recurrent::{CellKind, Recurrent};
-use firth_nn::{Real, Rng};
+use firth_nn::{Gemm, Rng};
 use serde::Serialize;
 
 /// A copy of a recurrent language model's weights, wired to measure gradient flow.
@@ -88,11 +88,11 @@ impl GradientFlow {
     }
 }
 
-impl<T: Real> GradientProbe<T> {
+impl<T: Gemm> GradientProbe<T> {
     /// Copies the weights of `model` (a recurrent model; the window model has no state to
     /// differentiate through time), converting them to `T`: measure in f64, because an RNN's
     /// gradient can fall below f32's smallest number within 50 steps.
-    pub fn new<S: Real>(model: &LanguageModel<S>) -> Result<GradientProbe<T>> {
+    pub fn new<S: Gemm>(model: &LanguageModel<S>) -> Result<GradientProbe<T>> {
         let c = &model.config;
         let kind = match c.arch {
             Arch::Window => bail!(
@@ -200,7 +200,7 @@ impl<T: Real> GradientProbe<T> {
             row[y as usize] -= T::ONE;
         }
         // (B, H) = (B, V)·(V, H)
-        gemm(dh, &z, &self.out_w, batch, h, v, false, false, false);
+        gemm(dh, Out::Set, &z, Op::N, &self.out_w, Op::N, batch, h, v);
         losses
     }
 

@@ -13,7 +13,7 @@ use firth_nn::linear::{affine_backward, affine_forward, Linear};
 use firth_nn::param::{Param, ParamSet};
 use firth_nn::recurrent::{CellKind, Recurrent};
 use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
-use firth_nn::{Real, Rng};
+use firth_nn::{Gemm, Rng};
 use firth_text::Level;
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ pub struct LmState<T> {
     pub batch: usize,
 }
 
-impl<T: Real> LmState<T> {
+impl<T: Gemm> LmState<T> {
     /// Keeps only the columns in `rows` (in that order): beam search reorders its hypotheses.
     pub fn select(&self, rows: &[usize]) -> LmState<T> {
         let pick = |v: &Vec<T>| {
@@ -121,7 +121,7 @@ impl<T: Real> LmState<T> {
     }
 }
 
-impl<T: Real> LmState<T> {
+impl<T: Gemm> LmState<T> {
     /// Puts states for consecutive column groups back side by side: the inverse of
     /// [`LmState::select`] over a partition of the columns into ranges.
     pub fn concat<'a>(parts: impl Iterator<Item = &'a LmState<T>> + Clone) -> LmState<T>
@@ -173,7 +173,7 @@ pub struct LanguageModel<T> {
     window_act: Vec<T>, // (T·B, H) tanh activations of the window model, before dropout
 }
 
-impl<T: Real> LanguageModel<T> {
+impl<T: Gemm> LanguageModel<T> {
     pub fn new(config: LmConfig, rng: &mut Rng) -> Result<Self, String> {
         config.validate()?;
         let r = config.init_range;
@@ -568,7 +568,7 @@ impl<T: Real> LanguageModel<T> {
     }
 }
 
-impl<T: Real> LanguageModel<T> {
+impl<T: Gemm> LanguageModel<T> {
     /// The parameters below the output layer (the embedding, tied or not, and the recurrent or
     /// window layers): what a data-parallel replica trains, see [`Self::forward_body`].
     pub fn body_params_mut(&mut self) -> Vec<&mut Param<T>> {
@@ -653,7 +653,7 @@ impl LanguageModel<f32> {
     }
 }
 
-impl<T: Real> ParamSet<T> for LanguageModel<T> {
+impl<T: Gemm> ParamSet<T> for LanguageModel<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = vec![&self.embedding.weight];
         for l in &self.layers {

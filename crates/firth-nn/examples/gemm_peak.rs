@@ -3,7 +3,7 @@
 //!
 //! cargo run --release -p firth-nn --example gemm_peak -- [THREADS]
 
-use firth_nn::gemm::gemm;
+use firth_nn::gemm::{gemm, Op, Out};
 use std::time::Instant;
 
 fn rate(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> f64 {
@@ -12,12 +12,32 @@ fn rate(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> f64 {
     let mut c = vec![0.0f32; m * n];
     let flops = 2.0 * (m * n * k) as f64;
     let reps = ((4e9 / flops) as usize).clamp(3, 2000);
-    gemm(&mut c, &a, &b, m, n, k, ta, tb, false);
+    gemm(
+        &mut c,
+        Out::Set,
+        &a,
+        if ta { Op::T } else { Op::N },
+        &b,
+        if tb { Op::T } else { Op::N },
+        m,
+        n,
+        k,
+    );
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
         for _ in 0..reps {
-            gemm(&mut c, &a, &b, m, n, k, ta, tb, true);
+            gemm(
+                &mut c,
+                Out::Add,
+                &a,
+                if ta { Op::T } else { Op::N },
+                &b,
+                if tb { Op::T } else { Op::N },
+                m,
+                n,
+                k,
+            );
         }
         best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }

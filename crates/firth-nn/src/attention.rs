@@ -33,11 +33,11 @@
 //! forward ([`AttentionCache`]); a decoder that attends once per step keeps a cache per step,
 //! or passes all its queries at once when they do not depend on earlier contexts.
 
-use crate::gemm::gemm;
+use crate::gemm::{gemm, Gemm, Op, Out};
 use crate::param::{Param, ParamSet};
 use crate::recurrent::resize;
 use crate::softmax::{softmax_backward, softmax_forward};
-use crate::{Real, Rng};
+use crate::Rng;
 use serde::{Deserialize, Serialize};
 
 /// How a query scores a key; see the module documentation.
@@ -66,7 +66,7 @@ pub struct AttentionParams<T> {
     pub v: Option<Param<T>>,
 }
 
-impl<T: Real> AttentionParams<T> {
+impl<T: Gemm> AttentionParams<T> {
     /// Weights uniform in ±`init_range`. Dot attention needs `query == key`.
     pub fn new(
         name: &str,
@@ -122,7 +122,7 @@ impl<T: Real> AttentionParams<T> {
     }
 }
 
-impl<T: Real> ParamSet<T> for AttentionParams<T> {
+impl<T: Gemm> ParamSet<T> for AttentionParams<T> {
     fn params(&self) -> Vec<&Param<T>> {
         [&self.w, &self.w_k, &self.v]
             .into_iter()
@@ -159,7 +159,7 @@ pub struct AttentionCache<T> {
     d_queries_proj: Vec<T>, // like queries_proj
 }
 
-impl<T: Real> AttentionCache<T> {
+impl<T: Gemm> AttentionCache<T> {
     /// α of the last forward, (N, S), zero at padded sources.
     pub fn weights(&self) -> &[T] {
         &self.weights
@@ -193,7 +193,7 @@ fn shapes<T>(
 /// Runs attention for `queries` (N, Dq) over `keys` (S, B, Dk) and `values` (S, B, Dv) with
 /// source `lengths` (B), writing the contexts c (N, Dv) into `context` and keeping α (N, S)
 /// and what the backward needs in `cache`. See the module documentation for the math.
-pub fn attention_forward<T: Real>(
+pub fn attention_forward<T: Gemm>(
     p: &AttentionParams<T>,
     queries: &[T],
     keys: &[T],
@@ -231,14 +231,14 @@ pub fn attention_forward<T: Real>(
             // K' = K·Wᵀ: (S·B, Dq) = (S·B, Dk)·(Dk, Dq)
             gemm(
                 &mut cache.keys_proj,
+                Out::Set,
                 keys,
+                Op::N,
                 w,
+                Op::N,
                 src * batch,
                 dq,
                 dk,
-                false,
-                false,
-                false,
             );
             for n in 0..rows {
                 let q = &queries[n * dq..][..dq];
@@ -259,25 +259,25 @@ pub fn attention_forward<T: Real>(
             // (N, A) = (N, Dq)·(Dq, A) and (S·B, A) = (S·B, Dk)·(Dk, A)
             gemm(
                 &mut cache.queries_proj,
+                Out::Set,
                 queries,
+                Op::N,
                 w_q,
+                Op::N,
                 rows,
                 a,
                 dq,
-                false,
-                false,
-                false,
             );
             gemm(
                 &mut cache.keys_proj,
+                Out::Set,
                 keys,
+                Op::N,
                 w_k,
+                Op::N,
                 src * batch,
                 a,
                 dk,
-                false,
-                false,
-                false,
             );
             for n in 0..rows {
                 let qp = &cache.queries_proj[n * a..][..a];
@@ -317,7 +317,7 @@ pub fn attention_forward<T: Real>(
 /// (N, Dq), `d_keys` (S, B, Dk) and `d_values` (S, B, Dv) where given. Padded sources get
 /// nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward<T: Real>(
+pub fn attention_backward<T: Gemm>(
     p: &mut AttentionParams<T>,
     queries: &[T],
     keys: &[T],
@@ -445,7 +445,7 @@ pub fn attention_backward<T: Real>(
 }
 
 /// Backward of y = x·W for x (M, I), W (I, O): dW += xᵀ·dy and, if wanted, dx += dy·Wᵀ.
-fn project_backward<T: Real>(
+fn project_backward<T: Gemm>(
     w: &mut Param<T>,
     x: &[T],
     dy: &[T],
@@ -455,19 +455,19 @@ fn project_backward<T: Real>(
     o: usize,
 ) {
     // (I, O) += (M, I)ᵀ·(M, O)
-    gemm(&mut w.grad, x, dy, i, o, m, true, false, true);
+    gemm(&mut w.grad, Out::Add, x, Op::T, dy, Op::N, i, o, m);
     if let Some(dx) = dx {
         // (M, I) += (M, O)·(I, O)ᵀ
-        gemm(dx, dy, &w.value, m, i, o, false, true, true);
+        gemm(dx, Out::Add, dy, Op::N, &w.value, Op::T, m, i, o);
     }
 }
 
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+fn dot<T: Gemm>(a: &[T], b: &[T]) -> T {
     a.iter().zip(b).map(|(&x, &y)| x * y).sum()
 }
 
 /// y += g·x.
-fn axpy<T: Real>(y: &mut [T], g: T, x: &[T]) {
+fn axpy<T: Gemm>(y: &mut [T], g: T, x: &[T]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += g * x;
     }

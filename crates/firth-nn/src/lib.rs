@@ -34,6 +34,7 @@ pub mod seq;
 pub mod simd;
 pub mod softmax;
 
+pub use gemm::Gemm;
 pub use param::{Param, ParamSet};
 pub use real::Real;
 pub use recurrent::CellKind;

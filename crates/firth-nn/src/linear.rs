@@ -1,10 +1,10 @@
 //! Affine layer y = x·Wᵀ + b, with W stored (O, I) as in PyTorch so that an output layer can
 //! share its matrix with a (V, E) embedding table (tied embeddings).
 
-use crate::gemm::gemm;
+use crate::gemm::{gemm, Gemm, Op, Out};
 use crate::kernels;
 use crate::param::{Param, ParamSet};
-use crate::{Real, Rng};
+use crate::Rng;
 
 #[derive(Clone, Debug)]
 pub struct Linear<T> {
@@ -12,7 +12,7 @@ pub struct Linear<T> {
     pub bias: Option<Param<T>>, // (O)
 }
 
-impl<T: Real> Linear<T> {
+impl<T: Gemm> Linear<T> {
     pub fn new(
         name: &str,
         input: usize,
@@ -64,9 +64,9 @@ impl<T: Real> Linear<T> {
 }
 
 /// y (N, O) = x (N, I)·Wᵀ + b with W (O, I).
-pub fn affine_forward<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], i: usize, o: usize) {
+pub fn affine_forward<T: Gemm>(x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], i: usize, o: usize) {
     let n = x.len() / i;
-    gemm(y, x, w, n, o, i, false, true, false);
+    gemm(y, Out::Set, x, Op::N, w, Op::T, n, o, i);
     if let Some(b) = b {
         crate::par::for_rows(y, o, |_, rows| kernels::add_bias(rows, b));
     }
@@ -74,7 +74,7 @@ pub fn affine_forward<T: Real>(x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], i
 
 /// The gradients of [`affine_forward`]: dW (O, I) += dyᵀ·x, db += Σ_rows dy, dx (N, I) += dy·W.
 #[allow(clippy::too_many_arguments)]
-pub fn affine_backward<T: Real>(
+pub fn affine_backward<T: Gemm>(
     x: &[T],
     dy: &[T],
     w: &[T],
@@ -85,16 +85,16 @@ pub fn affine_backward<T: Real>(
     o: usize,
 ) {
     let n = x.len() / i;
-    gemm(dw, dy, x, o, i, n, true, false, true);
+    gemm(dw, Out::Add, dy, Op::T, x, Op::N, o, i, n);
     if let Some(db) = db {
         kernels::sum_rows_into(dy, db);
     }
     if let Some(dx) = dx {
-        gemm(dx, dy, w, n, i, o, false, false, true);
+        gemm(dx, Out::Add, dy, Op::N, w, Op::N, n, i, o);
     }
 }
 
-impl<T: Real> ParamSet<T> for Linear<T> {
+impl<T: Gemm> ParamSet<T> for Linear<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = vec![&self.weight];
         v.extend(self.bias.as_ref());
@@ -368,7 +368,7 @@ pub mod by_vocab {
     #[cfg(test)]
     mod tests {
         use super::*;
-        use crate::gemm::gemm;
+        use crate::gemm::{gemm, Op, Out};
 
         /// The split softmax step equals the plain products around a separate softmax, for any
         /// number of blocks and tiles (uneven ones too), and its loss is the sum of -ln p.
@@ -383,7 +383,7 @@ pub mod by_vocab {
             let scale = 0.25;
             // Unsplit: z = X·Wᵀ + b, softmax, dZ = scale·(p - onehot), db = Σ_rows dZ.
             let mut dz = vec![0.0; n * v];
-            gemm(&mut dz, &x, &w, n, v, h, false, true, false);
+            gemm(&mut dz, Out::Set, &x, Op::N, &w, Op::T, n, v, h);
             for row in dz.chunks_mut(v) {
                 crate::kernels::add_into(row, &bias);
             }
@@ -394,9 +394,9 @@ pub mod by_vocab {
             let mut db_want = vec![0.0; v];
             crate::kernels::sum_rows_into(&dz, &mut db_want);
             let mut dw_want = vec![0.0; v * h];
-            gemm(&mut dw_want, &dz, &x, v, h, n, true, false, false);
+            gemm(&mut dw_want, Out::Set, &dz, Op::T, &x, Op::N, v, h, n);
             let mut dx_want = vec![0.0; n * h];
-            gemm(&mut dx_want, &dz, &w, n, h, v, false, false, false);
+            gemm(&mut dx_want, Out::Set, &dz, Op::N, &w, Op::N, n, h, v);
             for blocks in [1, 2, 3, 5, 20] {
                 for tw in [1, 4, 7, 64] {
                     let (mut z, mut nll) = (Scratch::default(), Vec::new());

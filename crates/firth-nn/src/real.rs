@@ -4,7 +4,8 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-/// A floating-point scalar with the few operations layers need, plus its matrix product.
+/// A floating-point scalar with the few operations layers need (matrix products are
+/// [`crate::gemm::Gemm`]).
 pub trait Real:
     Copy
     + Send
@@ -48,54 +49,11 @@ pub trait Real:
 
     /// tanh(x) = 2σ(2x) - 1, which stays on the vectorisable exp.
     fn tanh(self) -> Self;
-
-    /// C (m×n) = [C +] op(A) · op(B), all row-major. `op(A)` is m×k: A is stored (m, k), or
-    /// (k, m) when `ta`. `op(B)` is k×n: B is stored (k, n), or (n, k) when `tb`.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        c: &mut [Self],
-        a: &[Self],
-        b: &[Self],
-        m: usize,
-        n: usize,
-        k: usize,
-        ta: bool,
-        tb: bool,
-        accumulate: bool,
-    );
-
-    /// Prepares the right-hand operand B (k, n) of `uses` products with `m` rows each for
-    /// [`Real::gemm_packed`] (`b` is B, or the stored (n, k) transpose of B when `transposed`),
-    /// and returns true; returns false where the packed path would not pay or does not exist
-    /// (f64, CPUs without AVX-512, many rows, few uses), and the caller uses [`Real::gemm`].
-    /// See [`crate::few_rows`].
-    #[allow(clippy::too_many_arguments)]
-    fn pack_rhs(
-        b: &[Self],
-        k: usize,
-        n: usize,
-        transposed: bool,
-        m: usize,
-        uses: usize,
-        packed: &mut Vec<Self>,
-    ) -> bool;
-
-    /// C (m×n) = [C +] A (m×k)·B with B prepared by [`Real::pack_rhs`].
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_packed(
-        c: &mut [Self],
-        a: &[Self],
-        packed: &[Self],
-        m: usize,
-        n: usize,
-        k: usize,
-        accumulate: bool,
-    );
 }
 
-/// The methods that are the same for f32 and f64: conversions, std's functions, faer's GEMM.
+/// The methods that are the same for f32 and f64: conversions and std's functions.
 macro_rules! impl_real {
-    ($t:ty, exp: $exp:expr, tanh: $tanh:expr, pack: $pack:path, packed: $packed:path) => {
+    ($t:ty, exp: $exp:expr, tanh: $tanh:expr) => {
         impl Real for $t {
             const ZERO: $t = 0.0;
             const ONE: $t = 1.0;
@@ -147,49 +105,14 @@ macro_rules! impl_real {
             fn tanh(self) -> $t {
                 $tanh(self)
             }
-            fn gemm(
-                c: &mut [$t],
-                a: &[$t],
-                b: &[$t],
-                m: usize,
-                n: usize,
-                k: usize,
-                ta: bool,
-                tb: bool,
-                accumulate: bool,
-            ) {
-                crate::gemm::gemm_faer(c, a, b, m, n, k, ta, tb, accumulate)
-            }
-            fn pack_rhs(
-                b: &[$t],
-                k: usize,
-                n: usize,
-                transposed: bool,
-                m: usize,
-                uses: usize,
-                packed: &mut Vec<$t>,
-            ) -> bool {
-                $pack(b, k, n, transposed, m, uses, packed)
-            }
-            fn gemm_packed(
-                c: &mut [$t],
-                a: &[$t],
-                packed: &[$t],
-                m: usize,
-                n: usize,
-                k: usize,
-                accumulate: bool,
-            ) {
-                $packed(c, a, packed, m, n, k, accumulate)
-            }
         }
     };
 }
 
 // f32 trains, so it takes the vectorisable exp and tanh = 2σ(2x) - 1; f64 checks gradients,
 // so it takes std's exact functions.
-impl_real!(f32, exp: exp_f32, tanh: |x: f32| 2.0 * (2.0 * x).sigmoid() - 1.0, pack: crate::few_rows::pack_if_it_pays, packed: crate::few_rows::gemm_packed);
-impl_real!(f64, exp: f64::exp, tanh: f64::tanh, pack: crate::few_rows::never_pack, packed: crate::few_rows::never_packed);
+impl_real!(f32, exp: exp_f32, tanh: |x: f32| 2.0 * (2.0 * x).sigmoid() - 1.0);
+impl_real!(f64, exp: f64::exp, tanh: f64::tanh);
 
 /// e^x for f32 without branches: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6
 /// polynomial, 2^n by building the exponent bits. Inputs are clamped to [-87, 88] so the

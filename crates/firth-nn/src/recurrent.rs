@@ -19,10 +19,10 @@
 //! [`Recurrent::add_d_final`] before the backward; the sweep then starts from it instead of
 //! from zero.
 
-use crate::gemm::gemm;
+use crate::gemm::{gemm, gemm_packed, pack_rhs, Gemm, Op, Out};
 use crate::kernels;
 use crate::param::{Param, ParamSet};
-use crate::{Real, Rng};
+use crate::Rng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ pub struct Recurrent<T> {
     dc_steps: Vec<T>, // (T, B, H), only while `record_dh` (LSTM)
 }
 
-impl<T: Real> Recurrent<T> {
+impl<T: Gemm> Recurrent<T> {
     /// Weights uniform in ±`init_range` (Zaremba et al. use 0.1; PyTorch's default is 1/√H).
     /// `forget_bias` is added to the LSTM forget-gate bias (1.0 helps long memories early on).
     pub fn new(
@@ -185,21 +185,21 @@ impl<T: Real> Recurrent<T> {
         // (T·B, G·H) = (T·B, I)·(I, G·H), then + b
         gemm(
             &mut self.gates,
+            Out::Set,
             x,
+            Op::N,
             &self.w_x.value,
+            Op::N,
             t_n * b_n,
             g_n,
             self.input,
-            false,
-            false,
-            false,
         );
         kernels::add_bias(&mut self.gates, &self.b.value);
-        let packed = T::pack_rhs(
+        let packed = pack_rhs(
             &self.w_h.value,
+            Op::N,
             h_n,
             g_n,
-            false,
             b_n,
             t_n,
             &mut self.w_h_packed,
@@ -233,14 +233,14 @@ impl<T: Real> Recurrent<T> {
         // (B, G·H) = (B, I)·(I, G·H), then + b
         gemm(
             gates,
+            Out::Set,
             x_t,
+            Op::N,
             &self.w_x.value,
+            Op::N,
             b_n,
             g_n,
             self.input,
-            false,
-            false,
-            false,
         );
         kernels::add_bias(gates, &self.b.value);
         // W_h is not packed here: a packing pays only over many steps, and the backward sweep
@@ -296,18 +296,26 @@ impl<T: Real> Recurrent<T> {
             let h_t = &mut h_next[..bh];
             // (B, G·H) = (B, H)·(H, G·H)
             if packed {
-                T::gemm_packed(&mut self.hp, h_prev, &self.w_h_packed, b_n, g_n, h_n, false);
-            } else {
-                gemm(
+                gemm_packed(
                     &mut self.hp,
+                    Out::Set,
                     h_prev,
-                    &self.w_h.value,
+                    &self.w_h_packed,
                     b_n,
                     g_n,
                     h_n,
-                    false,
-                    false,
-                    false,
+                );
+            } else {
+                gemm(
+                    &mut self.hp,
+                    Out::Set,
+                    h_prev,
+                    Op::N,
+                    &self.w_h.value,
+                    Op::N,
+                    b_n,
+                    g_n,
+                    h_n,
                 );
             }
             let gates = &mut self.gates[t * bg..(t + 1) * bg];
@@ -405,11 +413,11 @@ impl<T: Real> Recurrent<T> {
             }
         }
         // dh_{t-1} = dG_t·W_hᵀ each step: (B, H) = (B, G·H)·(G·H, H)
-        let packed = T::pack_rhs(
+        let packed = pack_rhs(
             &self.w_h.value,
+            Op::T,
             g_n,
             h_n,
-            true,
             b_n,
             t_n,
             &mut self.w_h_packed,
@@ -417,9 +425,19 @@ impl<T: Real> Recurrent<T> {
         let (w_h, w_h_packed) = (&self.w_h.value, &self.w_h_packed);
         let step_product = |dh: &mut [T], dg: &[T], accumulate: bool| {
             if packed {
-                T::gemm_packed(dh, dg, w_h_packed, b_n, h_n, g_n, accumulate);
+                gemm_packed(dh, Out::add_if(accumulate), dg, w_h_packed, b_n, h_n, g_n);
             } else {
-                gemm(dh, dg, w_h, b_n, h_n, g_n, false, true, accumulate);
+                gemm(
+                    dh,
+                    Out::add_if(accumulate),
+                    dg,
+                    Op::N,
+                    w_h,
+                    Op::T,
+                    b_n,
+                    h_n,
+                    g_n,
+                );
             }
         };
         for t in (0..t_n).rev() {
@@ -496,14 +514,14 @@ impl<T: Real> Recurrent<T> {
         // dW_x += Xᵀ·dG: (I, G·H) = (T·B, I)ᵀ·(T·B, G·H)
         gemm(
             &mut self.w_x.grad,
+            Out::Add,
             x,
+            Op::T,
             &self.dgates,
+            Op::N,
             self.input,
             g_n,
             rows,
-            true,
-            false,
-            true,
         );
         let dgh = if self.kind == CellKind::Gru {
             &self.dgh
@@ -513,14 +531,14 @@ impl<T: Real> Recurrent<T> {
         // dW_h += H_prevᵀ·dG_h: (H, G·H) = (T·B, H)ᵀ·(T·B, G·H)
         gemm(
             &mut self.w_h.grad,
+            Out::Add,
             &self.h[..rows * h_n],
+            Op::T,
             dgh,
+            Op::N,
             h_n,
             g_n,
             rows,
-            true,
-            false,
-            true,
         );
         kernels::sum_rows_into(&self.dgates, &mut self.b.grad);
         if let Some(bh_param) = &mut self.b_h {
@@ -530,14 +548,14 @@ impl<T: Real> Recurrent<T> {
             // dX += dG·W_xᵀ: (T·B, I) = (T·B, G·H)·(I, G·H)ᵀ
             gemm(
                 dx,
+                Out::Add,
                 &self.dgates,
+                Op::N,
                 &self.w_x.value,
+                Op::T,
                 rows,
                 self.input,
                 g_n,
-                false,
-                true,
-                true,
             );
         }
     }
@@ -603,7 +621,7 @@ impl<T: Real> Recurrent<T> {
     }
 }
 
-impl<T: Real> ParamSet<T> for Recurrent<T> {
+impl<T: Gemm> ParamSet<T> for Recurrent<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = vec![&self.w_x, &self.w_h, &self.b];
         v.extend(self.b_h.as_ref());
@@ -617,7 +635,7 @@ impl<T: Real> ParamSet<T> for Recurrent<T> {
 }
 
 /// Sets a buffer's length, reusing its allocation; contents are overwritten by the caller.
-pub(crate) fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
+pub(crate) fn resize<T: Gemm>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.resize(n, T::ZERO);
     }

@@ -23,7 +23,7 @@ use firth_nn::embedding::Embedding;
 use firth_nn::linear::Linear;
 use firth_nn::pooling::{PoolKind, Pooling};
 use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
-use firth_nn::{CellKind, Param, ParamSet, Real, Rng};
+use firth_nn::{CellKind, Gemm, Param, ParamSet, Rng};
 use serde::{Deserialize, Serialize};
 
 mod bundle;
@@ -99,7 +99,7 @@ pub struct Classifier<T> {
     d_x: Vec<T>,       // (L, B, E)
 }
 
-impl<T: Real> Classifier<T> {
+impl<T: Gemm> Classifier<T> {
     pub fn new(config: ClassifierConfig, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
         let c = &config;
@@ -241,7 +241,7 @@ impl<T: Real> Classifier<T> {
     }
 }
 
-impl<T: Real> ParamSet<T> for Classifier<T> {
+impl<T: Gemm> ParamSet<T> for Classifier<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = self.emb.params();
         v.extend(self.enc.params());

@@ -29,7 +29,7 @@ use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::embedding::Embedding;
 use firth_nn::linear::Linear;
 use firth_nn::softmax::{softmax_cross_entropy, softmax_cross_entropy_backward};
-use firth_nn::{CellKind, Param, ParamSet, Real, Rng};
+use firth_nn::{CellKind, Gemm, Param, ParamSet, Rng};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -115,7 +115,7 @@ pub struct Tagger<T> {
     word_ids: Vec<u32>,
 }
 
-impl<T: Real> Tagger<T> {
+impl<T: Gemm> Tagger<T> {
     pub fn new(config: TaggerConfig, rng: &mut Rng) -> Result<Self> {
         let c = &config;
         if c.words == 0 || c.tags == 0 || c.hidden == 0 || c.layers == 0 || c.emb == 0 {
@@ -373,7 +373,7 @@ impl<T: Real> Tagger<T> {
 }
 
 /// dst (rows_total, w) = zero except row rows[k] = src row k.
-fn scatter_rows<T: Real>(src: &[T], rows: &[usize], w: usize, rows_total: usize, dst: &mut Vec<T>) {
+fn scatter_rows<T: Gemm>(src: &[T], rows: &[usize], w: usize, rows_total: usize, dst: &mut Vec<T>) {
     resize(dst, rows_total * w);
     dst.fill(T::ZERO);
     for (k, &r) in rows.iter().enumerate() {
@@ -381,13 +381,13 @@ fn scatter_rows<T: Real>(src: &[T], rows: &[usize], w: usize, rows_total: usize,
     }
 }
 
-fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
+fn resize<T: Gemm>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.resize(n, T::ZERO);
     }
 }
 
-impl<T: Real> ParamSet<T> for Tagger<T> {
+impl<T: Gemm> ParamSet<T> for Tagger<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = vec![&self.word_emb.weight];
         if let (Some(ce), Some(enc)) = (&self.char_emb, &self.char_enc) {
