@@ -17,6 +17,7 @@ use firth_nn::{Gemm, Rng};
 use firth_text::Level;
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {

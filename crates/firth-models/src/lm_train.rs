@@ -443,6 +443,7 @@ impl LmTrainConfig {
 }
 
 /// Documented recipes (docs/lm.md).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LmPreset {
     /// Zaremba et al. (2014) "small": 2x200 LSTM, no dropout, bptt 20, batch 20, SGD lr 1

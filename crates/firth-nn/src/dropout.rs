@@ -8,6 +8,7 @@
 use crate::{Real, Rng};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DropoutKind {

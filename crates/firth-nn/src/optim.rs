@@ -4,6 +4,7 @@ use crate::param::Param;
 use crate::Real;
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimKind {
@@ -12,6 +13,7 @@ pub enum OptimKind {
     /// Adam (Kingma & Ba) with L2 weight decay added to the gradient.
     Adam,
     /// Adam with decoupled weight decay (Loshchilov & Hutter).
+    #[cfg_attr(feature = "clap", value(name = "adamw"))]
     AdamW,
 }
 

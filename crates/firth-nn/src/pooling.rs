@@ -26,6 +26,7 @@ use crate::param::{Param, ParamSet};
 use crate::{Real, Rng};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolKind {

@@ -25,10 +25,12 @@ use crate::param::{Param, ParamSet};
 use crate::Rng;
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellKind {
     /// Elman RNN, h = tanh(W_x x + W_h h + b).
+    #[cfg_attr(feature = "clap", value(name = "rnn", alias = "rnn-tanh"))]
     RnnTanh,
     /// The lecture's form, h = σ(W_x x + W_h h + b).
     RnnSigmoid,

@@ -186,6 +186,7 @@ pub fn parse_columns(
 }
 
 /// A span tagging scheme.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     Iob1,

@@ -25,10 +25,12 @@ pub struct Example {
     pub label: String,
 }
 
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Sst,
     Tsv,
+    #[cfg_attr(feature = "clap", value(name = "posneg"))]
     PosNeg,
 }
 

@@ -11,6 +11,7 @@ pub const UNK: &str = "<unk>";
 pub const EOS: &str = "<eos>";
 
 /// How text is cut into tokens.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {

@@ -1,6 +1,6 @@
 //! `firth classify`: train, evaluate and apply sentence classifiers (SST, MR, `label<TAB>text`).
 
-use crate::cmd::lm::{set_threads, OptimArg};
+use super::set_threads;
 use crate::plot::{line_chart, Series};
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
@@ -9,6 +9,7 @@ use firth_models::classifier::{
     ClassifyPreset, ClassifySummary,
 };
 use firth_models::trainer::{EpochRecord, Limits};
+use firth_nn::optim::OptimKind;
 use firth_nn::pooling::PoolKind;
 use firth_nn::CellKind;
 use firth_text::sentiment::{self, Format, SstOptions};
@@ -32,42 +33,11 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum Preset {
-    /// Binary sentiment (SST-2 or any two-class data): BiLSTM, max pooling, dropout 0.5,
-    /// SGD lr 0.5, trained on labelled phrases where the data has them.
-    Sst2,
-    /// Five-class sentiment (SST-5): as sst2 with the fine-grained labels.
-    Sst5,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum FormatArg {
-    Sst,
-    Tsv,
-    Posneg,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 enum SstLabels {
     /// Five classes 0-4.
     Fine,
     /// Drop neutral; 0-1 negative, 3-4 positive.
     Binary,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum ArchArg {
-    Rnn,
-    Lstm,
-    Gru,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum PoolArg {
-    Last,
-    Mean,
-    Max,
-    Attention,
 }
 
 /// Hyperparameters are optional: `--preset` fills them in, explicit flags override it, and
@@ -89,7 +59,7 @@ pub struct TrainArgs {
     out: PathBuf,
     /// Data format (default: detected from the content).
     #[arg(long, value_enum)]
-    format: Option<FormatArg>,
+    format: Option<Format>,
     /// SST only: five classes or binary (default: binary with --preset sst2, else fine).
     #[arg(long, value_enum)]
     sst_labels: Option<SstLabels>,
@@ -98,9 +68,9 @@ pub struct TrainArgs {
     phrases: Option<bool>,
     /// A documented recipe; explicit flags override it.
     #[arg(long, value_enum)]
-    preset: Option<Preset>,
+    preset: Option<ClassifyPreset>,
     #[arg(long, value_enum)]
-    arch: Option<ArchArg>,
+    arch: Option<CellKind>,
     #[arg(long)]
     layers: Option<usize>,
     #[arg(long)]
@@ -112,13 +82,13 @@ pub struct TrainArgs {
     #[arg(long)]
     bidirectional: Option<bool>,
     #[arg(long, value_enum)]
-    pooling: Option<PoolArg>,
+    pooling: Option<PoolKind>,
     #[arg(long)]
     dropout: Option<f64>,
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
-    optim: Option<OptimArg>,
+    optim: Option<OptimKind>,
     #[arg(long)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
@@ -165,7 +135,7 @@ pub struct PredictArgs {
     /// labels are ignored.
     file: PathBuf,
     #[arg(long, value_enum)]
-    format: Option<FormatArg>,
+    format: Option<Format>,
     /// Print each prediction as a JSON object with the class probabilities.
     #[arg(long)]
     json: bool,
@@ -180,7 +150,7 @@ pub struct EvalArgs {
     /// Labelled data.
     file: PathBuf,
     #[arg(long, value_enum)]
-    format: Option<FormatArg>,
+    format: Option<Format>,
     /// SST only (default: binary when the model's labels are negative/positive, else fine).
     #[arg(long, value_enum)]
     sst_labels: Option<SstLabels>,
@@ -198,40 +168,20 @@ pub fn run(a: Args) -> Result<()> {
     }
 }
 
-fn format_of(f: Option<FormatArg>) -> Option<Format> {
-    f.map(|f| match f {
-        FormatArg::Sst => Format::Sst,
-        FormatArg::Tsv => Format::Tsv,
-        FormatArg::Posneg => Format::PosNeg,
-    })
-}
-
 fn options(a: &TrainArgs) -> ClassifierOptions {
     ClassifierOptions {
-        preset: a.preset.map(|p| match p {
-            Preset::Sst2 => ClassifyPreset::Sst2,
-            Preset::Sst5 => ClassifyPreset::Sst5,
-        }),
+        preset: a.preset,
         sst_binary: a.sst_labels.map(|l| l == SstLabels::Binary),
         phrases: a.phrases,
-        cell: a.arch.map(|x| match x {
-            ArchArg::Rnn => CellKind::RnnTanh,
-            ArchArg::Lstm => CellKind::Lstm,
-            ArchArg::Gru => CellKind::Gru,
-        }),
+        cell: a.arch,
         layers: a.layers,
         hidden: a.hidden,
         emb: a.emb,
         bidirectional: a.bidirectional,
-        pooling: a.pooling.map(|p| match p {
-            PoolArg::Last => PoolKind::Last,
-            PoolArg::Mean => PoolKind::Mean,
-            PoolArg::Max => PoolKind::Max,
-            PoolArg::Attention => PoolKind::Attention,
-        }),
+        pooling: a.pooling,
         dropout: a.dropout,
         lr: a.lr,
-        optim: a.optim.map(OptimArg::kind),
+        optim: a.optim,
         weight_decay: a.weight_decay,
         clip: a.clip,
         lr_decay: a.lr_decay,
@@ -251,7 +201,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         train: a.train.clone(),
         dev: a.dev.clone(),
         test: a.test.clone(),
-        format: format_of(a.format),
+        format: a.format,
         dev_fraction: a.dev_fraction,
         embeddings: a.embeddings.clone(),
         out: a.out.clone(),
@@ -316,7 +266,7 @@ fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
 fn predict(a: PredictArgs) -> Result<()> {
     set_threads(a.threads)?;
     let b = Bundle::load(&a.model)?;
-    let sents: Vec<Vec<String>> = match format_of(a.format) {
+    let sents: Vec<Vec<String>> = match a.format {
         Some(f) => sentiment::read(&a.file, Some(f), sst_for(&b, None))?
             .into_iter()
             .map(|e| e.tokens)
@@ -378,7 +328,7 @@ fn sst_for(b: &Bundle, labels: Option<SstLabels>) -> SstOptions {
 fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     let b = Bundle::load(&a.model)?;
-    let ex = sentiment::read(&a.file, format_of(a.format), sst_for(&b, a.sst_labels))?;
+    let ex = sentiment::read(&a.file, a.format, sst_for(&b, a.sst_labels))?;
     let y = b.label_ids(
         &ex.iter().map(|e| e.label.clone()).collect::<Vec<_>>(),
         &a.file,

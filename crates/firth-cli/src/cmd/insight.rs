@@ -2,7 +2,7 @@
 //! agreement` (long-range subject-verb agreement per distance) and `firth plot` (training
 //! curves, gradient and agreement CSVs, embedding maps), all drawn as SVG and PNG.
 
-use crate::cmd::lm::set_threads;
+use super::set_threads;
 use crate::plot::{both, line_chart_with, scatter_labels, LineChart, Series};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};

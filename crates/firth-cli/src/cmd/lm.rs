@@ -1,5 +1,6 @@
 //! `firth lm`: train, evaluate and sample neural language models.
 
+use super::set_threads;
 use crate::plot::{line_chart, Series};
 use crate::progress::Bars;
 use anyhow::{bail, Result};
@@ -37,55 +38,6 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum Preset {
-    /// Zaremba et al. (2014) "small": 2x200 LSTM, no dropout, bptt 20, batch 20, SGD lr 1
-    /// halved each epoch from epoch 5, clip 5, 13 epochs, init ±0.1.
-    PtbSmall,
-    /// Zaremba et al. "medium": 2x650 LSTM, dropout 0.5, bptt 35, batch 20, SGD lr 1 divided
-    /// by 1.2 each epoch from epoch 7, clip 5, 39 epochs, init ±0.05.
-    PtbMedium,
-    /// Character LSTM for Tiny Shakespeare, tuned for 30 minutes on two cores.
-    CharShakespeare,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum ArchArg {
-    Window,
-    Rnn,
-    Lstm,
-    Gru,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum LevelArg {
-    Word,
-    Char,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum OptimArg {
-    Sgd,
-    Adam,
-    Adamw,
-}
-
-impl OptimArg {
-    pub fn kind(self) -> OptimKind {
-        match self {
-            OptimArg::Sgd => OptimKind::Sgd,
-            OptimArg::Adam => OptimKind::Adam,
-            OptimArg::Adamw => OptimKind::AdamW,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-enum DropoutArg {
-    Standard,
-    Locked,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 enum Activation {
     Tanh,
     Sigmoid,
@@ -110,12 +62,12 @@ pub struct TrainArgs {
     out: PathBuf,
     /// A documented recipe setting every hyperparameter; explicit flags override it.
     #[arg(long, value_enum)]
-    preset: Option<Preset>,
+    preset: Option<LmPreset>,
     #[arg(long, value_enum)]
-    arch: Option<ArchArg>,
+    arch: Option<Arch>,
     /// Tokens are whitespace-separated words (with <eos> per line) or Unicode characters.
     #[arg(long, value_enum)]
-    level: Option<LevelArg>,
+    level: Option<Level>,
     #[arg(long)]
     layers: Option<usize>,
     #[arg(long)]
@@ -131,7 +83,7 @@ pub struct TrainArgs {
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
-    optim: Option<OptimArg>,
+    optim: Option<OptimKind>,
     #[arg(long)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm to this (0 = off). The loss differentiated is summed over
@@ -145,7 +97,7 @@ pub struct TrainArgs {
     dropout: Option<f64>,
     /// Standard dropout, or locked (one mask per sequence, reused at every step).
     #[arg(long, value_enum)]
-    dropout_kind: Option<DropoutArg>,
+    dropout_kind: Option<DropoutKind>,
     #[arg(long)]
     epochs: Option<usize>,
     /// Multiply the learning rate by this each epoch from --lr-decay-start on.
@@ -252,51 +204,23 @@ pub fn run(a: Args) -> Result<()> {
     }
 }
 
-/// Sets the size of the global thread pool used by the matrix products.
-pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if n == 0 {
-        bail!("--threads must be at least 1");
-    }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .ok();
-    Ok(())
-}
-
 fn options(a: &TrainArgs) -> LmOptions {
     LmOptions {
-        preset: a.preset.map(|p| match p {
-            Preset::PtbSmall => LmPreset::PtbSmall,
-            Preset::PtbMedium => LmPreset::PtbMedium,
-            Preset::CharShakespeare => LmPreset::CharShakespeare,
-        }),
-        arch: a.arch.map(|x| match x {
-            ArchArg::Window => Arch::Window,
-            ArchArg::Rnn => Arch::Rnn,
-            ArchArg::Lstm => Arch::Lstm,
-            ArchArg::Gru => Arch::Gru,
-        }),
-        level: a.level.map(|l| match l {
-            LevelArg::Word => Level::Word,
-            LevelArg::Char => Level::Char,
-        }),
+        preset: a.preset,
+        arch: a.arch,
+        level: a.level,
         layers: a.layers,
         hidden: a.hidden,
         emb: a.emb,
         bptt: a.bptt,
         batch: a.batch,
         lr: a.lr,
-        optim: a.optim.map(OptimArg::kind),
+        optim: a.optim,
         weight_decay: a.weight_decay,
         clip: a.clip,
         clip_value: a.clip_value,
         dropout: a.dropout,
-        dropout_kind: a.dropout_kind.map(|d| match d {
-            DropoutArg::Standard => DropoutKind::Standard,
-            DropoutArg::Locked => DropoutKind::Locked,
-        }),
+        dropout_kind: a.dropout_kind,
         epochs: a.epochs,
         lr_decay: a.lr_decay,
         lr_decay_start: a.lr_decay_start,
@@ -512,15 +436,15 @@ pub fn quick_args(
         test: None,
         out,
         preset: None,
-        arch: Some(ArchArg::Lstm),
-        level: Some(LevelArg::Char),
+        arch: Some(Arch::Lstm),
+        level: Some(Level::Char),
         layers: Some(layers),
         hidden: Some(hidden),
         emb: Some(emb),
         bptt: Some(bptt),
         batch: Some(batch),
         lr: Some(3e-3),
-        optim: Some(OptimArg::Adam),
+        optim: Some(OptimKind::Adam),
         weight_decay: None,
         clip: Some(5.0),
         clip_value: None,

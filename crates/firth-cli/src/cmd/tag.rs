@@ -1,16 +1,17 @@
 //! `firth tag`: train, run and evaluate sequence taggers (POS, NER) on CoNLL column files.
 
-use crate::cmd::lm::{set_threads, OptimArg};
+use super::set_threads;
 use crate::plot::{line_chart, Series};
 use crate::progress::Bars;
 use anyhow::{Context, Result};
-use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use clap::{Args as ClapArgs, Subcommand};
 use firth_models::tagger::pipeline::strip_tags;
 use firth_models::tagger::{
     encode, evaluate, predict_all, train_tagger, TagData, TagPreset, TagSummary, Tagger,
     TaggerOptions,
 };
 use firth_models::trainer::{EpochRecord, Limits};
+use firth_nn::optim::OptimKind;
 use firth_nn::CellKind;
 use firth_text::conll::{read_columns, Columns, Scheme, Sentence};
 use std::io::Write;
@@ -33,29 +34,6 @@ enum Command {
     Eval(EvalArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
-enum Preset {
-    /// CoNLL-2003 English NER: BiLSTM-CRF with a char BiLSTM, BIOES, Adam (Lample et al. 2016's
-    /// architecture), a capitalisation embedding, word dropout 0.05 and char-embedding dropout.
-    Conll03Ner,
-    /// UD English EWT UPOS: BiLSTM + char BiLSTM, softmax, Adam with lr decay 0.1, 15 epochs.
-    EwtUpos,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
-enum ArchArg {
-    Lstm,
-    Gru,
-    Rnn,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
-enum SchemeArg {
-    Iob1,
-    Iob2,
-    Bioes,
-}
-
 #[derive(ClapArgs)]
 pub struct TrainArgs {
     /// Training file: CoNLL columns (`-DOCSTART-`, blank lines between sentences),
@@ -73,9 +51,9 @@ pub struct TrainArgs {
     out: PathBuf,
     /// A documented recipe (docs/tagging.md); explicit flags override it.
     #[arg(long, value_enum)]
-    preset: Option<Preset>,
+    preset: Option<TagPreset>,
     #[arg(long, value_enum)]
-    arch: Option<ArchArg>,
+    arch: Option<CellKind>,
     #[arg(long)]
     layers: Option<usize>,
     /// Units per direction of the word-level encoder.
@@ -105,7 +83,7 @@ pub struct TrainArgs {
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
-    optim: Option<OptimArg>,
+    optim: Option<OptimKind>,
     /// lr at epoch e (0-based) is lr / (1 + lr_decay·e).
     #[arg(long)]
     lr_decay: Option<f64>,
@@ -128,7 +106,7 @@ pub struct TrainArgs {
     /// Tag scheme the model learns span tags in; files in any scheme are converted, and
     /// predictions are written in the training file's scheme.
     #[arg(long, value_enum)]
-    scheme: Option<SchemeArg>,
+    scheme: Option<Scheme>,
     /// Token column (0-based; default 0, CoNLL-U: 1).
     #[arg(long)]
     token_col: Option<usize>,
@@ -211,15 +189,8 @@ fn columns(token: Option<usize>, tag: Option<usize>) -> Option<Columns> {
 
 fn options(a: &TrainArgs) -> TaggerOptions {
     TaggerOptions {
-        preset: a.preset.map(|p| match p {
-            Preset::Conll03Ner => TagPreset::Conll03Ner,
-            Preset::EwtUpos => TagPreset::EwtUpos,
-        }),
-        cell: a.arch.map(|x| match x {
-            ArchArg::Lstm => CellKind::Lstm,
-            ArchArg::Gru => CellKind::Gru,
-            ArchArg::Rnn => CellKind::RnnTanh,
-        }),
+        preset: a.preset,
+        cell: a.arch,
         layers: a.layers,
         hidden: a.hidden,
         emb: a.emb,
@@ -236,14 +207,10 @@ fn options(a: &TrainArgs) -> TaggerOptions {
         } else {
             None
         },
-        scheme: a.scheme.map(|s| match s {
-            SchemeArg::Iob1 => Scheme::Iob1,
-            SchemeArg::Iob2 => Scheme::Iob2,
-            SchemeArg::Bioes => Scheme::Bioes,
-        }),
+        scheme: a.scheme,
         init_range: a.init_range,
         lr: a.lr,
-        optim: a.optim.map(OptimArg::kind),
+        optim: a.optim,
         lr_decay: a.lr_decay,
         weight_decay: a.weight_decay,
         clip: a.clip,

@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// Documented recipes (docs/classify.md).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClassifyPreset {
     /// Binary sentiment (SST-2 or any two-class data): BiLSTM, max pooling, dropout 0.5,
