@@ -63,6 +63,28 @@ pub struct LmConfig {
 }
 
 impl LmConfig {
+    /// One layer of `hidden` units with embeddings of the same size, no dropout, untied,
+    /// weights in ±0.1 (Zaremba et al.), a window of 4 for `Arch::Window`; change fields
+    /// with struct update syntax.
+    pub fn new(arch: Arch, level: Level, vocab: usize, hidden: usize) -> LmConfig {
+        LmConfig {
+            arch,
+            level,
+            vocab,
+            emb: hidden,
+            hidden,
+            layers: 1,
+            dropout: 0.0,
+            dropout_kind: DropoutKind::Standard,
+            tied: false,
+            residual: false,
+            context: 4,
+            init_range: 0.1,
+            forget_bias: 0.0,
+            rnn_sigmoid: false,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.vocab == 0 || self.emb == 0 || self.hidden == 0 || self.layers == 0 {
             return Err("--emb, --hidden and --layers must be positive".into());

@@ -765,13 +765,7 @@ pub fn run_lm(
 impl LanguageModel<f32> {
     /// Weights plus the metadata needed to rebuild the model: its config and vocabulary.
     pub fn to_tensors(&self, vocab: &Vocab) -> Result<Tensors> {
-        let mut t = Tensors::default();
-        t.insert_params("model.", &self.params());
-        t.metadata
-            .insert("config".into(), serde_json::to_string(&self.config)?);
-        t.metadata
-            .insert("vocab".into(), serde_json::to_string(vocab)?);
-        Ok(t)
+        crate::trainer::model_tensors(&self.params(), &self.config, vocab)
     }
 
     pub fn load_from(&mut self, t: &Tensors, path: &Path) -> Result<()> {

@@ -90,6 +90,22 @@ pub trait Task {
     fn restore(&mut self, t: &Tensors, path: &Path) -> Result<()>;
 }
 
+/// A model file's contents: the weights under `model.`, and the config and vocabulary that
+/// rebuild the model, as JSON metadata.
+pub fn model_tensors(
+    params: &[&Param<f32>],
+    config: &impl Serialize,
+    vocab: &impl Serialize,
+) -> Result<Tensors> {
+    let mut t = Tensors::default();
+    t.insert_params("model.", params);
+    t.metadata
+        .insert("config".into(), serde_json::to_string(config)?);
+    t.metadata
+        .insert("vocab".into(), serde_json::to_string(vocab)?);
+    Ok(t)
+}
+
 /// How the learning rate moves from epoch to epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -153,6 +169,36 @@ pub struct TrainConfig {
     /// Write a checkpoint every this many steps within an epoch (0 = only at epoch ends).
     pub checkpoint_every: usize,
     pub keep: Keep,
+}
+
+impl TrainConfig {
+    /// A model trained epoch by epoch and kept at its best development epoch: checkpoints at
+    /// epoch ends, no value clipping, no plateau decay, no early stop (set `patience`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn best_epoch(
+        epochs: usize,
+        lr: f64,
+        schedule: Schedule,
+        optim: OptimKind,
+        weight_decay: f64,
+        clip: f64,
+        seed: u64,
+    ) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            lr,
+            schedule,
+            plateau_decay: 1.0,
+            patience: 0,
+            optim,
+            weight_decay,
+            clip,
+            clip_value: 0.0,
+            seed,
+            checkpoint_every: 0,
+            keep: Keep::Best,
+        }
+    }
 }
 
 /// One finished epoch: a row of `metrics.csv`. Columns a model does not measure stay empty.
@@ -323,6 +369,16 @@ impl Observer for () {}
 pub struct Limits {
     pub max_steps: Option<u64>,
     pub max_seconds: Option<f64>,
+}
+
+impl Limits {
+    /// Only a wall-time limit.
+    pub fn seconds(max_seconds: Option<f64>) -> Limits {
+        Limits {
+            max_steps: None,
+            max_seconds,
+        }
+    }
 }
 
 /// How a run went, for the model's own summary.

@@ -2,26 +2,15 @@
 
 use firth_models::decode::{allowed, beam_search, choose, generate, log_softmax, prime, Strategy};
 use firth_models::lm::{Arch, LanguageModel, LmConfig};
-use firth_nn::dropout::DropoutKind;
 use firth_nn::Rng;
 use firth_text::Level;
 
 fn tiny_model(seed: u64) -> LanguageModel<f32> {
     let cfg = LmConfig {
-        arch: Arch::Lstm,
-        level: Level::Word,
-        vocab: 4,
         emb: 3,
-        hidden: 5,
-        layers: 1,
-        dropout: 0.0,
-        dropout_kind: DropoutKind::Standard,
-        tied: false,
-        residual: false,
         context: 2,
         init_range: 1.5,
-        forget_bias: 0.0,
-        rnn_sigmoid: false,
+        ..LmConfig::new(Arch::Lstm, Level::Word, 4, 5)
     };
     LanguageModel::new(cfg, &mut Rng::new(seed)).unwrap()
 }

@@ -6,7 +6,6 @@ use firth_models::decode::{
     Strategy,
 };
 use firth_models::lm::{Arch, LanguageModel, LmConfig};
-use firth_nn::dropout::DropoutKind;
 use firth_nn::Rng;
 use firth_text::Level;
 
@@ -132,20 +131,10 @@ fn greedy_decodes_rows_independently_and_drops_finished_ones() {
 
 fn tiny_model(seed: u64) -> LanguageModel<f32> {
     let cfg = LmConfig {
-        arch: Arch::Gru,
-        level: Level::Word,
-        vocab: 3,
         emb: 3,
-        hidden: 4,
-        layers: 1,
-        dropout: 0.0,
-        dropout_kind: DropoutKind::Standard,
-        tied: false,
-        residual: false,
         context: 2,
         init_range: 1.5,
-        forget_bias: 0.0,
-        rnn_sigmoid: false,
+        ..LmConfig::new(Arch::Gru, Level::Word, 3, 4)
     };
     LanguageModel::new(cfg, &mut Rng::new(seed)).unwrap()
 }

@@ -206,10 +206,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         embeddings: a.embeddings.clone(),
         out: a.out.clone(),
         resume: a.resume,
-        limits: Limits {
-            max_steps: None,
-            max_seconds: a.max_seconds,
-        },
+        limits: Limits::seconds(a.max_seconds),
     };
     let mut bars = crate::progress::Bars::for_task(a.run.quiet, "ex");
     let (summary, trainer) = train_classifier(&data, &options(&a), &mut bars)?;

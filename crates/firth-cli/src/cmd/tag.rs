@@ -236,10 +236,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         embeddings: a.embeddings.clone(),
         out: a.out.clone(),
         resume: a.resume,
-        limits: Limits {
-            max_steps: None,
-            max_seconds: a.max_seconds,
-        },
+        limits: Limits::seconds(a.max_seconds),
     };
     let mut bars = Bars::for_task(a.run.quiet, "sent");
     let (summary, trainer) = train_tagger(&data, &options(&a), &mut bars)?;

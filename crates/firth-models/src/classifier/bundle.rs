@@ -20,14 +20,10 @@ pub struct Bundle {
 impl Bundle {
     /// Weights and metadata (the file kind is set by the training loop).
     pub fn to_tensors(&self) -> Result<Tensors> {
-        let mut t = Tensors::default();
-        t.insert_params("model.", &self.model.params());
-        t.metadata
-            .insert("config".into(), serde_json::to_string(&self.model.config)?);
+        let mut t =
+            crate::trainer::model_tensors(&self.model.params(), &self.model.config, &self.vocab)?;
         t.metadata
             .insert("labels".into(), serde_json::to_string(&self.labels)?);
-        t.metadata
-            .insert("vocab".into(), serde_json::to_string(&self.vocab)?);
         Ok(t)
     }
 

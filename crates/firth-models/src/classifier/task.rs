@@ -3,9 +3,7 @@
 use super::bundle::Bundle;
 use super::data::Encoded;
 use super::eval::{argmax, evaluate};
-use crate::trainer::{
-    check_model_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
-};
+use crate::trainer::{check_model_settings, Evaluation, Schedule, StepOutcome, Task, TrainConfig};
 use anyhow::{bail, Result};
 use firth_nn::checkpoint::Tensors;
 use firth_nn::optim::OptimKind;
@@ -33,22 +31,21 @@ pub struct ClassifyTrainConfig {
 impl ClassifyTrainConfig {
     /// The loop's settings: the model of the best development epoch is kept.
     pub fn loop_config(&self) -> TrainConfig {
+        let schedule = Schedule::Step {
+            decay: self.lr_decay,
+            start: 2,
+        };
         TrainConfig {
-            epochs: self.epochs,
-            lr: self.lr,
-            schedule: Schedule::Step {
-                decay: self.lr_decay,
-                start: 2,
-            },
-            plateau_decay: 1.0,
             patience: self.patience,
-            optim: self.optim,
-            weight_decay: self.weight_decay,
-            clip: self.clip,
-            clip_value: 0.0,
-            seed: self.seed,
-            checkpoint_every: 0,
-            keep: Keep::Best,
+            ..TrainConfig::best_epoch(
+                self.epochs,
+                self.lr,
+                schedule,
+                self.optim,
+                self.weight_decay,
+                self.clip,
+                self.seed,
+            )
         }
     }
 }

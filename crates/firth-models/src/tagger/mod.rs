@@ -424,13 +424,7 @@ impl<T: Gemm> ParamSet<T> for Tagger<T> {
 
 impl Tagger<f32> {
     pub fn to_tensors(&self, vocab: &TagVocab) -> Result<Tensors> {
-        let mut t = Tensors::default();
-        t.insert_params("model.", &self.params());
-        t.metadata
-            .insert("config".into(), serde_json::to_string(&self.config)?);
-        t.metadata
-            .insert("vocab".into(), serde_json::to_string(vocab)?);
-        Ok(t)
+        crate::trainer::model_tensors(&self.params(), &self.config, vocab)
     }
 
     /// Loads `DIR/model.safetensors` (or a checkpoint file) with its vocabularies.

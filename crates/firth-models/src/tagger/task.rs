@@ -4,9 +4,7 @@ use super::batch::{make_batches, Batch};
 use super::eval::evaluate;
 use super::vocab::{Encoded, TagVocab};
 use super::Tagger;
-use crate::trainer::{
-    check_model_settings, Evaluation, Keep, Schedule, StepOutcome, Task, TrainConfig,
-};
+use crate::trainer::{check_model_settings, Evaluation, Schedule, StepOutcome, Task, TrainConfig};
 use anyhow::{bail, Result};
 use firth_nn::checkpoint::Tensors;
 use firth_nn::optim::OptimKind;
@@ -34,22 +32,18 @@ pub struct TagTrainConfig {
 impl TagTrainConfig {
     /// The loop's settings: the model of the best development epoch is kept.
     pub fn loop_config(&self) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            lr: self.lr,
-            schedule: Schedule::Inverse {
-                decay: self.lr_decay,
-            },
-            plateau_decay: 1.0,
-            patience: 0,
-            optim: self.optim,
-            weight_decay: self.weight_decay,
-            clip: self.clip,
-            clip_value: 0.0,
-            seed: self.seed,
-            checkpoint_every: 0,
-            keep: Keep::Best,
-        }
+        let schedule = Schedule::Inverse {
+            decay: self.lr_decay,
+        };
+        TrainConfig::best_epoch(
+            self.epochs,
+            self.lr,
+            schedule,
+            self.optim,
+            self.weight_decay,
+            self.clip,
+            self.seed,
+        )
     }
 }
 
