@@ -316,6 +316,11 @@ impl Task for LmTask {
         true
     }
 
+    /// ln(100·V): a perplexity 100 times a uniform guess's.
+    fn loss_bound(&self) -> Option<f64> {
+        Some((100.0 * self.model.config.vocab.max(1) as f64).ln())
+    }
+
     fn model_tensors(&self) -> Result<Tensors> {
         self.model.to_tensors(&self.corpus.vocab)
     }

@@ -75,6 +75,11 @@ pub trait Task {
     fn after_update(&mut self, _sparse_sgd: bool) {}
     /// Scores the development data.
     fn evaluate(&mut self) -> Evaluation;
+    /// A development loss above this is divergence, not learning (the LM: 100 times worse
+    /// than a uniform guess over its vocabulary): training stops, keeping the last checkpoint.
+    fn loss_bound(&self) -> Option<f64> {
+        None
+    }
     /// The loss is a per-token cross-entropy whose exponential (perplexity) is reported.
     fn reports_perplexity(&self) -> bool {
         false
@@ -633,6 +638,15 @@ impl<T: Task> Trainer<T> {
                     self.out_dir.join(CHECKPOINT).display()
                 );
             }
+            if let (Some(loss), Some(bound)) = (eval.loss, self.task.loss_bound()) {
+                if loss > bound {
+                    bail!(
+                        "training diverged: the development loss became {loss:.4} after epoch {epoch} (bound {bound:.4}, \
+                         100 times a uniform guess); the last good checkpoint is {}. Rerun with a smaller --lr or a --clip, then --resume",
+                        self.out_dir.join(CHECKPOINT).display()
+                    );
+                }
+            }
             let p = &mut self.progress;
             let train_loss = p.epoch_loss / p.epoch_units.max(1) as f64;
             let record = EpochRecord {
@@ -901,6 +915,45 @@ mod tests {
             e.contains("training loss became NaN") && e.contains(CHECKPOINT),
             "{e}"
         );
+        // A development loss past the task's bound stops too (after the first epoch).
+        struct Bounded(Logistic);
+        impl Task for Bounded {
+            fn kind(&self) -> &'static str {
+                "logistic"
+            }
+            fn trainable(&mut self) -> Vec<&mut Param<f32>> {
+                self.0.trainable()
+            }
+            fn plan_epoch(&mut self, rng: &mut Rng) -> usize {
+                self.0.plan_epoch(rng)
+            }
+            fn train_step(&mut self, step: usize, rng: &mut Rng) -> StepOutcome {
+                self.0.train_step(step, rng)
+            }
+            fn evaluate(&mut self) -> Evaluation {
+                self.0.evaluate()
+            }
+            fn loss_bound(&self) -> Option<f64> {
+                Some(0.01)
+            }
+            fn model_tensors(&self) -> Result<Tensors> {
+                self.0.model_tensors()
+            }
+            fn restore(&mut self, t: &Tensors, path: &Path) -> Result<()> {
+                self.0.restore(t, path)
+            }
+        }
+        let bounded_dir = temp("bounded");
+        let mut bounded = Trainer::new(Bounded(Logistic::new()), config(6), &bounded_dir);
+        let e = bounded
+            .run(Limits::default(), &mut ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("training diverged") && e.contains("after epoch 1"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&bounded_dir).ok();
         // The checkpoint of step 3 is there and loads.
         let ok = Trainer::resume(Logistic::new(), config(6), &bad_dir).unwrap();
         assert_eq!(ok.progress.global_step, 3);
