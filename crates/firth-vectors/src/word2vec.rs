@@ -35,6 +35,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::hogwild::HogwildRows;
 use crate::huffman::Huffman;
 use crate::tokens::{file_len, split_ranges, CountedVocab, Tok, TokenStream};
 use crate::VecError;
@@ -208,30 +209,22 @@ pub fn logistic_grad(v: &[f64], outs: &[Vec<f64>], labels: &[f64]) -> (Vec<f64>,
     (dv, du)
 }
 
-/// Row `i` of a `dim`-wide matrix behind a raw pointer.
-///
-/// # Safety
-/// `i` must be a valid row. Rows are shared between Hogwild threads; see [`Shared`].
-#[inline(always)]
-unsafe fn row<'a>(m: *mut f32, i: u32, dim: usize) -> &'a mut [f32] {
-    std::slice::from_raw_parts_mut(m.add(i as usize * dim), dim)
-}
-
 /// Scratch buffers of one thread.
 #[derive(Default)]
 pub struct Scratch {
-    xbuf: Vec<f32>,
-    g: Vec<f32>,
+    xbuf: Vec<f32>, // (k, dim) context rows as they were before this update
+    ubuf: Vec<f32>, // (T, dim) output rows as they were before this update
+    g: Vec<f32>,    // (k, T) coefficients
+    row: Vec<f32>,  // (dim) the row being updated
     neu1: Vec<f32>,
     neu1e: Vec<f32>,
 }
 
-/// Skip-gram kernel signature: (syn0, out, dim, context ids, target ids, labels, alpha,
+/// Skip-gram kernel signature: (syn0, out, context ids, target ids, labels, alpha,
 /// hierarchical?, table, scratch) -> loss.
 type SgFn = unsafe fn(
-    *mut f32,
-    *mut f32,
-    usize,
+    &HogwildRows,
+    &HogwildRows,
     &[u32],
     &[u32],
     &[f32],
@@ -241,13 +234,12 @@ type SgFn = unsafe fn(
     &mut Scratch,
 ) -> f64;
 
-/// CBOW kernel signature: (syn0, syn1neg, syn1, dim, context, neg targets, neg labels, hs
-/// points, hs codes, alpha, table, scratch) -> loss.
+/// CBOW kernel signature: (syn0, syn1neg, syn1, context, neg targets, neg labels, hs points,
+/// hs codes, alpha, table, scratch) -> loss.
 type CbowFn = unsafe fn(
-    *mut f32,
-    *mut f32,
-    *mut f32,
-    usize,
+    &HogwildRows,
+    &HogwildRows,
+    &HogwildRows,
     &[u32],
     &[u32],
     &[f32],
@@ -267,15 +259,18 @@ macro_rules! kernels {
             /// `out` (see the module docs: S = X Uᵀ, G = α(Y - σ(S)), ΔX = G U, ΔU = Gᵀ X).
             /// With `hs`, pairs whose score is outside ±MAX_EXP are skipped, as word2vec C does.
             ///
+            /// X and U are copied out of the shared matrices first; each row is then read
+            /// again just before its update and written back (see [`HogwildRows`]), so a word
+            /// that occurs twice in the window gets both updates, as in place.
+            ///
             /// # Safety
-            /// All ids must be valid rows; the matrices may be written concurrently by other
-            /// threads (Hogwild).
+            /// The CPU must have the target features the kernel is compiled for. Ids must be
+            /// valid rows (an invalid one panics).
             $(#[$attr])*
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn sg(
-                syn0: *mut f32,
-                out: *mut f32,
-                dim: usize,
+                syn0: &HogwildRows,
+                out: &HogwildRows,
                 ctx: &[u32],
                 tgt: &[u32],
                 lab: &[f32],
@@ -284,17 +279,23 @@ macro_rules! kernels {
                 tab: &SigTable,
                 s: &mut Scratch,
             ) -> f64 {
+                let dim = syn0.width();
                 let (k, t) = (ctx.len(), tgt.len());
                 s.xbuf.resize(k * dim, 0.0);
+                s.ubuf.resize(t * dim, 0.0);
                 s.g.resize(k * t, 0.0);
+                s.row.resize(dim, 0.0);
                 for (i, &c) in ctx.iter().enumerate() {
-                    s.xbuf[i * dim..(i + 1) * dim].copy_from_slice(row(syn0, c, dim));
+                    syn0.read(c as usize, &mut s.xbuf[i * dim..(i + 1) * dim]);
+                }
+                for (j, &u) in tgt.iter().enumerate() {
+                    out.read(u as usize, &mut s.ubuf[j * dim..(j + 1) * dim]);
                 }
                 let mut loss = 0.0f64;
                 for i in 0..k {
                     let x = &s.xbuf[i * dim..(i + 1) * dim];
                     for j in 0..t {
-                        let f = $dot(x, row(out, tgt[j], dim));
+                        let f = $dot(x, &s.ubuf[j * dim..(j + 1) * dim]);
                         let g = if hs {
                             if f <= -MAX_EXP || f >= MAX_EXP {
                                 0.0
@@ -308,25 +309,33 @@ macro_rules! kernels {
                         s.g[i * t + j] = g * alpha;
                     }
                 }
-                // ΔX = G U, applied straight to syn0 (U is not yet modified).
+                // ΔX = G U with the old U.
                 for i in 0..k {
-                    let xr = row(syn0, ctx[i], dim);
-                    for j in 0..t {
-                        let g = s.g[i * t + j];
+                    let gi = &s.g[i * t..(i + 1) * t];
+                    if gi.iter().all(|&g| g == 0.0) {
+                        continue;
+                    }
+                    syn0.read(ctx[i] as usize, &mut s.row);
+                    for (j, &g) in gi.iter().enumerate() {
                         if g != 0.0 {
-                            $axpy(g, row(out, tgt[j], dim), xr);
+                            $axpy(g, &s.ubuf[j * dim..(j + 1) * dim], &mut s.row);
                         }
                     }
+                    syn0.write(ctx[i] as usize, &s.row);
                 }
-                // ΔU = Gᵀ X with the saved (old) X.
+                // ΔU = Gᵀ X with the old X.
                 for j in 0..t {
-                    let ur = row(out, tgt[j], dim);
+                    if (0..k).all(|i| s.g[i * t + j] == 0.0) {
+                        continue;
+                    }
+                    out.read(tgt[j] as usize, &mut s.row);
                     for i in 0..k {
                         let g = s.g[i * t + j];
                         if g != 0.0 {
-                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], ur);
+                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], &mut s.row);
                         }
                     }
+                    out.write(tgt[j] as usize, &s.row);
                 }
                 loss
             }
@@ -334,16 +343,16 @@ macro_rules! kernels {
             /// CBOW update (word2vec C with `cbow_mean`): h = mean of the context rows,
             /// e = Σ_t g_t u_t over the Huffman nodes and the negatives, u_t += g_t h, and every
             /// context row += e (dL/dx_c = dL/dh / k, but C applies e unscaled; we follow C).
+            /// Every row is copied in, updated and written back (see [`HogwildRows`]).
             ///
             /// # Safety
             /// As for `sg`.
             $(#[$attr])*
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn cbow(
-                syn0: *mut f32,
-                syn1neg: *mut f32,
-                syn1: *mut f32,
-                dim: usize,
+                syn0: &HogwildRows,
+                syn1neg: &HogwildRows,
+                syn1: &HogwildRows,
                 ctx: &[u32],
                 tgt: &[u32],
                 lab: &[f32],
@@ -353,12 +362,15 @@ macro_rules! kernels {
                 tab: &SigTable,
                 s: &mut Scratch,
             ) -> f64 {
+                let dim = syn0.width();
+                s.row.resize(dim, 0.0);
                 s.neu1.clear();
                 s.neu1.resize(dim, 0.0);
                 s.neu1e.clear();
                 s.neu1e.resize(dim, 0.0);
                 for &c in ctx {
-                    $axpy(1.0, row(syn0, c, dim), &mut s.neu1);
+                    syn0.read(c as usize, &mut s.row);
+                    $axpy(1.0, &s.row, &mut s.neu1);
                 }
                 let inv = 1.0 / ctx.len() as f32;
                 for h in s.neu1.iter_mut() {
@@ -366,27 +378,31 @@ macro_rules! kernels {
                 }
                 let mut loss = 0.0f64;
                 for (&p, &code) in points.iter().zip(codes) {
-                    let ur = row(syn1, p, dim);
-                    let f = $dot(&s.neu1, ur);
+                    syn1.read(p as usize, &mut s.row);
+                    let f = $dot(&s.neu1, &s.row);
                     let label = 1.0 - code as f32;
                     loss += tab.loss(f, label) as f64;
                     if f <= -MAX_EXP || f >= MAX_EXP {
                         continue;
                     }
                     let g = (label - tab.sigmoid(f)) * alpha;
-                    $axpy(g, ur, &mut s.neu1e);
-                    $axpy(g, &s.neu1, ur);
+                    $axpy(g, &s.row, &mut s.neu1e);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    syn1.write(p as usize, &s.row);
                 }
                 for (&t, &l) in tgt.iter().zip(lab) {
-                    let ur = row(syn1neg, t, dim);
-                    let f = $dot(&s.neu1, ur);
+                    syn1neg.read(t as usize, &mut s.row);
+                    let f = $dot(&s.neu1, &s.row);
                     loss += tab.loss(f, l) as f64;
                     let g = tab.neg_coef(f, l) * alpha;
-                    $axpy(g, ur, &mut s.neu1e);
-                    $axpy(g, &s.neu1, ur);
+                    $axpy(g, &s.row, &mut s.neu1e);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    syn1neg.write(t as usize, &s.row);
                 }
                 for &c in ctx {
-                    $axpy(1.0, &s.neu1e, row(syn0, c, dim));
+                    syn0.read(c as usize, &mut s.row);
+                    $axpy(1.0, &s.neu1e, &mut s.row);
+                    syn0.write(c as usize, &s.row);
                 }
                 loss
             }
@@ -450,18 +466,6 @@ pub fn unigram_table(counts: &[u64], size: usize) -> Vec<u32> {
     table
 }
 
-/// Matrices shared by the Hogwild threads.
-struct Shared {
-    syn0: *mut f32,
-    syn1neg: *mut f32,
-    syn1: *mut f32,
-}
-// SAFETY: Hogwild: threads read and write rows of these matrices without locks; races only
-// lose or mix individual float updates (the accepted trade-off of lock-free SGD) and every
-// index stays within the allocation, which outlives the threads (scoped).
-unsafe impl Sync for Shared {}
-unsafe impl Send for Shared {}
-
 struct ThreadStat {
     loss_bits: AtomicU64,
     pairs: AtomicU64,
@@ -492,20 +496,12 @@ pub fn train(
     let threads = cfg.threads.max(1);
     let train_words = vocab.total();
     let mut rng = Lcg(cfg.seed);
-    let mut syn0 = vec![0f32; v * dim];
-    for x in syn0.iter_mut() {
-        *x = (((rng.next_u64() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32;
-    }
-    let mut syn1neg = if cfg.negative > 0 {
-        vec![0f32; v * dim]
-    } else {
-        vec![0f32; dim]
-    };
-    let mut syn1 = if cfg.hs {
-        vec![0f32; v.max(2) * dim]
-    } else {
-        vec![0f32; dim]
-    };
+    // Row-major in the order word2vec C initialises them, so a seed gives C's start.
+    let syn0 = HogwildRows::from_fn(v, dim, |_, _| {
+        (((rng.next_u64() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32
+    });
+    let syn1neg = HogwildRows::from_fn(if cfg.negative > 0 { v } else { 1 }, dim, |_, _| 0.0);
+    let syn1 = HogwildRows::from_fn(if cfg.hs { v.max(2) } else { 1 }, dim, |_, _| 0.0);
     let huff = if cfg.hs {
         Huffman::build(&vocab.counts)
     } else {
@@ -533,11 +529,6 @@ pub fn train(
     let ranges = split_ranges(len, threads);
     let (sg_k, cbow_k) = pick_kernels();
     let tab = SigTable::new();
-    let shared = Shared {
-        syn0: syn0.as_mut_ptr(),
-        syn1neg: syn1neg.as_mut_ptr(),
-        syn1: syn1.as_mut_ptr(),
-    };
     let word_count_actual = AtomicU64::new(0);
     let done = AtomicBool::new(false);
     let stats: Vec<ThreadStat> = (0..threads)
@@ -557,8 +548,8 @@ pub fn train(
     let result: Result<(), VecError> = std::thread::scope(|scope| {
         let mut handles = vec![];
         for (tid, &(rs, re)) in ranges.iter().enumerate() {
-            let (shared, vocab, keep, table, huff, tab) =
-                (&shared, &vocab, &keep, &table, &huff, &tab);
+            let (syn0, syn1neg, syn1) = (&syn0, &syn1neg, &syn1);
+            let (vocab, keep, table, huff, tab) = (&vocab, &keep, &table, &huff, &tab);
             let (wca, st) = (&word_count_actual, &stats[tid]);
             let alpha_now = &alpha_now;
             handles.push(scope.spawn(move || -> Result<(), VecError> {
@@ -641,9 +632,8 @@ pub fn train(
                                     lab.push(0.0);
                                 }
                             }
-                            // SAFETY: every id is < vocab size (or a Huffman inner node <
-                            // vocab size - 1), so all rows are in bounds; see `Shared` for the
-                            // concurrent access.
+                            // SAFETY: `pick_kernels` chose kernels this CPU can run. (Rows are
+                            // shared through `HogwildRows`, which needs no unsafe.)
                             unsafe {
                                 match cfg.model {
                                     Model::SkipGram => {
@@ -654,9 +644,8 @@ pub fn train(
                                                 .map(|&c| 1.0 - c as f32)
                                                 .collect();
                                             loss += sg_k(
-                                                shared.syn0,
-                                                shared.syn1,
-                                                cfg.dim,
+                                                syn0,
+                                                syn1,
                                                 &ctx,
                                                 p,
                                                 &labs,
@@ -668,9 +657,8 @@ pub fn train(
                                         }
                                         if cfg.negative > 0 {
                                             loss += sg_k(
-                                                shared.syn0,
-                                                shared.syn1neg,
-                                                cfg.dim,
+                                                syn0,
+                                                syn1neg,
                                                 &ctx,
                                                 &tgt,
                                                 &lab,
@@ -692,10 +680,9 @@ pub fn train(
                                             (empty_p, empty_c)
                                         };
                                         loss += cbow_k(
-                                            shared.syn0,
-                                            shared.syn1neg,
-                                            shared.syn1,
-                                            cfg.dim,
+                                            syn0,
+                                            syn1neg,
+                                            syn1,
                                             &ctx,
                                             &tgt,
                                             &lab,
@@ -774,6 +761,7 @@ pub fn train(
     }
     drop(syn1neg);
     drop(syn1);
+    let syn0 = syn0.to_vec();
     Ok(Trained {
         vocab,
         dim,
@@ -829,39 +817,31 @@ mod tests {
     fn kernel_step_is_minus_alpha_gradient() {
         let dim = 9;
         let ctx_rows = 3usize;
-        let mut syn0: Vec<f32> = (0..ctx_rows * dim)
+        let x0: Vec<f32> = (0..ctx_rows * dim)
             .map(|i| ((i as f32) * 0.61).sin() * 0.3)
             .collect();
-        let mut out: Vec<f32> = (0..4 * dim)
+        let u0: Vec<f32> = (0..4 * dim)
             .map(|i| ((i as f32) * 0.23).cos() * 0.3)
             .collect();
         let ctx = [0u32, 1, 2];
         let tgt = [0u32, 1, 2, 3];
         let lab = [1.0f32, 0.0, 0.0, 0.0];
         let alpha = 1e-3f32;
-        let (x0, u0) = (syn0.clone(), out.clone());
         let tab = SigTable::new();
         let mut s = Scratch::default();
         for (sgk, _) in [
             pick_kernels(),
             (portable::sg as SgFn, portable::cbow as CbowFn),
         ] {
-            syn0.copy_from_slice(&x0);
-            out.copy_from_slice(&u0);
+            let syn0_rows = HogwildRows::from_fn(ctx_rows, dim, |r, c| x0[r * dim + c]);
+            let out_rows = HogwildRows::from_fn(4, dim, |r, c| u0[r * dim + c]);
+            // SAFETY: `pick_kernels` chose kernels this CPU can run.
             unsafe {
                 sgk(
-                    syn0.as_mut_ptr(),
-                    out.as_mut_ptr(),
-                    dim,
-                    &ctx,
-                    &tgt,
-                    &lab,
-                    alpha,
-                    false,
-                    &tab,
-                    &mut s,
+                    &syn0_rows, &out_rows, &ctx, &tgt, &lab, alpha, false, &tab, &mut s,
                 )
             };
+            let (syn0, out) = (syn0_rows.to_vec(), out_rows.to_vec());
             let f64row = |m: &[f32], r: usize| -> Vec<f64> {
                 m[r * dim..(r + 1) * dim]
                     .iter()
