@@ -545,7 +545,7 @@ impl Shuffler {
 }
 
 macro_rules! glove_kernel {
-    ($name:ident, $dot:path $(, #[$attr:meta])*) => {
+    ($name:ident, $dot:path, $read:path, $write:path $(, #[$attr:meta])*) => {
         /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d². `w` holds the 2V rows
         /// [w (dim), b] (words, then contexts), `g` their AdaGrad sums; each record copies its
         /// two rows of each in, updates the copies and writes them back (see [`HogwildRows`]).
@@ -571,16 +571,16 @@ macro_rules! glove_kernel {
                 }
                 // The word's row and the context's row: never the same row (the second is >= V).
                 let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
-                w.read(r1, &mut w1);
-                w.read(r2, &mut w2);
+                $read(w, r1, &mut w1);
+                $read(w, r2, &mut w2);
                 let diff = $dot(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
                 let fx = if c.x > x_max { 1.0 } else { (c.x / x_max).powf(alpha) };
                 let fdiff = fx * diff;
                 if !fdiff.is_finite() {
                     continue;
                 }
-                g.read(r1, &mut g1);
-                g.read(r2, &mut g2);
+                $read(g, r1, &mut g1);
+                $read(g, r2, &mut g2);
                 cost += 0.5 * (fdiff * diff) as f64;
                 // As glove.c: the vector gradients are clipped, then scaled by η; the bias
                 // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
@@ -600,19 +600,30 @@ macro_rules! glove_kernel {
                 w2[dim] -= fdiff / g2[dim].sqrt();
                 g1[dim] += fdiff * fdiff;
                 g2[dim] += fdiff * fdiff;
-                w.write(r1, &w1);
-                w.write(r2, &w2);
-                g.write(r1, &g1);
-                g.write(r2, &g2);
+                $write(w, r1, &w1);
+                $write(w, r2, &w2);
+                $write(g, r1, &g1);
+                $write(g, r2, &g2);
             }
             cost
         }
     };
 }
 
-glove_kernel!(epoch_portable, crate::simd::dot_portable);
+glove_kernel!(
+    epoch_portable,
+    crate::simd::dot_portable,
+    HogwildRows::read,
+    HogwildRows::write
+);
 #[cfg(target_arch = "x86_64")]
-glove_kernel!(epoch_avx2, crate::simd::avx2::dot, #[target_feature(enable = "avx2,fma")]);
+glove_kernel!(
+    epoch_avx2,
+    crate::simd::avx2::dot,
+    crate::hogwild::avx::read,
+    crate::hogwild::avx::write,
+    #[target_feature(enable = "avx2,fma")]
+);
 
 type EpochFn = unsafe fn(&[Crec], &HogwildRows, &HogwildRows, usize, f32, f32, f32) -> f64;
 

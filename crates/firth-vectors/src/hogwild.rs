@@ -1,65 +1,120 @@
 //! The one place where training threads share parameters: a matrix of f32 rows that several
 //! threads read and update at once without locks (Hogwild, Recht et al. 2011).
 //!
-//! # Why atomics, and why they cost (almost) nothing
+//! # Why not `&mut [f32]`
 //!
 //! Hogwild threads update the same rows concurrently. In Rust, two threads touching the same
-//! memory with at least one non-atomic write is a data race and undefined behaviour, whatever
-//! the hardware does, so the rows cannot be `&mut [f32]` slices (nor raw-pointer reads and
-//! writes, as in word2vec C) that other threads may touch. Here every element lives in relaxed
-//! atomics, two f32 to an `AtomicU64` (the float bits side by side), and a thread never works
-//! on the shared memory in place: it copies the rows it needs into its own buffers
-//! ([`HogwildRows::read`]), computes on those with the ordinary SIMD kernels, and copies the
-//! results back ([`HogwildRows::write`]). On x86-64 and aarch64 a relaxed 64-bit load or store
-//! is an ordinary `mov`/`ldr`/`str`, so the copies cost about what word2vec C's own reads and
-//! writes of the row cost; what is lost is only that the compiler may not vectorize the copy
-//! loops themselves (measured in `docs/vectors.md`).
+//! memory with at least one non-atomic access being a write is a data race and undefined
+//! behaviour, whatever the hardware does; so the rows cannot be `&mut [f32]` slices (nor
+//! plain raw-pointer reads and writes, as in word2vec C) that other threads may touch. Every
+//! access to a shared row here is atomic, and a thread never holds a reference into another
+//! thread's rows: it copies rows into its own buffers ([`HogwildRows::read`]), computes on
+//! those, and adds its update into the shared row ([`HogwildRows::axpy`]) or writes the row
+//! back ([`HogwildRows::write`]).
+//!
+//! # Two ways to be atomic
+//!
+//! Rows are stored in 16-byte aligned blocks of four floats ([`Quad`]), zero-padded at the end
+//! of a row.
+//!
+//! * **Portable**: each block is two `AtomicU64`, accessed with relaxed loads and stores (two
+//!   float bit patterns side by side). Sound by the Rust memory model alone; the compiler will
+//!   not vectorize these loops, so this path is slower.
+//! * **AVX** ([`avx`]): each block is moved with one aligned 16-byte `vmovaps` in inline
+//!   assembly. Intel documents that on processors with AVX such an access "will always be
+//!   carried out atomically" (SDM vol. 3A, "Guaranteed Atomic Operations": MOVAPS/VMOVAPS
+//!   encoded with VEX.128, 16-byte aligned), and AMD the same for naturally aligned 16-byte
+//!   loads and stores on processors with AVX (APM vol. 2, "Access Atomicity"). An asm block
+//!   may do whatever Rust code could do; each of these does one single-copy-atomic 16-byte
+//!   access, whose every outcome two relaxed `AtomicU64` accesses of the block's halves could
+//!   also produce, on memory that is only ever accessed atomically. So it races soundly, like
+//!   the portable path, while the arithmetic around it is ordinary SIMD on registers and the
+//!   path costs what word2vec C's plain (racy) loads and stores cost.
 //!
 //! # What a race still does
 //!
-//! Exactly what Hogwild accepts, and nothing undefined: a thread's update of a row is a
-//! read-modify-write spread over its copy in and copy out, so another thread's update of the
-//! same row in between can be overwritten (lost), and a row read while another thread writes it
-//! can mix old and new elements. Each 32-bit float is always one that some thread wrote (a
-//! relaxed 64-bit atomic never tears), so no NaN or garbage bits appear. Single-threaded, the
-//! copies change nothing: results are bit-for-bit those of updating the rows in place.
-//!
-//! The sharing needs no `unsafe`: the type is `Sync` because `AtomicU64` is, and every index is
-//! bounds-checked once per row. (The one `unsafe` block is the prefetch hint.)
+//! Exactly what Hogwild accepts, and nothing undefined: an update of a row is a
+//! read-modify-write of each block, so another thread's update of the same block in between
+//! can be overwritten (lost), and a row copied while another thread updates it can mix old and
+//! new blocks. Every float read is one that some thread wrote (no torn values, no NaN bits
+//! from nowhere). With one thread, results are bit for bit those of updating the rows in place
+//! with the kernels of [`crate::simd`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Four floats, 16-byte aligned so the AVX path can move them in one atomic access.
+#[repr(C, align(16))]
+pub struct Quad([AtomicU64; 2]);
+
+impl Quad {
+    fn new(v: [f32; 4]) -> Self {
+        Quad([
+            AtomicU64::new(pack(v[0], v[1])),
+            AtomicU64::new(pack(v[2], v[3])),
+        ])
+    }
+
+    #[inline(always)]
+    fn load(&self) -> [f32; 4] {
+        let (a, b) = unpack(self.0[0].load(Relaxed));
+        let (c, d) = unpack(self.0[1].load(Relaxed));
+        [a, b, c, d]
+    }
+
+    #[inline(always)]
+    fn store(&self, v: [f32; 4]) {
+        self.0[0].store(pack(v[0], v[1]), Relaxed);
+        self.0[1].store(pack(v[2], v[3]), Relaxed);
+    }
+}
+
+/// Two floats as one 64-bit word, `lo` first in memory on any byte order (so a [`Quad`] holds
+/// its four floats in order, as the AVX path reads them).
+#[inline(always)]
+fn pack(lo: f32, hi: f32) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&lo.to_ne_bytes());
+    bytes[4..].copy_from_slice(&hi.to_ne_bytes());
+    u64::from_ne_bytes(bytes)
+}
+
+#[inline(always)]
+fn unpack(bits: u64) -> (f32, f32) {
+    let bytes = bits.to_ne_bytes();
+    let lo = f32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let hi = f32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    (lo, hi)
+}
+
 /// `rows` rows of `width` f32 each, shared by Hogwild threads; see the module docs.
 pub struct HogwildRows {
-    /// Row r's elements 2i and 2i+1 are the low and high 32 bits of
-    /// `cells[r * pairs_per_row + i]`; an odd width leaves the last high half 0.
-    cells: Box<[AtomicU64]>,
+    quads: Box<[Quad]>,
     rows: usize,
     width: usize,
-    pairs_per_row: usize,
+    quads_per_row: usize,
 }
 
 impl HogwildRows {
-    /// A matrix whose element (r, c) is `init(r, c)`, filled row by row.
+    /// A matrix whose element (r, c) is `init(r, c)`, called row by row, left to right.
     pub fn from_fn(rows: usize, width: usize, mut init: impl FnMut(usize, usize) -> f32) -> Self {
-        let pairs_per_row = width.div_ceil(2);
-        let mut cells = Vec::with_capacity(rows * pairs_per_row);
+        let quads_per_row = width.div_ceil(4);
+        let mut quads = Vec::with_capacity(rows * quads_per_row);
         for r in 0..rows {
-            for p in 0..pairs_per_row {
-                let lo = init(r, 2 * p);
-                let hi = if 2 * p + 1 < width {
-                    init(r, 2 * p + 1)
-                } else {
-                    0.0
-                };
-                cells.push(AtomicU64::new(pack(lo, hi)));
+            for q in 0..quads_per_row {
+                let mut v = [0f32; 4];
+                for (l, x) in v.iter_mut().enumerate() {
+                    if 4 * q + l < width {
+                        *x = init(r, 4 * q + l);
+                    }
+                }
+                quads.push(Quad::new(v));
             }
         }
         HogwildRows {
-            cells: cells.into_boxed_slice(),
+            quads: quads.into_boxed_slice(),
             rows,
             width,
-            pairs_per_row,
+            quads_per_row,
         }
     }
 
@@ -74,38 +129,56 @@ impl HogwildRows {
         self.rows
     }
 
+    /// The blocks of row `row` (bounds-checked: an invalid row panics).
     #[inline(always)]
-    fn cells_of(&self, row: usize) -> &[AtomicU64] {
-        &self.cells[row * self.pairs_per_row..(row + 1) * self.pairs_per_row]
+    fn row(&self, row: usize) -> &[Quad] {
+        &self.quads[row * self.quads_per_row..(row + 1) * self.quads_per_row]
     }
 
-    /// Copies row `row` into `out` (`width` floats).
+    /// Copies row `row` into `out[..width]` (portable path).
     #[inline(always)]
     pub fn read(&self, row: usize, out: &mut [f32]) {
-        let cells = self.cells_of(row);
         let out = &mut out[..self.width];
-        let mut pairs = out.chunks_exact_mut(2);
-        for (pair, cell) in (&mut pairs).zip(cells) {
-            let (lo, hi) = unpack(cell.load(Relaxed));
-            pair[0] = lo;
-            pair[1] = hi;
+        let mut chunks = out.chunks_exact_mut(4);
+        let quads = self.row(row);
+        for (o, q) in (&mut chunks).zip(quads) {
+            o.copy_from_slice(&q.load());
         }
-        if let [last] = pairs.into_remainder() {
-            *last = unpack(cells[self.pairs_per_row - 1].load(Relaxed)).0;
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let n = rest.len();
+            rest.copy_from_slice(&quads[self.quads_per_row - 1].load()[..n]);
         }
     }
 
-    /// Copies `src` (`width` floats) over row `row`.
+    /// Copies `src[..width]` over row `row` (portable path).
     #[inline(always)]
     pub fn write(&self, row: usize, src: &[f32]) {
-        let cells = self.cells_of(row);
         let src = &src[..self.width];
-        let mut pairs = src.chunks_exact(2);
-        for (pair, cell) in (&mut pairs).zip(cells) {
-            cell.store(pack(pair[0], pair[1]), Relaxed);
+        let mut chunks = src.chunks_exact(4);
+        let quads = self.row(row);
+        for (s, q) in (&mut chunks).zip(quads) {
+            q.store([s[0], s[1], s[2], s[3]]);
         }
-        if let [last] = pairs.remainder() {
-            cells[self.pairs_per_row - 1].store(pack(*last, 0.0), Relaxed);
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut v = [0f32; 4];
+            v[..rest.len()].copy_from_slice(rest);
+            quads[self.quads_per_row - 1].store(v);
+        }
+    }
+
+    /// Row `row` += `a`·`x[..width]` (portable path), element by element as
+    /// [`crate::simd::axpy_portable`] computes it.
+    #[inline(always)]
+    pub fn axpy(&self, row: usize, a: f32, x: &[f32]) {
+        let x = &x[..self.width];
+        for (q, xs) in self.row(row).iter().zip(x.chunks(4)) {
+            let mut v = q.load();
+            for (y, &xi) in v.iter_mut().zip(xs) {
+                *y += a * xi;
+            }
+            q.store(v);
         }
     }
 
@@ -115,56 +188,162 @@ impl HogwildRows {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let cells = self.cells_of(row);
-            // One hint per 64-byte cache line (8 cells).
-            for cell in cells.iter().step_by(8) {
+            // One hint per 64-byte cache line (4 blocks).
+            for q in self.row(row).iter().step_by(4) {
                 // SAFETY: SSE is in every x86-64 CPU, and a prefetch is only a hint: it does
                 // not access memory as far as the program can tell, and never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(cell.as_ptr().cast::<i8>()) };
+                unsafe { _mm_prefetch::<_MM_HINT_T0>((q as *const Quad).cast::<i8>()) };
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = row;
     }
 
-    /// All rows, row-major (`rows × width`); call when no other thread is writing.
+    /// All rows, row-major (`rows × width`).
     pub fn to_vec(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.width];
-        for (r, row) in out.chunks_exact_mut(self.width.max(1)).enumerate() {
-            self.read(r, row);
+        if self.width > 0 {
+            for (r, row) in out.chunks_exact_mut(self.width).enumerate() {
+                self.read(r, row);
+            }
         }
         out
     }
 }
 
-/// Two floats as one 64-bit word: `lo` in the low half.
-#[inline(always)]
-fn pack(lo: f32, hi: f32) -> u64 {
-    lo.to_bits() as u64 | (hi.to_bits() as u64) << 32
-}
+/// The AVX path: the same operations as [`HogwildRows::read`], [`HogwildRows::write`] and
+/// [`HogwildRows::axpy`], moving each block with one atomic 16-byte access (module docs).
+#[cfg(target_arch = "x86_64")]
+pub mod avx {
+    use super::{HogwildRows, Quad};
+    use std::arch::asm;
+    use std::arch::x86_64::*;
 
-#[inline(always)]
-fn unpack(bits: u64) -> (f32, f32) {
-    (
-        f32::from_bits(bits as u32),
-        f32::from_bits((bits >> 32) as u32),
-    )
+    /// One atomic 16-byte load of a block.
+    #[inline(always)]
+    unsafe fn load(q: &Quad) -> __m128 {
+        let v: __m128;
+        // SAFETY: `q` is a live, 16-byte aligned block whose memory is only accessed
+        // atomically; VEX.128 VMOVAPS of it is a single-copy-atomic load on AVX processors
+        // (module docs), and the caller's target features guarantee AVX.
+        asm!(
+            "vmovaps {v}, xmmword ptr [{p}]",
+            p = in(reg) q as *const Quad,
+            v = lateout(xmm_reg) v,
+            options(nostack, preserves_flags, readonly)
+        );
+        v
+    }
+
+    /// One atomic 16-byte store of a block.
+    #[inline(always)]
+    unsafe fn store(q: &Quad, v: __m128) {
+        // SAFETY: as for `load`; writing through `&Quad` is allowed because its atomics are
+        // interior-mutable.
+        asm!(
+            "vmovaps xmmword ptr [{p}], {v}",
+            p = in(reg) q as *const Quad,
+            v = in(xmm_reg) v,
+            options(nostack, preserves_flags)
+        );
+    }
+
+    /// [`HogwildRows::read`] with atomic 16-byte loads.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn read(m: &HogwildRows, row: usize, out: &mut [f32]) {
+        let out = &mut out[..m.width];
+        let quads = m.row(row);
+        let full = m.width / 4;
+        let po = out.as_mut_ptr();
+        for (i, q) in quads[..full].iter().enumerate() {
+            // SAFETY: 4i + 4 <= 4·full <= width = out.len().
+            _mm_storeu_ps(po.add(4 * i), load(q));
+        }
+        if full < m.quads_per_row {
+            let mut v = [0f32; 4];
+            _mm_storeu_ps(v.as_mut_ptr(), load(&quads[full]));
+            out[4 * full..].copy_from_slice(&v[..m.width - 4 * full]);
+        }
+    }
+
+    /// [`HogwildRows::write`] with atomic 16-byte stores.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn write(m: &HogwildRows, row: usize, src: &[f32]) {
+        let src = &src[..m.width];
+        let quads = m.row(row);
+        let full = m.width / 4;
+        let ps = src.as_ptr();
+        for (i, q) in quads[..full].iter().enumerate() {
+            // SAFETY: 4i + 4 <= width = src.len().
+            store(q, _mm_loadu_ps(ps.add(4 * i)));
+        }
+        if full < m.quads_per_row {
+            let mut v = [0f32; 4];
+            v[..m.width - 4 * full].copy_from_slice(&src[4 * full..]);
+            store(&quads[full], _mm_loadu_ps(v.as_ptr()));
+        }
+    }
+
+    /// [`HogwildRows::axpy`] with atomic 16-byte loads and stores, element by element as
+    /// [`crate::simd::avx2::axpy`] computes it: fused multiply-add over whole 8-float blocks,
+    /// multiply then add for the rest.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy(m: &HogwildRows, row: usize, a: f32, x: &[f32]) {
+        let x = &x[..m.width];
+        let quads = m.row(row);
+        let fused = m.width / 8 * 2;
+        let full = m.width / 4;
+        let va = _mm_set1_ps(a);
+        let px = x.as_ptr();
+        for (i, q) in quads[..fused].iter().enumerate() {
+            // SAFETY: 4i + 4 <= width = x.len().
+            store(q, _mm_fmadd_ps(va, _mm_loadu_ps(px.add(4 * i)), load(q)));
+        }
+        for (i, q) in quads[fused..full].iter().enumerate() {
+            // SAFETY: 4(fused + i) + 4 <= 4·full <= width.
+            let xv = _mm_loadu_ps(px.add(4 * (fused + i)));
+            store(q, _mm_add_ps(load(q), _mm_mul_ps(va, xv)));
+        }
+        if full < m.quads_per_row {
+            let mut v = [0f32; 4];
+            v[..m.width - 4 * full].copy_from_slice(&x[4 * full..]);
+            let q = &quads[full];
+            // The padding stays 0: 0 + a·0.
+            store(q, _mm_add_ps(load(q), _mm_mul_ps(va, _mm_loadu_ps(v.as_ptr()))));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
-    fn rows_round_trip_for_odd_and_even_widths() {
-        for width in [1usize, 2, 5, 8, 101] {
+    fn rows_round_trip_for_every_width() {
+        for width in [1usize, 2, 3, 4, 5, 8, 9, 15, 16, 17, 101] {
             let m = HogwildRows::from_fn(3, width, |r, c| (r * 1000 + c) as f32 - 0.5);
             assert_eq!((m.rows(), m.width()), (3, width));
             let mut row = vec![0f32; width];
             m.read(1, &mut row);
             let want: Vec<f32> = (0..width).map(|c| (1000 + c) as f32 - 0.5).collect();
             assert_eq!(row, want);
-            // Writing one row leaves its neighbours alone, negative zero and NaN bits survive.
+            // Writing one row leaves its neighbours alone; negative zero and NaN bits survive.
             let new: Vec<f32> = (0..width)
                 .map(|c| match c % 3 {
                     0 => -0.0,
@@ -174,40 +353,63 @@ mod tests {
                 .collect();
             m.write(1, &new);
             m.read(1, &mut row);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&row), bits(&new));
             let all = m.to_vec();
-            assert_eq!(
-                all[..width],
-                (0..width).map(|c| c as f32 - 0.5).collect::<Vec<_>>()[..]
-            );
-            assert_eq!(
-                all[2 * width..],
-                (0..width)
-                    .map(|c| (2000 + c) as f32 - 0.5)
-                    .collect::<Vec<_>>()[..]
-            );
+            let first: Vec<f32> = (0..width).map(|c| c as f32 - 0.5).collect();
+            let last: Vec<f32> = (0..width).map(|c| (2000 + c) as f32 - 0.5).collect();
+            assert_eq!(all[..width], first[..]);
+            assert_eq!(all[2 * width..], last[..]);
             m.prefetch(2);
         }
     }
 
-    /// Threads updating disjoint rows of one matrix through copies lose nothing; threads
-    /// hammering the same row only ever see floats some thread wrote (no torn values).
+    /// The portable and AVX paths give the same bits as the in-place kernels of `simd`.
+    #[test]
+    fn updates_equal_the_in_place_kernels() {
+        for width in [1usize, 3, 4, 7, 8, 12, 16, 17, 100, 101] {
+            let start = |r: usize, c: usize| ((r * 31 + c) as f32 * 0.37).sin();
+            let x: Vec<f32> = (0..width).map(|c| (c as f32 * 0.11).cos()).collect();
+            let mut want = (0..width).map(|c| start(1, c)).collect::<Vec<_>>();
+            crate::simd::axpy_portable(0.3, &x, &mut want);
+            let m = HogwildRows::from_fn(2, width, start);
+            m.axpy(1, 0.3, &x);
+            let mut got = vec![0f32; width];
+            m.read(1, &mut got);
+            assert_eq!(bits(&got), bits(&want), "portable, width {width}");
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::has_avx2() {
+                let mut want = (0..width).map(|c| start(1, c)).collect::<Vec<_>>();
+                // SAFETY (all calls): AVX2 and FMA were detected just above.
+                unsafe { crate::simd::avx2::axpy(0.3, &x, &mut want) };
+                let m = HogwildRows::from_fn(2, width, start);
+                unsafe { avx::axpy(&m, 1, 0.3, &x) };
+                let mut got = vec![0f32; width];
+                unsafe { avx::read(&m, 1, &mut got) };
+                assert_eq!(bits(&got), bits(&want), "avx, width {width}");
+                // The padding stayed zero, so reading through either path agrees.
+                let mut portable = vec![0f32; width];
+                m.read(1, &mut portable);
+                assert_eq!(bits(&portable), bits(&got));
+                unsafe { avx::write(&m, 0, &x) };
+                m.read(0, &mut got);
+                assert_eq!(bits(&got), bits(&x), "avx write, width {width}");
+            }
+        }
+    }
+
+    /// Threads updating disjoint rows of one matrix lose nothing; threads hammering the same
+    /// row only ever see floats some thread wrote (no torn values).
     #[test]
     fn concurrent_updates() {
         let width = 7;
         let m = HogwildRows::from_fn(4, width, |_, _| 0.0);
+        let ones = vec![1f32; width];
         std::thread::scope(|s| {
             for t in 0..4usize {
-                let m = &m;
+                let (m, ones) = (&m, &ones);
                 s.spawn(move || {
-                    let mut buf = vec![0f32; width];
                     for _ in 0..1000 {
-                        m.read(t, &mut buf);
-                        for x in &mut buf {
-                            *x += 1.0;
-                        }
-                        m.write(t, &buf);
+                        m.axpy(t, 1.0, ones);
                     }
                 });
             }

@@ -251,17 +251,15 @@ type CbowFn = unsafe fn(
 ) -> f64;
 
 macro_rules! kernels {
-    ($modname:ident, $dot:path, $axpy:path $(, #[$attr:meta])*) => {
+    ($modname:ident, $dot:path, $axpy:path, $read:path, $axpy_shared:path $(, #[$attr:meta])*) => {
         pub mod $modname {
             use super::*;
 
             /// Batched skip-gram update of k context rows of `syn0` against T output rows of
             /// `out` (see the module docs: S = X Uᵀ, G = α(Y - σ(S)), ΔX = G U, ΔU = Gᵀ X).
             /// With `hs`, pairs whose score is outside ±MAX_EXP are skipped, as word2vec C does.
-            ///
-            /// X and U are copied out of the shared matrices first; each row is then read
-            /// again just before its update and written back (see [`HogwildRows`]), so a word
-            /// that occurs twice in the window gets both updates, as in place.
+            /// X and U are copied out of the shared rows first; the updates are added into the
+            /// shared rows one at a time, so a word twice in the window gets both.
             ///
             /// # Safety
             /// The CPU must have the target features the kernel is compiled for. Ids must be
@@ -284,12 +282,11 @@ macro_rules! kernels {
                 s.xbuf.resize(k * dim, 0.0);
                 s.ubuf.resize(t * dim, 0.0);
                 s.g.resize(k * t, 0.0);
-                s.row.resize(dim, 0.0);
                 for (i, &c) in ctx.iter().enumerate() {
-                    syn0.read(c as usize, &mut s.xbuf[i * dim..(i + 1) * dim]);
+                    $read(syn0, c as usize, &mut s.xbuf[i * dim..(i + 1) * dim]);
                 }
                 for (j, &u) in tgt.iter().enumerate() {
-                    out.read(u as usize, &mut s.ubuf[j * dim..(j + 1) * dim]);
+                    $read(out, u as usize, &mut s.ubuf[j * dim..(j + 1) * dim]);
                 }
                 let mut loss = 0.0f64;
                 for i in 0..k {
@@ -311,31 +308,21 @@ macro_rules! kernels {
                 }
                 // ΔX = G U with the old U.
                 for i in 0..k {
-                    let gi = &s.g[i * t..(i + 1) * t];
-                    if gi.iter().all(|&g| g == 0.0) {
-                        continue;
-                    }
-                    syn0.read(ctx[i] as usize, &mut s.row);
-                    for (j, &g) in gi.iter().enumerate() {
+                    for j in 0..t {
+                        let g = s.g[i * t + j];
                         if g != 0.0 {
-                            $axpy(g, &s.ubuf[j * dim..(j + 1) * dim], &mut s.row);
+                            $axpy_shared(syn0, ctx[i] as usize, g, &s.ubuf[j * dim..(j + 1) * dim]);
                         }
                     }
-                    syn0.write(ctx[i] as usize, &s.row);
                 }
                 // ΔU = Gᵀ X with the old X.
                 for j in 0..t {
-                    if (0..k).all(|i| s.g[i * t + j] == 0.0) {
-                        continue;
-                    }
-                    out.read(tgt[j] as usize, &mut s.row);
                     for i in 0..k {
                         let g = s.g[i * t + j];
                         if g != 0.0 {
-                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], &mut s.row);
+                            $axpy_shared(out, tgt[j] as usize, g, &s.xbuf[i * dim..(i + 1) * dim]);
                         }
                     }
-                    out.write(tgt[j] as usize, &s.row);
                 }
                 loss
             }
@@ -343,7 +330,6 @@ macro_rules! kernels {
             /// CBOW update (word2vec C with `cbow_mean`): h = mean of the context rows,
             /// e = Σ_t g_t u_t over the Huffman nodes and the negatives, u_t += g_t h, and every
             /// context row += e (dL/dx_c = dL/dh / k, but C applies e unscaled; we follow C).
-            /// Every row is copied in, updated and written back (see [`HogwildRows`]).
             ///
             /// # Safety
             /// As for `sg`.
@@ -369,7 +355,7 @@ macro_rules! kernels {
                 s.neu1e.clear();
                 s.neu1e.resize(dim, 0.0);
                 for &c in ctx {
-                    syn0.read(c as usize, &mut s.row);
+                    $read(syn0, c as usize, &mut s.row);
                     $axpy(1.0, &s.row, &mut s.neu1);
                 }
                 let inv = 1.0 / ctx.len() as f32;
@@ -378,7 +364,7 @@ macro_rules! kernels {
                 }
                 let mut loss = 0.0f64;
                 for (&p, &code) in points.iter().zip(codes) {
-                    syn1.read(p as usize, &mut s.row);
+                    $read(syn1, p as usize, &mut s.row);
                     let f = $dot(&s.neu1, &s.row);
                     let label = 1.0 - code as f32;
                     loss += tab.loss(f, label) as f64;
@@ -387,22 +373,18 @@ macro_rules! kernels {
                     }
                     let g = (label - tab.sigmoid(f)) * alpha;
                     $axpy(g, &s.row, &mut s.neu1e);
-                    $axpy(g, &s.neu1, &mut s.row);
-                    syn1.write(p as usize, &s.row);
+                    $axpy_shared(syn1, p as usize, g, &s.neu1);
                 }
                 for (&t, &l) in tgt.iter().zip(lab) {
-                    syn1neg.read(t as usize, &mut s.row);
+                    $read(syn1neg, t as usize, &mut s.row);
                     let f = $dot(&s.neu1, &s.row);
                     loss += tab.loss(f, l) as f64;
                     let g = tab.neg_coef(f, l) * alpha;
                     $axpy(g, &s.row, &mut s.neu1e);
-                    $axpy(g, &s.neu1, &mut s.row);
-                    syn1neg.write(t as usize, &s.row);
+                    $axpy_shared(syn1neg, t as usize, g, &s.neu1);
                 }
                 for &c in ctx {
-                    syn0.read(c as usize, &mut s.row);
-                    $axpy(1.0, &s.neu1e, &mut s.row);
-                    syn0.write(c as usize, &s.row);
+                    $axpy_shared(syn0, c as usize, 1.0, &s.neu1e);
                 }
                 loss
             }
@@ -413,10 +395,19 @@ macro_rules! kernels {
 kernels!(
     portable,
     crate::simd::dot_portable,
-    crate::simd::axpy_portable
+    crate::simd::axpy_portable,
+    HogwildRows::read,
+    HogwildRows::axpy
 );
 #[cfg(target_arch = "x86_64")]
-kernels!(avx2k, crate::simd::avx2::dot, crate::simd::avx2::axpy, #[target_feature(enable = "avx2,fma")]);
+kernels!(
+    avx2k,
+    crate::simd::avx2::dot,
+    crate::simd::avx2::axpy,
+    crate::hogwild::avx::read,
+    crate::hogwild::avx::axpy,
+    #[target_feature(enable = "avx2,fma")]
+);
 
 fn pick_kernels() -> (SgFn, CbowFn) {
     #[cfg(target_arch = "x86_64")]
