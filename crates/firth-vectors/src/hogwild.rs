@@ -151,6 +151,17 @@ impl HogwildRows {
         }
     }
 
+    /// `out[..width]` += row `row` (portable path).
+    #[inline(always)]
+    pub fn add_into(&self, row: usize, out: &mut [f32]) {
+        let out = &mut out[..self.width];
+        for (q, o) in self.row(row).iter().zip(out.chunks_mut(4)) {
+            for (y, x) in o.iter_mut().zip(q.load()) {
+                *y += x;
+            }
+        }
+    }
+
     /// Copies `src[..width]` over row `row` (portable path).
     #[inline(always)]
     pub fn write(&self, row: usize, src: &[f32]) {
@@ -259,14 +270,52 @@ pub mod avx {
         let quads = m.row(row);
         let full = m.width / 4;
         let po = out.as_mut_ptr();
-        for (i, q) in quads[..full].iter().enumerate() {
-            // SAFETY: 4i + 4 <= 4·full <= width = out.len().
-            _mm_storeu_ps(po.add(4 * i), load(q));
+        // Two blocks per step, stored to the copy as one 8-float vector.
+        let pairs = full / 2;
+        for (i, q) in quads[..2 * pairs].chunks_exact(2).enumerate() {
+            // SAFETY: 8i + 8 <= 4·full <= width = out.len().
+            _mm256_storeu_ps(po.add(8 * i), _mm256_set_m128(load(&q[1]), load(&q[0])));
+        }
+        if full % 2 == 1 {
+            // SAFETY: 4·full <= width.
+            _mm_storeu_ps(po.add(4 * (full - 1)), load(&quads[full - 1]));
         }
         if full < m.quads_per_row {
             let mut v = [0f32; 4];
             _mm_storeu_ps(v.as_mut_ptr(), load(&quads[full]));
             out[4 * full..].copy_from_slice(&v[..m.width - 4 * full]);
+        }
+    }
+
+    /// [`HogwildRows::add_into`] with atomic 16-byte loads.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn add_into(m: &HogwildRows, row: usize, out: &mut [f32]) {
+        let out = &mut out[..m.width];
+        let quads = m.row(row);
+        let full = m.width / 4;
+        let po = out.as_mut_ptr();
+        let pairs = full / 2;
+        for (i, q) in quads[..2 * pairs].chunks_exact(2).enumerate() {
+            // SAFETY: 8i + 8 <= 4·full <= width = out.len().
+            let p = po.add(8 * i);
+            let v = _mm256_set_m128(load(&q[1]), load(&q[0]));
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), v));
+        }
+        if full % 2 == 1 {
+            // SAFETY: 4·full <= width.
+            let p = po.add(4 * (full - 1));
+            _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), load(&quads[full - 1])));
+        }
+        if full < m.quads_per_row {
+            let mut v = [0f32; 4];
+            _mm_storeu_ps(v.as_mut_ptr(), load(&quads[full]));
+            for (y, x) in out[4 * full..].iter_mut().zip(v) {
+                *y += x;
+            }
         }
     }
 
@@ -281,9 +330,16 @@ pub mod avx {
         let quads = m.row(row);
         let full = m.width / 4;
         let ps = src.as_ptr();
-        for (i, q) in quads[..full].iter().enumerate() {
-            // SAFETY: 4i + 4 <= width = src.len().
-            store(q, _mm_loadu_ps(ps.add(4 * i)));
+        let pairs = full / 2;
+        for (i, q) in quads[..2 * pairs].chunks_exact(2).enumerate() {
+            // SAFETY: 8i + 8 <= 4·full <= width = src.len().
+            let v = _mm256_loadu_ps(ps.add(8 * i));
+            store(&q[0], _mm256_castps256_ps128(v));
+            store(&q[1], _mm256_extractf128_ps::<1>(v));
+        }
+        if full % 2 == 1 {
+            // SAFETY: 4·full <= width.
+            store(&quads[full - 1], _mm_loadu_ps(ps.add(4 * (full - 1))));
         }
         if full < m.quads_per_row {
             let mut v = [0f32; 4];
@@ -321,7 +377,10 @@ pub mod avx {
             v[..m.width - 4 * full].copy_from_slice(&x[4 * full..]);
             let q = &quads[full];
             // The padding stays 0: 0 + a·0.
-            store(q, _mm_add_ps(load(q), _mm_mul_ps(va, _mm_loadu_ps(v.as_ptr()))));
+            store(
+                q,
+                _mm_add_ps(load(q), _mm_mul_ps(va, _mm_loadu_ps(v.as_ptr()))),
+            );
         }
     }
 }
@@ -390,6 +449,11 @@ mod tests {
                 let mut portable = vec![0f32; width];
                 m.read(1, &mut portable);
                 assert_eq!(bits(&portable), bits(&got));
+                let mut sum = x.clone();
+                let mut want_sum = x.clone();
+                unsafe { avx::add_into(&m, 1, &mut sum) };
+                m.add_into(1, &mut want_sum);
+                assert_eq!(bits(&sum), bits(&want_sum), "avx add_into, width {width}");
                 unsafe { avx::write(&m, 0, &x) };
                 m.read(0, &mut got);
                 assert_eq!(bits(&got), bits(&x), "avx write, width {width}");

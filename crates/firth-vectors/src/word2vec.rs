@@ -251,15 +251,14 @@ type CbowFn = unsafe fn(
 ) -> f64;
 
 macro_rules! kernels {
-    ($modname:ident, $dot:path, $axpy:path, $read:path, $axpy_shared:path $(, #[$attr:meta])*) => {
+    ($modname:ident, $dot:path, $axpy:path, $read:path, $write:path, $add_into:path, $axpy_shared:path $(, #[$attr:meta])*) => {
         pub mod $modname {
             use super::*;
 
             /// Batched skip-gram update of k context rows of `syn0` against T output rows of
             /// `out` (see the module docs: S = X Uᵀ, G = α(Y - σ(S)), ΔX = G U, ΔU = Gᵀ X).
             /// With `hs`, pairs whose score is outside ±MAX_EXP are skipped, as word2vec C does.
-            /// X and U are copied out of the shared rows first; the updates are added into the
-            /// shared rows one at a time, so a word twice in the window gets both.
+            /// X and U are copied out of the shared rows first (see [`HogwildRows`]).
             ///
             /// # Safety
             /// The CPU must have the target features the kernel is compiled for. Ids must be
@@ -282,6 +281,12 @@ macro_rules! kernels {
                 s.xbuf.resize(k * dim, 0.0);
                 s.ubuf.resize(t * dim, 0.0);
                 s.g.resize(k * t, 0.0);
+                s.row.resize(dim, 0.0);
+                // Start fetching every row before copying the first, so their cache misses
+                // overlap.
+                for &u in tgt {
+                    out.prefetch(u as usize);
+                }
                 for (i, &c) in ctx.iter().enumerate() {
                     $read(syn0, c as usize, &mut s.xbuf[i * dim..(i + 1) * dim]);
                 }
@@ -306,23 +311,43 @@ macro_rules! kernels {
                         s.g[i * t + j] = g * alpha;
                     }
                 }
-                // ΔX = G U with the old U.
+                // ΔX = G U with the old U, then ΔU = Gᵀ X with the old X. Each row's update is
+                // summed on a copy of the row (the one taken above, or a fresh one where the
+                // word came earlier in the list and its row has changed since) and written
+                // back once: the same operations, in the same order, as updating it in place.
                 for i in 0..k {
-                    for j in 0..t {
-                        let g = s.g[i * t + j];
+                    let gi = &s.g[i * t..(i + 1) * t];
+                    if gi.iter().all(|&g| g == 0.0) {
+                        continue;
+                    }
+                    if ctx[..i].contains(&ctx[i]) {
+                        $read(syn0, ctx[i] as usize, &mut s.row);
+                    } else {
+                        s.row.copy_from_slice(&s.xbuf[i * dim..(i + 1) * dim]);
+                    }
+                    for (j, &g) in gi.iter().enumerate() {
                         if g != 0.0 {
-                            $axpy_shared(syn0, ctx[i] as usize, g, &s.ubuf[j * dim..(j + 1) * dim]);
+                            $axpy(g, &s.ubuf[j * dim..(j + 1) * dim], &mut s.row);
                         }
                     }
+                    $write(syn0, ctx[i] as usize, &s.row);
                 }
-                // ΔU = Gᵀ X with the old X.
                 for j in 0..t {
+                    if (0..k).all(|i| s.g[i * t + j] == 0.0) {
+                        continue;
+                    }
+                    if tgt[..j].contains(&tgt[j]) {
+                        $read(out, tgt[j] as usize, &mut s.row);
+                    } else {
+                        s.row.copy_from_slice(&s.ubuf[j * dim..(j + 1) * dim]);
+                    }
                     for i in 0..k {
                         let g = s.g[i * t + j];
                         if g != 0.0 {
-                            $axpy_shared(out, tgt[j] as usize, g, &s.xbuf[i * dim..(i + 1) * dim]);
+                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], &mut s.row);
                         }
                     }
+                    $write(out, tgt[j] as usize, &s.row);
                 }
                 loss
             }
@@ -354,9 +379,16 @@ macro_rules! kernels {
                 s.neu1.resize(dim, 0.0);
                 s.neu1e.clear();
                 s.neu1e.resize(dim, 0.0);
+                // Start fetching the output rows now, so their cache misses overlap.
+                for &p in points {
+                    syn1.prefetch(p as usize);
+                }
+                for &u in tgt {
+                    syn1neg.prefetch(u as usize);
+                }
+                // h += x_c: the same sums as axpy with a = 1 (a fused 1·x + h rounds once too).
                 for &c in ctx {
-                    $read(syn0, c as usize, &mut s.row);
-                    $axpy(1.0, &s.row, &mut s.neu1);
+                    $add_into(syn0, c as usize, &mut s.neu1);
                 }
                 let inv = 1.0 / ctx.len() as f32;
                 for h in s.neu1.iter_mut() {
@@ -373,7 +405,8 @@ macro_rules! kernels {
                     }
                     let g = (label - tab.sigmoid(f)) * alpha;
                     $axpy(g, &s.row, &mut s.neu1e);
-                    $axpy_shared(syn1, p as usize, g, &s.neu1);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    $write(syn1, p as usize, &s.row);
                 }
                 for (&t, &l) in tgt.iter().zip(lab) {
                     $read(syn1neg, t as usize, &mut s.row);
@@ -381,7 +414,8 @@ macro_rules! kernels {
                     loss += tab.loss(f, l) as f64;
                     let g = tab.neg_coef(f, l) * alpha;
                     $axpy(g, &s.row, &mut s.neu1e);
-                    $axpy_shared(syn1neg, t as usize, g, &s.neu1);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    $write(syn1neg, t as usize, &s.row);
                 }
                 for &c in ctx {
                     $axpy_shared(syn0, c as usize, 1.0, &s.neu1e);
@@ -397,6 +431,8 @@ kernels!(
     crate::simd::dot_portable,
     crate::simd::axpy_portable,
     HogwildRows::read,
+    HogwildRows::write,
+    HogwildRows::add_into,
     HogwildRows::axpy
 );
 #[cfg(target_arch = "x86_64")]
@@ -405,6 +441,8 @@ kernels!(
     crate::simd::avx2::dot,
     crate::simd::avx2::axpy,
     crate::hogwild::avx::read,
+    crate::hogwild::avx::write,
+    crate::hogwild::avx::add_into,
     crate::hogwild::avx::axpy,
     #[target_feature(enable = "avx2,fma")]
 );
