@@ -558,8 +558,10 @@ macro_rules! glove_kernel {
             let width = w.width();
             let dim = width - 1;
             let mut cost = 0.0f64;
-            let (mut w1, mut w2) = (vec![0f32; width], vec![0f32; width]);
-            let (mut g1, mut g2) = (vec![0f32; width], vec![0f32; width]);
+            // Padded copies: whole blocks move, no tail to split.
+            let padded = w.padded_width();
+            let (mut w1, mut w2) = (vec![0f32; padded], vec![0f32; padded]);
+            let (mut g1, mut g2) = (vec![0f32; padded], vec![0f32; padded]);
             let mut u1 = vec![0f32; dim];
             let mut u2 = vec![0f32; dim];
             for (n, c) in recs.iter().enumerate() {

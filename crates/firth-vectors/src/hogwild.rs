@@ -135,10 +135,29 @@ impl HogwildRows {
         &self.quads[row * self.quads_per_row..(row + 1) * self.quads_per_row]
     }
 
-    /// Copies row `row` into `out[..width]` (portable path).
+    /// Floats in a row including the zero padding up to a whole block: buffers this long take
+    /// the fast path of [`Self::read`] and [`Self::write`].
+    pub fn padded_width(&self) -> usize {
+        4 * self.quads_per_row
+    }
+
+    /// How much of a caller's buffer of `len` floats a copy covers: the padded row when the
+    /// buffer holds it (whole blocks, no tail to split), else exactly the row.
+    #[inline(always)]
+    fn copy_len(&self, len: usize) -> usize {
+        if len >= self.padded_width() {
+            self.padded_width()
+        } else {
+            self.width
+        }
+    }
+
+    /// Copies row `row` into `out[..width]`, or into `out[..padded_width]` when `out` is that
+    /// long (portable path).
     #[inline(always)]
     pub fn read(&self, row: usize, out: &mut [f32]) {
-        let out = &mut out[..self.width];
+        let n = self.copy_len(out.len());
+        let out = &mut out[..n];
         let mut chunks = out.chunks_exact_mut(4);
         let quads = self.row(row);
         for (o, q) in (&mut chunks).zip(quads) {
@@ -162,10 +181,11 @@ impl HogwildRows {
         }
     }
 
-    /// Copies `src[..width]` over row `row` (portable path).
+    /// Copies `src[..width]` over row `row`, or `src[..padded_width]` when `src` is that long
+    /// (its padding should be the zeros a padded [`Self::read`] gave; portable path).
     #[inline(always)]
     pub fn write(&self, row: usize, src: &[f32]) {
-        let src = &src[..self.width];
+        let src = &src[..self.copy_len(src.len())];
         let mut chunks = src.chunks_exact(4);
         let quads = self.row(row);
         for (s, q) in (&mut chunks).zip(quads) {
@@ -266,9 +286,10 @@ pub mod avx {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn read(m: &HogwildRows, row: usize, out: &mut [f32]) {
-        let out = &mut out[..m.width];
+        let n = m.copy_len(out.len());
+        let out = &mut out[..n];
         let quads = m.row(row);
-        let full = m.width / 4;
+        let full = out.len() / 4;
         let po = out.as_mut_ptr();
         // Two blocks per step, stored to the copy as one 8-float vector.
         let pairs = full / 2;
@@ -283,7 +304,9 @@ pub mod avx {
         if full < m.quads_per_row {
             let mut v = [0f32; 4];
             _mm_storeu_ps(v.as_mut_ptr(), load(&quads[full]));
-            out[4 * full..].copy_from_slice(&v[..m.width - 4 * full]);
+            for (o, x) in out[4 * full..].iter_mut().zip(v) {
+                *o = x;
+            }
         }
     }
 
@@ -326,9 +349,9 @@ pub mod avx {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn write(m: &HogwildRows, row: usize, src: &[f32]) {
-        let src = &src[..m.width];
+        let src = &src[..m.copy_len(src.len())];
         let quads = m.row(row);
-        let full = m.width / 4;
+        let full = src.len() / 4;
         let ps = src.as_ptr();
         let pairs = full / 2;
         for (i, q) in quads[..2 * pairs].chunks_exact(2).enumerate() {
@@ -343,7 +366,9 @@ pub mod avx {
         }
         if full < m.quads_per_row {
             let mut v = [0f32; 4];
-            v[..m.width - 4 * full].copy_from_slice(&src[4 * full..]);
+            for (x, s) in v.iter_mut().zip(&src[4 * full..]) {
+                *x = *s;
+            }
             store(&quads[full], _mm_loadu_ps(v.as_ptr()));
         }
     }
@@ -419,6 +444,24 @@ mod tests {
             assert_eq!(all[..width], first[..]);
             assert_eq!(all[2 * width..], last[..]);
             m.prefetch(2);
+            // A padded buffer copies whole blocks; the padding reads as zero.
+            let mut padded = vec![7f32; m.padded_width()];
+            m.read(2, &mut padded);
+            assert_eq!(padded[..width], last[..]);
+            assert!(padded[width..].iter().all(|&x| x == 0.0));
+            padded[0] = -1.0;
+            m.write(2, &padded);
+            assert_eq!(m.to_vec()[2 * width], -1.0);
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::has_avx2() {
+                let mut fast = vec![7f32; m.padded_width()];
+                // SAFETY: AVX2 and FMA were detected just above.
+                unsafe { avx::read(&m, 2, &mut fast) };
+                assert_eq!(bits(&fast), bits(&padded));
+                fast[0] = -2.0;
+                unsafe { avx::write(&m, 2, &fast) };
+                assert_eq!(m.to_vec()[2 * width], -2.0);
+            }
         }
     }
 
