@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Four floats, 16-byte aligned so the AVX path can move them in one atomic access.
 #[repr(C, align(16))]
-pub struct Quad([AtomicU64; 2]);
+struct Quad([AtomicU64; 2]);
 
 impl Quad {
     fn new(v: [f32; 4]) -> Self {
