@@ -92,9 +92,13 @@ impl LmConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("--dropout {} must be in [0, 1)", self.dropout));
         }
-        if self.tied && self.arch != Arch::Window && self.emb != self.hidden {
+        // The output layer reads the top hidden state (width --hidden, for every arch, the
+        // window model's tanh layer included), so it can share the (V, emb) table only when
+        // the widths agree; anything else would silently train untied.
+        if self.tied && self.emb != self.hidden {
             return Err(format!(
-                "tied embeddings need --emb equal to --hidden (got {} and {})",
+                "--tied needs --emb equal to --hidden (got {} and {}): the output layer \
+                 shares the embedding table; set both to one size or drop --tied",
                 self.emb, self.hidden
             ));
         }
@@ -238,7 +242,8 @@ impl<T: Gemm> LanguageModel<T> {
                 c.hidden
             }
         };
-        let tied = c.tied && top == c.emb;
+        debug_assert!(!c.tied || top == c.emb, "validate() checks tied widths");
+        let tied = c.tied;
         let out_w = (!tied).then(|| Param::uniform("out.weight", &[c.vocab, top], r, rng));
         let out_b = Param::uniform("out.bias", &[c.vocab], r, rng);
         let stages = if c.arch == Arch::Window {

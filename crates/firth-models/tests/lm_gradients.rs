@@ -128,3 +128,45 @@ fn window_context_includes_the_current_token() {
     assert_eq!(a[2 * v..], b[2 * v..], "position 2 sees only token 3");
     assert_ne!(a[v..2 * v], b[v..2 * v], "position 1 sees token 2 or 5");
 }
+
+/// `--tied` with an embedding narrower than the hidden layer used to train the window model
+/// untied while its saved config said tied; now every architecture refuses it, and a tied model
+/// really has no output matrix of its own.
+#[test]
+fn tied_needs_emb_equal_to_hidden_for_every_arch() {
+    for arch in [Arch::Window, Arch::Rnn, Arch::Lstm, Arch::Gru] {
+        let cfg = LmConfig {
+            tied: true,
+            ..config(arch)
+        };
+        let err = LanguageModel::<f64>::new(cfg, &mut Rng::new(1))
+            .err()
+            .unwrap_or_else(|| panic!("{arch:?}: emb 4 != hidden 5 must be refused"));
+        assert!(
+            err.contains("--tied needs --emb equal to --hidden (got 4 and 5)"),
+            "{arch:?}: {err}"
+        );
+        let tied = LanguageModel::<f64>::new(
+            LmConfig {
+                tied: true,
+                emb: 5,
+                ..config(arch)
+            },
+            &mut Rng::new(1),
+        )
+        .unwrap();
+        let untied = LanguageModel::<f64>::new(
+            LmConfig {
+                emb: 5,
+                ..config(arch)
+            },
+            &mut Rng::new(1),
+        )
+        .unwrap();
+        let names = |m: &LanguageModel<f64>| -> Vec<String> {
+            m.params().iter().map(|p| p.name.clone()).collect()
+        };
+        assert!(!names(&tied).iter().any(|n| n == "out.weight"), "{arch:?}");
+        assert!(names(&untied).iter().any(|n| n == "out.weight"), "{arch:?}");
+    }
+}

@@ -258,12 +258,73 @@ mod avx512 {
 mod tests {
     use super::*;
 
+    /// Packing runs on every CPU: panel q, row p, column c holds B[p][64q + c], zero past n,
+    /// whether B comes as itself or as its stored transpose.
+    #[test]
+    fn packed_layout() {
+        let (k, n) = (3, 70);
+        let b: Vec<f32> = (0..k * n).map(|i| i as f32 + 1.0).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let (mut packed, mut packed_t) = (Vec::new(), Vec::new());
+        pack(&b, k, n, false, &mut packed);
+        pack(&bt, k, n, true, &mut packed_t);
+        assert_eq!(packed.len(), 2 * k * PANEL);
+        assert_eq!(packed, packed_t);
+        for q in 0..2 {
+            for p in 0..k {
+                for c in 0..PANEL {
+                    let j = q * PANEL + c;
+                    let want = if j < n { b[p * n + j] } else { 0.0 };
+                    assert_eq!(
+                        packed[(q * k + p) * PANEL + c],
+                        want,
+                        "panel {q} row {p} col {c}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Without the kernel (or when B serves too few products, or A has too many rows) the
+    /// caller is told to use the general GEMM.
+    #[test]
+    fn packs_only_when_it_pays() {
+        let b = vec![1.0f32; 8 * 8];
+        let mut packed = Vec::new();
+        assert!(!pack_if_it_pays(
+            &b,
+            8,
+            8,
+            false,
+            MAX_ROWS + 1,
+            MIN_USES,
+            &mut packed
+        ));
+        assert!(!pack_if_it_pays(
+            &b,
+            8,
+            8,
+            false,
+            4,
+            MIN_USES - 1,
+            &mut packed
+        ));
+        assert_eq!(
+            pack_if_it_pays(&b, 8, 8, false, 4, MIN_USES, &mut packed),
+            available()
+        );
+    }
+
     /// Where this CPU has AVX-512, the kernel gives the plain product (in f64) for row counts up to
     /// MAX_ROWS and column counts around the panel and vector widths, replacing and
-    /// accumulating, with B packed from itself and from its transpose.
+    /// accumulating, with B packed from itself and from its transpose. Elsewhere it says so.
     #[test]
     fn equals_the_plain_product() {
         if !available() {
+            eprintln!(
+                "few_rows::equals_the_plain_product skipped: no AVX-512 on this CPU \
+                 (packing and the fallback decision are still tested)"
+            );
             return;
         }
         for &(m, n, k) in &[

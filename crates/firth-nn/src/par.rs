@@ -30,6 +30,31 @@ pub fn threads() -> usize {
     }
 }
 
+/// Sizes the global thread pool that the matrix products and data-parallel training use.
+///
+/// Rayon builds its global pool once per process, so only the first request takes effect
+/// (as does the default size, if anything ran on the pool first). Asking again for the size
+/// the pool already has is fine; asking for a different one is an error, instead of silently
+/// running on the old size.
+pub fn set_global_threads(threads: usize) -> anyhow::Result<()> {
+    if threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    // `current_num_threads` outside any pool reports the global pool's size.
+    let size = rayon::current_num_threads();
+    if built.is_err() && size != threads {
+        anyhow::bail!(
+            "--threads {threads}: this process already runs its thread pool with {size} \
+             threads, and a pool can only be sized once per process; run the second job \
+             as a separate command, or give it --threads {size}"
+        );
+    }
+    Ok(())
+}
+
 /// Below this many elements the work stays on the calling thread.
 pub const MIN_PARALLEL: usize = 1 << 16;
 

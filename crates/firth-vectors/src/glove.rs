@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::hogwild::HogwildRows;
 use crate::tokens::{file_len, CountedVocab, Tok, TokenStream};
 use crate::word2vec::Lcg;
 use crate::VecError;
@@ -543,52 +544,45 @@ impl Shuffler {
     }
 }
 
-/// Parameters shared by the Hogwild threads: each row is [w (dim), b] with its AdaGrad sums.
-struct Params {
-    w: *mut f32,
-    g: *mut f32,
-}
-// SAFETY: Hogwild: threads update rows without locks; races only lose or mix individual float
-// updates, and all indices stay inside the allocations, which outlive the (scoped) threads.
-unsafe impl Sync for Params {}
-unsafe impl Send for Params {}
-
 macro_rules! glove_kernel {
-    ($name:ident, $dot:path $(, #[$attr:meta])*) => {
-        /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d².
+    ($name:ident, $dot:path, $read:path, $write:path $(, #[$attr:meta])*) => {
+        /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d². `w` holds the 2V rows
+        /// [w (dim), b] (words, then contexts), `g` their AdaGrad sums; each record copies its
+        /// two rows of each in, updates the copies and writes them back (see [`HogwildRows`]).
         ///
         /// # Safety
-        /// Word ids must be < V; `w` and `g` hold 2V rows of `stride` floats.
+        /// The CPU must have the target features the kernel is compiled for. Word ids must be
+        /// < V (an invalid one panics).
         $(#[$attr])*
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(recs: &[Crec], w: *mut f32, g: *mut f32, v: usize, dim: usize, stride: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
+        unsafe fn $name(recs: &[Crec], w: &HogwildRows, g: &HogwildRows, v: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
+            let width = w.width();
+            let dim = width - 1;
             let mut cost = 0.0f64;
+            // Padded copies: whole blocks move, no tail to split.
+            let padded = w.padded_width();
+            let (mut w1, mut w2) = (vec![0f32; padded], vec![0f32; padded]);
+            let (mut g1, mut g2) = (vec![0f32; padded], vec![0f32; padded]);
             let mut u1 = vec![0f32; dim];
             let mut u2 = vec![0f32; dim];
             for (n, c) in recs.iter().enumerate() {
-                #[cfg(target_arch = "x86_64")]
                 if let Some(nc) = recs.get(n + 4) {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    for p in [w.add(nc.w1 as usize * stride), w.add((nc.w2 as usize + v) * stride), g.add(nc.w1 as usize * stride), g.add((nc.w2 as usize + v) * stride)] {
-                        let mut o = 0;
-                        while o < stride {
-                            _mm_prefetch(p.add(o) as *const i8, _MM_HINT_T0);
-                            o += 16;
-                        }
+                    for m in [w, g] {
+                        m.prefetch(nc.w1 as usize);
+                        m.prefetch(nc.w2 as usize + v);
                     }
                 }
-                let l1 = c.w1 as usize * stride;
-                let l2 = (c.w2 as usize + v) * stride;
-                let w1 = std::slice::from_raw_parts_mut(w.add(l1), stride);
-                let w2 = std::slice::from_raw_parts_mut(w.add(l2), stride);
-                let g1 = std::slice::from_raw_parts_mut(g.add(l1), stride);
-                let g2 = std::slice::from_raw_parts_mut(g.add(l2), stride);
+                // The word's row and the context's row: never the same row (the second is >= V).
+                let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
+                $read(w, r1, &mut w1);
+                $read(w, r2, &mut w2);
                 let diff = $dot(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
                 let fx = if c.x > x_max { 1.0 } else { (c.x / x_max).powf(alpha) };
                 let fdiff = fx * diff;
                 if !fdiff.is_finite() {
                     continue;
                 }
+                $read(g, r1, &mut g1);
+                $read(g, r2, &mut g2);
                 cost += 0.5 * (fdiff * diff) as f64;
                 // As glove.c: the vector gradients are clipped, then scaled by η; the bias
                 // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
@@ -608,17 +602,32 @@ macro_rules! glove_kernel {
                 w2[dim] -= fdiff / g2[dim].sqrt();
                 g1[dim] += fdiff * fdiff;
                 g2[dim] += fdiff * fdiff;
+                $write(w, r1, &w1);
+                $write(w, r2, &w2);
+                $write(g, r1, &g1);
+                $write(g, r2, &g2);
             }
             cost
         }
     };
 }
 
-glove_kernel!(epoch_portable, crate::simd::dot_portable);
+glove_kernel!(
+    epoch_portable,
+    crate::simd::dot_portable,
+    HogwildRows::read,
+    HogwildRows::write
+);
 #[cfg(target_arch = "x86_64")]
-glove_kernel!(epoch_avx2, crate::simd::avx2::dot, #[target_feature(enable = "avx2,fma")]);
+glove_kernel!(
+    epoch_avx2,
+    crate::simd::avx2::dot,
+    crate::hogwild::avx::read,
+    crate::hogwild::avx::write,
+    #[target_feature(enable = "avx2,fma")]
+);
 
-type EpochFn = unsafe fn(&[Crec], *mut f32, *mut f32, usize, usize, usize, f32, f32, f32) -> f64;
+type EpochFn = unsafe fn(&[Crec], &HogwildRows, &HogwildRows, usize, f32, f32, f32) -> f64;
 
 /// Records the shuffle may hold in memory: 40% of the budget (the co-occurrence counting uses
 /// the other 60%), at least 1024.
@@ -671,16 +680,12 @@ pub fn train(
     let t = Instant::now();
     let v = vocab.len();
     let dim = cfg.dim;
-    let stride = (dim + 1).div_ceil(8) * 8;
     let mut rng = Lcg(cfg.seed);
-    let mut w = vec![0f32; 2 * v * stride];
-    for r in 0..2 * v {
-        for b in 0..=dim {
-            w[r * stride + b] =
-                (((rng.next_u64() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32;
-        }
-    }
-    let mut g = vec![1f32; 2 * v * stride];
+    // Each row is [w (dim), b], words then contexts; AdaGrad sums start at 1, as in glove.c.
+    let w = HogwildRows::from_fn(2 * v, dim + 1, |_, _| {
+        (((rng.next_u64() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / (dim + 1) as f32
+    });
+    let g = HogwildRows::from_fn(2 * v, dim + 1, |_, _| 1.0);
     let epoch_fn: EpochFn = {
         #[cfg(target_arch = "x86_64")]
         {
@@ -695,10 +700,6 @@ pub fn train(
             epoch_portable
         }
     };
-    let params = Params {
-        w: w.as_mut_ptr(),
-        g: g.as_mut_ptr(),
-    };
     let threads = cfg.threads.max(1);
     let n = recs.len();
     let chunk = n.div_ceil(threads);
@@ -709,13 +710,11 @@ pub fn train(
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let (lo, hi) = ((t * chunk).min(n), ((t + 1) * chunk).min(n));
-                    let (params, recs) = (&params, &recs);
+                    let (w, g, recs) = (&w, &g, &recs);
                     s.spawn(move || -> Result<f64, VecError> {
-                        // SAFETY (both calls): ids come from the vocabulary (< V); see `Params`
-                        // for the sharing between threads.
-                        let run = |part: &[Crec]| unsafe {
-                            epoch_fn(part, params.w, params.g, v, dim, stride, x_max, alpha, eta)
-                        };
+                        // SAFETY: `epoch_fn` is a kernel this CPU can run (chosen above).
+                        let run =
+                            |part: &[Crec]| unsafe { epoch_fn(part, w, g, v, x_max, alpha, eta) };
                         match recs {
                             Shuffled::Memory(r) => Ok(run(&r[lo..hi])),
                             Shuffled::Disk { path, .. } => {
@@ -748,11 +747,13 @@ pub fn train(
         });
     }
     let train_seconds = t.elapsed().as_secs_f64();
+    let w = w.to_vec();
     let mut wv = vec![0f32; v * dim];
     let mut wt = vec![0f32; v * dim];
     for i in 0..v {
-        wv[i * dim..(i + 1) * dim].copy_from_slice(&w[i * stride..i * stride + dim]);
-        wt[i * dim..(i + 1) * dim].copy_from_slice(&w[(i + v) * stride..(i + v) * stride + dim]);
+        let (word, context) = (i * (dim + 1), (i + v) * (dim + 1));
+        wv[i * dim..(i + 1) * dim].copy_from_slice(&w[word..word + dim]);
+        wt[i * dim..(i + 1) * dim].copy_from_slice(&w[context..context + dim]);
     }
     Ok(Trained {
         vocab,
@@ -869,14 +870,17 @@ mod tests {
     /// -fd / sqrt(G_b) with G_b += fd².
     #[test]
     fn adagrad_steps_match_hand_computation() {
-        let (v, dim, stride) = (2usize, 2usize, 8usize);
+        let (v, dim) = (2usize, 2usize);
         let (x_max, alpha, eta) = (10.0f64, 0.75f64, 0.05f64);
-        let mut w = vec![0f32; 2 * v * stride];
-        let mut g = vec![1f32; 2 * v * stride];
         // Word 0: (0.1, -0.2), bias 0.05; context of word 1 (row v + 1): (0.3, 0.4), bias -0.1.
-        let (l1, l2) = (0, (1 + v) * stride);
-        w[l1..l1 + 3].copy_from_slice(&[0.1, -0.2, 0.05]);
-        w[l2..l2 + 3].copy_from_slice(&[0.3, 0.4, -0.1]);
+        let (r1, r2) = (0, 1 + v);
+        let start = |r: usize, c: usize| match r {
+            0 => [0.1, -0.2, 0.05][c],
+            3 => [0.3, 0.4, -0.1][c],
+            _ => 0.0,
+        };
+        let w = HogwildRows::from_fn(2 * v, dim + 1, start);
+        let g = HogwildRows::from_fn(2 * v, dim + 1, |_, _| 1.0);
         let rec = [Crec {
             w1: 0,
             w2: 1,
@@ -886,20 +890,9 @@ mod tests {
         let (mut ga, mut gb) = ([1f64; 3], [1f64; 3]);
         let f = (2.0 / x_max).powf(alpha);
         for _ in 0..2 {
-            // SAFETY: both ids are < V and the buffers hold 2V rows of `stride`.
-            let cost = unsafe {
-                epoch_portable(
-                    &rec,
-                    w.as_mut_ptr(),
-                    g.as_mut_ptr(),
-                    v,
-                    dim,
-                    stride,
-                    x_max as f32,
-                    alpha as f32,
-                    eta as f32,
-                )
-            };
+            // SAFETY: the portable kernel runs on any CPU.
+            let cost =
+                unsafe { epoch_portable(&rec, &w, &g, v, x_max as f32, alpha as f32, eta as f32) };
             let d = a[0] * b[0] + a[1] * b[1] + a[2] + b[2] - 2f64.ln();
             let fd = f * d;
             assert!((cost - 0.5 * fd * d).abs() < 1e-6, "{cost}");
@@ -915,15 +908,24 @@ mod tests {
             b[2] -= fd / gb[2].sqrt();
             ga[2] += fd * fd;
             gb[2] += fd * fd;
+            let (wv, gv) = (w.to_vec(), g.to_vec());
+            let at = |r: usize, k: usize| r * (dim + 1) + k;
             for k in 0..3 {
-                assert!((w[l1 + k] as f64 - a[k]).abs() < 1e-6, "w {k}");
-                assert!((w[l2 + k] as f64 - b[k]).abs() < 1e-6, "w~ {k}");
-                assert!((g[l1 + k] as f64 - ga[k]).abs() < 1e-5, "G {k}");
-                assert!((g[l2 + k] as f64 - gb[k]).abs() < 1e-5, "G~ {k}");
+                assert!((wv[at(r1, k)] as f64 - a[k]).abs() < 1e-6, "w {k}");
+                assert!((wv[at(r2, k)] as f64 - b[k]).abs() < 1e-6, "w~ {k}");
+                assert!((gv[at(r1, k)] as f64 - ga[k]).abs() < 1e-5, "G {k}");
+                assert!((gv[at(r2, k)] as f64 - gb[k]).abs() < 1e-5, "G~ {k}");
             }
         }
         // The other rows are untouched.
-        assert!(w[stride..2 * stride].iter().all(|&x| x == 0.0));
+        let wv = w.to_vec();
+        assert!(wv[at_row(1, dim)].iter().all(|&x| x == 0.0));
+        assert!(wv[at_row(2, dim)].iter().all(|&x| x == 0.0));
+    }
+
+    /// The elements of row `r` in a `to_vec` of rows [w (dim), b].
+    fn at_row(r: usize, dim: usize) -> std::ops::Range<usize> {
+        r * (dim + 1)..(r + 1) * (dim + 1)
     }
 
     fn recs(n: u32) -> Vec<Crec> {

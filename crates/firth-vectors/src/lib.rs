@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod eval;
 pub mod formats;
 pub mod glove;
+pub mod hogwild;
 pub mod huffman;
 pub mod simd;
 pub mod tokens;

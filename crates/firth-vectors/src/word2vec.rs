@@ -35,6 +35,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::hogwild::HogwildRows;
 use crate::huffman::Huffman;
 use crate::tokens::{file_len, split_ranges, CountedVocab, Tok, TokenStream};
 use crate::VecError;
@@ -208,30 +209,22 @@ pub fn logistic_grad(v: &[f64], outs: &[Vec<f64>], labels: &[f64]) -> (Vec<f64>,
     (dv, du)
 }
 
-/// Row `i` of a `dim`-wide matrix behind a raw pointer.
-///
-/// # Safety
-/// `i` must be a valid row. Rows are shared between Hogwild threads; see [`Shared`].
-#[inline(always)]
-unsafe fn row<'a>(m: *mut f32, i: u32, dim: usize) -> &'a mut [f32] {
-    std::slice::from_raw_parts_mut(m.add(i as usize * dim), dim)
-}
-
 /// Scratch buffers of one thread.
 #[derive(Default)]
 pub struct Scratch {
-    xbuf: Vec<f32>,
-    g: Vec<f32>,
+    xbuf: Vec<f32>, // (k, dim) context rows as they were before this update
+    ubuf: Vec<f32>, // (T, dim) output rows as they were before this update
+    g: Vec<f32>,    // (k, T) coefficients
+    row: Vec<f32>,  // (dim) the row being updated
     neu1: Vec<f32>,
     neu1e: Vec<f32>,
 }
 
-/// Skip-gram kernel signature: (syn0, out, dim, context ids, target ids, labels, alpha,
+/// Skip-gram kernel signature: (syn0, out, context ids, target ids, labels, alpha,
 /// hierarchical?, table, scratch) -> loss.
 type SgFn = unsafe fn(
-    *mut f32,
-    *mut f32,
-    usize,
+    &HogwildRows,
+    &HogwildRows,
     &[u32],
     &[u32],
     &[f32],
@@ -241,13 +234,12 @@ type SgFn = unsafe fn(
     &mut Scratch,
 ) -> f64;
 
-/// CBOW kernel signature: (syn0, syn1neg, syn1, dim, context, neg targets, neg labels, hs
-/// points, hs codes, alpha, table, scratch) -> loss.
+/// CBOW kernel signature: (syn0, syn1neg, syn1, context, neg targets, neg labels, hs points,
+/// hs codes, alpha, table, scratch) -> loss.
 type CbowFn = unsafe fn(
-    *mut f32,
-    *mut f32,
-    *mut f32,
-    usize,
+    &HogwildRows,
+    &HogwildRows,
+    &HogwildRows,
     &[u32],
     &[u32],
     &[f32],
@@ -259,23 +251,23 @@ type CbowFn = unsafe fn(
 ) -> f64;
 
 macro_rules! kernels {
-    ($modname:ident, $dot:path, $axpy:path $(, #[$attr:meta])*) => {
+    ($modname:ident, $dot:path, $axpy:path, $read:path, $write:path, $add_into:path, $axpy_shared:path $(, #[$attr:meta])*) => {
         pub mod $modname {
             use super::*;
 
             /// Batched skip-gram update of k context rows of `syn0` against T output rows of
             /// `out` (see the module docs: S = X Uᵀ, G = α(Y - σ(S)), ΔX = G U, ΔU = Gᵀ X).
             /// With `hs`, pairs whose score is outside ±MAX_EXP are skipped, as word2vec C does.
+            /// X and U are copied out of the shared rows first (see [`HogwildRows`]).
             ///
             /// # Safety
-            /// All ids must be valid rows; the matrices may be written concurrently by other
-            /// threads (Hogwild).
+            /// The CPU must have the target features the kernel is compiled for. Ids must be
+            /// valid rows (an invalid one panics).
             $(#[$attr])*
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn sg(
-                syn0: *mut f32,
-                out: *mut f32,
-                dim: usize,
+                syn0: &HogwildRows,
+                out: &HogwildRows,
                 ctx: &[u32],
                 tgt: &[u32],
                 lab: &[f32],
@@ -284,17 +276,28 @@ macro_rules! kernels {
                 tab: &SigTable,
                 s: &mut Scratch,
             ) -> f64 {
+                let dim = syn0.width();
                 let (k, t) = (ctx.len(), tgt.len());
                 s.xbuf.resize(k * dim, 0.0);
+                s.ubuf.resize(t * dim, 0.0);
                 s.g.resize(k * t, 0.0);
+                s.row.resize(dim, 0.0);
+                // Start fetching every row before copying the first, so their cache misses
+                // overlap.
+                for &u in tgt {
+                    out.prefetch(u as usize);
+                }
                 for (i, &c) in ctx.iter().enumerate() {
-                    s.xbuf[i * dim..(i + 1) * dim].copy_from_slice(row(syn0, c, dim));
+                    $read(syn0, c as usize, &mut s.xbuf[i * dim..(i + 1) * dim]);
+                }
+                for (j, &u) in tgt.iter().enumerate() {
+                    $read(out, u as usize, &mut s.ubuf[j * dim..(j + 1) * dim]);
                 }
                 let mut loss = 0.0f64;
                 for i in 0..k {
                     let x = &s.xbuf[i * dim..(i + 1) * dim];
                     for j in 0..t {
-                        let f = $dot(x, row(out, tgt[j], dim));
+                        let f = $dot(x, &s.ubuf[j * dim..(j + 1) * dim]);
                         let g = if hs {
                             if f <= -MAX_EXP || f >= MAX_EXP {
                                 0.0
@@ -308,25 +311,43 @@ macro_rules! kernels {
                         s.g[i * t + j] = g * alpha;
                     }
                 }
-                // ΔX = G U, applied straight to syn0 (U is not yet modified).
+                // ΔX = G U with the old U, then ΔU = Gᵀ X with the old X. Each row's update is
+                // summed on a copy of the row (the one taken above, or a fresh one where the
+                // word came earlier in the list and its row has changed since) and written
+                // back once: the same operations, in the same order, as updating it in place.
                 for i in 0..k {
-                    let xr = row(syn0, ctx[i], dim);
-                    for j in 0..t {
-                        let g = s.g[i * t + j];
+                    let gi = &s.g[i * t..(i + 1) * t];
+                    if gi.iter().all(|&g| g == 0.0) {
+                        continue;
+                    }
+                    if ctx[..i].contains(&ctx[i]) {
+                        $read(syn0, ctx[i] as usize, &mut s.row);
+                    } else {
+                        s.row.copy_from_slice(&s.xbuf[i * dim..(i + 1) * dim]);
+                    }
+                    for (j, &g) in gi.iter().enumerate() {
                         if g != 0.0 {
-                            $axpy(g, row(out, tgt[j], dim), xr);
+                            $axpy(g, &s.ubuf[j * dim..(j + 1) * dim], &mut s.row);
                         }
                     }
+                    $write(syn0, ctx[i] as usize, &s.row);
                 }
-                // ΔU = Gᵀ X with the saved (old) X.
                 for j in 0..t {
-                    let ur = row(out, tgt[j], dim);
+                    if (0..k).all(|i| s.g[i * t + j] == 0.0) {
+                        continue;
+                    }
+                    if tgt[..j].contains(&tgt[j]) {
+                        $read(out, tgt[j] as usize, &mut s.row);
+                    } else {
+                        s.row.copy_from_slice(&s.ubuf[j * dim..(j + 1) * dim]);
+                    }
                     for i in 0..k {
                         let g = s.g[i * t + j];
                         if g != 0.0 {
-                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], ur);
+                            $axpy(g, &s.xbuf[i * dim..(i + 1) * dim], &mut s.row);
                         }
                     }
+                    $write(out, tgt[j] as usize, &s.row);
                 }
                 loss
             }
@@ -340,10 +361,9 @@ macro_rules! kernels {
             $(#[$attr])*
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn cbow(
-                syn0: *mut f32,
-                syn1neg: *mut f32,
-                syn1: *mut f32,
-                dim: usize,
+                syn0: &HogwildRows,
+                syn1neg: &HogwildRows,
+                syn1: &HogwildRows,
                 ctx: &[u32],
                 tgt: &[u32],
                 lab: &[f32],
@@ -353,12 +373,22 @@ macro_rules! kernels {
                 tab: &SigTable,
                 s: &mut Scratch,
             ) -> f64 {
+                let dim = syn0.width();
+                s.row.resize(dim, 0.0);
                 s.neu1.clear();
                 s.neu1.resize(dim, 0.0);
                 s.neu1e.clear();
                 s.neu1e.resize(dim, 0.0);
+                // Start fetching the output rows now, so their cache misses overlap.
+                for &p in points {
+                    syn1.prefetch(p as usize);
+                }
+                for &u in tgt {
+                    syn1neg.prefetch(u as usize);
+                }
+                // h += x_c: the same sums as axpy with a = 1 (a fused 1·x + h rounds once too).
                 for &c in ctx {
-                    $axpy(1.0, row(syn0, c, dim), &mut s.neu1);
+                    $add_into(syn0, c as usize, &mut s.neu1);
                 }
                 let inv = 1.0 / ctx.len() as f32;
                 for h in s.neu1.iter_mut() {
@@ -366,27 +396,29 @@ macro_rules! kernels {
                 }
                 let mut loss = 0.0f64;
                 for (&p, &code) in points.iter().zip(codes) {
-                    let ur = row(syn1, p, dim);
-                    let f = $dot(&s.neu1, ur);
+                    $read(syn1, p as usize, &mut s.row);
+                    let f = $dot(&s.neu1, &s.row);
                     let label = 1.0 - code as f32;
                     loss += tab.loss(f, label) as f64;
                     if f <= -MAX_EXP || f >= MAX_EXP {
                         continue;
                     }
                     let g = (label - tab.sigmoid(f)) * alpha;
-                    $axpy(g, ur, &mut s.neu1e);
-                    $axpy(g, &s.neu1, ur);
+                    $axpy(g, &s.row, &mut s.neu1e);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    $write(syn1, p as usize, &s.row);
                 }
                 for (&t, &l) in tgt.iter().zip(lab) {
-                    let ur = row(syn1neg, t, dim);
-                    let f = $dot(&s.neu1, ur);
+                    $read(syn1neg, t as usize, &mut s.row);
+                    let f = $dot(&s.neu1, &s.row);
                     loss += tab.loss(f, l) as f64;
                     let g = tab.neg_coef(f, l) * alpha;
-                    $axpy(g, ur, &mut s.neu1e);
-                    $axpy(g, &s.neu1, ur);
+                    $axpy(g, &s.row, &mut s.neu1e);
+                    $axpy(g, &s.neu1, &mut s.row);
+                    $write(syn1neg, t as usize, &s.row);
                 }
                 for &c in ctx {
-                    $axpy(1.0, &s.neu1e, row(syn0, c, dim));
+                    $axpy_shared(syn0, c as usize, 1.0, &s.neu1e);
                 }
                 loss
             }
@@ -397,10 +429,23 @@ macro_rules! kernels {
 kernels!(
     portable,
     crate::simd::dot_portable,
-    crate::simd::axpy_portable
+    crate::simd::axpy_portable,
+    HogwildRows::read,
+    HogwildRows::write,
+    HogwildRows::add_into,
+    HogwildRows::axpy
 );
 #[cfg(target_arch = "x86_64")]
-kernels!(avx2k, crate::simd::avx2::dot, crate::simd::avx2::axpy, #[target_feature(enable = "avx2,fma")]);
+kernels!(
+    avx2k,
+    crate::simd::avx2::dot,
+    crate::simd::avx2::axpy,
+    crate::hogwild::avx::read,
+    crate::hogwild::avx::write,
+    crate::hogwild::avx::add_into,
+    crate::hogwild::avx::axpy,
+    #[target_feature(enable = "avx2,fma")]
+);
 
 fn pick_kernels() -> (SgFn, CbowFn) {
     #[cfg(target_arch = "x86_64")]
@@ -450,18 +495,6 @@ pub fn unigram_table(counts: &[u64], size: usize) -> Vec<u32> {
     table
 }
 
-/// Matrices shared by the Hogwild threads.
-struct Shared {
-    syn0: *mut f32,
-    syn1neg: *mut f32,
-    syn1: *mut f32,
-}
-// SAFETY: Hogwild: threads read and write rows of these matrices without locks; races only
-// lose or mix individual float updates (the accepted trade-off of lock-free SGD) and every
-// index stays within the allocation, which outlives the threads (scoped).
-unsafe impl Sync for Shared {}
-unsafe impl Send for Shared {}
-
 struct ThreadStat {
     loss_bits: AtomicU64,
     pairs: AtomicU64,
@@ -492,20 +525,12 @@ pub fn train(
     let threads = cfg.threads.max(1);
     let train_words = vocab.total();
     let mut rng = Lcg(cfg.seed);
-    let mut syn0 = vec![0f32; v * dim];
-    for x in syn0.iter_mut() {
-        *x = (((rng.next_u64() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32;
-    }
-    let mut syn1neg = if cfg.negative > 0 {
-        vec![0f32; v * dim]
-    } else {
-        vec![0f32; dim]
-    };
-    let mut syn1 = if cfg.hs {
-        vec![0f32; v.max(2) * dim]
-    } else {
-        vec![0f32; dim]
-    };
+    // Row-major in the order word2vec C initialises them, so a seed gives C's start.
+    let syn0 = HogwildRows::from_fn(v, dim, |_, _| {
+        (((rng.next_u64() & 0xFFFF) as f32 / 65536.0) - 0.5) / dim as f32
+    });
+    let syn1neg = HogwildRows::from_fn(if cfg.negative > 0 { v } else { 1 }, dim, |_, _| 0.0);
+    let syn1 = HogwildRows::from_fn(if cfg.hs { v.max(2) } else { 1 }, dim, |_, _| 0.0);
     let huff = if cfg.hs {
         Huffman::build(&vocab.counts)
     } else {
@@ -533,11 +558,6 @@ pub fn train(
     let ranges = split_ranges(len, threads);
     let (sg_k, cbow_k) = pick_kernels();
     let tab = SigTable::new();
-    let shared = Shared {
-        syn0: syn0.as_mut_ptr(),
-        syn1neg: syn1neg.as_mut_ptr(),
-        syn1: syn1.as_mut_ptr(),
-    };
     let word_count_actual = AtomicU64::new(0);
     let done = AtomicBool::new(false);
     let stats: Vec<ThreadStat> = (0..threads)
@@ -557,8 +577,8 @@ pub fn train(
     let result: Result<(), VecError> = std::thread::scope(|scope| {
         let mut handles = vec![];
         for (tid, &(rs, re)) in ranges.iter().enumerate() {
-            let (shared, vocab, keep, table, huff, tab) =
-                (&shared, &vocab, &keep, &table, &huff, &tab);
+            let (syn0, syn1neg, syn1) = (&syn0, &syn1neg, &syn1);
+            let (vocab, keep, table, huff, tab) = (&vocab, &keep, &table, &huff, &tab);
             let (wca, st) = (&word_count_actual, &stats[tid]);
             let alpha_now = &alpha_now;
             handles.push(scope.spawn(move || -> Result<(), VecError> {
@@ -641,9 +661,8 @@ pub fn train(
                                     lab.push(0.0);
                                 }
                             }
-                            // SAFETY: every id is < vocab size (or a Huffman inner node <
-                            // vocab size - 1), so all rows are in bounds; see `Shared` for the
-                            // concurrent access.
+                            // SAFETY: `pick_kernels` chose kernels this CPU can run. (Rows are
+                            // shared through `HogwildRows`, which needs no unsafe.)
                             unsafe {
                                 match cfg.model {
                                     Model::SkipGram => {
@@ -654,9 +673,8 @@ pub fn train(
                                                 .map(|&c| 1.0 - c as f32)
                                                 .collect();
                                             loss += sg_k(
-                                                shared.syn0,
-                                                shared.syn1,
-                                                cfg.dim,
+                                                syn0,
+                                                syn1,
                                                 &ctx,
                                                 p,
                                                 &labs,
@@ -668,9 +686,8 @@ pub fn train(
                                         }
                                         if cfg.negative > 0 {
                                             loss += sg_k(
-                                                shared.syn0,
-                                                shared.syn1neg,
-                                                cfg.dim,
+                                                syn0,
+                                                syn1neg,
                                                 &ctx,
                                                 &tgt,
                                                 &lab,
@@ -692,10 +709,9 @@ pub fn train(
                                             (empty_p, empty_c)
                                         };
                                         loss += cbow_k(
-                                            shared.syn0,
-                                            shared.syn1neg,
-                                            shared.syn1,
-                                            cfg.dim,
+                                            syn0,
+                                            syn1neg,
+                                            syn1,
                                             &ctx,
                                             &tgt,
                                             &lab,
@@ -774,6 +790,7 @@ pub fn train(
     }
     drop(syn1neg);
     drop(syn1);
+    let syn0 = syn0.to_vec();
     Ok(Trained {
         vocab,
         dim,
@@ -829,39 +846,31 @@ mod tests {
     fn kernel_step_is_minus_alpha_gradient() {
         let dim = 9;
         let ctx_rows = 3usize;
-        let mut syn0: Vec<f32> = (0..ctx_rows * dim)
+        let x0: Vec<f32> = (0..ctx_rows * dim)
             .map(|i| ((i as f32) * 0.61).sin() * 0.3)
             .collect();
-        let mut out: Vec<f32> = (0..4 * dim)
+        let u0: Vec<f32> = (0..4 * dim)
             .map(|i| ((i as f32) * 0.23).cos() * 0.3)
             .collect();
         let ctx = [0u32, 1, 2];
         let tgt = [0u32, 1, 2, 3];
         let lab = [1.0f32, 0.0, 0.0, 0.0];
         let alpha = 1e-3f32;
-        let (x0, u0) = (syn0.clone(), out.clone());
         let tab = SigTable::new();
         let mut s = Scratch::default();
         for (sgk, _) in [
             pick_kernels(),
             (portable::sg as SgFn, portable::cbow as CbowFn),
         ] {
-            syn0.copy_from_slice(&x0);
-            out.copy_from_slice(&u0);
+            let syn0_rows = HogwildRows::from_fn(ctx_rows, dim, |r, c| x0[r * dim + c]);
+            let out_rows = HogwildRows::from_fn(4, dim, |r, c| u0[r * dim + c]);
+            // SAFETY: `pick_kernels` chose kernels this CPU can run.
             unsafe {
                 sgk(
-                    syn0.as_mut_ptr(),
-                    out.as_mut_ptr(),
-                    dim,
-                    &ctx,
-                    &tgt,
-                    &lab,
-                    alpha,
-                    false,
-                    &tab,
-                    &mut s,
+                    &syn0_rows, &out_rows, &ctx, &tgt, &lab, alpha, false, &tab, &mut s,
                 )
             };
+            let (syn0, out) = (syn0_rows.to_vec(), out_rows.to_vec());
             let f64row = |m: &[f32], r: usize| -> Vec<f64> {
                 m[r * dim..(r + 1) * dim]
                     .iter()

@@ -6,7 +6,7 @@ pub mod quickstart;
 pub mod tag;
 pub mod vectors;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args as ClapArgs;
 
 /// Flags every training command takes (`firth lm train`, `tag train`, `classify train`).
@@ -28,15 +28,9 @@ pub struct RunFlags {
     pub quiet: bool,
 }
 
-/// Sets the size of the global thread pool used by the matrix products.
+/// Sets the size of the global thread pool used by the matrix products (an error if this
+/// process already sized it differently; see [`firth_nn::par::set_global_threads`]).
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if n == 0 {
-        bail!("--threads must be at least 1");
-    }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .ok();
-    Ok(())
+    firth_nn::par::set_global_threads(n)
 }
