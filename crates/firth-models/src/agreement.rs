@@ -323,6 +323,33 @@ pub fn known_items(items: Vec<AgreementItem>, knows: impl Fn(&str) -> bool) -> V
         .collect()
 }
 
+/// For each item, whether the n-gram `model` gives the agreeing verb the higher probability
+/// after the sentence start and the prefix. Ties count as wrong. A model built from PTB with
+/// `<unk>` renamed to `_unk_` (its builder reserves `<unk>`) reads unknown words as that
+/// trained token, as the neural models do.
+pub fn ngram_right(model: &firth_ngram::model::Model, items: &[AgreementItem]) -> Vec<bool> {
+    let unk = model.word_id("_unk_");
+    let id = |w: &str| match model.word_id(w) {
+        0 => unk,
+        i => i,
+    };
+    items
+        .iter()
+        .map(|it| {
+            let mut st = model.begin_state();
+            let mut next = st;
+            for w in &it.prefix {
+                let w = if w == "<unk>" { "_unk_" } else { w.as_str() };
+                model.score(&st, id(w), &mut next);
+                st = next;
+            }
+            let (pc, _) = model.score(&st, model.word_id(&it.correct), &mut next);
+            let (pw, _) = model.score(&st, model.word_id(&it.wrong), &mut next);
+            pc > pw
+        })
+        .collect()
+}
+
 /// For each item, whether `model` gives the agreeing verb the higher probability after
 /// `<eos>` + prefix (the state a sentence starts in when the model reads running text). Items
 /// of equal length are read `batch` at a time. Ties count as wrong.

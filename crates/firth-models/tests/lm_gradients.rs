@@ -3,6 +3,7 @@
 use firth_models::lm::{Arch, LanguageModel, LmConfig};
 use firth_nn::dropout::DropoutKind;
 use firth_nn::gradcheck::check_params;
+use firth_nn::param::ParamSet;
 use firth_nn::Rng;
 use firth_text::Level;
 

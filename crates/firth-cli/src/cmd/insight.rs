@@ -7,13 +7,13 @@ use crate::plot::{both, line_chart_with, scatter_labels, LineChart, Series};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};
 use firth_models::agreement::{
-    from_conllu, known_items, lm_right, score_by_distance, templates, AgreementItem, DistanceScore,
+    from_conllu, known_items, lm_right, ngram_right, score_by_distance, templates, AgreementItem,
+    DistanceScore,
 };
 use firth_models::gradients::{GradientFlow, GradientProbe};
 use firth_models::lm::{Arch, LanguageModel, LmConfig};
 use firth_models::trainer::{read_metrics, EpochRecord};
 use firth_nn::checkpoint::write_atomic;
-use firth_nn::dropout::DropoutKind;
 use firth_nn::Rng;
 use firth_text::{Level, Vocab};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -288,20 +288,10 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
                 RecurrentArch::Gru => Arch::Gru,
             };
             let config = LmConfig {
-                arch,
-                level: Level::Word,
-                vocab: vocab.len(),
-                emb: a.hidden,
-                hidden: a.hidden,
                 layers: a.layers,
-                dropout: 0.0,
-                dropout_kind: DropoutKind::Standard,
-                tied: false,
-                residual: false,
-                context: 0,
                 init_range: a.init_range,
-                forget_bias: 0.0,
-                rnn_sigmoid: false,
+                context: 0,
+                ..LmConfig::new(arch, Level::Word, vocab.len(), a.hidden)
             };
             let model =
                 LanguageModel::new(config, &mut Rng::new(a.seed)).map_err(anyhow::Error::msg)?;
@@ -593,28 +583,7 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
             per_model.push((label.clone(), score_by_distance(&items, &right)));
         }
         for (label, m) in &ngrams {
-            // A model built from PTB with `<unk>` renamed to `_unk_` (its builder reserves
-            // `<unk>`) reads unknown words as that trained token, as the neural models do.
-            let unk = m.word_id("_unk_");
-            let id = |w: &str| match m.word_id(w) {
-                0 => unk,
-                i => i,
-            };
-            let right: Vec<bool> = items
-                .iter()
-                .map(|it| {
-                    let mut st = m.begin_state();
-                    let mut next = st;
-                    for w in &it.prefix {
-                        let w = if w == "<unk>" { "_unk_" } else { w.as_str() };
-                        m.score(&st, id(w), &mut next);
-                        st = next;
-                    }
-                    let (pc, _) = m.score(&st, m.word_id(&it.correct), &mut next);
-                    let (pw, _) = m.score(&st, m.word_id(&it.wrong), &mut next);
-                    pc > pw
-                })
-                .collect();
+            let right = ngram_right(m, &items);
             per_model.push((label.clone(), score_by_distance(&items, &right)));
         }
         for (label, scores) in &per_model {
