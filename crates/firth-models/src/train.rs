@@ -611,6 +611,17 @@ impl Trainer {
                 cfg.bptt.max(35),
                 self.pad,
             );
+            // Worse than 100x a uniform guess over the vocabulary is divergence, not learning.
+            let bound = (100.0 * self.model.config.vocab.max(1) as f64).ln();
+            if !(valid_loss <= bound) {
+                bail!(
+                    "training diverged: the validation perplexity became {:.4e} after epoch {epoch} (a uniform guess scores {}); \
+                     the last good checkpoint is {}. Rerun with a smaller --lr or a --clip, then --resume",
+                    valid_loss.exp(),
+                    self.model.config.vocab,
+                    self.out_dir.join(CHECKPOINT).display()
+                );
+            }
             let p = &mut self.progress;
             let record = EpochRecord {
                 epoch,

@@ -110,41 +110,41 @@ pub struct TrainArgs {
     preset: Option<Preset>,
     #[arg(long, value_enum)]
     arch: Option<ArchArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     layers: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     hidden: Option<usize>,
     /// Embedding size (default: the --embeddings file's, else 100).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     emb: Option<usize>,
     /// Run a second encoder right to left and concatenate the states.
     #[arg(long)]
     bidirectional: Option<bool>,
     #[arg(long, value_enum)]
     pooling: Option<PoolArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::fraction_below_1, long)]
     dropout: Option<f64>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     clip: Option<f64>,
     /// Multiply the learning rate by this after every epoch.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     lr_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     batch: Option<usize>,
     /// Stop after this many epochs without a better development accuracy (0 = never).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     patience: Option<usize>,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     init_range: Option<f64>,
     /// Word vectors (word2vec binary/text, GloVe text, firth) to initialise the embeddings;
     /// words missing from the file are looked up lowercased, then drawn at random.
@@ -154,10 +154,10 @@ pub struct TrainArgs {
     #[arg(long)]
     freeze: bool,
     /// Fraction of the training data held out for development when --dev is not given.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(value_parser = crate::validate::fraction_below_1, long, default_value_t = 0.1)]
     dev_fraction: f64,
     /// Stop after this many seconds of wall time (the best model so far is kept).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     max_seconds: Option<f64>,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -178,7 +178,7 @@ pub struct PredictArgs {
     /// Print each prediction as a JSON object with the class probabilities.
     #[arg(long)]
     json: bool,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
 }
 
@@ -195,7 +195,7 @@ pub struct EvalArgs {
     sst_labels: Option<SstLabels>,
     #[arg(long)]
     json: bool,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
 }
 

@@ -105,52 +105,52 @@ pub struct TrainArgs {
     /// Tokens are whitespace-separated words (with <eos> per line) or Unicode characters.
     #[arg(long, value_enum)]
     level: Option<LevelArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     layers: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     hidden: Option<usize>,
     /// Embedding size (default: --hidden).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     emb: Option<usize>,
     /// Steps of backpropagation through time per block.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     bptt: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     batch: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm to this (0 = off). The loss differentiated is summed over
     /// the bptt steps and averaged over the batch, as in Zaremba et al.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     clip: Option<f64>,
     /// Clip every gradient element to ±this instead (0 = off).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     clip_value: Option<f64>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::fraction_below_1, long)]
     dropout: Option<f64>,
     /// Standard dropout, or locked (one mask per sequence, reused at every step).
     #[arg(long, value_enum)]
     dropout_kind: Option<DropoutArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     epochs: Option<usize>,
     /// Multiply the learning rate by this each epoch from --lr-decay-start on.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::positive_probability, long)]
     lr_decay: Option<f64>,
     /// First epoch (1-based) whose learning rate is decayed.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     lr_decay_start: Option<usize>,
     /// Multiply the learning rate by this whenever validation perplexity does not improve.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::positive_probability, long)]
     plateau_decay: Option<f64>,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     init_range: Option<f64>,
     /// Added to the LSTM forget-gate bias at initialisation.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_any, long)]
     forget_bias: Option<f64>,
     /// Share the input embedding with the output layer (needs --emb = --hidden).
     #[arg(long)]
@@ -159,25 +159,25 @@ pub struct TrainArgs {
     #[arg(long)]
     residual: bool,
     /// Window model: how many previous tokens it sees.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     context: Option<usize>,
     /// Vanilla RNN nonlinearity.
     #[arg(long, value_enum)]
     activation: Option<Activation>,
     /// Columns read in parallel during evaluation (1 = the whole text as one stream).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     eval_batch: Option<usize>,
     /// Fraction of training lines held out when --valid is not given.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(value_parser = crate::validate::fraction_below_1, long, default_value_t = 0.1)]
     valid_fraction: f64,
     /// Stop after this many training steps in total (a checkpoint is kept; --resume goes on).
     #[arg(long)]
     max_steps: Option<u64>,
     /// Stop after this many seconds of wall time (a checkpoint is kept).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     max_seconds: Option<f64>,
     /// Write a resumable checkpoint every this many steps (and at every epoch's end).
-    #[arg(long, default_value_t = 200)]
+    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 200)]
     checkpoint_every: usize,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -193,11 +193,11 @@ pub struct EvalArgs {
     /// Text to score.
     file: PathBuf,
     /// Columns read in parallel (1 = the whole text as one stream, the standard setting).
-    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 1)]
     batch: usize,
-    #[arg(long, default_value_t = 35)]
+    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 35)]
     bptt: usize,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
@@ -213,16 +213,16 @@ pub struct GenerateArgs {
     /// Always take the most probable token.
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "beam"])]
     greedy: bool,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 1.0)]
     temperature: f64,
     /// Sample only among the K most probable tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
     /// Sample only among the most probable tokens whose probabilities add up to P.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = crate::validate::positive_probability, long, default_value_t = 1.0)]
     top_p: f64,
     /// Beam search with this many hypotheses; prints the best.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     beam: Option<usize>,
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
@@ -469,11 +469,10 @@ pub fn train(a: TrainArgs) -> Result<Summary> {
     )?;
     drop(bars);
     write_curves(&a.out, &trainer)?;
-    std::fs::write(
-        a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)? + "\n",
-    )
-    .ok();
+    firth_nn::checkpoint::write_atomic(
+        &a.out.join("summary.json"),
+        (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
+    )?;
     if a.run.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else if !a.run.quiet {

@@ -85,48 +85,48 @@ pub struct TrainArgs {
     preset: Option<Preset>,
     #[arg(long, value_enum)]
     arch: Option<ArchArg>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     layers: Option<usize>,
     /// Units per direction of the word-level encoder.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     hidden: Option<usize>,
     /// Word embedding size (default: the --embeddings file's, else 100).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     emb: Option<usize>,
     /// Character embedding size; 0 turns character features off.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     char_dim: Option<usize>,
     /// Character BiLSTM units per direction.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     char_hidden: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
     dropout: Option<f32>,
     /// Size of the capitalisation-class embedding (all-lower, First-upper, ALL-UPPER,
     /// has-digit, other) added to each word's input; 0 = off.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     case_dim: Option<usize>,
     /// Training: probability of replacing a word by <unk> (trains the unknown-word vector).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
     word_dropout: Option<f32>,
     /// Training: dropout on the character embeddings.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
     char_dropout: Option<f32>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimArg>,
     /// lr at epoch e (0-based) is lr / (1 + lr_decay·e).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     lr_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::non_negative, long)]
     clip: Option<f64>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     epochs: Option<usize>,
     /// Sentences per batch.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     batch: Option<usize>,
     /// Linear-chain CRF output (the default for span tags).
     #[arg(long, conflicts_with = "softmax")]
@@ -139,10 +139,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     scheme: Option<SchemeArg>,
     /// Token column (0-based; default 0, CoNLL-U: 1).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     token_col: Option<usize>,
     /// Tag column (0-based; default the last, CoNLL-U: 3 = UPOS).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     tag_col: Option<usize>,
     /// Pretrained word vectors (word2vec text/binary, GloVe text, firth) to start from.
     #[arg(long)]
@@ -154,10 +154,10 @@ pub struct TrainArgs {
     #[arg(long)]
     cased: bool,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     init_range: Option<f64>,
     /// Stop after the epoch during which this many seconds passed (--resume goes on).
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::finite_positive, long)]
     max_seconds: Option<f64>,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -175,11 +175,11 @@ pub struct PredictArgs {
     /// Where to write (default: stdout).
     #[arg(long)]
     output: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     token_col: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     tag_col: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
 }
 
@@ -189,11 +189,11 @@ pub struct EvalArgs {
     model: PathBuf,
     /// Gold column file.
     file: PathBuf,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     token_col: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     tag_col: Option<usize>,
-    #[arg(long)]
+    #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
@@ -464,17 +464,8 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         let (Some(d), Some(p)) = (d, p) else {
             return Ok(None);
         };
-        let mut unseen = 0;
-        for s in d {
-            for t in vocab.convert_in(&s.tags)? {
-                unseen += usize::from(vocab.tag_id(&t).is_none());
-            }
-        }
-        if unseen > 0 && !a.run.quiet {
-            eprintln!(
-                "warning: {}: {unseen} token(s) carry tags that the training file does not have; they count as errors",
-                p.display()
-            );
+        if let Some(w) = vocab.unseen_tags(d, p)?.warning(p) {
+            eprintln!("warning: {w}");
         }
         Ok(Some(encode(&strip_tags(d), &vocab, &cfg, p)?))
     };
@@ -669,7 +660,11 @@ fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
     let gold = read(&a.file, columns(a.token_col, a.tag_col), "evaluation")?;
-    let enc = encode(&gold, &vocab, &model.config, &a.file)?;
+    // As in training: gold tags the model cannot predict count as errors, with a warning.
+    if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {
+        eprintln!("warning: {w}");
+    }
+    let enc = encode(&strip_tags(&gold), &vocab, &model.config, &a.file)?;
     let s = evaluate(&mut model, &vocab, &gold, &enc, 256);
     if a.json {
         let mut o = serde_json::json!({"accuracy": s.accuracy, "sentences": s.sentences,
