@@ -116,7 +116,9 @@ mod tests {
         assert_eq!(finite_positive("0.5"), Ok(0.5));
         assert!(finite_positive("nan").unwrap_err().contains("not a finite"));
         assert!(finite_positive("inf").unwrap_err().contains("not a finite"));
-        assert!(finite_positive("1e999").unwrap_err().contains("not a finite"));
+        assert!(finite_positive("1e999")
+            .unwrap_err()
+            .contains("not a finite"));
         assert!(finite_positive("-1").unwrap_err().contains("> 0, got -1"));
         assert!(finite_positive("0").is_err());
         assert!(finite_positive("x").unwrap_err().contains("not a number"));

@@ -349,12 +349,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
     }
     if let Some(len) = len {
         // The shortest n-gram line is "p w1 .. wn\n": 2n + 2 bytes.
-        let needed = declared
-            .iter()
-            .enumerate()
-            .try_fold(0u64, |sum, (i, &c)| {
-                c.checked_mul(2 * i as u64 + 4)?.checked_add(sum)
-            });
+        let needed = declared.iter().enumerate().try_fold(0u64, |sum, (i, &c)| {
+            c.checked_mul(2 * i as u64 + 4)?.checked_add(sum)
+        });
         if !matches!(needed, Some(n) if n <= len) {
             return Err(l.err(format!(
                 "the \\data\\ header declares {} n-grams ({}), more than a file of {len} bytes can hold; the counts are wrong or the file is truncated",

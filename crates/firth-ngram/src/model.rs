@@ -1156,7 +1156,9 @@ fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
     }
     let l = Layout::compute(order, vocab, vocab_slots, strings_len, flags, counts, slots)
         .ok_or_else(|| {
-            format!("the file is damaged: its header describes impossible sizes (corrupt); {REBUILD}")
+            format!(
+                "the file is damaged: its header describes impossible sizes (corrupt); {REBUILD}"
+            )
         })?;
     Ok((l, version))
 }

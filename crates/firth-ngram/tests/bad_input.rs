@@ -246,7 +246,10 @@ fn every_flipped_bit_and_every_cut_is_reported_as_damage() {
         let mut bad = good.clone();
         bad[i] ^= 1 << (i % 8);
         let e = model_err(&d, "flip.bin", &bad);
-        assert!(e.contains("flip.bin") && e.contains("damaged"), "byte {i}: {e}");
+        assert!(
+            e.contains("flip.bin") && e.contains("damaged"),
+            "byte {i}: {e}"
+        );
     }
     for cut in (0..n).step_by(29) {
         let e = model_err(&d, "cut.bin", &good[..cut]);

@@ -146,7 +146,10 @@ impl Tensors {
         };
         for (name, (shape, data)) in &self.tensors {
             field(name.as_bytes());
-            let dims: Vec<u8> = shape.iter().flat_map(|&d| (d as u64).to_le_bytes()).collect();
+            let dims: Vec<u8> = shape
+                .iter()
+                .flat_map(|&d| (d as u64).to_le_bytes())
+                .collect();
             field(&dims);
             let mut bytes = Vec::with_capacity(data.len() * 4);
             for v in data {
@@ -251,7 +254,10 @@ fn bits_apart(a: &str, b: &str) -> u32 {
     if a.len() != b.len() {
         return u32::MAX;
     }
-    a.bytes().zip(b.bytes()).map(|(x, y)| (x ^ y).count_ones()).sum()
+    a.bytes()
+        .zip(b.bytes())
+        .map(|(x, y)| (x ^ y).count_ones())
+        .sum()
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory and a rename.
@@ -398,7 +404,10 @@ mod tests {
         t.insert("w", &[2, 3], vec![0.5, f32::NAN, 2.0, 0.0, 1e-3, 7.0]);
         t.save(&path).unwrap();
         let err = Tensors::load(&path).map(|_| ()).unwrap_err().to_string();
-        assert!(err.contains("tensor w has the non-finite value NaN at index 1"), "{err}");
+        assert!(
+            err.contains("tensor w has the non-finite value NaN at index 1"),
+            "{err}"
+        );
         // Files from before the checksum still load, unverified.
         let mut old = Tensors::default();
         old.insert("b", &[2], vec![0.25, -0.25]);

@@ -180,7 +180,10 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
             let file_len = std::fs::metadata(path)
                 .map_err(|e| VecError::io(path, e))?
                 .len();
-            check_duplicates(path, load_bin(path, r, count, dim, first.len() as u64, file_len)?)
+            check_duplicates(
+                path,
+                load_bin(path, r, count, dim, first.len() as u64, file_len)?,
+            )
         }
     }
 }
@@ -308,9 +311,8 @@ fn load_bin(
     let mut wbuf = vec![];
     let mut vbuf = vec![0u8; dim * 4];
     let mut offset = header_len;
-    let at = |offset: u64, msg: String| {
-        VecError::format(path, 1, format!("at byte {offset}: {msg}"))
-    };
+    let at =
+        |offset: u64, msg: String| VecError::format(path, 1, format!("at byte {offset}: {msg}"));
     for i in 0..count {
         wbuf.clear();
         r.read_until(b' ', &mut wbuf)
@@ -435,15 +437,18 @@ fn load_firth(path: &Path) -> Result<Embeddings, VecError> {
             words.len()
         )));
     }
-    check_duplicates(path, Embeddings::with_store(
-        words,
-        dim,
-        Store::Mapped {
-            map,
-            offset: HEADER,
-            len: count * dim,
-        },
-    ))
+    check_duplicates(
+        path,
+        Embeddings::with_store(
+            words,
+            dim,
+            Store::Mapped {
+                map,
+                offset: HEADER,
+                len: count * dim,
+            },
+        ),
+    )
 }
 
 #[cfg(test)]
