@@ -572,31 +572,27 @@ impl Model {
             path: shown(path),
             msg,
         };
-        let (l, version) = read_header(&map).map_err(bad)?;
+        // Before the checksum reads the pages in, so they can come in as huge pages.
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
-        let trailer = if version == VERSION_WITHOUT_CHECKSUM {
-            0
-        } else {
-            TRAILER
-        };
-        if map.len() != l.total + trailer {
-            return Err(bad(format!(
-                "the file is damaged: it is {} bytes but its header describes {} (truncated or overwritten); {REBUILD}",
-                map.len(),
-                l.total + trailer
-            )));
-        }
-        if trailer > 0 && checksum == Checksum::Verify {
-            let stored = u32::from_le_bytes(map[l.total..l.total + 4].try_into().expect("4 bytes"));
-            let computed = crc32fast::hash(&map[..l.total]);
-            if &map[l.total + 4..] != TRAILER_TAG || stored != computed {
-                return Err(bad(format!(
-                    "the file is damaged (checksum mismatch: stored {stored:08x}, computed {computed:08x}); {REBUILD}"
-                )));
-            }
-        }
+        let l = check_binary(&map, checksum).map_err(bad)?;
         let m = Model::new(Backing::Mapped(map), l);
+        m.check_vocab().map_err(bad)?;
+        Ok(m)
+    }
+
+    /// [`Model::load_binary`] on the bytes of a file (copied); `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], checksum: Checksum, path: &Path) -> Result<Model> {
+        let bad = |msg: String| Error::File {
+            path: shown(path),
+            msg,
+        };
+        let l = check_binary(bytes, checksum).map_err(bad)?;
+        let words: Vec<u64> = bytes[..l.total]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let m = Model::new(Backing::Owned(words), l);
         m.check_vocab().map_err(bad)?;
         Ok(m)
     }
@@ -1079,6 +1075,33 @@ fn write_header(b: &mut [u8], l: &Layout) {
         put(b, HEADER + 16 * i, l.counts[i]);
         put(b, HEADER + 16 * i + 8, l.slots[i] as u64);
     }
+}
+
+/// The header, the size against it and (unless skipped) the checksum of a binary model's bytes.
+fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, String> {
+    let (l, version) = read_header(b)?;
+    let trailer = if version == VERSION_WITHOUT_CHECKSUM {
+        0
+    } else {
+        TRAILER
+    };
+    if b.len() != l.total + trailer {
+        return Err(format!(
+            "the file is damaged: it is {} bytes but its header describes {} (truncated or overwritten); {REBUILD}",
+            b.len(),
+            l.total + trailer
+        ));
+    }
+    if trailer > 0 && checksum == Checksum::Verify {
+        let stored = u32::from_le_bytes(b[l.total..l.total + 4].try_into().expect("4 bytes"));
+        let computed = crc32fast::hash(&b[..l.total]);
+        if &b[l.total + 4..] != TRAILER_TAG || stored != computed {
+            return Err(format!(
+                "the file is damaged (checksum mismatch: stored {stored:08x}, computed {computed:08x}); {REBUILD}"
+            ));
+        }
+    }
+    Ok(l)
 }
 
 const REBUILD: &str =

@@ -193,18 +193,23 @@ impl Tensors {
     pub fn load(path: &Path) -> Result<Tensors> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        Tensors::from_bytes(&bytes, path)
+    }
+
+    /// [`Tensors::load`] on the bytes of a file; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Tensors> {
         let damaged = |what: String| {
             anyhow::anyhow!(
                 "{} is damaged ({what}); restore a copy or retrain (a run's checkpoint.safetensors holds the last good state)",
                 path.display()
             )
         };
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
             damaged(format!(
                 "not a complete safetensors file, it is corrupt or truncated: {e:?}"
             ))
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| damaged(format!("unreadable safetensors header: {e:?}")))?;
         let mut out = Tensors::default();
         if let Some(m) = header.metadata() {

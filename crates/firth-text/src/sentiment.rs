@@ -141,7 +141,11 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 pub fn read_tsv(path: &Path) -> Result<Vec<Example>> {
-    let text = read_utf8(path)?;
+    parse_tsv(&read_utf8(path)?, path)
+}
+
+/// [`read_tsv`] on text already read; `path` names it in errors.
+pub fn parse_tsv(text: &str, path: &Path) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -255,7 +259,11 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn read_sst(path: &Path, opt: SstOptions) -> Result<Vec<Example>> {
-    let text = read_utf8(path)?;
+    parse_sst(&read_utf8(path)?, path, opt)
+}
+
+/// [`read_sst`] on text already read; `path` names it in errors.
+pub fn parse_sst(text: &str, path: &Path, opt: SstOptions) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
     for (i, line) in text.lines().enumerate() {

@@ -128,10 +128,23 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
         return load_firth(path);
     }
     drop(f);
-    let mut r = BufReader::with_capacity(
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| VecError::io(path, e))?
+        .len();
+    let r = BufReader::with_capacity(
         1 << 20,
         std::fs::File::open(path).map_err(|e| VecError::io(path, e))?,
     );
+    read_word2vec_or_glove(path, r, file_len)
+}
+
+/// Reads word2vec binary or text, or GloVe text, from `r` (`file_len` bytes in all, which the
+/// binary reader checks the header against); `path` names the input in errors.
+pub fn read_word2vec_or_glove(
+    path: &Path,
+    mut r: impl BufRead,
+    file_len: u64,
+) -> Result<Embeddings, VecError> {
     let mut first = Vec::new();
     r.read_until(b'\n', &mut first)
         .map_err(|e| VecError::io(path, e))?;
@@ -177,9 +190,6 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
                     ));
                 }
             }
-            let file_len = std::fs::metadata(path)
-                .map_err(|e| VecError::io(path, e))?
-                .len();
             check_duplicates(
                 path,
                 load_bin(path, r, count, dim, first.len() as u64, file_len)?,
