@@ -134,14 +134,14 @@ pub struct TrainArgs {
     #[arg(value_parser = crate::validate::non_negative, long)]
     clip: Option<f64>,
     /// Multiply the learning rate by this after every epoch.
-    #[arg(value_parser = crate::validate::non_negative, long)]
+    #[arg(value_parser = crate::validate::positive_probability, long)]
     lr_decay: Option<f64>,
     #[arg(value_parser = crate::validate::at_least_1, long)]
     epochs: Option<usize>,
     #[arg(value_parser = crate::validate::at_least_1, long)]
     batch: Option<usize>,
     /// Stop after this many epochs without a better development accuracy (0 = never).
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     patience: Option<usize>,
     /// Initialise weights uniformly in ±R.
     #[arg(value_parser = crate::validate::finite_positive, long)]

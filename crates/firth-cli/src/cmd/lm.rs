@@ -177,7 +177,7 @@ pub struct TrainArgs {
     #[arg(value_parser = crate::validate::finite_positive, long)]
     max_seconds: Option<f64>,
     /// Write a resumable checkpoint every this many steps (and at every epoch's end).
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200)]
     checkpoint_every: usize,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]

@@ -139,10 +139,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     scheme: Option<SchemeArg>,
     /// Token column (0-based; default 0, CoNLL-U: 1).
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     token_col: Option<usize>,
     /// Tag column (0-based; default the last, CoNLL-U: 3 = UPOS).
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     tag_col: Option<usize>,
     /// Pretrained word vectors (word2vec text/binary, GloVe text, firth) to start from.
     #[arg(long)]
@@ -175,9 +175,9 @@ pub struct PredictArgs {
     /// Where to write (default: stdout).
     #[arg(long)]
     output: Option<PathBuf>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     token_col: Option<usize>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     tag_col: Option<usize>,
     #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
@@ -189,9 +189,9 @@ pub struct EvalArgs {
     model: PathBuf,
     /// Gold column file.
     file: PathBuf,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     token_col: Option<usize>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long)]
     tag_col: Option<usize>,
     #[arg(value_parser = crate::validate::at_least_1, long)]
     threads: Option<usize>,
