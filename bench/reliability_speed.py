@@ -1,6 +1,16 @@
-import subprocess, time, re, statistics as st, collections, sys
-NEW='/work/wt-robust/target/release/firth'; OLD='/tmp/firth-base'
-T='/work/shared/data/ptb/ptb.test.txt'
+"""Load and query speed of two firth builds, alternating runs (docs/reliability.md, Speed).
+
+Environment: FIRTH_OLD and FIRTH_NEW (the two binaries), BENCH_DIR (a directory holding
+base.bin built by the old binary and new.bin by the new one, both with
+`firth ngram build --order 5 --skip-symbols --binary X ptb.train.txt`, and v.bin / v.txt from
+`firth vectors word2vec --input ptb.train.txt --dim 100 --epochs 1 --min-count 1`), PTB_TEST.
+
+    python3 bench/reliability_speed.py RUNS [CASE-SUBSTRING]
+"""
+import subprocess, time, re, statistics as st, collections, sys, os
+NEW=os.environ['FIRTH_NEW']; OLD=os.environ['FIRTH_OLD']
+T=os.environ['PTB_TEST']
+DIR=os.environ['BENCH_DIR']
 R=int(sys.argv[1]) if len(sys.argv)>1 else 15
 d=collections.defaultdict(list)
 cases0=[('ngram old (v1 file)',OLD,['ngram','query','base.bin',T,'--summary']),
@@ -14,7 +24,7 @@ cases=[c for c in cases0 if (sys.argv[2] in c[0])] if len(sys.argv)>2 else cases
 for i in range(R):
     for name,b,args in cases:
         t=time.perf_counter()
-        p=subprocess.run([b]+args,capture_output=True,text=True,cwd='/tmp/rb')
+        p=subprocess.run([b]+args,capture_output=True,text=True,cwd=DIR)
         w=time.perf_counter()-t
         assert p.returncode==0, p.stderr
         d[name+' wall_ms'].append(w*1e3)
