@@ -1077,6 +1077,29 @@ fn write_header(b: &mut [u8], l: &Layout) {
     }
 }
 
+/// CRC-32 of `b`, computed over chunks on all threads and combined: the same value as
+/// `crc32fast::hash(b)`, in a fraction of the time for a large model.
+fn crc32_parallel(b: &[u8]) -> u32 {
+    use rayon::prelude::*;
+    const CHUNK: usize = 8 << 20;
+    if b.len() <= CHUNK {
+        return crc32fast::hash(b);
+    }
+    let parts: Vec<crc32fast::Hasher> = b
+        .par_chunks(CHUNK)
+        .map(|c| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(c);
+            h
+        })
+        .collect();
+    let mut all = crc32fast::Hasher::new();
+    for p in &parts {
+        all.combine(p);
+    }
+    all.finalize()
+}
+
 /// The header, the size against it and (unless skipped) the checksum of a binary model's bytes.
 fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, String> {
     let (l, version) = read_header(b)?;
@@ -1094,7 +1117,7 @@ fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, Str
     }
     if trailer > 0 && checksum == Checksum::Verify {
         let stored = u32::from_le_bytes(b[l.total..l.total + 4].try_into().expect("4 bytes"));
-        let computed = crc32fast::hash(&b[..l.total]);
+        let computed = crc32_parallel(&b[..l.total]);
         if &b[l.total + 4..] != TRAILER_TAG || stored != computed {
             return Err(format!(
                 "the file is damaged (checksum mismatch: stored {stored:08x}, computed {computed:08x}); {REBUILD}"
@@ -1208,4 +1231,16 @@ pub fn is_binary(path: &Path) -> Result<bool> {
         }
     }
     Ok(got == 8 && magic_distance(&m) <= MAGIC_DAMAGE_BITS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parallel_crc_equals_the_serial_one() {
+        let bytes: Vec<u8> = (0..(8 << 20) * 2 + 12345u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        assert_eq!(super::crc32_parallel(&bytes), crc32fast::hash(&bytes));
+        assert_eq!(super::crc32_parallel(&bytes[..100]), crc32fast::hash(&bytes[..100]));
+    }
 }
