@@ -22,7 +22,9 @@ mkdir -p logs
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     log="logs/$t.log"
-    nice -n 10 cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+    features=()
+    case $t in safetensors_*) features=(--features nn) ;; esac
+    nice -n 10 cargo +nightly fuzz run "${features[@]}" "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
         -timeout=10 -print_final_stats=1 >"$log" 2>&1 || {
         echo "$t: FAILED, see fuzz/$log"
