@@ -308,6 +308,22 @@ impl TagVocab {
     pub fn unseen_tags(&self, sentences: &[Sentence], file: &Path) -> Result<UnseenTags> {
         let mut u = UnseenTags::default();
         for s in sentences {
+            if self.scheme.is_some() {
+                // A span model cannot even convert other tags: another task's file.
+                if let Some((i, t)) = s
+                    .tags
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]))
+                {
+                    bail!(
+                        "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
+                        file.display(),
+                        s.line + i,
+                        self.tags.join(" ")
+                    );
+                }
+            }
             for (i, t) in self.convert_in(&s.tags)?.iter().enumerate() {
                 u.tokens += 1;
                 if self.tag_id(t).is_none() {

@@ -1241,6 +1241,9 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
             .collect();
         assert_eq!(super::crc32_parallel(&bytes), crc32fast::hash(&bytes));
-        assert_eq!(super::crc32_parallel(&bytes[..100]), crc32fast::hash(&bytes[..100]));
+        assert_eq!(
+            super::crc32_parallel(&bytes[..100]),
+            crc32fast::hash(&bytes[..100])
+        );
     }
 }

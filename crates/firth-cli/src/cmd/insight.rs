@@ -35,13 +35,13 @@ pub struct GradientsArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     arch: Vec<RecurrentArch>,
     /// Hidden (and embedding) size of initialised models.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::validate::at_least_1)]
     hidden: usize,
     /// Layers of initialised models.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     layers: usize,
     /// Initialised models' weights are uniform in ±this.
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::validate::finite_positive)]
     init_range: f64,
     /// Seed for initialised models.
     #[arg(long, default_value_t = 1)]
@@ -54,18 +54,18 @@ pub struct GradientsArgs {
     #[arg(long)]
     out: PathBuf,
     /// Largest distance t-k measured.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::validate::at_least_1)]
     max_distance: usize,
     /// Tokens read before the farthest state measured, so no measured state is near the zero start.
     #[arg(long, default_value_t = 20)]
     warmup: usize,
     /// Positions t averaged over, spread evenly over the text.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::validate::at_least_1)]
     positions: usize,
     /// Positions measured in one pass.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::validate::at_least_1)]
     batch: usize,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     /// Print one JSON summary on stdout.
     #[arg(long)]
@@ -99,7 +99,7 @@ pub struct AgreementArgs {
     #[arg(long)]
     conllu: Vec<PathBuf>,
     /// Template items per arrangement of the template's optional parts (32 arrangements).
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = crate::validate::at_least_1)]
     per_pattern: usize,
     /// Leave out the built-in template items.
     #[arg(long)]
@@ -112,7 +112,7 @@ pub struct AgreementArgs {
     min_count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,

@@ -30,7 +30,7 @@ enum Sub {
 #[derive(clap::Args)]
 struct BuildArgs {
     /// Order of the model (lmplz -o).
-    #[arg(value_parser = crate::validate::at_least_1, short = 'o', long)]
+    #[arg(short = 'o', long, value_parser = crate::validate::at_least_1)]
     order: usize,
     /// Write the model as ARPA text here.
     #[arg(long)]
@@ -50,13 +50,13 @@ struct BuildArgs {
     #[arg(long)]
     in_memory: bool,
     /// Use fixed discounts (default 0.5 1 1.5) where the closed-form Kneser-Ney estimate fails.
-    #[arg(value_parser = crate::validate::finite_positive_f32, long, num_args = 0..=3, value_name = "D")]
+    #[arg(long, num_args = 0..=3, value_name = "D", value_parser = crate::validate::finite_positive_f32)]
     discount_fallback: Option<Vec<f32>>,
     /// Prune n-grams with count at most the threshold, one value per order, last repeats (e.g. 0 0 1).
     #[arg(long, num_args = 1.., value_name = "COUNT")]
     prune: Vec<u64>,
     /// Keep only the K most frequent words; n-grams with other words are pruned.
-    #[arg(value_parser = crate::validate::at_least_1, long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = crate::validate::at_least_1)]
     vocab_limit: Option<usize>,
     /// Model characters instead of words.
     #[arg(long)]
@@ -68,10 +68,10 @@ struct BuildArgs {
     #[arg(long, default_value = "kn")]
     smoothing: String,
     /// k for add-k smoothing.
-    #[arg(value_parser = crate::validate::finite_positive_f32, long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::finite_positive_f32)]
     k: f32,
     /// Backoff factor for stupid backoff.
-    #[arg(value_parser = crate::validate::finite_positive_f32, long, default_value_t = 0.4)]
+    #[arg(long, default_value_t = 0.4, value_parser = crate::validate::finite_positive_f32)]
     alpha: f32,
     /// Text files, one sentence per line; standard input when none.
     files: Vec<PathBuf>,
@@ -119,12 +119,12 @@ struct PplArgs {
 struct GenerateArgs {
     model: PathBuf,
     /// Number of sentences.
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::validate::at_least_1)]
     count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Below 1 sharpens the distribution, above 1 flattens it.
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::finite_positive)]
     temperature: f64,
     /// Longest sentence, in tokens.
     #[arg(long, default_value_t = 100)]

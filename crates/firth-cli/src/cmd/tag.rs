@@ -85,48 +85,48 @@ pub struct TrainArgs {
     preset: Option<Preset>,
     #[arg(long, value_enum)]
     arch: Option<ArchArg>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     layers: Option<usize>,
     /// Units per direction of the word-level encoder.
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     hidden: Option<usize>,
     /// Word embedding size (default: the --embeddings file's, else 100).
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     emb: Option<usize>,
     /// Character embedding size; 0 turns character features off.
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     char_dim: Option<usize>,
     /// Character BiLSTM units per direction.
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     char_hidden: Option<usize>,
-    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     dropout: Option<f32>,
     /// Size of the capitalisation-class embedding (all-lower, First-upper, ALL-UPPER,
     /// has-digit, other) added to each word's input; 0 = off.
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     case_dim: Option<usize>,
     /// Training: probability of replacing a word by <unk> (trains the unknown-word vector).
-    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     word_dropout: Option<f32>,
     /// Training: dropout on the character embeddings.
-    #[arg(value_parser = crate::validate::fraction_below_1_f32, long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     char_dropout: Option<f32>,
-    #[arg(value_parser = crate::validate::finite_positive, long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimArg>,
     /// lr at epoch e (0-based) is lr / (1 + lr_decay·e).
-    #[arg(value_parser = crate::validate::non_negative, long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     lr_decay: Option<f64>,
-    #[arg(value_parser = crate::validate::non_negative, long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
-    #[arg(value_parser = crate::validate::non_negative, long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     clip: Option<f64>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     epochs: Option<usize>,
     /// Sentences per batch.
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     batch: Option<usize>,
     /// Linear-chain CRF output (the default for span tags).
     #[arg(long, conflicts_with = "softmax")]
@@ -154,10 +154,10 @@ pub struct TrainArgs {
     #[arg(long)]
     cased: bool,
     /// Initialise weights uniformly in ±R.
-    #[arg(value_parser = crate::validate::finite_positive, long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     init_range: Option<f64>,
     /// Stop after the epoch during which this many seconds passed (--resume goes on).
-    #[arg(value_parser = crate::validate::finite_positive, long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     max_seconds: Option<f64>,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -179,7 +179,7 @@ pub struct PredictArgs {
     token_col: Option<usize>,
     #[arg(long)]
     tag_col: Option<usize>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
 }
 
@@ -193,7 +193,7 @@ pub struct EvalArgs {
     token_col: Option<usize>,
     #[arg(long)]
     tag_col: Option<usize>,
-    #[arg(value_parser = crate::validate::at_least_1, long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,

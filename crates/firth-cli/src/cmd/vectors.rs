@@ -27,7 +27,7 @@ enum Cmd {
     Similar {
         vectors: PathBuf,
         word: String,
-        #[arg(value_parser = crate::validate::at_least_1, short, default_value_t = 10)]
+        #[arg(short, default_value_t = 10, value_parser = crate::validate::at_least_1)]
         k: usize,
     },
     /// "a is to b as c is to ?": the words nearest b - a + c (query words excluded).
@@ -36,7 +36,7 @@ enum Cmd {
         a: String,
         b: String,
         c: String,
-        #[arg(value_parser = crate::validate::at_least_1, short, default_value_t = 5)]
+        #[arg(short, default_value_t = 5, value_parser = crate::validate::at_least_1)]
         k: usize,
         /// 3CosAdd (cosadd) or 3CosMul (cosmul).
         #[arg(long, value_enum, default_value_t = Method::Cosadd)]
@@ -94,16 +94,16 @@ struct W2vArgs {
     format: FormatArg,
     #[arg(long, value_enum, default_value_t = ModelArg::Skipgram)]
     model: ModelArg,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::validate::at_least_1)]
     dim: usize,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::validate::at_least_1)]
     window: usize,
     #[arg(long, default_value_t = 5)]
     negative: usize,
     /// Use hierarchical softmax (Huffman tree) as well / instead (with --negative 0).
     #[arg(long)]
     hs: bool,
-    #[arg(value_parser = crate::validate::probability, long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::validate::probability)]
     sample: f64,
     #[arg(long, default_value_t = 5)]
     min_count: u64,
@@ -111,11 +111,11 @@ struct W2vArgs {
     #[arg(long, default_value_t = 0)]
     max_vocab: usize,
     /// Starting learning rate (default 0.025 for skip-gram, 0.05 for CBOW).
-    #[arg(value_parser = crate::validate::word2vec_alpha, long)]
+    #[arg(long, value_parser = crate::validate::word2vec_alpha)]
     alpha: Option<f32>,
-    #[arg(value_parser = crate::validate::at_least_1_u32, long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::validate::at_least_1_u32)]
     epochs: u32,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -140,19 +140,19 @@ struct GloveArgs {
     output: PathBuf,
     #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
     format: FormatArg,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::validate::at_least_1)]
     dim: usize,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::validate::at_least_1)]
     window: usize,
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = crate::validate::finite_positive)]
     x_max: f64,
     /// Exponent of the weighting function f(x) = (x / x_max)^alpha.
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = crate::validate::finite_positive)]
     alpha: f64,
     /// AdaGrad learning rate.
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::validate::finite_positive)]
     eta: f64,
-    #[arg(value_parser = crate::validate::at_least_1_u32, long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::validate::at_least_1_u32)]
     epochs: u32,
     #[arg(long, default_value_t = 5)]
     min_count: u64,
@@ -160,9 +160,9 @@ struct GloveArgs {
     max_vocab: usize,
     /// Memory budget for co-occurrence counting and shuffling, in GB (beyond it, sorted runs
     /// and shuffled chunks spill to temporary files and training streams from disk).
-    #[arg(value_parser = crate::validate::finite_positive, long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = crate::validate::finite_positive)]
     memory: f64,
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -182,10 +182,10 @@ struct EvalArgs {
     #[arg(long)]
     similarity: Vec<PathBuf>,
     /// Only the most frequent N words answer or are asked analogies (gensim restrict_vocab).
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 30000)]
+    #[arg(long, default_value_t = 30000, value_parser = crate::validate::at_least_1)]
     restrict: usize,
     /// Vocabulary limit for similarity pairs (gensim's default 300000).
-    #[arg(value_parser = crate::validate::at_least_1, long, default_value_t = 300000)]
+    #[arg(long, default_value_t = 300000, value_parser = crate::validate::at_least_1)]
     restrict_pairs: usize,
     #[arg(long)]
     json: bool,
