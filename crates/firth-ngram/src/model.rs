@@ -254,8 +254,9 @@ struct Layout {
     total: usize,
 }
 
-fn pad8(x: usize) -> usize {
-    (x + 7) & !7
+/// `x` rounded up to a multiple of 8; None when that overflows (a corrupt header's size).
+fn pad8(x: usize) -> Option<usize> {
+    Some(x.checked_add(7)? & !7)
 }
 
 impl Layout {
@@ -270,7 +271,7 @@ impl Layout {
     ) -> Option<Layout> {
         let mut off = HEADER.checked_add(order.checked_mul(16)?)?;
         let unigrams = off;
-        off = off.checked_add(pad8(vocab.checked_mul(8)?))?;
+        off = off.checked_add(pad8(vocab.checked_mul(8)?)?)?;
         let mut tables = Vec::new();
         for &s in slots.iter().skip(1) {
             tables.push(off);
@@ -281,7 +282,7 @@ impl Layout {
         let offsets = off;
         off = off.checked_add(vocab.checked_add(1)?.checked_mul(8)?)?;
         let strings = off;
-        off = off.checked_add(pad8(strings_len))?;
+        off = off.checked_add(pad8(strings_len)?)?;
         Some(Layout {
             order,
             vocab,

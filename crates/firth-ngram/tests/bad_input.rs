@@ -185,6 +185,12 @@ fn broken_binary_files() {
     bad[16] = 99; // order
     let e = model_err(&d, "order.bin", &bad);
     assert!(e.contains("order.bin") && e.contains("damaged"), "{e}");
+    // Found by the ngram_binary fuzz target: a string length near 2^64 overflowed the
+    // padding arithmetic (a panic) instead of being reported.
+    let mut bad = bytes.clone();
+    bad[40..48].copy_from_slice(&(u64::MAX - 6).to_le_bytes());
+    let e = model_err(&d, "strings.bin", &bad);
+    assert!(e.contains("strings.bin") && e.contains("damaged"), "{e}");
     let mut bad = bytes.clone();
     bad[12] = 7; // version
     let e = model_err(&d, "version.bin", &bad);
