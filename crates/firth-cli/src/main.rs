@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod plot;
 mod progress;
+mod validate;
 
 fn main() {
     if let Err(e) = cli::run() {

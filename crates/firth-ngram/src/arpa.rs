@@ -276,11 +276,20 @@ pub fn read_arpa(path: &Path) -> Result<Model> {
         path: shown(path),
         err: source,
     })?;
-    read_arpa_from(BufReader::with_capacity(1 << 20, file), path)
+    let len = file
+        .metadata()
+        .map_err(|source| Error::Read {
+            path: shown(path),
+            err: source,
+        })?
+        .len();
+    read_arpa_from(BufReader::with_capacity(1 << 20, file), path, Some(len))
 }
 
-/// Reads ARPA text from any reader; `path` names it in errors.
-pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
+/// Reads ARPA text from any reader; `path` names it in errors. With `len` (the input's size in
+/// bytes), counts in the `\data\` header that the input cannot hold are refused before the
+/// tables are allocated.
+pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result<Model> {
     let mut l = Lines {
         r,
         line: 0,
@@ -338,6 +347,24 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
             "order {n_max} is above the supported maximum {MAX_ORDER}"
         )));
     }
+    if let Some(len) = len {
+        // The shortest n-gram line is "p w1 .. wn\n": 2n + 2 bytes.
+        let needed = declared.iter().enumerate().try_fold(0u64, |sum, (i, &c)| {
+            c.checked_mul(2 * i as u64 + 4)?.checked_add(sum)
+        });
+        if !matches!(needed, Some(n) if n <= len) {
+            return Err(l.err(format!(
+                "the \\data\\ header declares {} n-grams ({}), more than a file of {len} bytes can hold; the counts are wrong or the file is truncated",
+                declared.iter().map(|&c| c as u128).sum::<u128>(),
+                declared
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("ngram {}={c}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
     let mut words: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
     let mut index: hash::FastMap<String, u32> = hash::FastMap::default();
     for (i, w) in words.iter().enumerate() {
@@ -375,6 +402,11 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path) -> Result<Model> {
                     "expected a log10 probability at the start of {s:?}"
                 ))
             })?;
+            if prob > 0.0 {
+                return Err(l.err(format!(
+                    "log10 probability {prob} is above 0 (a probability above 1) in {s:?}; the file is corrupt or not made by an ARPA writer"
+                )));
+            }
             ids.clear();
             for _ in 0..n {
                 let w = f

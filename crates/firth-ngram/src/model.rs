@@ -11,7 +11,12 @@
 //! vocab    slots x (string hash: u64, id: u32, pad: u32): word -> id
 //! offsets  (|V| + 1) x u64 into the string bytes: id -> word
 //! strings  the words, concatenated
+//! trailer  CRC-32 (IEEE) of every byte before it: u32, then the tag "CRC1" (version 2 on)
 //! ```
+//!
+//! Loading checks the trailer against the file, so a flipped bit or an overwritten table is
+//! reported as damage instead of scoring wrong numbers ([`Checksum::Skip`] trades that for
+//! speed). Version 1 files, written before the trailer existed, load without the check.
 //!
 //! A built model, a model read from ARPA and a model mapped from disk are all these bytes, so all
 //! share one query path. Scoring follows the backoff recursion of an ARPA model:
@@ -30,8 +35,53 @@ use std::path::Path;
 pub const MAX_ORDER: usize = 16;
 const MAGIC: &[u8; 8] = b"FIRTHNG\x01";
 const ENDIAN: u32 = 0x0102_0304;
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The last version without a checksum trailer; still readable.
+const VERSION_WITHOUT_CHECKSUM: u32 = 1;
 const HEADER: usize = 56;
+const TRAILER: usize = 8;
+const TRAILER_TAG: &[u8; 4] = b"CRC1";
+
+/// Whether loading a binary model verifies its checksum (reading the whole file once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    Verify,
+    /// Map the file without reading it all: faster to open a large model for a few queries,
+    /// but damage inside the tables goes unnoticed.
+    Skip,
+}
+
+/// A writer that keeps the CRC-32 of everything written through it.
+struct CrcWriter<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: crc32fast::Hasher,
+}
+
+impl<'a, W: Write> CrcWriter<'a, W> {
+    fn new(inner: &'a mut W) -> Self {
+        CrcWriter {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+        }
+    }
+    /// Appends the trailer: the CRC of everything written so far and the tag.
+    fn finish(self) -> std::io::Result<()> {
+        let crc = self.hasher.finalize();
+        self.inner.write_all(&crc.to_le_bytes())?;
+        self.inner.write_all(TRAILER_TAG)
+    }
+}
+
+impl<W: Write> Write for CrcWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 /// Flag bit: the model is over characters (`--chars`).
 pub const FLAG_CHARS: u64 = 1;
 
@@ -204,8 +254,9 @@ struct Layout {
     total: usize,
 }
 
-fn pad8(x: usize) -> usize {
-    (x + 7) & !7
+/// `x` rounded up to a multiple of 8; None when that overflows (a corrupt header's size).
+fn pad8(x: usize) -> Option<usize> {
+    Some(x.checked_add(7)? & !7)
 }
 
 impl Layout {
@@ -220,7 +271,7 @@ impl Layout {
     ) -> Option<Layout> {
         let mut off = HEADER.checked_add(order.checked_mul(16)?)?;
         let unigrams = off;
-        off = off.checked_add(pad8(vocab.checked_mul(8)?))?;
+        off = off.checked_add(pad8(vocab.checked_mul(8)?)?)?;
         let mut tables = Vec::new();
         for &s in slots.iter().skip(1) {
             tables.push(off);
@@ -231,7 +282,7 @@ impl Layout {
         let offsets = off;
         off = off.checked_add(vocab.checked_add(1)?.checked_mul(8)?)?;
         let strings = off;
-        off = off.checked_add(pad8(strings_len))?;
+        off = off.checked_add(pad8(strings_len)?)?;
         Some(Layout {
             order,
             vocab,
@@ -431,7 +482,8 @@ impl Model {
         )
         .ok_or_else(|| Error::Config("model too large for this machine's address space".into()))?;
         let mut inner: Option<Error> = None;
-        let res = write_atomic(path, |w| {
+        let res = write_atomic(path, |out| {
+            let mut w = CrcWriter::new(out);
             let mut head = vec![0u8; l.unigrams];
             write_header(&mut head, &l);
             w.write_all(&head)?;
@@ -475,7 +527,8 @@ impl Model {
             }
             let mut tail = vec![0u8; l.total - l.vocab_table];
             write_vocab(&mut tail, &l, words);
-            w.write_all(&tail)
+            w.write_all(&tail)?;
+            w.finish()
         });
         match inner {
             Some(e) => Err(e),
@@ -503,8 +556,9 @@ impl Model {
         m
     }
 
-    /// Maps a binary model file. Validates the header and the size; the tables are used in place.
-    pub fn load_binary(path: &Path) -> Result<Model> {
+    /// Maps a binary model file. Validates the header, the size and (with [`Checksum::Verify`])
+    /// the checksum of the whole file; the tables are used in place.
+    pub fn load_binary(path: &Path, checksum: Checksum) -> Result<Model> {
         let file = std::fs::File::open(path).map_err(|source| Error::Read {
             path: shown(path),
             err: source,
@@ -519,25 +573,40 @@ impl Model {
             path: shown(path),
             msg,
         };
-        let l = read_header(&map).map_err(bad)?;
+        // Before the checksum reads the pages in, so they can come in as huge pages.
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
-        if map.len() != l.total {
-            return Err(bad(format!(
-                "binary model is {} bytes but its header describes {}; the file is truncated or corrupt, rebuild it with `firth ngram build --binary`",
-                map.len(),
-                l.total
-            )));
-        }
+        let l = check_binary(&map, checksum).map_err(bad)?;
         let m = Model::new(Backing::Mapped(map), l);
+        m.check_vocab().map_err(bad)?;
+        Ok(m)
+    }
+
+    /// [`Model::load_binary`] on the bytes of a file (copied); `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], checksum: Checksum, path: &Path) -> Result<Model> {
+        let bad = |msg: String| Error::File {
+            path: shown(path),
+            msg,
+        };
+        let l = check_binary(bytes, checksum).map_err(bad)?;
+        let words: Vec<u64> = bytes[..l.total]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let m = Model::new(Backing::Owned(words), l);
         m.check_vocab().map_err(bad)?;
         Ok(m)
     }
 
     /// Loads a model from a binary file or an ARPA file (plain or gzip), whichever `path` is.
     pub fn load(path: &Path) -> Result<Model> {
+        Model::load_with(path, Checksum::Verify)
+    }
+
+    /// [`Model::load`], choosing whether a binary model's checksum is verified.
+    pub fn load_with(path: &Path, checksum: Checksum) -> Result<Model> {
         if is_binary(path)? {
-            Model::load_binary(path)
+            Model::load_binary(path, checksum)
         } else {
             crate::arpa::read_arpa(path)
         }
@@ -545,8 +614,22 @@ impl Model {
 
     /// Writes the model's bytes: the binary format, loadable with [`Model::load_binary`].
     pub fn write_binary(&self, path: &Path) -> Result<()> {
-        let bytes = self.bytes();
-        write_atomic(path, |w| w.write_all(bytes))
+        // A model mapped from a file may carry an old version number and a trailer: write the
+        // current version and a fresh trailer.
+        let bytes = &self.bytes()[..self.l.total];
+        write_atomic(path, |out| {
+            let mut w = CrcWriter::new(out);
+            w.write_all(&bytes[..12])?;
+            w.write_all(&VERSION.to_le_bytes())?;
+            w.write_all(&bytes[16..])?;
+            w.finish()
+        })
+    }
+
+    /// Whether this model came from a binary file old enough to have no checksum.
+    pub fn lacks_checksum(&self) -> bool {
+        u32::from_le_bytes(self.bytes()[12..16].try_into().expect("4 bytes"))
+            == VERSION_WITHOUT_CHECKSUM
     }
 
     fn bytes(&self) -> &[u8] {
@@ -572,13 +655,17 @@ impl Model {
         let mut prev = 0;
         for &o in offs {
             if o < prev || o as usize > self.l.strings_len {
-                return Err("corrupt vocabulary offsets; rebuild the binary model".into());
+                return Err(format!(
+                    "the file is damaged: corrupt vocabulary offsets; {REBUILD}"
+                ));
             }
             prev = o;
         }
         let s = &self.bytes()[self.l.strings..self.l.strings + self.l.strings_len];
         if std::str::from_utf8(s).is_err() {
-            return Err("vocabulary is not UTF-8; rebuild the binary model".into());
+            return Err(format!(
+                "the file is damaged: its vocabulary is not UTF-8; {REBUILD}"
+            ));
         }
         if self.l.vocab < 3
             || self.word(UNK) != "<unk>"
@@ -991,22 +1078,114 @@ fn write_header(b: &mut [u8], l: &Layout) {
     }
 }
 
-fn read_header(b: &[u8]) -> std::result::Result<Layout, String> {
-    if b.len() < HEADER || &b[0..8] != MAGIC {
+/// CRC-32 of `b`, computed over chunks on all threads and combined: the same value as
+/// `crc32fast::hash(b)`, in a fraction of the time for a large model.
+fn crc32_parallel(b: &[u8]) -> u32 {
+    use rayon::prelude::*;
+    const CHUNK: usize = 8 << 20;
+    if b.len() <= CHUNK {
+        return crc32fast::hash(b);
+    }
+    let parts: Vec<crc32fast::Hasher> = b
+        .par_chunks(CHUNK)
+        .map(|c| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(c);
+            h
+        })
+        .collect();
+    let mut all = crc32fast::Hasher::new();
+    for p in &parts {
+        all.combine(p);
+    }
+    all.finalize()
+}
+
+/// The header, the size against it and (unless skipped) the checksum of a binary model's bytes.
+fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, String> {
+    let (l, version) = read_header(b)?;
+    let trailer = if version == VERSION_WITHOUT_CHECKSUM {
+        0
+    } else {
+        TRAILER
+    };
+    if b.len() != l.total + trailer {
+        return Err(format!(
+            "the file is damaged: it is {} bytes but its header describes {} (truncated or overwritten); {REBUILD}",
+            b.len(),
+            l.total + trailer
+        ));
+    }
+    if trailer > 0 && checksum == Checksum::Verify {
+        let stored = u32::from_le_bytes(b[l.total..l.total + 4].try_into().expect("4 bytes"));
+        let computed = crc32_parallel(&b[..l.total]);
+        if &b[l.total + 4..] != TRAILER_TAG || stored != computed {
+            return Err(format!(
+                "the file is damaged (checksum mismatch: stored {stored:08x}, computed {computed:08x}); {REBUILD}"
+            ));
+        }
+    }
+    Ok(l)
+}
+
+const REBUILD: &str =
+    "rebuild it with `firth ngram build --binary` (or from the ARPA file) or restore a copy";
+
+/// Bits in which `b`'s first 8 bytes differ from the magic (64 when shorter).
+fn magic_distance(b: &[u8]) -> u32 {
+    if b.len() < 8 {
+        return 64;
+    }
+    b[..8]
+        .iter()
+        .zip(MAGIC)
+        .map(|(x, y)| (x ^ y).count_ones())
+        .sum()
+}
+
+/// Magic numbers this close to ours are ours with flipped bits, not another format.
+const MAGIC_DAMAGE_BITS: u32 = 3;
+
+fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
+    let distance = magic_distance(b);
+    if distance > MAGIC_DAMAGE_BITS {
         return Err("not a firth binary n-gram model (bad magic); pass an ARPA file or rebuild with `firth ngram build --binary`".into());
+    }
+    if distance > 0 {
+        return Err(format!(
+            "the file is damaged: {distance} bits of its magic number are flipped; {REBUILD}"
+        ));
+    }
+    if b.len() < HEADER {
+        return Err(format!(
+            "the file is damaged: it ends at byte {} inside the {HEADER}-byte header (truncated); {REBUILD}",
+            b.len()
+        ));
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    if u32_at(8) != ENDIAN {
+    if u32_at(8) == ENDIAN.swap_bytes() {
         return Err("binary model was written on a machine of the other endianness; rebuild it here or use the ARPA file".into());
     }
-    if u32_at(12) != VERSION {
-        return Err(format!("binary model version {} is not supported (this firth reads version {VERSION}); rebuild it", u32_at(12)));
+    if u32_at(8) != ENDIAN {
+        return Err(format!(
+            "the file is damaged: its endianness mark is corrupt; {REBUILD}"
+        ));
+    }
+    let version = u32_at(12);
+    if version != VERSION && version != VERSION_WITHOUT_CHECKSUM {
+        return Err(format!("binary model version {version} is not supported (this firth reads versions {VERSION_WITHOUT_CHECKSUM} and {VERSION}); the file is damaged or from a newer firth; {REBUILD}"));
     }
     let order = u64_at(16) as usize;
-    if order == 0 || order > MAX_ORDER || b.len() < HEADER + 16 * order {
+    if order == 0 || order > MAX_ORDER {
         return Err(format!(
-            "binary model header has a bad order {order}; the file is corrupt"
+            "the file is damaged: its header has an impossible order {order} (1 to {MAX_ORDER}); {REBUILD}"
+        ));
+    }
+    if b.len() < HEADER + 16 * order {
+        return Err(format!(
+            "the file is damaged: it ends at byte {} inside the header of an order-{order} model (truncated); {REBUILD}",
+            b.len()
         ));
     }
     let vocab = u64_at(24) as usize;
@@ -1018,10 +1197,17 @@ fn read_header(b: &[u8]) -> std::result::Result<Layout, String> {
         .map(|i| u64_at(HEADER + 16 * i + 8) as usize)
         .collect();
     if slots[0] != vocab || vocab_slots <= vocab {
-        return Err("binary model header is inconsistent; the file is corrupt, rebuild it".into());
+        return Err(format!(
+            "the file is damaged: its header is inconsistent (corrupt); {REBUILD}"
+        ));
     }
-    Layout::compute(order, vocab, vocab_slots, strings_len, flags, counts, slots)
-        .ok_or_else(|| "binary model header describes impossible sizes; the file is corrupt".into())
+    let l = Layout::compute(order, vocab, vocab_slots, strings_len, flags, counts, slots)
+        .ok_or_else(|| {
+            format!(
+                "the file is damaged: its header describes impossible sizes (corrupt); {REBUILD}"
+            )
+        })?;
+    Ok((l, version))
 }
 
 /// True when `path` starts with the binary magic.
@@ -1045,5 +1231,20 @@ pub fn is_binary(path: &Path) -> Result<bool> {
             }
         }
     }
-    Ok(got == 8 && &m == MAGIC)
+    Ok(got == 8 && magic_distance(&m) <= MAGIC_DAMAGE_BITS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parallel_crc_equals_the_serial_one() {
+        let bytes: Vec<u8> = (0..(8 << 20) * 2 + 12345u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        assert_eq!(super::crc32_parallel(&bytes), crc32fast::hash(&bytes));
+        assert_eq!(
+            super::crc32_parallel(&bytes[..100]),
+            crc32fast::hash(&bytes[..100])
+        );
+    }
 }

@@ -184,7 +184,13 @@ fn broken_binary_files() {
     let mut bad = bytes.clone();
     bad[16] = 99; // order
     let e = model_err(&d, "order.bin", &bad);
-    assert!(e.contains("order.bin") && e.contains("corrupt"), "{e}");
+    assert!(e.contains("order.bin") && e.contains("damaged"), "{e}");
+    // Found by the ngram_binary fuzz target: a string length near 2^64 overflowed the
+    // padding arithmetic (a panic) instead of being reported.
+    let mut bad = bytes.clone();
+    bad[40..48].copy_from_slice(&(u64::MAX - 6).to_le_bytes());
+    let e = model_err(&d, "strings.bin", &bad);
+    assert!(e.contains("strings.bin") && e.contains("damaged"), "{e}");
     let mut bad = bytes.clone();
     bad[12] = 7; // version
     let e = model_err(&d, "version.bin", &bad);
@@ -221,5 +227,49 @@ fn failed_writes_leave_nothing_behind() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot write") && e.contains("m.arpa"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn every_flipped_bit_and_every_cut_is_reported_as_damage() {
+    let d = tmpdir("flips");
+    let b = build_text(
+        &synthetic(60, 5),
+        &BuildOptions {
+            order: 3,
+            discount_fallback: Some(firth_ngram::Discount::FALLBACK),
+            ..Default::default()
+        },
+    );
+    let p = d.join("m.bin");
+    b.model.write_binary(&p).unwrap();
+    let good = std::fs::read(&p).unwrap();
+    let reference = Model::load(&p).unwrap();
+    assert!(!reference.lacks_checksum());
+    // Every header and trailer byte, and a spread of bytes in the tables and vocabulary.
+    let n = good.len();
+    for i in (0..n).filter(|&i| i < 128 || i % 13 == 0 || i >= n - 8) {
+        let mut bad = good.clone();
+        bad[i] ^= 1 << (i % 8);
+        let e = model_err(&d, "flip.bin", &bad);
+        assert!(
+            e.contains("flip.bin") && e.contains("damaged"),
+            "byte {i}: {e}"
+        );
+    }
+    for cut in (0..n).step_by(29) {
+        let e = model_err(&d, "cut.bin", &good[..cut]);
+        assert!(e.contains("cut.bin"), "cut at {cut}: {e}");
+        if cut >= 8 {
+            assert!(e.contains("damaged"), "cut at {cut}: {e}");
+        }
+    }
+    // The fast path skips only the checksum: a flip in a table loads, a cut does not.
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0x10;
+    std::fs::write(&p, &bad).unwrap();
+    assert!(Model::load_with(&p, firth_ngram::model::Checksum::Skip).is_ok());
+    std::fs::write(&p, &good[..good.len() - 8]).unwrap();
+    assert!(Model::load_with(&p, firth_ngram::model::Checksum::Skip).is_err());
     let _ = std::fs::remove_dir_all(d);
 }

@@ -10,7 +10,9 @@
 //! * **Pos/neg** (MR style): a directory whose entries are named `pos*`/`neg*` (files, or
 //!   folders of files), one sentence per line; or a file `X.pos` with its sibling `X.neg`.
 //!   Labels `positive`/`negative`, the same names as binary SST, so one model serves both.
-//!   Files that are not UTF-8 (the MR release is Latin-1) are read as Latin-1.
+//!
+//! Files must be UTF-8, as for every firth reader: invalid bytes are an error naming the line
+//! and the `iconv` command that converts the file (the MR release is Latin-1).
 //!
 //! Every problem is reported with file, line (and column for trees) and what to do next.
 
@@ -63,7 +65,7 @@ pub fn detect(path: &Path) -> Result<Format> {
     if path.is_dir() || path.extension().is_some_and(|e| e == "pos" || e == "neg") {
         return Ok(Format::PosNeg);
     }
-    let text = read_lossy(path)?;
+    let text = read_utf8(path)?;
     let first = text.lines().find(|l| !l.trim().is_empty());
     match first {
         None => bail!(
@@ -112,19 +114,27 @@ pub fn read(path: &Path, format: Option<Format>, sst: SstOptions) -> Result<Vec<
 /// Reads unlabelled sentences for prediction: one per line, split on whitespace. Blank lines
 /// are kept as empty token lists so the output lines up with the input; callers decide.
 pub fn read_sentences(path: &Path) -> Result<Vec<Vec<String>>> {
-    let text = read_lossy(path)?;
+    let text = read_utf8(path)?;
     Ok(text
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect())
 }
 
-/// The file as UTF-8, or decoded as Latin-1 when it is not valid UTF-8.
-fn read_lossy(path: &Path) -> Result<String> {
+/// The file as text; invalid UTF-8 is an error naming the line and how to convert the file.
+fn read_utf8(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        let column = at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        anyhow::anyhow!(
+            "{}:{line}: invalid UTF-8 at byte {column} of the line; firth reads UTF-8 text. \
+             If the file is Latin-1 (as the MR release is), convert it: iconv -f latin1 -t utf-8 {} > converted.txt",
+            path.display(),
+            path.display()
+        )
     })
 }
 
@@ -133,7 +143,11 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 pub fn read_tsv(path: &Path) -> Result<Vec<Example>> {
-    let text = read_lossy(path)?;
+    parse_tsv(&read_utf8(path)?, path)
+}
+
+/// [`read_tsv`] on text already read; `path` names it in errors.
+pub fn parse_tsv(text: &str, path: &Path) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -221,7 +235,7 @@ pub fn read_posneg(path: &Path) -> Result<Vec<Example>> {
             if !f.exists() {
                 bail!("{}: missing (pos and neg files come in pairs)", f.display());
             }
-            let text = read_lossy(&f)?;
+            let text = read_utf8(&f)?;
             for line in text.lines() {
                 let tokens: Vec<String> = line.split_whitespace().map(str::to_string).collect();
                 if !tokens.is_empty() {
@@ -247,7 +261,11 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn read_sst(path: &Path, opt: SstOptions) -> Result<Vec<Example>> {
-    let text = read_lossy(path)?;
+    parse_sst(&read_utf8(path)?, path, opt)
+}
+
+/// [`read_sst`] on text already read; `path` names it in errors.
+pub fn parse_sst(text: &str, path: &Path, opt: SstOptions) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
     for (i, line) in text.lines().enumerate() {
@@ -520,7 +538,6 @@ mod tests {
         let ex = read(&d, None, SstOptions::default()).unwrap();
         assert_eq!(ex.iter().filter(|e| e.label == POSITIVE).count(), 2);
         assert_eq!(ex.iter().filter(|e| e.label == NEGATIVE).count(), 2);
-        // Latin-1 bytes decode instead of failing.
         assert!(
             ex.iter().any(|e| e.tokens.iter().any(|t| t == "café")),
             "{ex:?}"
@@ -537,6 +554,20 @@ mod tests {
             .unwrap_err()
         );
         assert!(e.contains("pos/neg data"), "{e}");
+    }
+
+    #[test]
+    fn latin1_is_refused_with_the_line_and_a_conversion() {
+        let d = std::env::temp_dir().join(format!("firth-latin1-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("l.tsv");
+        std::fs::write(&p, b"positive\tgood\nnegative\tmal caf\xe9\n").unwrap();
+        let e = format!("{:#}", read_tsv(&p).unwrap_err());
+        assert!(
+            e.contains("l.tsv:2: invalid UTF-8 at byte 17") && e.contains("iconv -f latin1"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(d);
     }
 
     #[test]

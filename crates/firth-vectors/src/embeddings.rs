@@ -52,6 +52,21 @@ impl Embeddings {
         }
     }
 
+    /// The first word listed twice, as (first entry, second entry), if any.
+    pub fn first_duplicate(&self) -> Option<(usize, usize)> {
+        if self.index.len() == self.words.len() {
+            return None;
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(self.words.len());
+        for (i, w) in self.words.iter().enumerate() {
+            if let Some(&first) = seen.get(w.as_str()) {
+                return Some((first, i));
+            }
+            seen.insert(w, i);
+        }
+        None
+    }
+
     pub fn len(&self) -> usize {
         self.words.len()
     }
@@ -202,6 +217,9 @@ pub fn top_k_ids(
     exclude: &[usize],
     limit: usize,
 ) -> Vec<(usize, f32)> {
+    if k == 0 {
+        return vec![];
+    }
     let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
     for i in 0..limit {
         if exclude.contains(&i) {

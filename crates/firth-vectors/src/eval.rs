@@ -37,12 +37,48 @@ fn read_lines(path: &Path) -> Result<Vec<String>, VecError> {
     Ok(out)
 }
 
-/// Analogy accuracy with 3CosAdd over the `restrict` most frequent words.
+/// Malformed lines that an evaluation skipped (as gensim does), so callers can warn: how many,
+/// and the first few line numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Skipped {
+    pub count: usize,
+    pub first_lines: Vec<u64>,
+}
+
+impl Skipped {
+    const SHOWN: usize = 5;
+
+    fn record(&mut self, line: u64) {
+        self.count += 1;
+        if self.first_lines.len() < Self::SHOWN {
+            self.first_lines.push(line);
+        }
+    }
+
+    /// "3 malformed lines skipped (lines 4, 9, 12)", or None when nothing was skipped.
+    pub fn warning(&self, path: &Path, expected: &str) -> Option<String> {
+        if self.count == 0 {
+            return None;
+        }
+        let lines: Vec<String> = self.first_lines.iter().map(|l| l.to_string()).collect();
+        Some(format!(
+            "{}: skipped {} malformed line{} (expected {expected}); first: line {}",
+            path.display(),
+            self.count,
+            if self.count == 1 { "" } else { "s" },
+            lines.join(", ")
+        ))
+    }
+}
+
+/// Analogy accuracy with 3CosAdd over the `restrict` most frequent words. Lines that are not
+/// four words are skipped and counted; a file with no question at all is an error.
 pub fn evaluate_analogies(
     e: &Embeddings,
     path: &Path,
     restrict: usize,
-) -> Result<AnalogyTally, VecError> {
+) -> Result<(AnalogyTally, Skipped), VecError> {
+    let mut skipped = Skipped::default();
     let ok = ok_vocab(e, restrict);
     let limit = restrict.min(e.len());
     let norm = e.normalized();
@@ -70,6 +106,9 @@ pub fn evaluate_analogies(
         }
         let ws: Vec<String> = line.split_whitespace().map(|w| w.to_uppercase()).collect();
         if ws.len() != 4 {
+            if !line.trim().is_empty() {
+                skipped.record(n as u64 + 1);
+            }
             continue;
         }
         let ids: Vec<Option<usize>> = ws.iter().map(|w| ok.get(w).copied()).collect();
@@ -122,7 +161,20 @@ pub fn evaluate_analogies(
             Item::Q(..) => tally.record(r.unwrap_or(false)),
         }
     }
-    Ok(tally)
+    if tally.questions() == 0 {
+        return Err(VecError::Invalid(format!(
+            "{}: no analogy questions (`: section` lines followed by lines of four words); is this a questions-words.txt file?",
+            path.display()
+        )));
+    }
+    if tally.attempted() == 0 {
+        return Err(VecError::Invalid(format!(
+            "{}: none of the {} questions has all four words among the first {restrict} words of the vectors; raise --restrict or check the vectors' vocabulary",
+            path.display(),
+            tally.questions()
+        )));
+    }
+    Ok((tally, skipped))
 }
 
 /// Result of a word-pair similarity set.
@@ -134,6 +186,7 @@ pub struct PairsResult {
     pub oov: usize,
     /// Fraction (0..1) of pairs with both words in the vocabulary.
     pub coverage: f64,
+    pub skipped: Skipped,
 }
 
 /// Spearman correlation between gold scores and cosine similarity on a tab-separated
@@ -152,15 +205,18 @@ pub fn evaluate_pairs(
         let n = crate::simd::dot(v, v).sqrt();
         (v, n)
     };
-    for line in read_lines(path)? {
-        if line.starts_with('#') {
+    let mut skipped = Skipped::default();
+    for (n, line) in read_lines(path)?.iter().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 3 {
-            continue;
-        }
-        let Ok(sim) = f[2].trim().parse::<f64>() else {
+        let sim = match f[..] {
+            [_, _, score] => score.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+            _ => None,
+        };
+        let Some(sim) = sim else {
+            skipped.record(n as u64 + 1);
             continue;
         };
         let (a, b) = (f[0].to_uppercase(), f[1].to_uppercase());
@@ -178,9 +234,23 @@ pub fn evaluate_pairs(
         model.push(cos as f64);
     }
     let pairs = gold.len();
+    if pairs + oov == 0 {
+        return Err(VecError::Invalid(format!(
+            "{}: no word pairs (lines of word1<TAB>word2<TAB>score); is this a similarity file?",
+            path.display()
+        )));
+    }
+    let Some(rho) = spearman(&gold, &model).filter(|r| r.is_finite()) else {
+        return Err(VecError::Invalid(format!(
+            "{}: Spearman's rho is undefined: {pairs} of {} pairs have both words among the first {restrict} words of the vectors, and it needs at least 2 with varying scores; raise --restrict-pairs or check the vocabulary",
+            path.display(),
+            pairs + oov
+        )));
+    };
     Ok(PairsResult {
         file: path.display().to_string(),
-        spearman: spearman(&gold, &model).unwrap_or(f64::NAN),
+        spearman: rho,
+        skipped,
         pairs,
         oov,
         coverage: if pairs + oov > 0 {
@@ -207,7 +277,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let q = dir.join("q.txt");
         std::fs::write(&q, ": royal\nman king woman queen\nMAN KING WOMAN QUEEN\nman king woman apple\n: other\nman king robot queen\nbad line\n").unwrap();
-        let t = evaluate_analogies(&e, &q, 30000).unwrap();
+        let (t, skipped) = evaluate_analogies(&e, &q, 30000).unwrap();
+        assert_eq!(
+            skipped,
+            Skipped {
+                count: 1,
+                first_lines: vec![7]
+            }
+        );
         assert_eq!(t.sections.len(), 2);
         assert_eq!(t.sections[0].name, "royal");
         assert_eq!((t.sections[0].correct, t.sections[0].incorrect), (2, 1));
@@ -215,17 +292,18 @@ mod tests {
         assert!((t.accuracy() - 200.0 / 3.0).abs() < 1e-9);
         assert!((t.coverage() - 0.75).abs() < 1e-9);
         // Restricting to the first 2 words makes everything out of vocabulary.
-        let t = evaluate_analogies(&e, &q, 2).unwrap();
-        assert_eq!(t.attempted(), 0);
+        let err = evaluate_analogies(&e, &q, 2).unwrap_err().to_string();
+        assert!(err.contains("none of the 4 questions"), "{err}");
 
         let p = dir.join("p.tsv");
         std::fs::write(
             &p,
-            "# comment\nman\tking\t9\nman\twoman\t1\nking\tqueen\t5\nman\trobot\t3\n",
+            "# comment\nman\tking\t9\nman\twoman\t1\nking\tqueen\t5\nman\trobot\t3\nman\tking\tnan\n",
         )
         .unwrap();
         let r = evaluate_pairs(&e, &p, 300000).unwrap();
         assert_eq!((r.pairs, r.oov), (3, 1));
+        assert_eq!(r.skipped.first_lines, vec![6]);
         // cos: man-king 0.98, man-woman 0, king-queen 0.38 -> same order as gold.
         assert!((r.spearman - 1.0).abs() < 1e-12);
     }

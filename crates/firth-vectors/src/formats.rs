@@ -51,6 +51,14 @@ pub fn save(
             data.len()
         )));
     }
+    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+        return Err(VecError::Invalid(format!(
+            "refusing to write {}: the vector of {:?} has a non-finite value ({}); training diverged",
+            path.display(),
+            words[i / dim.max(1)],
+            data[i]
+        )));
+    }
     for w in words {
         if w.is_empty() || w.bytes().any(|b| b.is_ascii_whitespace()) {
             return Err(VecError::Invalid(format!(
@@ -120,10 +128,23 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
         return load_firth(path);
     }
     drop(f);
-    let mut r = BufReader::with_capacity(
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| VecError::io(path, e))?
+        .len();
+    let r = BufReader::with_capacity(
         1 << 20,
         std::fs::File::open(path).map_err(|e| VecError::io(path, e))?,
     );
+    read_word2vec_or_glove(path, r, file_len)
+}
+
+/// Reads word2vec binary or text, or GloVe text, from `r` (`file_len` bytes in all, which the
+/// binary reader checks the header against); `path` names the input in errors.
+pub fn read_word2vec_or_glove(
+    path: &Path,
+    mut r: impl BufRead,
+    file_len: u64,
+) -> Result<Embeddings, VecError> {
     let mut first = Vec::new();
     r.read_until(b'\n', &mut first)
         .map_err(|e| VecError::io(path, e))?;
@@ -139,7 +160,7 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
         }
     });
     match header {
-        None => load_text(path, r, Some(first), None),
+        None => check_duplicates(path, load_text(path, r, Some(first), None)?),
         Some((count, dim)) => {
             if dim == 0 {
                 return Err(VecError::format(path, 1, "dimension 0 in header"));
@@ -152,10 +173,27 @@ pub fn load(path: &Path) -> Result<Embeddings, VecError> {
                 p.len() == dim + 1 && p[1..].iter().all(|x| x.parse::<f32>().is_ok())
             });
             if is_text || count == 0 {
-                load_text(path, r, None, Some((count, dim)))
-            } else {
-                load_bin(path, r, count, dim)
+                return check_duplicates(path, load_text(path, r, None, Some((count, dim)))?);
             }
+            // A text row with another number of values than the header declares: say so,
+            // instead of reading text as binary.
+            if let Ok(s) = std::str::from_utf8(&buf[..line_end]) {
+                let p: Vec<&str> = s.split_whitespace().collect();
+                if p.len() >= 2 && p[1..].iter().all(|x| x.parse::<f32>().is_ok()) {
+                    return Err(VecError::format(
+                        path,
+                        2,
+                        format!(
+                            "the header declares {dim} dimensions but this row has {} values; fix the header `{count} {dim}`",
+                            p.len() - 1
+                        ),
+                    ));
+                }
+            }
+            check_duplicates(
+                path,
+                load_bin(path, r, count, dim, first.len() as u64, file_len)?,
+            )
         }
     }
 }
@@ -186,6 +224,15 @@ fn load_text(
         lineno += 1;
         let s = std::str::from_utf8(&buf)
             .map_err(|_| VecError::format(path, lineno, "invalid UTF-8"))?;
+        if !s.ends_with('\n') {
+            // Every writer ends the last row with a newline; without it the file was most
+            // likely cut inside the last number, which would still parse.
+            return Err(VecError::format(
+                path,
+                lineno,
+                "the last line does not end with a newline: the file is truncated? (if it is complete, add a newline at its end)",
+            ));
+        }
         let mut it = s.split_whitespace();
         let Some(w) = it.next() else { continue };
         let before = data.len();
@@ -193,6 +240,13 @@ fn load_text(
             let v: f32 = x
                 .parse()
                 .map_err(|_| VecError::format(path, lineno, format!("not a number: {x:?}")))?;
+            if !v.is_finite() {
+                return Err(VecError::format(
+                    path,
+                    lineno,
+                    format!("{x:?} is not a finite number; vectors must be finite (was the model trained with too high a learning rate?)"),
+                ));
+            }
             data.push(v);
         }
         let got = data.len() - before;
@@ -228,31 +282,55 @@ fn load_text(
     Ok(Embeddings::new(words, dim, data))
 }
 
+/// Reads `count` binary rows after a header line of `header_len` bytes. The declared sizes are
+/// checked against `file_len` before anything is allocated: every row takes at least
+/// `dim * 4 + 2` bytes (a one-byte word, a space and the floats).
 fn load_bin(
     path: &Path,
     mut r: impl BufRead,
     count: usize,
     dim: usize,
+    header_len: u64,
+    file_len: u64,
 ) -> Result<Embeddings, VecError> {
-    let mut words = Vec::with_capacity(count);
-    let mut data =
-        vec![
-            0f32;
-            count
-                .checked_mul(dim)
-                .ok_or_else(|| VecError::format(path, 1, "header too large"))?
-        ];
+    let row_min = (dim as u64).checked_mul(4).and_then(|b| b.checked_add(2));
+    let needed = row_min.and_then(|b| b.checked_mul(count as u64));
+    let body = file_len.saturating_sub(header_len);
+    if !matches!(needed, Some(n) if n <= body) {
+        return Err(VecError::format(
+            path,
+            1,
+            format!(
+                "the header declares {count} words of {dim} dimensions, which needs at least {} bytes, but the file has {body} after the header; the header is wrong or the file is truncated",
+                needed.map_or("more than 2^64".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
+    let mut words = Vec::new();
+    words
+        .try_reserve_exact(count)
+        .map_err(|_| VecError::format(path, 1, format!("not enough memory for {count} words")))?;
+    let mut data: Vec<f32> = Vec::new();
+    data.try_reserve_exact(count * dim).map_err(|_| {
+        VecError::format(
+            path,
+            1,
+            format!("not enough memory for {count} × {dim} values"),
+        )
+    })?;
     let mut wbuf = vec![];
     let mut vbuf = vec![0u8; dim * 4];
+    let mut offset = header_len;
+    let at =
+        |offset: u64, msg: String| VecError::format(path, 1, format!("at byte {offset}: {msg}"));
     for i in 0..count {
         wbuf.clear();
         r.read_until(b' ', &mut wbuf)
             .map_err(|e| VecError::io(path, e))?;
         if wbuf.last() != Some(&b' ') {
-            return Err(VecError::format(
-                path,
-                1,
-                format!("truncated: ends in word {} of {count}", i + 1),
+            return Err(at(
+                offset,
+                format!("truncated: the file ends in word {} of {count}", i + 1),
             ));
         }
         wbuf.pop();
@@ -261,31 +339,66 @@ fn load_bin(
             .iter()
             .position(|b| !b.is_ascii_whitespace())
             .unwrap_or(wbuf.len());
-        let w = std::str::from_utf8(&wbuf[start..])
-            .map_err(|_| VecError::format(path, 1, format!("word {} is not valid UTF-8", i + 1)))?;
+        let w = std::str::from_utf8(&wbuf[start..]).map_err(|_| {
+            at(
+                offset,
+                format!(
+                    "word {} of {count} is not valid UTF-8; the header's count or dimension is wrong, or the file is damaged",
+                    i + 1
+                ),
+            )
+        })?;
         if w.is_empty() {
-            return Err(VecError::format(
-                path,
-                1,
-                format!("word {} is empty", i + 1),
+            return Err(at(
+                offset,
+                format!(
+                    "word {} of {count} is empty; the header's count or dimension is wrong, or the file is damaged",
+                    i + 1
+                ),
             ));
         }
-        words.push(w.to_string());
+        offset += wbuf.len() as u64 + 1;
         r.read_exact(&mut vbuf).map_err(|_| {
-            VecError::format(
-                path,
-                1,
+            at(
+                offset,
                 format!(
                     "truncated: vector {} of {count} ({w:?}) is incomplete",
                     i + 1
                 ),
             )
         })?;
-        for (j, c) in vbuf.chunks_exact(4).enumerate() {
-            data[i * dim + j] = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+        for c in vbuf.chunks_exact(4) {
+            let x = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+            if !x.is_finite() {
+                return Err(at(
+                    offset,
+                    format!(
+                        "the vector of {w:?} (word {} of {count}) has a non-finite value {x}; vectors must be finite",
+                        i + 1
+                    ),
+                ));
+            }
+            data.push(x);
         }
+        offset += vbuf.len() as u64;
+        words.push(w.to_string());
     }
     Ok(Embeddings::new(words, dim, data))
+}
+
+/// Refuses a vector file that lists a word twice: which of the two vectors is meant is
+/// ambiguous, and queries would silently use only the first.
+fn check_duplicates(path: &Path, e: Embeddings) -> Result<Embeddings, VecError> {
+    if let Some((first, second)) = e.first_duplicate() {
+        return Err(VecError::Invalid(format!(
+            "{}: the word {:?} appears twice (entries {} and {}); remove one of them",
+            path.display(),
+            e.words[first],
+            first + 1,
+            second + 1
+        )));
+    }
+    Ok(e)
 }
 
 fn load_firth(path: &Path) -> Result<Embeddings, VecError> {
@@ -334,15 +447,18 @@ fn load_firth(path: &Path) -> Result<Embeddings, VecError> {
             words.len()
         )));
     }
-    Ok(Embeddings::with_store(
-        words,
-        dim,
-        Store::Mapped {
-            map,
-            offset: HEADER,
-            len: count * dim,
-        },
-    ))
+    check_duplicates(
+        path,
+        Embeddings::with_store(
+            words,
+            dim,
+            Store::Mapped {
+                map,
+                offset: HEADER,
+                len: count * dim,
+            },
+        ),
+    )
 }
 
 #[cfg(test)]

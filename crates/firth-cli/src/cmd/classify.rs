@@ -71,41 +71,41 @@ pub struct TrainArgs {
     preset: Option<ClassifyPreset>,
     #[arg(long, value_enum)]
     arch: Option<CellKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     layers: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     hidden: Option<usize>,
     /// Embedding size (default: the --embeddings file's, else 100).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     emb: Option<usize>,
     /// Run a second encoder right to left and concatenate the states.
     #[arg(long)]
     bidirectional: Option<bool>,
     #[arg(long, value_enum)]
     pooling: Option<PoolKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1)]
     dropout: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     clip: Option<f64>,
     /// Multiply the learning rate by this after every epoch.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::positive_probability)]
     lr_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     batch: Option<usize>,
     /// Stop after this many epochs without a better development accuracy (0 = never).
     #[arg(long)]
     patience: Option<usize>,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     init_range: Option<f64>,
     /// Word vectors (word2vec binary/text, GloVe text, firth) to initialise the embeddings;
     /// words missing from the file are looked up lowercased, then drawn at random.
@@ -115,10 +115,10 @@ pub struct TrainArgs {
     #[arg(long)]
     freeze: bool,
     /// Fraction of the training data held out for development when --dev is not given.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::validate::fraction_below_1)]
     dev_fraction: f64,
     /// Stop after this many seconds of wall time (the best model so far is kept).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     max_seconds: Option<f64>,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -139,7 +139,7 @@ pub struct PredictArgs {
     /// Print each prediction as a JSON object with the class probabilities.
     #[arg(long)]
     json: bool,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
 }
 
@@ -156,7 +156,7 @@ pub struct EvalArgs {
     sst_labels: Option<SstLabels>,
     #[arg(long)]
     json: bool,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
 }
 

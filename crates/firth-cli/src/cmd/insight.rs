@@ -36,13 +36,13 @@ pub struct GradientsArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     arch: Vec<RecurrentArch>,
     /// Hidden (and embedding) size of initialised models.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::validate::at_least_1)]
     hidden: usize,
     /// Layers of initialised models.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     layers: usize,
     /// Initialised models' weights are uniform in ±this.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::validate::finite_positive)]
     init_range: f64,
     /// Seed for initialised models.
     #[arg(long, default_value_t = 1)]
@@ -55,18 +55,18 @@ pub struct GradientsArgs {
     #[arg(long)]
     out: PathBuf,
     /// Largest distance t-k measured.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::validate::at_least_1)]
     max_distance: usize,
     /// Tokens read before the farthest state measured, so no measured state is near the zero start.
     #[arg(long, default_value_t = 20)]
     warmup: usize,
     /// Positions t averaged over, spread evenly over the text.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::validate::at_least_1)]
     positions: usize,
     /// Positions measured in one pass.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::validate::at_least_1)]
     batch: usize,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     /// Print one JSON summary on stdout.
     #[arg(long)]
@@ -100,7 +100,7 @@ pub struct AgreementArgs {
     #[arg(long)]
     conllu: Vec<PathBuf>,
     /// Template items per arrangement of the template's optional parts (32 arrangements).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = crate::validate::at_least_1)]
     per_pattern: usize,
     /// Leave out the built-in template items.
     #[arg(long)]
@@ -113,7 +113,7 @@ pub struct AgreementArgs {
     min_count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,

@@ -68,52 +68,52 @@ pub struct TrainArgs {
     /// Tokens are whitespace-separated words (with <eos> per line) or Unicode characters.
     #[arg(long, value_enum)]
     level: Option<Level>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     layers: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     hidden: Option<usize>,
     /// Embedding size (default: --hidden).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     emb: Option<usize>,
     /// Steps of backpropagation through time per block.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     bptt: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     batch: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm to this (0 = off). The loss differentiated is summed over
     /// the bptt steps and averaged over the batch, as in Zaremba et al.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     clip: Option<f64>,
     /// Clip every gradient element to ±this instead (0 = off).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     clip_value: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1)]
     dropout: Option<f64>,
     /// Standard dropout, or locked (one mask per sequence, reused at every step).
     #[arg(long, value_enum)]
     dropout_kind: Option<DropoutKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     epochs: Option<usize>,
     /// Multiply the learning rate by this each epoch from --lr-decay-start on.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::positive_probability)]
     lr_decay: Option<f64>,
     /// First epoch (1-based) whose learning rate is decayed.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     lr_decay_start: Option<usize>,
     /// Multiply the learning rate by this whenever validation perplexity does not improve.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::positive_probability)]
     plateau_decay: Option<f64>,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     init_range: Option<f64>,
     /// Added to the LSTM forget-gate bias at initialisation.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_any)]
     forget_bias: Option<f64>,
     /// Share the input embedding with the output layer (needs --emb = --hidden).
     #[arg(long)]
@@ -122,22 +122,22 @@ pub struct TrainArgs {
     #[arg(long)]
     residual: bool,
     /// Window model: how many previous tokens it sees.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     context: Option<usize>,
     /// Vanilla RNN nonlinearity.
     #[arg(long, value_enum)]
     activation: Option<Activation>,
     /// Columns read in parallel during evaluation (1 = the whole text as one stream).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     eval_batch: Option<usize>,
     /// Fraction of training lines held out when --valid is not given.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::validate::fraction_below_1)]
     valid_fraction: f64,
     /// Stop after this many training steps in total (a checkpoint is kept; --resume goes on).
     #[arg(long)]
     max_steps: Option<u64>,
     /// Stop after this many seconds of wall time (a checkpoint is kept).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     max_seconds: Option<f64>,
     /// Write a resumable checkpoint every this many steps (and at every epoch's end).
     #[arg(long, default_value_t = 200)]
@@ -156,11 +156,11 @@ pub struct EvalArgs {
     /// Text to score.
     file: PathBuf,
     /// Columns read in parallel (1 = the whole text as one stream, the standard setting).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::validate::at_least_1)]
     batch: usize,
-    #[arg(long, default_value_t = 35)]
+    #[arg(long, default_value_t = 35, value_parser = crate::validate::at_least_1)]
     bptt: usize,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
@@ -176,16 +176,16 @@ pub struct GenerateArgs {
     /// Always take the most probable token.
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "beam"])]
     greedy: bool,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::finite_positive)]
     temperature: f64,
     /// Sample only among the K most probable tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
     /// Sample only among the most probable tokens whose probabilities add up to P.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::positive_probability)]
     top_p: f64,
     /// Beam search with this many hypotheses; prints the best.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     beam: Option<usize>,
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,

@@ -18,7 +18,7 @@ pub struct RunFlags {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     pub threads: Option<usize>,
     /// Print one JSON summary on stdout at the end.
     #[arg(long)]

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use firth_ngram::kn::{self, BuildOptions, Discount, Smoothing};
-use firth_ngram::model::{Model, Rng};
+use firth_ngram::model::{Checksum, Model, Rng};
 use firth_ngram::{Corpus, CorpusOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ enum Sub {
 #[derive(clap::Args)]
 struct BuildArgs {
     /// Order of the model (lmplz -o).
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, value_parser = crate::validate::at_least_1)]
     order: usize,
     /// Write the model as ARPA text here.
     #[arg(long)]
@@ -50,13 +50,13 @@ struct BuildArgs {
     #[arg(long)]
     in_memory: bool,
     /// Use fixed discounts (default 0.5 1 1.5) where the closed-form Kneser-Ney estimate fails.
-    #[arg(long, num_args = 0..=3, value_name = "D")]
+    #[arg(long, num_args = 0..=3, value_name = "D", value_parser = crate::validate::finite_positive_f32)]
     discount_fallback: Option<Vec<f32>>,
     /// Prune n-grams with count at most the threshold, one value per order, last repeats (e.g. 0 0 1).
     #[arg(long, num_args = 1.., value_name = "COUNT")]
     prune: Vec<u64>,
     /// Keep only the K most frequent words; n-grams with other words are pruned.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = crate::validate::at_least_1)]
     vocab_limit: Option<usize>,
     /// Model characters instead of words.
     #[arg(long)]
@@ -68,10 +68,10 @@ struct BuildArgs {
     #[arg(long, default_value = "kn")]
     smoothing: String,
     /// k for add-k smoothing.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::finite_positive_f32)]
     k: f32,
     /// Backoff factor for stupid backoff.
-    #[arg(long, default_value_t = 0.4)]
+    #[arg(long, default_value_t = 0.4, value_parser = crate::validate::finite_positive_f32)]
     alpha: f32,
     /// Text files, one sentence per line; standard input when none.
     files: Vec<PathBuf>,
@@ -89,6 +89,17 @@ struct QueryArgs {
     /// Split text into characters (for ARPA character models; binary models know).
     #[arg(long)]
     chars: bool,
+    #[command(flatten)]
+    open: OpenFlags,
+}
+
+/// How a binary model is opened.
+#[derive(clap::Args)]
+struct OpenFlags {
+    /// Skip verifying a binary model's checksum: opens a large model without reading all of
+    /// it, but damage to the file goes unnoticed.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -100,22 +111,26 @@ struct PplArgs {
     json: bool,
     #[arg(long)]
     chars: bool,
+    #[command(flatten)]
+    open: OpenFlags,
 }
 
 #[derive(clap::Args)]
 struct GenerateArgs {
     model: PathBuf,
     /// Number of sentences.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::validate::at_least_1)]
     count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Below 1 sharpens the distribution, above 1 flattens it.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::validate::finite_positive)]
     temperature: f64,
     /// Longest sentence, in tokens.
     #[arg(long, default_value_t = 100)]
     max_len: usize,
+    #[command(flatten)]
+    open: OpenFlags,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -248,9 +263,20 @@ fn build(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &Path, chars: bool) -> Result<Model> {
+fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     let t = Instant::now();
-    let m = Model::load(path)?;
+    let checksum = if open.no_verify {
+        Checksum::Skip
+    } else {
+        Checksum::Verify
+    };
+    let m = Model::load_with(path, checksum)?;
+    if m.lacks_checksum() {
+        eprintln!(
+            "warning: {} was written by an older firth and has no checksum, so damage cannot be detected; rebuild it with `firth ngram build --binary`",
+            path.display()
+        );
+    }
     let m = if chars { m.with_chars(true) } else { m };
     eprintln!(
         "loaded {} (order {}, {} words) in {:.1} ms",
@@ -295,7 +321,7 @@ fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Re
 }
 
 fn query(q: QueryArgs) -> Result<()> {
-    let m = load(&q.model, q.chars)?;
+    let m = load(&q.model, q.chars, &q.open)?;
     let (mut r, path) = open_text(q.file.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -332,6 +358,9 @@ fn query(q: QueryArgs) -> Result<()> {
         };
         m.score_text(&mut r, &path, Some(&mut each))?
     };
+    if st.tokens == 0 {
+        bail!("{}: no sentences to score", path.display());
+    }
     if let Some(e) = io_err {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());
@@ -351,7 +380,7 @@ fn query(q: QueryArgs) -> Result<()> {
 }
 
 fn ppl(p: PplArgs) -> Result<()> {
-    let m = load(&p.model, p.chars)?;
+    let m = load(&p.model, p.chars, &p.open)?;
     let (mut r, path) = open_text(Some(&p.file))?;
     let st = m.score_text(&mut r, &path, None)?;
     if st.tokens == 0 {
@@ -377,7 +406,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
     if !(g.temperature > 0.0) {
         bail!("--temperature must be positive");
     }
-    let m = load(&g.model, false)?;
+    let m = load(&g.model, false, &g.open)?;
     let mut rng = Rng::new(g.seed);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

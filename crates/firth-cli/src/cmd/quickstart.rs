@@ -13,13 +13,13 @@ const SHAKESPEARE: &str = include_str!("../../../../data/tinyshakespeare/input.t
 #[derive(clap::Args)]
 pub struct Args {
     /// Seconds of training.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = crate::validate::finite_positive)]
     seconds: f64,
     /// Where the model, metrics and plots go.
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
 }
 

@@ -54,48 +54,48 @@ pub struct TrainArgs {
     preset: Option<TagPreset>,
     #[arg(long, value_enum)]
     arch: Option<CellKind>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     layers: Option<usize>,
     /// Units per direction of the word-level encoder.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     hidden: Option<usize>,
     /// Word embedding size (default: the --embeddings file's, else 100).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     emb: Option<usize>,
     /// Character embedding size; 0 turns character features off.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     char_dim: Option<usize>,
     /// Character BiLSTM units per direction.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     char_hidden: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     dropout: Option<f32>,
     /// Size of the capitalisation-class embedding (all-lower, First-upper, ALL-UPPER,
     /// has-digit, other) added to each word's input; 0 = off.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     case_dim: Option<usize>,
     /// Training: probability of replacing a word by <unk> (trains the unknown-word vector).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     word_dropout: Option<f32>,
     /// Training: dropout on the character embeddings.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
     char_dropout: Option<f32>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
     optim: Option<OptimKind>,
     /// lr at epoch e (0-based) is lr / (1 + lr_decay·e).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     lr_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     weight_decay: Option<f64>,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::non_negative)]
     clip: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     epochs: Option<usize>,
     /// Sentences per batch.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     batch: Option<usize>,
     /// Linear-chain CRF output (the default for span tags).
     #[arg(long, conflicts_with = "softmax")]
@@ -123,10 +123,10 @@ pub struct TrainArgs {
     #[arg(long)]
     cased: bool,
     /// Initialise weights uniformly in ±R.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     init_range: Option<f64>,
     /// Stop after this many seconds of wall time (a checkpoint is kept; --resume goes on).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::finite_positive)]
     max_seconds: Option<f64>,
     /// Continue the run saved in --out (same data and settings; --epochs may grow).
     #[arg(long)]
@@ -148,7 +148,7 @@ pub struct PredictArgs {
     token_col: Option<usize>,
     #[arg(long)]
     tag_col: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
 }
 
@@ -162,7 +162,7 @@ pub struct EvalArgs {
     token_col: Option<usize>,
     #[arg(long)]
     tag_col: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
@@ -333,7 +333,11 @@ fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
     let gold = read(&a.file, columns(a.token_col, a.tag_col), "evaluation")?;
-    let enc = encode(&gold, &vocab, &model.config, &a.file)?;
+    // As in training: gold tags the model cannot predict count as errors, with a warning.
+    if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {
+        eprintln!("warning: {w}");
+    }
+    let enc = encode(&strip_tags(&gold), &vocab, &model.config, &a.file)?;
     let s = evaluate(&mut model, &vocab, &gold, &enc, 256);
     if a.json {
         let mut o = serde_json::json!({"accuracy": s.accuracy, "sentences": s.sentences,

@@ -27,7 +27,7 @@ enum Cmd {
     Similar {
         vectors: PathBuf,
         word: String,
-        #[arg(short, default_value_t = 10)]
+        #[arg(short, default_value_t = 10, value_parser = crate::validate::at_least_1)]
         k: usize,
     },
     /// "a is to b as c is to ?": the words nearest b - a + c (query words excluded).
@@ -36,7 +36,7 @@ enum Cmd {
         a: String,
         b: String,
         c: String,
-        #[arg(short, default_value_t = 5)]
+        #[arg(short, default_value_t = 5, value_parser = crate::validate::at_least_1)]
         k: usize,
         /// 3CosAdd (cosadd) or 3CosMul (cosmul).
         #[arg(long, value_enum, default_value_t = Method::Cosadd)]
@@ -94,16 +94,16 @@ struct W2vArgs {
     format: FormatArg,
     #[arg(long, value_enum, default_value_t = ModelArg::Skipgram)]
     model: ModelArg,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::validate::at_least_1)]
     dim: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::validate::at_least_1)]
     window: usize,
     #[arg(long, default_value_t = 5)]
     negative: usize,
     /// Use hierarchical softmax (Huffman tree) as well / instead (with --negative 0).
     #[arg(long)]
     hs: bool,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::validate::probability)]
     sample: f64,
     #[arg(long, default_value_t = 5)]
     min_count: u64,
@@ -111,11 +111,11 @@ struct W2vArgs {
     #[arg(long, default_value_t = 0)]
     max_vocab: usize,
     /// Starting learning rate (default 0.025 for skip-gram, 0.05 for CBOW).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::word2vec_alpha)]
     alpha: Option<f32>,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::validate::at_least_1_u32)]
     epochs: u32,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -140,19 +140,19 @@ struct GloveArgs {
     output: PathBuf,
     #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
     format: FormatArg,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::validate::at_least_1)]
     dim: usize,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::validate::at_least_1)]
     window: usize,
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = crate::validate::finite_positive)]
     x_max: f64,
     /// Exponent of the weighting function f(x) = (x / x_max)^alpha.
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = crate::validate::finite_positive)]
     alpha: f64,
     /// AdaGrad learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::validate::finite_positive)]
     eta: f64,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::validate::at_least_1_u32)]
     epochs: u32,
     #[arg(long, default_value_t = 5)]
     min_count: u64,
@@ -160,9 +160,9 @@ struct GloveArgs {
     max_vocab: usize,
     /// Memory budget for co-occurrence counting and shuffling, in GB (beyond it, sorted runs
     /// and shuffled chunks spill to temporary files and training streams from disk).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = crate::validate::finite_positive)]
     memory: f64,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::validate::at_least_1)]
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -182,10 +182,10 @@ struct EvalArgs {
     #[arg(long)]
     similarity: Vec<PathBuf>,
     /// Only the most frequent N words answer or are asked analogies (gensim restrict_vocab).
-    #[arg(long, default_value_t = 30000)]
+    #[arg(long, default_value_t = 30000, value_parser = crate::validate::at_least_1)]
     restrict: usize,
     /// Vocabulary limit for similarity pairs (gensim's default 300000).
-    #[arg(long, default_value_t = 300000)]
+    #[arg(long, default_value_t = 300000, value_parser = crate::validate::at_least_1)]
     restrict_pairs: usize,
     #[arg(long)]
     json: bool,
@@ -263,6 +263,18 @@ fn report_count(st: &firth_vectors::CountStats, input: &std::path::Path, json: b
     }
 }
 
+/// Stops before writing vectors that training blew up, naming the flag to change.
+fn ensure_finite(vectors: &[f32], hint: &str) -> anyhow::Result<()> {
+    let bad = vectors.iter().filter(|x| !x.is_finite()).count();
+    if bad > 0 {
+        bail!(
+            "training diverged: {bad} of {} vector values are NaN or infinite; nothing was written; {hint}",
+            vectors.len()
+        );
+    }
+    Ok(())
+}
+
 fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let model = if a.model == ModelArg::Cbow {
@@ -313,6 +325,7 @@ fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
         ));
     })?;
     pb.finish_and_clear();
+    ensure_finite(&tr.vectors, "lower --alpha")?;
     formats::save(
         &a.output,
         a.format.format(),
@@ -385,6 +398,7 @@ fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
         GloveOut::Context => tr.wt.clone(),
         GloveOut::Sum => tr.w.iter().zip(&tr.wt).map(|(x, y)| x + y).collect(),
     };
+    ensure_finite(&out, "lower --eta")?;
     formats::save(&a.output, a.format.format(), &tr.vocab.words, d, &out)?;
     let wall = t0.elapsed().as_secs_f64();
     let words = st.tokens as f64;
@@ -434,7 +448,11 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let e = formats::load(&a.vectors)?;
     let mut out = json!({ "vocab_size": e.len(), "dim": e.dim });
     if let Some(q) = &a.analogy {
-        let t = eval::evaluate_analogies(&e, q, a.restrict)?;
+        let (t, skipped) = eval::evaluate_analogies(&e, q, a.restrict)?;
+        if let Some(w) = skipped.warning(q, "`: section` or four words") {
+            eprintln!("warning: {w}");
+        }
+        out["analogy_skipped_lines"] = json!(skipped.count);
         if !a.json {
             for s in &t.sections {
                 println!(
@@ -469,6 +487,9 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut sims = vec![];
     for f in &a.similarity {
         let r = eval::evaluate_pairs(&e, f, a.restrict_pairs)?;
+        if let Some(w) = r.skipped.warning(f, "word1<TAB>word2<TAB>finite score") {
+            eprintln!("warning: {w}");
+        }
         if !a.json {
             println!(
                 "{}: spearman {:.4} ({} pairs, coverage {:.2}%)",

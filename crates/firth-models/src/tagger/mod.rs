@@ -44,7 +44,9 @@ pub use batch::{make_batches, Batch};
 pub use eval::{evaluate, predict_all, TagScores};
 pub use pipeline::{train_tagger, TagData, TagPreset, TagSummary, TaggerOptions};
 pub use task::{TagTask, TagTrainConfig};
-pub use vocab::{case_class, detect_scheme, encode, normalize, Encoded, TagVocab, CASE_CLASSES};
+pub use vocab::{
+    case_class, detect_scheme, encode, normalize, Encoded, TagVocab, UnseenTags, CASE_CLASSES,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaggerConfig {

@@ -267,17 +267,8 @@ pub fn train_tagger(
         let (Some(d), Some(p)) = (d, p) else {
             return Ok(None);
         };
-        let mut unseen = 0;
-        for s in d {
-            for t in vocab.convert_in(&s.tags)? {
-                unseen += usize::from(vocab.tag_id(&t).is_none());
-            }
-        }
-        if unseen > 0 {
-            obs.note(&format!(
-                "warning: {}: {unseen} token(s) carry tags that the training file does not have; they count as errors",
-                p.display()
-            ));
+        if let Some(w) = vocab.unseen_tags(d, p)?.warning(p) {
+            obs.note(&format!("warning: {w}"));
         }
         Ok(Some(encode(&strip_tags(d), &vocab, &cfg, p)?))
     };

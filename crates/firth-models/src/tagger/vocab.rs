@@ -63,6 +63,28 @@ pub fn normalize(word: &str, lowercase: bool) -> String {
     }
 }
 
+/// Refuses a file whose tags are mostly span tags (O, B-/I-/E-/S-TYPE) but not all: a stray
+/// `X-PER` would otherwise silently turn the span tagger into a plain one.
+fn check_span_tags_are_consistent(sentences: &[Sentence]) -> Result<()> {
+    let is_span = |t: &str| t == "O" || is_span_tagset(&[t]);
+    let any_prefixed = sentences
+        .iter()
+        .flat_map(|s| &s.tags)
+        .any(|t| t != "O" && is_span_tagset(&[t.as_str()]));
+    if !any_prefixed {
+        return Ok(());
+    }
+    for s in sentences {
+        if let Some((i, t)) = s.tags.iter().enumerate().find(|(_, t)| !is_span(t)) {
+            bail!(
+                "line {}: tag {t:?} is not a span tag, but the other tags are (O or B-/I-/E-/S-TYPE); fix the tag, or check --tag-col",
+                s.line + i
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The scheme a file's span tags are in: BIOES if it has S-/E- tags, IOB1 if some chunk
 /// starts with I-, IOB2 otherwise; `None` for tags that are not spans.
 pub fn detect_scheme(sentences: &[Sentence]) -> Option<Scheme> {
@@ -104,6 +126,7 @@ impl TagVocab {
         lowercase: bool,
         scheme: Option<Scheme>,
     ) -> Result<TagVocab> {
+        check_span_tags_are_consistent(train)?;
         let data_scheme = detect_scheme(train);
         let scheme = match (scheme, data_scheme) {
             (Some(s), Some(_)) => Some(s),
@@ -206,6 +229,67 @@ impl TagVocab {
 
     pub fn tag_id(&self, t: &str) -> Option<u32> {
         self.tag_index.get(t).copied()
+    }
+
+    /// Gold tags of `sentences` the model cannot predict (absent from training). Held-out
+    /// files may have a few (they count as errors; callers warn); a file where no tag is
+    /// known is refused, since it is most likely the wrong --tag-col or another task's file.
+    pub fn unseen_tags(&self, sentences: &[Sentence], file: &Path) -> Result<UnseenTags> {
+        let mut u = UnseenTags::default();
+        for s in sentences {
+            if self.scheme.is_some() {
+                // A span model cannot even convert other tags: another task's file.
+                if let Some((i, t)) = s
+                    .tags
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]))
+                {
+                    bail!(
+                        "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
+                        file.display(),
+                        s.line + i,
+                        self.tags.join(" ")
+                    );
+                }
+            }
+            for (i, t) in self.convert_in(&s.tags)?.iter().enumerate() {
+                u.tokens += 1;
+                if self.tag_id(t).is_none() {
+                    u.count += 1;
+                    u.first.get_or_insert((s.line + i, s.tags[i].clone()));
+                }
+            }
+        }
+        if u.tokens > 0 && u.count == u.tokens {
+            bail!(
+                "{}: its tags are not in the model's label set ({}), none of them; check --tag-col, or use a model trained on these labels",
+                file.display(),
+                self.tags.join(" ")
+            );
+        }
+        Ok(u)
+    }
+}
+
+/// Held-out tokens whose gold tag the training file does not have.
+#[derive(Clone, Debug, Default)]
+pub struct UnseenTags {
+    pub count: usize,
+    pub tokens: usize,
+    /// Line and tag of the first one.
+    pub first: Option<(usize, String)>,
+}
+
+impl UnseenTags {
+    pub fn warning(&self, file: &Path) -> Option<String> {
+        let (line, tag) = self.first.as_ref()?;
+        Some(format!(
+            "{}: {} of {} tokens carry tags that the training file does not have (first: {tag:?} on line {line}); they count as errors",
+            file.display(),
+            self.count,
+            self.tokens
+        ))
     }
 }
 
