@@ -3,48 +3,14 @@
 //! `log10 prob <tab> w1 .. wn [<tab> log10 backoff]`, then `\end\`.
 
 use crate::hash;
-use crate::kn::Built;
-use crate::model::{Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
-use crate::util::{shown, write_atomic};
+use crate::model::{is_binary, Checksum, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::util::shown;
 use crate::{Error, Result};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-/// Writes a built model as ARPA (through a temporary file, renamed into place).
-pub fn write_arpa(built: &Built, path: &Path) -> Result<()> {
-    write_atomic(path, |w| write_arpa_to(built, w))
-}
-
-/// Writes a built model as ARPA to any writer, n-grams in suffix order as lmplz writes them.
-/// Lines are formatted in parallel in blocks and written in order.
-pub fn write_arpa_to(built: &Built, w: &mut dyn Write) -> std::io::Result<()> {
-    use rayon::prelude::*;
-    let n_max = built.pack.order;
-    writeln!(w, "\\data\\")?;
-    for (i, g) in built.ngrams.iter().enumerate() {
-        writeln!(w, "ngram {}={}", i + 1, g.len())?;
-    }
-    writeln!(w)?;
-    const BLOCK: usize = 1 << 15;
-    for (i, g) in built.ngrams.iter().enumerate() {
-        let n = i + 1;
-        writeln!(w, "\\{n}-grams:")?;
-        for batch in g.chunks(BLOCK * 16) {
-            let texts: Vec<String> = batch
-                .par_chunks(BLOCK)
-                .map(|keys| format_block(built, n, n < n_max, keys))
-                .collect();
-            for t in texts {
-                w.write_all(t.as_bytes())?;
-            }
-        }
-        writeln!(w)?;
-    }
-    writeln!(w, "\\end\\")
-}
-
 /// Shortest round-trip decimal of `x`; zero as `0` (as KenLM writes it).
-fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
+pub(crate) fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
     if x == 0.0 {
         out.push('0');
     } else {
@@ -52,103 +18,9 @@ fn push_float(out: &mut String, fb: &mut zmij::Buffer, x: f32) {
     }
 }
 
-/// Writes the model that [`crate::stream`] estimated as ARPA, byte for byte what
-/// [`write_arpa`] writes for the same model: unigrams from memory (`unigram_keys` are the kept
-/// corpus ids, `unigrams` indexed by model id, log10), higher orders from the final files.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn write_arpa_streamed(
-    path: &Path,
-    pack: &crate::count::Packing,
-    corpus_words: &[String],
-    counts: &[u64],
-    unigram_keys: &[u128],
-    remap: &[u32],
-    unigrams: &[ProbBackoff],
-    finals: &[Option<crate::extsort::TempFile>],
-) -> Result<()> {
-    use crate::extsort::RecReader;
-    use rayon::prelude::*;
-    let n_max = pack.order;
-    let mut inner: Option<Error> = None;
-    let res = write_atomic(path, |w| {
-        writeln!(w, "\\data\\")?;
-        for (i, c) in counts.iter().enumerate() {
-            writeln!(w, "ngram {}={}", i + 1, c)?;
-        }
-        writeln!(w)?;
-        writeln!(w, "\\1-grams:")?;
-        let mut out = String::new();
-        let mut fb = zmij::Buffer::new();
-        for &k in unigram_keys {
-            let e = unigrams[remap[k as usize] as usize];
-            out.clear();
-            push_line(&mut out, &mut fb, e, n_max > 1, |out| {
-                out.push_str(&corpus_words[k as usize])
-            });
-            w.write_all(out.as_bytes())?;
-        }
-        writeln!(w)?;
-        const BLOCK: usize = 1 << 15;
-        for n in 2..=n_max {
-            writeln!(w, "\\{n}-grams:")?;
-            let f = finals[n].as_ref().expect("a final file per order");
-            let mut r = match RecReader::<crate::stream::Final>::open(f) {
-                Ok(r) => r,
-                Err(e) => {
-                    inner = Some(e);
-                    return Err(std::io::Error::other("read"));
-                }
-            };
-            let mut batch = Vec::with_capacity(BLOCK * 16);
-            loop {
-                batch.clear();
-                while batch.len() < BLOCK * 16 {
-                    match r.next() {
-                        Ok(Some(x)) => batch.push(x),
-                        Ok(None) => break,
-                        Err(e) => {
-                            inner = Some(e);
-                            return Err(std::io::Error::other("read"));
-                        }
-                    }
-                }
-                if batch.is_empty() {
-                    break;
-                }
-                let texts: Vec<String> = batch
-                    .par_chunks(BLOCK)
-                    .map(|recs| {
-                        let mut out = String::with_capacity(recs.len() * (16 + 8 * n));
-                        let mut fb = zmij::Buffer::new();
-                        for &(k, p, b) in recs {
-                            let e = ProbBackoff {
-                                prob: f32::from_bits(p),
-                                backoff: f32::from_bits(b),
-                            };
-                            push_line(&mut out, &mut fb, e, n < n_max, |out| {
-                                push_words(out, pack, corpus_words, k, n)
-                            });
-                        }
-                        out
-                    })
-                    .collect();
-                for t in texts {
-                    w.write_all(t.as_bytes())?;
-                }
-            }
-            writeln!(w)?;
-        }
-        writeln!(w, "\\end\\")
-    });
-    match inner {
-        Some(e) => Err(e),
-        None => res,
-    }
-}
-
 /// One ARPA line: `prob <tab> words [<tab> backoff]`.
 #[inline]
-fn push_line(
+pub(crate) fn push_line(
     out: &mut String,
     fb: &mut zmij::Buffer,
     e: ProbBackoff,
@@ -167,7 +39,7 @@ fn push_line(
 
 /// The words of a reversed corpus-id key in reading order, separated by spaces.
 #[inline]
-fn push_words(
+pub(crate) fn push_words(
     out: &mut String,
     pack: &crate::count::Packing,
     corpus_words: &[String],
@@ -180,41 +52,6 @@ fn push_words(
         }
         out.push_str(&corpus_words[pack.rev_word(k, n, n - 1 - j) as usize]);
     }
-}
-
-fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> String {
-    const BATCH: usize = 16;
-    let mut out = String::with_capacity(keys.len() * (16 + 8 * n));
-    let mut fb = zmij::Buffer::new();
-    let m = &built.model;
-    let mut hashes = [0u64; BATCH];
-    let mut ids = [0u32; MAX_ORDER];
-    for batch in keys.chunks(BATCH) {
-        // Hash and prefetch the whole batch first so the table misses overlap.
-        for (h, &k) in hashes.iter_mut().zip(batch) {
-            for (j, id) in ids[..n].iter_mut().enumerate() {
-                *id = built.remap[built.pack.rev_word(k, n, n - 1 - j) as usize];
-            }
-            if n > 1 {
-                *h = hash::ngram(&ids[..n]);
-                m.prefetch(n, *h);
-            } else {
-                *h = ids[0] as u64;
-            }
-        }
-        for (&h, &k) in hashes.iter().zip(batch) {
-            let e = if n > 1 {
-                m.lookup_hash(n, h)
-            } else {
-                m.unigrams().get(h as usize).copied()
-            }
-            .expect("kept n-grams are in the model");
-            push_line(&mut out, &mut fb, e, with_backoff, |out| {
-                push_words(out, &built.pack, &built.corpus_words, k, n)
-            });
-        }
-    }
-    out
 }
 
 struct Lines<R> {
@@ -512,4 +349,22 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
         counts,
         flags: 0,
     }))
+}
+
+/// Loading a model of either format lives here, beside the ARPA reader, so that the model
+/// (the data structure) knows nothing of the text format.
+impl Model {
+    /// Loads a model from a binary file or an ARPA file (plain or gzip), whichever `path` is.
+    pub fn load(path: &Path) -> Result<Model> {
+        Model::load_with(path, Checksum::Verify)
+    }
+
+    /// [`Model::load`], choosing whether a binary model's checksum is verified.
+    pub fn load_with(path: &Path, checksum: Checksum) -> Result<Model> {
+        if is_binary(path)? {
+            Model::load_binary(path, checksum)
+        } else {
+            read_arpa(path)
+        }
+    }
 }

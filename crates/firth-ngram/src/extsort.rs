@@ -2,7 +2,7 @@
 //! sort (sorted runs of a bounded in-memory buffer, spilled and joined by a k-way heap merge).
 //!
 //! This is what keeps a build inside its `--memory` budget: counting spills runs of N-grams, and
-//! the streaming estimation in [`crate::stream`] re-sorts each order through a [`Sorter`] and
+//! the streaming estimation in the `stream` module re-sorts each order through a [`Sorter`] and
 //! keeps every intermediate order in a [`TempFile`] instead of in memory.
 
 use crate::{Error, Result};
@@ -51,7 +51,7 @@ impl Rec for (u128, u64) {
     }
 }
 
-/// `(key, adjusted count, raw count)`: one n-gram after [`crate::count::adjust`].
+/// `(key, adjusted count, raw count)`: one n-gram after `count::adjust`.
 impl Rec for (u128, u64, u64) {
     const SIZE: usize = 32;
     fn put(&self, b: &mut [u8]) {

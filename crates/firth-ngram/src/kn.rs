@@ -23,13 +23,16 @@
 //! `gamma(h)` is h's backoff in the ARPA file; `<s>` has probability 1 (log 0) so that scoring it
 //! changes nothing.
 
+use crate::arpa::{push_line, push_words};
 use crate::corpus::Corpus;
 use crate::count::{self, CountOptions, OrderCounts, Packing};
 use crate::hash;
 use crate::model::{Entry, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::util::write_atomic;
 use crate::{Error, Result, BOS, EOS, UNK};
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Discounts for adjusted counts 0, 1, 2, 3+ (the first is always 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,7 +113,7 @@ pub struct BuildOptions {
     pub temp_dir: PathBuf,
     /// For [`build_to`]: `Some(false)` estimates in memory; `None` (the default) and
     /// `Some(true)` stream Kneser-Ney through temporary files (the external-memory estimation
-    /// of [`crate::stream`]), which keeps the whole build inside `memory`.
+    /// of the `stream` module), which keeps the whole build inside `memory`.
     pub external: Option<bool>,
 }
 
@@ -146,6 +149,77 @@ pub struct Built {
 }
 
 impl Built {
+    /// Writes a built model as ARPA (through a temporary file, renamed into place).
+    pub fn write_arpa(&self, path: &Path) -> Result<()> {
+        write_atomic(path, |w| self.write_arpa_to(w))
+    }
+
+    /// Writes a built model as ARPA to any writer, n-grams in suffix order as lmplz writes them.
+    /// Lines are formatted in parallel in blocks and written in order.
+    pub fn write_arpa_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let built = self;
+        use rayon::prelude::*;
+        let n_max = built.pack.order;
+        writeln!(w, "\\data\\")?;
+        for (i, g) in built.ngrams.iter().enumerate() {
+            writeln!(w, "ngram {}={}", i + 1, g.len())?;
+        }
+        writeln!(w)?;
+        const BLOCK: usize = 1 << 15;
+        for (i, g) in built.ngrams.iter().enumerate() {
+            let n = i + 1;
+            writeln!(w, "\\{n}-grams:")?;
+            for batch in g.chunks(BLOCK * 16) {
+                let texts: Vec<String> = batch
+                    .par_chunks(BLOCK)
+                    .map(|keys| format_block(built, n, n < n_max, keys))
+                    .collect();
+                for t in texts {
+                    w.write_all(t.as_bytes())?;
+                }
+            }
+            writeln!(w)?;
+        }
+        writeln!(w, "\\end\\")
+    }
+}
+
+fn format_block(built: &Built, n: usize, with_backoff: bool, keys: &[u128]) -> String {
+    const BATCH: usize = 16;
+    let mut out = String::with_capacity(keys.len() * (16 + 8 * n));
+    let mut fb = zmij::Buffer::new();
+    let m = &built.model;
+    let mut hashes = [0u64; BATCH];
+    let mut ids = [0u32; MAX_ORDER];
+    for batch in keys.chunks(BATCH) {
+        // Hash and prefetch the whole batch first so the table misses overlap.
+        for (h, &k) in hashes.iter_mut().zip(batch) {
+            for (j, id) in ids[..n].iter_mut().enumerate() {
+                *id = built.remap[built.pack.rev_word(k, n, n - 1 - j) as usize];
+            }
+            if n > 1 {
+                *h = hash::ngram(&ids[..n]);
+                m.prefetch(n, *h);
+            } else {
+                *h = ids[0] as u64;
+            }
+        }
+        for (&h, &k) in hashes.iter().zip(batch) {
+            let e = if n > 1 {
+                m.lookup_hash(n, h)
+            } else {
+                m.unigrams().get(h as usize).copied()
+            }
+            .expect("kept n-grams are in the model");
+            push_line(&mut out, &mut fb, e, with_backoff, |out| {
+                push_words(out, &built.pack, &built.corpus_words, k, n)
+            });
+        }
+    }
+    out
+}
+
+impl Built {
     /// Probability and backoff (log10) of the kept n-gram `key` of order `n`.
     pub fn entry(&self, n: usize, key: u128) -> ProbBackoff {
         let ids: Vec<u32> = self
@@ -162,7 +236,7 @@ impl Built {
 
 /// The checks every build starts with: the order is in range, the pruning thresholds are
 /// valid, and the n-grams fit the packed key. Returns the thresholds and the key packing.
-fn checked_setup(corpus: &Corpus, opts: &BuildOptions) -> Result<(Vec<u64>, Packing)> {
+pub(crate) fn checked_setup(corpus: &Corpus, opts: &BuildOptions) -> Result<(Vec<u64>, Packing)> {
     let n = opts.order;
     if n == 0 || n > MAX_ORDER {
         return Err(Error::Config(format!(
@@ -213,93 +287,6 @@ pub fn build_owned(
     corpus.tokens = Vec::new();
     progress("estimating");
     estimate(&corpus, counted, opts)
-}
-
-/// Counts `corpus`, estimates the model and writes it to `out`, inside `opts.memory`.
-///
-/// Counting fills a buffer sized from the budget (what the corpus's token stream leaves of it)
-/// and spills sorted runs; the Kneser-Ney estimation then streams through sorted temporary
-/// files ([`crate::stream`]) and writes the ARPA and binary files as it goes. With
-/// `opts.external == Some(false)` the model is instead built in memory as by [`build_owned`]
-/// (byte-identical files; on PTB and gut8 it was no faster and took 2-4x the memory, so it is
-/// not the default). Add-k and stupid backoff are always built in memory.
-pub fn build_to(
-    mut corpus: Corpus,
-    opts: &BuildOptions,
-    out: &crate::stream::Outputs,
-    progress: &mut dyn FnMut(&str),
-) -> Result<crate::stream::Summary> {
-    let kn = matches!(opts.smoothing, Smoothing::KneserNey);
-    if !kn || opts.external == Some(false) {
-        let built = build_owned(corpus, opts, progress)?;
-        return write_built(built, out, 0, progress);
-    }
-    let (thresholds, pack) = checked_setup(&corpus, opts)?;
-    if !opts.temp_dir.is_dir() {
-        return Err(Error::File {
-            path: opts.temp_dir.clone(),
-            msg: "the directory for temporary files does not exist or is not a directory; create it or give another with --temp-dir / -T".into(),
-        });
-    }
-    let pruned_words = vocab_limit_mask(&corpus, opts.vocab_limit);
-    // What stays in memory besides the sort buffers: the vocabulary (strings, the id hash map
-    // and the per-word arrays, about 100 bytes a word) and, while counting, the token stream.
-    let vocab_bytes = corpus
-        .words
-        .iter()
-        .map(|w| w.len() as u64 + 100)
-        .sum::<u64>();
-    let tokens_bytes = corpus.tokens.len() as u64 * 4;
-    let slack = 16 << 20;
-    let count_mem = opts
-        .memory
-        .saturating_sub(vocab_bytes + tokens_bytes + slack);
-    progress("counting");
-    let runs = count::count_runs(
-        &corpus.tokens,
-        &pack,
-        &CountOptions {
-            memory: count_mem,
-            temp_dir: opts.temp_dir.clone(),
-        },
-    )?;
-    corpus.tokens = Vec::new();
-    crate::stream::estimate(
-        &corpus.words,
-        runs,
-        &pack,
-        &thresholds,
-        pruned_words.as_deref(),
-        opts,
-        opts.memory.saturating_sub(vocab_bytes + slack),
-        out,
-        progress,
-    )
-}
-
-fn write_built(
-    built: Built,
-    out: &crate::stream::Outputs,
-    count_runs: usize,
-    progress: &mut dyn FnMut(&str),
-) -> Result<crate::stream::Summary> {
-    if let Some(p) = out.arpa {
-        progress("writing ARPA");
-        crate::arpa::write_arpa(&built, p)?;
-    }
-    let summary = crate::stream::Summary {
-        counts: built.model.counts().to_vec(),
-        discounts: built.discounts.clone(),
-        stats: built.stats.clone(),
-        external: false,
-        count_runs,
-    };
-    if let Some(p) = out.binary {
-        progress("writing binary");
-        let chars = out.flags & crate::model::FLAG_CHARS != 0;
-        built.model.with_chars(chars).write_binary(p)?;
-    }
-    Ok(summary)
 }
 
 struct Counted {

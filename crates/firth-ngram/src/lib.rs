@@ -17,7 +17,7 @@
 //!    structure: one open-addressing hash table per order keyed by a 64-bit hash of the word ids
 //!    (KenLM's "probing" layout).
 //!    [`stream`] does the same estimation from sorted temporary files ([`extsort`]), order by
-//!    order, so a whole build stays inside a memory budget; it is what [`kn::build_to`] uses.
+//!    order, so a whole build stays inside a memory budget; it is what [`build::build_to`] uses.
 //! 5. [`model`]: that structure *is* the binary file: building, ARPA loading and `mmap` loading all
 //!    end in the same bytes, so querying has one code path.
 
@@ -28,6 +28,7 @@
 #![allow(clippy::should_implement_trait)]
 
 pub mod arpa;
+pub mod build;
 pub mod corpus;
 pub mod count;
 pub mod extsort;

@@ -598,20 +598,6 @@ impl Model {
         Ok(m)
     }
 
-    /// Loads a model from a binary file or an ARPA file (plain or gzip), whichever `path` is.
-    pub fn load(path: &Path) -> Result<Model> {
-        Model::load_with(path, Checksum::Verify)
-    }
-
-    /// [`Model::load`], choosing whether a binary model's checksum is verified.
-    pub fn load_with(path: &Path, checksum: Checksum) -> Result<Model> {
-        if is_binary(path)? {
-            Model::load_binary(path, checksum)
-        } else {
-            crate::arpa::read_arpa(path)
-        }
-    }
-
     /// Writes the model's bytes: the binary format, loadable with [`Model::load_binary`].
     pub fn write_binary(&self, path: &Path) -> Result<()> {
         // A model mapped from a file may carry an old version number and a trailer: write the

@@ -30,11 +30,14 @@
 //! Every `f32` operation is the one [`crate::kn`] performs, in the same order, so the model is
 //! bit-for-bit the in-memory one (tested by comparing ARPA and binary files byte for byte).
 
+use crate::arpa::{push_line, push_words};
 use crate::count::{Adjusted, Adjuster, OrderCounts, Packing, Runs};
 use crate::extsort::{RecReader, RecWriter, Sorter, TempFile};
 use crate::kn::{self, Acc, BuildOptions, Discount};
 use crate::model::{Model, ProbBackoff, TableBuilder};
+use crate::util::write_atomic;
 use crate::{Error, Result, EOS, UNK};
+use std::io::Write;
 use std::path::Path;
 
 /// Where a build writes its model.
@@ -280,7 +283,7 @@ pub(crate) fn estimate(
     // Step 5: the outputs.
     if let Some(p) = out.arpa {
         progress("writing ARPA");
-        crate::arpa::write_arpa_streamed(
+        write_arpa_streamed(
             p,
             pack,
             corpus_words,
@@ -380,4 +383,98 @@ fn finish_order(
         w.push(&(key, prob.to_bits(), backoff.to_bits()))?;
     }
     w.finish()
+}
+
+/// Writes the model that this module estimated as ARPA, byte for byte what
+/// [`crate::kn::Built::write_arpa`] writes for the same model: unigrams from memory (`unigram_keys` are the kept
+/// corpus ids, `unigrams` indexed by model id, log10), higher orders from the final files.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_arpa_streamed(
+    path: &Path,
+    pack: &crate::count::Packing,
+    corpus_words: &[String],
+    counts: &[u64],
+    unigram_keys: &[u128],
+    remap: &[u32],
+    unigrams: &[ProbBackoff],
+    finals: &[Option<crate::extsort::TempFile>],
+) -> Result<()> {
+    use crate::extsort::RecReader;
+    use rayon::prelude::*;
+    let n_max = pack.order;
+    let mut inner: Option<Error> = None;
+    let res = write_atomic(path, |w| {
+        writeln!(w, "\\data\\")?;
+        for (i, c) in counts.iter().enumerate() {
+            writeln!(w, "ngram {}={}", i + 1, c)?;
+        }
+        writeln!(w)?;
+        writeln!(w, "\\1-grams:")?;
+        let mut out = String::new();
+        let mut fb = zmij::Buffer::new();
+        for &k in unigram_keys {
+            let e = unigrams[remap[k as usize] as usize];
+            out.clear();
+            push_line(&mut out, &mut fb, e, n_max > 1, |out| {
+                out.push_str(&corpus_words[k as usize])
+            });
+            w.write_all(out.as_bytes())?;
+        }
+        writeln!(w)?;
+        const BLOCK: usize = 1 << 15;
+        for n in 2..=n_max {
+            writeln!(w, "\\{n}-grams:")?;
+            let f = finals[n].as_ref().expect("a final file per order");
+            let mut r = match RecReader::<Final>::open(f) {
+                Ok(r) => r,
+                Err(e) => {
+                    inner = Some(e);
+                    return Err(std::io::Error::other("read"));
+                }
+            };
+            let mut batch = Vec::with_capacity(BLOCK * 16);
+            loop {
+                batch.clear();
+                while batch.len() < BLOCK * 16 {
+                    match r.next() {
+                        Ok(Some(x)) => batch.push(x),
+                        Ok(None) => break,
+                        Err(e) => {
+                            inner = Some(e);
+                            return Err(std::io::Error::other("read"));
+                        }
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let texts: Vec<String> = batch
+                    .par_chunks(BLOCK)
+                    .map(|recs| {
+                        let mut out = String::with_capacity(recs.len() * (16 + 8 * n));
+                        let mut fb = zmij::Buffer::new();
+                        for &(k, p, b) in recs {
+                            let e = ProbBackoff {
+                                prob: f32::from_bits(p),
+                                backoff: f32::from_bits(b),
+                            };
+                            push_line(&mut out, &mut fb, e, n < n_max, |out| {
+                                push_words(out, pack, corpus_words, k, n)
+                            });
+                        }
+                        out
+                    })
+                    .collect();
+                for t in texts {
+                    w.write_all(t.as_bytes())?;
+                }
+            }
+            writeln!(w)?;
+        }
+        writeln!(w, "\\end\\")
+    });
+    match inner {
+        Some(e) => Err(e),
+        None => res,
+    }
 }

@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use firth_ngram::kn::BuildOptions;
-use firth_ngram::{arpa, Corpus, CorpusOptions, Model};
+use firth_ngram::{Corpus, CorpusOptions, Model};
 use std::path::Path;
 
 fn read_err(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -96,7 +96,7 @@ fn good_arpa() -> String {
         },
     );
     let mut out = Vec::new();
-    arpa::write_arpa_to(&b, &mut out).unwrap();
+    b.write_arpa_to(&mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -223,7 +223,8 @@ fn failed_writes_leave_nothing_behind() {
             ..Default::default()
         },
     );
-    let e = arpa::write_arpa(&b, &d.join("no/such/dir/m.arpa"))
+    let e = b
+        .write_arpa(&d.join("no/such/dir/m.arpa"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot write") && e.contains("m.arpa"), "{e}");

@@ -5,7 +5,7 @@ use common::*;
 use firth_ngram::count::{self, CountOptions, Packing};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
 use firth_ngram::model::Rng;
-use firth_ngram::{arpa, Corpus, CorpusOptions, Model};
+use firth_ngram::{Corpus, CorpusOptions, Model};
 use std::collections::{HashMap, HashSet};
 
 fn sums_to_one(m: &Model, texts: &str, tol: f64) {
@@ -118,7 +118,7 @@ fn arpa_and_binary_round_trip() {
         },
     );
     let ap = dir.join("m.arpa");
-    arpa::write_arpa(&b, &ap).unwrap();
+    b.write_arpa(&ap).unwrap();
     let a = Model::load(&ap).unwrap();
     let bp = dir.join("m.bin");
     b.model.write_binary(&bp).unwrap();

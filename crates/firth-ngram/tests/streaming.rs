@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use firth_ngram::kn::{self, BuildOptions, Discount};
+use firth_ngram::kn::{BuildOptions, Discount};
 use firth_ngram::stream::{Outputs, Summary};
 use firth_ngram::{Corpus, CorpusOptions};
 use std::path::Path;
@@ -17,7 +17,7 @@ fn build_files(
     let c = Corpus::from_text(text, CorpusOptions::default()).unwrap();
     let arpa = dir.join(format!("{tag}.arpa"));
     let bin = dir.join(format!("{tag}.bin"));
-    let s = kn::build_to(
+    let s = firth_ngram::build::build_to(
         c,
         opts,
         &Outputs {
@@ -77,7 +77,7 @@ fn same_both_ways(text: &str, opts: BuildOptions, tag: &str) {
     // The in-memory build through `build_to` is the same as `build` + `write_arpa`.
     let built = build_text(text, &mem);
     let p = out.join("direct.arpa");
-    firth_ngram::arpa::write_arpa(&built, &p).unwrap();
+    built.write_arpa(&p).unwrap();
     assert!(std::fs::read(&p).unwrap() == arpa_a);
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -144,7 +144,7 @@ fn streamed_build_reports_bad_discounts() {
     let text = "a b c d\n".repeat(500);
     let c = Corpus::from_text(&text, CorpusOptions::default()).unwrap();
     let tmp = tmpdir("stream-bad");
-    let e = kn::build_to(
+    let e = firth_ngram::build::build_to(
         c,
         &BuildOptions {
             order: 3,
@@ -181,7 +181,7 @@ fn streamed_unigram_model_is_byte_identical() {
 fn missing_temp_dir_is_a_clear_error() {
     let c = Corpus::from_text("a b c\n", CorpusOptions::default()).unwrap();
     let out = tmpdir("stream-notmp");
-    let e = kn::build_to(
+    let e = firth_ngram::build::build_to(
         c,
         &BuildOptions {
             order: 2,

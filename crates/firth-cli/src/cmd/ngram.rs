@@ -2,7 +2,7 @@
 //! `firth_ngram`).
 
 use anyhow::{bail, Context, Result};
-use firth_ngram::kn::{self, BuildOptions, Discount, Smoothing};
+use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
 use firth_ngram::model::{Checksum, Model, Rng};
 use firth_ngram::{Corpus, CorpusOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -231,7 +231,7 @@ fn build(a: BuildArgs) -> Result<()> {
             0
         },
     };
-    let summary = kn::build_to(corpus, &opts, &outputs, &mut |stage| {
+    let summary = firth_ngram::build::build_to(corpus, &opts, &outputs, &mut |stage| {
         spinner.suspend(|| eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64()));
         spinner.set_message(stage.to_string());
     })?;
