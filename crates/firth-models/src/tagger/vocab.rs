@@ -231,28 +231,35 @@ impl TagVocab {
         self.tag_index.get(t).copied()
     }
 
+    /// A span model cannot even convert tags that are not O or B-/I-/E-/S-TYPE: such a
+    /// sentence comes from another task's file (or the wrong --tag-col).
+    fn check_span_tags(&self, s: &Sentence, file: &Path) -> Result<()> {
+        if self.scheme.is_none() {
+            return Ok(());
+        }
+        let stray = s
+            .tags
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]));
+        if let Some((i, t)) = stray {
+            bail!(
+                "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
+                file.display(),
+                s.line + i,
+                self.tags.join(" ")
+            );
+        }
+        Ok(())
+    }
+
     /// Gold tags of `sentences` the model cannot predict (absent from training). Held-out
     /// files may have a few (they count as errors; callers warn); a file where no tag is
     /// known is refused, since it is most likely the wrong --tag-col or another task's file.
     pub fn unseen_tags(&self, sentences: &[Sentence], file: &Path) -> Result<UnseenTags> {
         let mut u = UnseenTags::default();
         for s in sentences {
-            if self.scheme.is_some() {
-                // A span model cannot even convert other tags: another task's file.
-                if let Some((i, t)) = s
-                    .tags
-                    .iter()
-                    .enumerate()
-                    .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]))
-                {
-                    bail!(
-                        "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
-                        file.display(),
-                        s.line + i,
-                        self.tags.join(" ")
-                    );
-                }
-            }
+            self.check_span_tags(s, file)?;
             for (i, t) in self.convert_in(&s.tags)?.iter().enumerate() {
                 u.tokens += 1;
                 if self.tag_id(t).is_none() {
@@ -321,21 +328,7 @@ pub fn encode(
             let tags = if s.tags.is_empty() {
                 Vec::new()
             } else {
-                if vocab.scheme.is_some() {
-                    if let Some((i, t)) = s
-                        .tags
-                        .iter()
-                        .enumerate()
-                        .find(|(_, t)| t.as_str() != "O" && !is_span_tagset(&[t.as_str()]))
-                    {
-                        bail!(
-                            "{}:{}: tag {t:?} is not in the model's label set (span tags O, B-/I-/E-/S-TYPE: {}); check --tag-col, or use a model trained on these labels",
-                            file.display(),
-                            s.line + i,
-                            vocab.tags.join(" ")
-                        );
-                    }
-                }
+                vocab.check_span_tags(s, file)?;
                 vocab
                     .convert_in(&s.tags)?
                     .iter()
