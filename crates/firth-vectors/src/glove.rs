@@ -544,88 +544,234 @@ impl Shuffler {
     }
 }
 
-macro_rules! glove_kernel {
-    ($name:ident, $dot:path, $read:path, $write:path $(, #[$attr:meta])*) => {
-        /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d². `w` holds the 2V rows
-        /// [w (dim), b] (words, then contexts), `g` their AdaGrad sums; each record copies its
-        /// two rows of each in, updates the copies and writes them back (see [`HogwildRows`]).
-        ///
-        /// # Safety
-        /// The CPU must have the target features the kernel is compiled for. Word ids must be
-        /// < V (an invalid one panics).
-        $(#[$attr])*
-        unsafe fn $name(recs: &[Crec], w: &HogwildRows, g: &HogwildRows, v: usize, x_max: f32, alpha: f32, eta: f32) -> f64 {
-            let width = w.width();
-            let dim = width - 1;
-            let mut cost = 0.0f64;
-            // Padded copies: whole blocks move, no tail to split.
-            let padded = w.padded_width();
-            let (mut w1, mut w2) = (vec![0f32; padded], vec![0f32; padded]);
-            let (mut g1, mut g2) = (vec![0f32; padded], vec![0f32; padded]);
-            let mut u1 = vec![0f32; dim];
-            let mut u2 = vec![0f32; dim];
-            for (n, c) in recs.iter().enumerate() {
-                if let Some(nc) = recs.get(n + 4) {
-                    for m in [w, g] {
-                        m.prefetch(nc.w1 as usize);
-                        m.prefetch(nc.w2 as usize + v);
-                    }
-                }
-                // The word's row and the context's row: never the same row (the second is >= V).
-                let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
-                $read(w, r1, &mut w1);
-                $read(w, r2, &mut w2);
-                let diff = $dot(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
-                let fx = if c.x > x_max { 1.0 } else { (c.x / x_max).powf(alpha) };
-                let fdiff = fx * diff;
-                if !fdiff.is_finite() {
-                    continue;
-                }
-                $read(g, r1, &mut g1);
-                $read(g, r2, &mut g2);
-                cost += 0.5 * (fdiff * diff) as f64;
-                // As glove.c: the vector gradients are clipped, then scaled by η; the bias
-                // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
-                for b in 0..dim {
-                    let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0) * eta;
-                    let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0) * eta;
-                    u1[b] = t1 / g1[b].sqrt();
-                    u2[b] = t2 / g2[b].sqrt();
-                    g1[b] += t1 * t1;
-                    g2[b] += t2 * t2;
-                }
-                for b in 0..dim {
-                    w1[b] -= u1[b];
-                    w2[b] -= u2[b];
-                }
-                w1[dim] -= fdiff / g1[dim].sqrt();
-                w2[dim] -= fdiff / g2[dim].sqrt();
-                g1[dim] += fdiff * fdiff;
-                g2[dim] += fdiff * fdiff;
-                $write(w, r1, &w1);
-                $write(w, r2, &w2);
-                $write(g, r1, &g1);
-                $write(g, r2, &g2);
+/// One AdaGrad pass over `recs`; returns Σ ½ f(x) d². `w` holds the 2V rows [w (dim), b]
+/// (words, then contexts), `g` their AdaGrad sums. Portable path: each record copies its two
+/// rows of each in, updates the copies and writes them back (see [`HogwildRows`]). An invalid
+/// word id (>= V) panics.
+fn epoch_portable(
+    recs: &[Crec],
+    w: &HogwildRows,
+    g: &HogwildRows,
+    v: usize,
+    x_max: f32,
+    alpha: f32,
+    eta: f32,
+) -> f64 {
+    let width = w.width();
+    let dim = width - 1;
+    let mut cost = 0.0f64;
+    // Padded copies: whole blocks move, no tail to split.
+    let padded = w.padded_width();
+    let (mut w1, mut w2) = (vec![0f32; padded], vec![0f32; padded]);
+    let (mut g1, mut g2) = (vec![0f32; padded], vec![0f32; padded]);
+    let mut u1 = vec![0f32; dim];
+    let mut u2 = vec![0f32; dim];
+    for (n, c) in recs.iter().enumerate() {
+        if let Some(nc) = recs.get(n + 4) {
+            for m in [w, g] {
+                m.prefetch(nc.w1 as usize);
+                m.prefetch(nc.w2 as usize + v);
             }
-            cost
         }
-    };
+        // The word's row and the context's row: never the same row (the second is >= V).
+        let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
+        w.read(r1, &mut w1);
+        w.read(r2, &mut w2);
+        let diff = crate::simd::dot_portable(&w1[..dim], &w2[..dim]) + w1[dim] + w2[dim] - c.x.ln();
+        let fx = if c.x > x_max {
+            1.0
+        } else {
+            (c.x / x_max).powf(alpha)
+        };
+        let fdiff = fx * diff;
+        if !fdiff.is_finite() {
+            continue;
+        }
+        g.read(r1, &mut g1);
+        g.read(r2, &mut g2);
+        cost += 0.5 * (fdiff * diff) as f64;
+        // As glove.c: the vector gradients are clipped, then scaled by η; the bias
+        // gradients are used unscaled (their AdaGrad step is fdiff / sqrt(G)).
+        for b in 0..dim {
+            let t1 = (fdiff * w2[b]).clamp(-100.0, 100.0) * eta;
+            let t2 = (fdiff * w1[b]).clamp(-100.0, 100.0) * eta;
+            u1[b] = t1 / g1[b].sqrt();
+            u2[b] = t2 / g2[b].sqrt();
+            g1[b] += t1 * t1;
+            g2[b] += t2 * t2;
+        }
+        for b in 0..dim {
+            w1[b] -= u1[b];
+            w2[b] -= u2[b];
+        }
+        w1[dim] -= fdiff / g1[dim].sqrt();
+        w2[dim] -= fdiff / g2[dim].sqrt();
+        g1[dim] += fdiff * fdiff;
+        g2[dim] += fdiff * fdiff;
+        w.write(r1, &w1);
+        w.write(r2, &w2);
+        g.write(r1, &g1);
+        g.write(r2, &g2);
+    }
+    cost
 }
 
-glove_kernel!(
-    epoch_portable,
-    crate::simd::dot_portable,
-    HogwildRows::read,
-    HogwildRows::write
-);
+/// [`epoch_portable`] on AVX2+FMA, fused: no row is copied. Per record, the dot product loads
+/// the blocks of w and w̃ (one atomic 16-byte load each, [`crate::hogwild::avx::Blocks`])
+/// straight into the accumulators, then one pass over the blocks loads w, w̃, G, G̃, computes
+/// the AdaGrad step in registers and stores the four blocks back. Each element gets exactly
+/// the operations of the copy-based kernels with [`crate::simd::avx2::dot`] (same
+/// accumulators and sum order; multiply, clamp, multiply, sqrt, divide, multiply-add as
+/// separate roundings), so one thread writes the same bits.
+///
+/// The bias sits in the row's last block at lane dim mod 4. Its update has the vector form
+/// with t = fd instead of the clipped, scaled gradient (w -= t/√G, G += t²), so the last
+/// block puts fd in that lane of t; lanes past it are padding and are stored back unchanged
+/// (their G is 0, so t/√G would be 0/0).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA. An invalid word id (>= V) panics.
 #[cfg(target_arch = "x86_64")]
-glove_kernel!(
-    epoch_avx2,
-    crate::simd::avx2::dot,
-    crate::hogwild::avx::read,
-    crate::hogwild::avx::write,
-    #[target_feature(enable = "avx2,fma")]
-);
+#[target_feature(enable = "avx2,fma")]
+unsafe fn epoch_avx2(
+    recs: &[Crec],
+    w: &HogwildRows,
+    g: &HogwildRows,
+    v: usize,
+    x_max: f32,
+    alpha: f32,
+    eta: f32,
+) -> f64 {
+    use crate::hogwild::avx::{blocks, Blocks};
+    use std::arch::x86_64::*;
+    let dim = w.width() - 1;
+    // Blocks 0..last hold only vector floats; block `last` holds the rest, the bias, padding.
+    let last = dim / 4;
+    let lanes = _mm_set_ps(3.0, 2.0, 1.0, 0.0);
+    let bias_lane = _mm_cmpeq_ps(lanes, _mm_set1_ps((dim % 4) as f32));
+    let kept_lanes = _mm_cmple_ps(lanes, _mm_set1_ps((dim % 4) as f32));
+    // `avx2::dot` over dim floats: 16 per step into two 8-wide sums, then maybe 8 more into
+    // the first; here each 8-wide sum is two 4-wide halves (the lanes add the same way).
+    let (steps16, one8) = (dim / 16, dim % 16 >= 8);
+    let dotted = 8 * (dim / 8);
+    let (lo, hi, veta) = (_mm_set1_ps(-100.0), _mm_set1_ps(100.0), _mm_set1_ps(eta));
+    let (lo8, hi8, eta8) = (
+        _mm256_set1_ps(-100.0),
+        _mm256_set1_ps(100.0),
+        _mm256_set1_ps(eta),
+    );
+    let lane = |x: __m128, i: usize| {
+        let mut a = [0f32; 4];
+        _mm_storeu_ps(a.as_mut_ptr(), x);
+        a[i]
+    };
+    let mut cost = 0.0f64;
+    for (n, c) in recs.iter().enumerate() {
+        if let Some(nc) = recs.get(n + 4) {
+            for m in [w, g] {
+                m.prefetch(nc.w1 as usize);
+                m.prefetch(nc.w2 as usize + v);
+            }
+        }
+        // The word's row and the context's row: never the same row (the second is >= V).
+        let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
+        let (w1, w2) = (blocks(w, r1), blocks(w, r2));
+        let (g1, g2) = (blocks(g, r1), blocks(g, r2));
+        // Every row has last + 1 blocks; checked once here, the indexing below needs no checks.
+        assert!(w1.len() == last + 1 && w2.len() == last + 1);
+        assert!(g1.len() == last + 1 && g2.len() == last + 1);
+        let z = _mm_setzero_ps();
+        let (mut s0l, mut s0h, mut s1l, mut s1h) = (z, z, z, z);
+        for k in 0..steps16 {
+            let q = 4 * k;
+            s0l = _mm_fmadd_ps(w1.load(q), w2.load(q), s0l);
+            s0h = _mm_fmadd_ps(w1.load(q + 1), w2.load(q + 1), s0h);
+            s1l = _mm_fmadd_ps(w1.load(q + 2), w2.load(q + 2), s1l);
+            s1h = _mm_fmadd_ps(w1.load(q + 3), w2.load(q + 3), s1h);
+        }
+        if one8 {
+            let q = 4 * steps16;
+            s0l = _mm_fmadd_ps(w1.load(q), w2.load(q), s0l);
+            s0h = _mm_fmadd_ps(w1.load(q + 1), w2.load(q + 1), s0h);
+        }
+        let s = _mm_add_ps(_mm_add_ps(s0l, s1l), _mm_add_ps(s0h, s1h));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        let mut dot = _mm_cvtss_f32(s);
+        // The dot's scalar tail (floats dotted..dim), then the biases, from the same blocks.
+        for q in dotted / 4..=last {
+            let (a, b) = (w1.load(q), w2.load(q));
+            for i in 0..4 {
+                if 4 * q + i < dim {
+                    dot += lane(a, i) * lane(b, i);
+                }
+            }
+        }
+        let (b1, b2) = (lane(w1.load(last), dim % 4), lane(w2.load(last), dim % 4));
+        let diff = dot + b1 + b2 - c.x.ln();
+        let fx = if c.x > x_max {
+            1.0
+        } else {
+            (c.x / x_max).powf(alpha)
+        };
+        let fdiff = fx * diff;
+        if !fdiff.is_finite() {
+            continue;
+        }
+        cost += 0.5 * (fdiff * diff) as f64;
+        let fd = _mm_set1_ps(fdiff);
+        let fd8 = _mm256_set1_ps(fdiff);
+        // As glove.c: t = clip(fd · other vector, ±100) · η; w -= t / √G; G += t². f32::clamp
+        // is `max(lo, x)` then `min(hi, x)` in the operand order that keeps a NaN x, as
+        // maxps/minps return their second operand on NaN.
+        let mut q = 0;
+        // Two blocks at a time as one 8-wide vector while both hold only vector floats.
+        while q + 2 <= last {
+            let pair = |b: Blocks, q: usize| _mm256_set_m128(b.load(q + 1), b.load(q));
+            let (a1, a2, h1, h2) = (pair(w1, q), pair(w2, q), pair(g1, q), pair(g2, q));
+            let t1 = _mm256_mul_ps(fd8, a2);
+            let t1 = _mm256_mul_ps(_mm256_min_ps(hi8, _mm256_max_ps(lo8, t1)), eta8);
+            let t2 = _mm256_mul_ps(fd8, a1);
+            let t2 = _mm256_mul_ps(_mm256_min_ps(hi8, _mm256_max_ps(lo8, t2)), eta8);
+            let n1 = _mm256_sub_ps(a1, _mm256_div_ps(t1, _mm256_sqrt_ps(h1)));
+            let n2 = _mm256_sub_ps(a2, _mm256_div_ps(t2, _mm256_sqrt_ps(h2)));
+            let m1 = _mm256_add_ps(h1, _mm256_mul_ps(t1, t1));
+            let m2 = _mm256_add_ps(h2, _mm256_mul_ps(t2, t2));
+            for (b, x) in [(w1, n1), (w2, n2), (g1, m1), (g2, m2)] {
+                b.store(q, _mm256_castps256_ps128(x));
+                b.store(q + 1, _mm256_extractf128_ps::<1>(x));
+            }
+            q += 2;
+        }
+        // The rest one block at a time; the last block's bias lane takes t = fd and its
+        // padding lanes are stored back as they were.
+        while q <= last {
+            let (a1, a2, h1, h2) = (w1.load(q), w2.load(q), g1.load(q), g2.load(q));
+            let mut t1 = _mm_mul_ps(_mm_min_ps(hi, _mm_max_ps(lo, _mm_mul_ps(fd, a2))), veta);
+            let mut t2 = _mm_mul_ps(_mm_min_ps(hi, _mm_max_ps(lo, _mm_mul_ps(fd, a1))), veta);
+            if q == last {
+                t1 = _mm_blendv_ps(t1, fd, bias_lane);
+                t2 = _mm_blendv_ps(t2, fd, bias_lane);
+            }
+            let mut n1 = _mm_sub_ps(a1, _mm_div_ps(t1, _mm_sqrt_ps(h1)));
+            let mut n2 = _mm_sub_ps(a2, _mm_div_ps(t2, _mm_sqrt_ps(h2)));
+            let mut m1 = _mm_add_ps(h1, _mm_mul_ps(t1, t1));
+            let mut m2 = _mm_add_ps(h2, _mm_mul_ps(t2, t2));
+            if q == last {
+                n1 = _mm_blendv_ps(a1, n1, kept_lanes);
+                n2 = _mm_blendv_ps(a2, n2, kept_lanes);
+                m1 = _mm_blendv_ps(h1, m1, kept_lanes);
+                m2 = _mm_blendv_ps(h2, m2, kept_lanes);
+            }
+            w1.store(q, n1);
+            w2.store(q, n2);
+            g1.store(q, m1);
+            g2.store(q, m2);
+            q += 1;
+        }
+    }
+    cost
+}
 
 type EpochFn = unsafe fn(&[Crec], &HogwildRows, &HogwildRows, usize, f32, f32, f32) -> f64;
 
@@ -890,9 +1036,7 @@ mod tests {
         let (mut ga, mut gb) = ([1f64; 3], [1f64; 3]);
         let f = (2.0 / x_max).powf(alpha);
         for _ in 0..2 {
-            // SAFETY: the portable kernel runs on any CPU.
-            let cost =
-                unsafe { epoch_portable(&rec, &w, &g, v, x_max as f32, alpha as f32, eta as f32) };
+            let cost = epoch_portable(&rec, &w, &g, v, x_max as f32, alpha as f32, eta as f32);
             let d = a[0] * b[0] + a[1] * b[1] + a[2] + b[2] - 2f64.ln();
             let fd = f * d;
             assert!((cost - 0.5 * fd * d).abs() < 1e-6, "{cost}");
@@ -921,6 +1065,81 @@ mod tests {
         let wv = w.to_vec();
         assert!(wv[at_row(1, dim)].iter().all(|&x| x == 0.0));
         assert!(wv[at_row(2, dim)].iter().all(|&x| x == 0.0));
+    }
+
+    /// The fused AVX2 kernel writes the bits of the update done in place on plain rows (the
+    /// kernel before `HogwildRows`, restated here single-threaded), for widths that end at
+    /// every lane of a block and past the 8- and 16-float steps of the dot product.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fused_avx2_kernel_equals_in_place_update() {
+        if !crate::simd::has_avx2() {
+            return;
+        }
+        let v = 5usize;
+        let (x_max, alpha, eta) = (10.0f32, 0.75f32, 0.05f32);
+        let recs: Vec<Crec> = (0..40u32)
+            .map(|i| Crec {
+                w1: i % 5,
+                w2: (i * 3 + 1) % 5,
+                // Some counts above x_max (weight 1), a huge one (steps clipped at ±100).
+                x: [0.5, 2.0, 12.0, 1.0 / 3.0, 4e30][i as usize % 5],
+            })
+            .collect();
+        for dim in [1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 50, 100] {
+            let stride = dim + 1;
+            let start = |r: usize, c: usize| ((r * 131 + c * 7) as f32 * 0.37).sin() * 0.5;
+            let gstart = |r: usize, c: usize| 1.0 + ((r + c) % 3) as f32;
+            let w = HogwildRows::from_fn(2 * v, stride, start);
+            let g = HogwildRows::from_fn(2 * v, stride, gstart);
+            let mut pw: Vec<f32> = (0..2 * v * stride)
+                .map(|i| start(i / stride, i % stride))
+                .collect();
+            let mut pg: Vec<f32> = (0..2 * v * stride)
+                .map(|i| gstart(i / stride, i % stride))
+                .collect();
+            let mut want_cost = 0.0f64;
+            for c in &recs {
+                let (l1, l2) = (c.w1 as usize * stride, (c.w2 as usize + v) * stride);
+                // SAFETY: AVX2 and FMA were detected above.
+                let dot = unsafe { crate::simd::avx2::dot(&pw[l1..l1 + dim], &pw[l2..l2 + dim]) };
+                let diff = dot + pw[l1 + dim] + pw[l2 + dim] - c.x.ln();
+                let fx = if c.x > x_max {
+                    1.0
+                } else {
+                    (c.x / x_max).powf(alpha)
+                };
+                let fdiff = fx * diff;
+                want_cost += 0.5 * (fdiff * diff) as f64;
+                let mut u = vec![0f32; 2 * dim];
+                for b in 0..dim {
+                    let t1 = (fdiff * pw[l2 + b]).clamp(-100.0, 100.0) * eta;
+                    let t2 = (fdiff * pw[l1 + b]).clamp(-100.0, 100.0) * eta;
+                    u[b] = t1 / pg[l1 + b].sqrt();
+                    u[dim + b] = t2 / pg[l2 + b].sqrt();
+                    pg[l1 + b] += t1 * t1;
+                    pg[l2 + b] += t2 * t2;
+                }
+                for b in 0..dim {
+                    pw[l1 + b] -= u[b];
+                    pw[l2 + b] -= u[dim + b];
+                }
+                pw[l1 + dim] -= fdiff / pg[l1 + dim].sqrt();
+                pw[l2 + dim] -= fdiff / pg[l2 + dim].sqrt();
+                pg[l1 + dim] += fdiff * fdiff;
+                pg[l2 + dim] += fdiff * fdiff;
+            }
+            // SAFETY: AVX2 and FMA were detected above.
+            let cost = unsafe { epoch_avx2(&recs, &w, &g, v, x_max, alpha, eta) };
+            let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&w.to_vec()), bits(&pw), "w, dim {dim}");
+            assert_eq!(bits(&g.to_vec()), bits(&pg), "G, dim {dim}");
+            assert_eq!(cost.to_bits(), want_cost.to_bits(), "cost, dim {dim}");
+            // The padding stayed zero: a padded read shows it.
+            let mut padded = vec![1f32; g.padded_width()];
+            g.read(1, &mut padded);
+            assert!(padded[stride..].iter().all(|&x| x == 0.0), "dim {dim}");
+        }
     }
 
     /// The elements of row `r` in a `to_vec` of rows [w (dim), b].

@@ -10,7 +10,9 @@
 //! access to a shared row here is atomic, and a thread never holds a reference into another
 //! thread's rows: it copies rows into its own buffers ([`HogwildRows::read`]), computes on
 //! those, and adds its update into the shared row ([`HogwildRows::axpy`]) or writes the row
-//! back ([`HogwildRows::write`]).
+//! back ([`HogwildRows::write`]); or, on the AVX path, it streams a row's blocks through
+//! registers one atomic load and store at a time ([`avx::Blocks`]), where a copy would cost
+//! as much as the arithmetic on it (GloVe uses each float once per record).
 //!
 //! # Two ways to be atomic
 //!
@@ -277,6 +279,52 @@ pub mod avx {
             v = in(xmm_reg) v,
             options(nostack, preserves_flags)
         );
+    }
+
+    /// The blocks of one row, for kernels that stream rows through registers a block at a
+    /// time instead of copying them (GloVe: each float of a row is used once per record, so a
+    /// copy pass would cost as much as the arithmetic). Each [`Blocks::load`] and
+    /// [`Blocks::store`] is one atomic 16-byte access, as in [`read`] and [`write`].
+    #[derive(Clone, Copy)]
+    pub struct Blocks<'a>(&'a [Quad]);
+
+    /// The blocks of row `row` (an invalid row panics): `width` floats, then zeros up to a
+    /// whole block. The zero padding is the caller's to keep: a store must leave those lanes 0.
+    #[inline(always)]
+    pub fn blocks(m: &HogwildRows, row: usize) -> Blocks<'_> {
+        Blocks(m.row(row))
+    }
+
+    impl Blocks<'_> {
+        /// Blocks in the row.
+        #[inline(always)]
+        pub fn len(self) -> usize {
+            self.0.len()
+        }
+
+        /// Whether the row has no blocks (width 0).
+        #[inline(always)]
+        pub fn is_empty(self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// Block `i` (floats 4i..4i+4), loaded atomically; an `i` past the row panics.
+        ///
+        /// # Safety
+        /// The CPU must support AVX.
+        #[inline(always)]
+        pub unsafe fn load(self, i: usize) -> __m128 {
+            load(&self.0[i])
+        }
+
+        /// Stores `v` into block `i` atomically; an `i` past the row panics.
+        ///
+        /// # Safety
+        /// The CPU must support AVX.
+        #[inline(always)]
+        pub unsafe fn store(self, i: usize, v: __m128) {
+            store(&self.0[i], v)
+        }
     }
 
     /// [`HogwildRows::read`] with atomic 16-byte loads.
