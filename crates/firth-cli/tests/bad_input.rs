@@ -502,20 +502,17 @@ fn a_stray_tag_does_not_turn_a_span_tagger_into_a_plain_one() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// Trains a tiny LM for one epoch and returns its directory and text.
-fn tiny_lm(d: &Path) -> (PathBuf, PathBuf) {
-    let train = corpus(d, "train.txt", 60, 5);
-    let valid = corpus(d, "valid.txt", 10, 6);
-    let out = d.join("lm");
-    succeeded(firth(&[
+/// `firth lm train` of a tiny LSTM on `train`/`valid` into `out` for `epochs`, one thread.
+fn train_tiny_lm(train: &Path, valid: &Path, out: &Path, epochs: &str, extra: &[&str]) {
+    let base = [
         "lm",
         "train",
         "--train",
-        s(&train),
+        s(train),
         "--valid",
-        s(&valid),
+        s(valid),
         "--out",
-        s(&out),
+        s(out),
         "--arch",
         "lstm",
         "--hidden",
@@ -527,11 +524,20 @@ fn tiny_lm(d: &Path) -> (PathBuf, PathBuf) {
         "--batch",
         "2",
         "--epochs",
-        "1",
+        epochs,
         "--threads",
         "1",
         "--quiet",
-    ]));
+    ];
+    succeeded(firth(&[&base[..], extra].concat()));
+}
+
+/// Trains a tiny LM for one epoch and returns its directory and text.
+fn tiny_lm(d: &Path) -> (PathBuf, PathBuf) {
+    let train = corpus(d, "train.txt", 60, 5);
+    let valid = corpus(d, "valid.txt", 10, 6);
+    let out = d.join("lm");
+    train_tiny_lm(&train, &valid, &out, "1", &[]);
     (out, valid)
 }
 
@@ -631,32 +637,7 @@ fn resume_removes_temporaries_of_a_killed_write() {
     let train = d.join("train.txt");
     let stale = out.join(".checkpoint.safetensors.4294967295.tmp");
     std::fs::write(&stale, b"half a checkpoint").unwrap();
-    succeeded(firth(&[
-        "lm",
-        "train",
-        "--train",
-        s(&train),
-        "--valid",
-        s(&valid),
-        "--out",
-        s(&out),
-        "--arch",
-        "lstm",
-        "--hidden",
-        "8",
-        "--layers",
-        "1",
-        "--bptt",
-        "5",
-        "--batch",
-        "2",
-        "--epochs",
-        "2",
-        "--threads",
-        "1",
-        "--quiet",
-        "--resume",
-    ]));
+    train_tiny_lm(&train, &valid, &out, "2", &["--resume"]);
     assert!(!stale.exists());
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
