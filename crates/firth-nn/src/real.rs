@@ -5,7 +5,7 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// A floating-point scalar with the few operations layers need (matrix products are
-/// [`crate::gemm::Gemm`]).
+/// the `Gemm` trait of the `gemm` module, built on this one).
 pub trait Real:
     Copy
     + Send

@@ -88,7 +88,7 @@ dispatch! {
 
 dispatch! {
     /// First pass over one vocabulary tile of the split softmax
-    /// ([`crate::linear::by_vocab::softmax_step`]): each row of the tile's scores `z` (N, w)
+    /// (the vocabulary-split output step, `linear::by_vocab::softmax_step`): each row of the tile's scores `z` (N, w)
     /// gets the tile's `bias`, then becomes e = exp(z - m) with m the row's maximum over the
     /// tile; `m` and `s` (N) receive each row's m and Σ e. The row's softmax over the whole
     /// vocabulary is then e · exp(m - logsumexp), with logsumexp from all tiles' (m, s).
