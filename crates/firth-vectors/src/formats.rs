@@ -170,7 +170,9 @@ pub fn read_word2vec_or_glove(
             let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
             let is_text = std::str::from_utf8(&buf[..line_end]).is_ok_and(|s| {
                 let p: Vec<&str> = s.split_whitespace().collect();
-                p.len() == dim + 1 && p[1..].iter().all(|x| x.parse::<f32>().is_ok())
+                // `p.len() - 1`, not `dim + 1`: the header's dimension may be any number.
+                p.len().checked_sub(1) == Some(dim)
+                    && p[1..].iter().all(|x| x.parse::<f32>().is_ok())
             });
             if is_text || count == 0 {
                 return check_duplicates(path, load_text(path, r, None, Some((count, dim)))?);
@@ -422,10 +424,13 @@ fn load_firth(path: &Path) -> Result<Embeddings, VecError> {
         .checked_mul(dim)
         .and_then(|n| n.checked_mul(4))
         .ok_or_else(|| bad("header sizes overflow"))?;
-    if HEADER + mat + blob_len != map.len() {
+    let implied = mat
+        .checked_add(blob_len)
+        .and_then(|n| n.checked_add(HEADER));
+    if implied != Some(map.len()) {
         return Err(bad(&format!(
             "size mismatch: header implies {} bytes, file has {} (truncated?)",
-            HEADER + mat + blob_len,
+            implied.map_or("more than 2^64".to_string(), |n| n.to_string()),
             map.len()
         )));
     }
@@ -464,6 +469,19 @@ fn load_firth(path: &Path) -> Result<Embeddings, VecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the word2vec_text fuzz target: a header whose dimension is 2^64 - 1 made the
+    /// text-or-binary check compute `dim + 1` and overflow.
+    #[test]
+    fn header_with_the_largest_dimension_is_an_error_not_an_overflow() {
+        let mut data = b"2222224 18446744073709551615\n".to_vec();
+        data.extend_from_slice(&[0; 7]);
+        data.extend_from_slice(b"0000003");
+        let e = read_word2vec_or_glove(Path::new("huge.vec"), &data[..], data.len() as u64)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("huge.vec"), "{e}");
+    }
 
     fn dir() -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("firth-formats-{}", std::process::id()));
