@@ -406,15 +406,14 @@ pub fn check_resume_settings<C: PartialEq + Serialize>(
     saved_as_asked: &C,
     asked: &C,
 ) -> Result<()> {
-    if saved_as_asked != asked {
-        bail!(
-            "{}: the checkpoint's training settings differ from this run's (only --epochs may change on resume):\n  saved: {}\n  asked: {}",
-            path.display(),
-            serde_json::to_string(saved)?,
-            serde_json::to_string(asked)?
-        );
-    }
-    Ok(())
+    refuse_if_different(
+        path,
+        "training settings differ from this run's (only --epochs may change on resume)",
+        saved,
+        saved_as_asked == asked,
+        asked,
+        "",
+    )
 }
 
 /// Refuses to resume when a checkpoint's model settings differ from this run's.
@@ -423,9 +422,28 @@ pub fn check_model_settings<C: PartialEq + Serialize>(
     saved: &C,
     asked: &C,
 ) -> Result<()> {
-    if saved != asked {
+    refuse_if_different(
+        path,
+        "model settings differ from this run's",
+        saved,
+        saved == asked,
+        asked,
+        "\nrerun with the saved settings, or without --resume to start over",
+    )
+}
+
+/// The error of both checks above: both settings shown as JSON.
+fn refuse_if_different<C: Serialize>(
+    path: &Path,
+    what: &str,
+    saved: &C,
+    same: bool,
+    asked: &C,
+    hint: &str,
+) -> Result<()> {
+    if !same {
         bail!(
-            "{}: the checkpoint's model settings differ from this run's:\n  saved: {}\n  asked: {}\nrerun with the saved settings, or without --resume to start over",
+            "{}: the checkpoint's {what}:\n  saved: {}\n  asked: {}{hint}",
             path.display(),
             serde_json::to_string(saved)?,
             serde_json::to_string(asked)?

@@ -544,6 +544,18 @@ impl Shuffler {
     }
 }
 
+/// Asks for the word and context rows of record `at` (when there is one) in every matrix, a few
+/// records ahead of the one being updated, so they are in cache when its turn comes.
+#[inline(always)]
+fn prefetch_rows(recs: &[Crec], at: usize, v: usize, matrices: [&HogwildRows; 2]) {
+    if let Some(c) = recs.get(at) {
+        for m in matrices {
+            m.prefetch(c.w1 as usize);
+            m.prefetch(c.w2 as usize + v);
+        }
+    }
+}
+
 /// One AdaGrad pass over `recs`; returns Σ ½ f(x) d². `w` holds the 2V rows [w (dim), b]
 /// (words, then contexts), `g` their AdaGrad sums. Portable path: each record copies its two
 /// rows of each in, updates the copies and writes them back (see [`HogwildRows`]). An invalid
@@ -567,12 +579,7 @@ fn epoch_portable(
     let mut u1 = vec![0f32; dim];
     let mut u2 = vec![0f32; dim];
     for (n, c) in recs.iter().enumerate() {
-        if let Some(nc) = recs.get(n + 4) {
-            for m in [w, g] {
-                m.prefetch(nc.w1 as usize);
-                m.prefetch(nc.w2 as usize + v);
-            }
-        }
+        prefetch_rows(recs, n + 4, v, [w, g]);
         // The word's row and the context's row: never the same row (the second is >= V).
         let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
         w.read(r1, &mut w1);
@@ -667,12 +674,7 @@ unsafe fn epoch_avx2(
     };
     let mut cost = 0.0f64;
     for (n, c) in recs.iter().enumerate() {
-        if let Some(nc) = recs.get(n + 4) {
-            for m in [w, g] {
-                m.prefetch(nc.w1 as usize);
-                m.prefetch(nc.w2 as usize + v);
-            }
-        }
+        prefetch_rows(recs, n + 4, v, [w, g]);
         // The word's row and the context's row: never the same row (the second is >= V).
         let (r1, r2) = (c.w1 as usize, c.w2 as usize + v);
         let (w1, w2) = (blocks(w, r1), blocks(w, r2));
