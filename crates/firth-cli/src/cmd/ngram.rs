@@ -265,10 +265,12 @@ fn build(a: BuildArgs) -> Result<()> {
 
 fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     let t = Instant::now();
+    // Verified on another thread while the input is read and scored; every command waits
+    // for the verdict before it prints a result.
     let checksum = if open.no_verify {
         Checksum::Skip
     } else {
-        Checksum::Verify
+        Checksum::Background
     };
     let m = Model::load_with(path, checksum)?;
     if m.lacks_checksum() {
@@ -320,11 +322,38 @@ fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Re
     writeln!(out, "Tokens:\t{}", st.tokens)
 }
 
+/// Standard output that waits for the model's background checksum before its first byte.
+struct AfterVerification<'m, W> {
+    model: &'m Model,
+    inner: W,
+    verified: bool,
+}
+
+impl<W: Write> Write for AfterVerification<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.verified {
+            self.model.verified().map_err(std::io::Error::other)?;
+            self.verified = true;
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn query(q: QueryArgs) -> Result<()> {
     let m = load(&q.model, q.chars, &q.open)?;
     let (mut r, path) = open_text(q.file.as_deref())?;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = BufWriter::with_capacity(
+        1 << 16,
+        AfterVerification {
+            model: &m,
+            inner: stdout.lock(),
+            verified: false,
+        },
+    );
     let t = Instant::now();
     let mut io_err: Option<std::io::Error> = None;
     let mut line_total = 0f64;
@@ -358,6 +387,7 @@ fn query(q: QueryArgs) -> Result<()> {
         };
         m.score_text(&mut r, &path, Some(&mut each))?
     };
+    m.verified()?;
     if st.tokens == 0 {
         bail!("{}: no sentences to score", path.display());
     }
@@ -383,6 +413,7 @@ fn ppl(p: PplArgs) -> Result<()> {
     let m = load(&p.model, p.chars, &p.open)?;
     let (mut r, path) = open_text(Some(&p.file))?;
     let st = m.score_text(&mut r, &path, None)?;
+    m.verified()?;
     if st.tokens == 0 {
         bail!("{}: no sentences to score", p.file.display());
     }
@@ -407,6 +438,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
         bail!("--temperature must be positive");
     }
     let m = load(&g.model, false, &g.open)?;
+    m.verified()?;
     let mut rng = Rng::new(g.seed);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
