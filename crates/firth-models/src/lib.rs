@@ -7,6 +7,7 @@ pub mod data;
 pub mod decode;
 pub mod encoder;
 pub mod gradients;
+pub mod insight;
 pub mod lm;
 pub mod lm_train;
 pub mod tagger;
