@@ -9,7 +9,9 @@ pub mod encoder;
 pub mod gradients;
 pub mod insight;
 pub mod lm;
+pub mod lm_text;
 pub mod lm_train;
+pub mod quickstart;
 pub mod tagger;
 pub mod trainer;
 
