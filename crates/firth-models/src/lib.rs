@@ -7,8 +7,11 @@ pub mod data;
 pub mod decode;
 pub mod encoder;
 pub mod gradients;
+pub mod insight;
 pub mod lm;
+pub mod lm_text;
 pub mod lm_train;
+pub mod quickstart;
 pub mod tagger;
 pub mod trainer;
 

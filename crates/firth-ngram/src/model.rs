@@ -1047,6 +1047,27 @@ impl Model {
         }
         out
     }
+
+    /// One sampled sentence as text: words joined by spaces, or, for a character model, the
+    /// characters run together with each `<sp>` (how a space is stored, since ARPA words
+    /// cannot contain one) turned back into a space.
+    pub fn generate_text(&self, rng: &mut Rng, temperature: f64, max_len: usize) -> String {
+        let words = self.generate(rng, temperature, max_len);
+        if self.is_chars() {
+            words
+                .iter()
+                .map(|w| {
+                    if w == crate::corpus::SPACE_TOKEN {
+                        " "
+                    } else {
+                        w.as_str()
+                    }
+                })
+                .collect()
+        } else {
+            words.join(" ")
+        }
+    }
 }
 
 /// A small deterministic generator (splitmix64) so samples repeat for a seed.
