@@ -247,7 +247,10 @@ impl BleuStats {
                 out.precisions[n] = 100.0 * correct as f64 / total as f64;
             }
         }
-        let log_sum = out.precisions.iter().fold(0.0f64, |acc, &p| acc + floored_log(p));
+        let log_sum = out
+            .precisions
+            .iter()
+            .fold(0.0f64, |acc, &p| acc + floored_log(p));
         out.score = bp * (log_sum / NGRAM_ORDER as f64).exp();
         out
     }
@@ -277,7 +280,7 @@ fn closest_ref_len(hyp_len: usize, ref_lens: &[usize]) -> usize {
 }
 
 /// Counts of all n-grams of orders 1..=max_order, keyed by token slices.
-fn ngram_counts<'a, T: Eq + Hash>(tokens: &'a [T], max_order: usize) -> HashMap<&'a [T], usize> {
+fn ngram_counts<T: Eq + Hash>(tokens: &[T], max_order: usize) -> HashMap<&[T], usize> {
     let mut m = HashMap::new();
     for n in 1..=max_order {
         if tokens.len() < n {
@@ -394,17 +397,23 @@ pub fn tokenize_13a(line: &str) -> String {
     let digit = |c: char| c.is_ascii_digit();
     let period_comma = |c: char| c == '.' || c == ',';
     // Rule 2: ([^0-9])([.,]) -> "\1 \2 "
-    let chars = substitute(&chars, |a, b| !digit(a) && period_comma(b), |a, b| {
-        [Some(a), Some(' '), Some(b), Some(' ')]
-    });
+    let chars = substitute(
+        &chars,
+        |a, b| !digit(a) && period_comma(b),
+        |a, b| [Some(a), Some(' '), Some(b), Some(' ')],
+    );
     // Rule 3: ([.,])([^0-9]) -> " \1 \2"
-    let chars = substitute(&chars, |a, b| period_comma(a) && !digit(b), |a, b| {
-        [Some(' '), Some(a), Some(' '), Some(b)]
-    });
+    let chars = substitute(
+        &chars,
+        |a, b| period_comma(a) && !digit(b),
+        |a, b| [Some(' '), Some(a), Some(' '), Some(b)],
+    );
     // Rule 4: ([0-9])(-) -> "\1 \2 "
-    let chars = substitute(&chars, |a, b| digit(a) && b == '-', |a, b| {
-        [Some(a), Some(' '), Some(b), Some(' ')]
-    });
+    let chars = substitute(
+        &chars,
+        |a, b| digit(a) && b == '-',
+        |a, b| [Some(a), Some(' '), Some(b), Some(' ')],
+    );
     let s: String = chars.into_iter().collect();
     py_split(&s).join(" ")
 }
@@ -537,7 +546,6 @@ impl ChrfOptions {
             0.0
         }
     }
-
 }
 
 /// Counts of the character n-grams of one order, keyed by slices of `text`.
@@ -634,7 +642,7 @@ fn chrf_segment_stats<R: AsRef<str>>(hyp: &str, refs: &[R], opts: &ChrfOptions) 
             push_match_stats(hw, &word_ngrams(&r_words, n + 1), &mut stats);
         }
         let f = opts.f_score(&stats);
-        if best.as_ref().map_or(true, |(bf, _)| f > *bf) {
+        if !matches!(&best, Some((bf, _)) if f <= *bf) {
             best = Some((f, stats));
         }
     }
@@ -781,8 +789,13 @@ mod tests {
     /// precision loop stops at n = 3 and BLEU is 0 even with smoothing (as sacrebleu).
     #[test]
     fn brevity_penalty_and_missing_orders() {
-        let b = corpus_bleu(&["the cat"], &["the cat sat on the mat"], BleuTokenize::None, false)
-            .unwrap();
+        let b = corpus_bleu(
+            &["the cat"],
+            &["the cat sat on the mat"],
+            BleuTokenize::None,
+            false,
+        )
+        .unwrap();
         assert!(close(b.brevity_penalty, (-2.0f64).exp()));
         assert_eq!(b.precisions, [100.0, 100.0, 0.0, 0.0]);
         assert_eq!(b.score, 0.0);
@@ -792,7 +805,10 @@ mod tests {
         assert_eq!((z.score, z.precisions), (0.0, [0.0; 4]));
         // An empty hypothesis corpus: BP 0.
         let e = corpus_bleu(&[""], &["a b"], BleuTokenize::None, false).unwrap();
-        assert_eq!((e.score, e.brevity_penalty, e.hyp_len, e.ref_len), (0.0, 0.0, 0, 2));
+        assert_eq!(
+            (e.score, e.brevity_penalty, e.hyp_len, e.ref_len),
+            (0.0, 0.0, 0, 2)
+        );
     }
 
     /// Clipping takes the largest count over references; the reference length is the closest,
@@ -815,7 +831,10 @@ mod tests {
     #[test]
     fn lengths_must_agree() {
         let e = corpus_bleu(&["a", "b"], &["a"], BleuTokenize::None, false).unwrap_err();
-        assert!(e.to_string().contains("2 hypotheses but 1 references"), "{e}");
+        assert!(
+            e.to_string().contains("2 hypotheses but 1 references"),
+            "{e}"
+        );
         assert!(corpus_chrf(&["a"], &["a", "b"]).is_err());
     }
 
@@ -853,7 +872,10 @@ mod tests {
         let pp =
             corpus_chrf_with(&["a b"], &[&["a c"][..]], &ChrfOptions::chrf_plus_plus()).unwrap();
         assert!(close(pp, 25.0), "{pp}");
-        assert_eq!(chrf_words("(hi) well, ok !x"), ["(hi", ")", "well", ",", "ok", "!", "x"]);
+        assert_eq!(
+            chrf_words("(hi) well, ok !x"),
+            ["(hi", ")", "well", ",", "ok", "!", "x"]
+        );
     }
 
     #[test]

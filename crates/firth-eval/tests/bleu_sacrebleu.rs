@@ -35,11 +35,7 @@ fn tokenizer_13a_matches_sacrebleu_line_by_line() {
     let files = exp["tokenized_13a"].as_object().unwrap();
     let mut n = 0;
     for (file, toks) in files {
-        for (i, (line, tok)) in lines(file)
-            .iter()
-            .zip(toks.as_array().unwrap())
-            .enumerate()
-        {
+        for (i, (line, tok)) in lines(file).iter().zip(toks.as_array().unwrap()).enumerate() {
             assert_eq!(
                 BleuTokenize::Thirteen13a.preprocess(line, false),
                 tok.as_str().unwrap(),

@@ -298,7 +298,7 @@ impl Bpe {
             let mut best: Option<(u32, u32, u32, u32)> = None; // rank, left, right, merged
             for w in syms.windows(2) {
                 if let Some(&(rank, merged)) = self.merge.get(&(w[0].0, w[1].0)) {
-                    if best.map_or(true, |b| rank < b.0) {
+                    if !matches!(best, Some(b) if b.0 <= rank) {
                         best = Some((rank, w[0].0, w[1].0, merged));
                     }
                 }
@@ -394,7 +394,10 @@ impl Bpe {
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count();
-            anyhow::anyhow!("{}:{line}: invalid UTF-8 in a BPE codes file", path.display())
+            anyhow::anyhow!(
+                "{}:{line}: invalid UTF-8 in a BPE codes file",
+                path.display()
+            )
         })?;
         Bpe::parse_codes(&text).map_err(|(line, msg)| {
             anyhow::anyhow!("{}:{line}: {msg} (not a BPE codes file?)", path.display())
@@ -558,11 +561,13 @@ impl Learner {
                 Some((bp, bc)) => {
                     let better = c > bc
                         || (c == bc
-                            && (self.names[p.0 as usize].as_str(), self.names[p.1 as usize].as_str())
-                                > (
-                                    self.names[bp.0 as usize].as_str(),
-                                    self.names[bp.1 as usize].as_str(),
-                                ));
+                            && (
+                                self.names[p.0 as usize].as_str(),
+                                self.names[p.1 as usize].as_str(),
+                            ) > (
+                                self.names[bp.0 as usize].as_str(),
+                                self.names[bp.1 as usize].as_str(),
+                            ));
                     if better {
                         Some((p, c))
                     } else {
@@ -813,7 +818,10 @@ mod tests {
         assert!(text.starts_with("#version: 0.2\n"), "{text}");
         let back = Bpe::load(&p).unwrap();
         assert_eq!(back, b);
-        assert_eq!(back.apply_line("hello yellow"), b.apply_line("hello yellow"));
+        assert_eq!(
+            back.apply_line("hello yellow"),
+            b.apply_line("hello yellow")
+        );
         // Version 0.1 (no header): `</w>` is a symbol of its own.
         std::fs::write(&p, "l o\nlo </w>\n").unwrap();
         let v1 = Bpe::load(&p).unwrap();
@@ -834,12 +842,18 @@ mod tests {
     #[test]
     fn degenerate_inputs() {
         assert_eq!(Bpe::learn(&HashMap::new(), 10, 2).merges(), 0);
-        assert_eq!(Bpe::learn(&counts(&[("a", 10), ("b", 3)]), 10, 2).merges(), 0);
+        assert_eq!(
+            Bpe::learn(&counts(&[("a", 10), ("b", 3)]), 10, 2).merges(),
+            0
+        );
         // min_frequency stops learning; 0 counts and empty words are ignored.
         let b = Bpe::learn(&counts(&[("ab", 1), ("", 5), ("cd", 0)]), 10, 2);
         assert_eq!(b.merges(), 0);
         let b = Bpe::learn(&counts(&[("ab", 1)]), 10, 0);
         assert_eq!(pairs(&b), ["a b</w>"]);
-        assert_eq!(words(" a  b\u{2028}c\td ").collect::<Vec<_>>(), ["a", "b", "c\td"]);
+        assert_eq!(
+            words(" a  b\u{2028}c\td ").collect::<Vec<_>>(),
+            ["a", "b", "c\td"]
+        );
     }
 }
