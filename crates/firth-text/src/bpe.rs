@@ -731,10 +731,13 @@ mod tests {
         b.codes().iter().map(|(a, b)| format!("{a} {b}")).collect()
     }
 
-    /// Sennrich et al.'s example vocabulary, merged by hand (see docs/translate.md):
-    /// initial counts e s = 9 and s t</w> = 9 tie, and the greater pair ("s" > "e") goes first;
-    /// the three 6-count pairs n e, e w, w est</w> go by their first symbol (w > n > e), and so
-    /// on until every pair occurs only once or never.
+    /// Sennrich et al.'s example vocabulary (low 5, lower 2, newest 6, widest 3), merged by
+    /// hand. Initial counts: e s = s t</w> = 9 (tie: "s" > "e", so s t</w> first), then
+    /// e st</w> 9, l o 7; then n e, e w, w est</w> at 6 go by their first symbol (w > n > e),
+    /// e w dying with w est</w>, so ne west</w> follows; lo w</w> 5; the 3-count pairs of
+    /// "widest" (w i > i d > d est</w>, each merge making the next); the 2-count pairs of
+    /// "lower" (w e > lo w > e r</w>, then we r</w> > lo we, then lo wer</w>). Then every pair
+    /// count is 0 < min_frequency 2 and learning stops at 13 merges, as subword-nmt does.
     #[test]
     fn learns_the_hand_worked_merges() {
         let b = Bpe::learn(
