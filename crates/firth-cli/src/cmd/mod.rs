@@ -1,3 +1,5 @@
+pub mod bleu;
+pub mod bpe;
 pub mod classify;
 pub mod insight;
 pub mod lm;
