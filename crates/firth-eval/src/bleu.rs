@@ -719,16 +719,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
 
 /// [`read_lines`] on bytes already read; `name` is what errors call the source.
 pub fn split_lines(bytes: Vec<u8>, name: &str) -> Result<Vec<String>> {
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        anyhow::anyhow!(
-            "{name}:{line}: invalid UTF-8 (byte offset {offset} in the file); convert the file to UTF-8, e.g. with iconv"
-        )
-    })?;
+    let text = firth_text::corpus::utf8_text(bytes, Path::new(name))?;
     let body = text.strip_suffix('\n').unwrap_or(&text);
     if text.is_empty() {
         return Ok(Vec::new());

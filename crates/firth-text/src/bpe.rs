@@ -388,17 +388,7 @@ impl Bpe {
     pub fn load(path: &Path) -> Result<Bpe> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let offset = e.utf8_error().valid_up_to();
-            let line = 1 + e.as_bytes()[..offset]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            anyhow::anyhow!(
-                "{}:{line}: invalid UTF-8 in a BPE codes file",
-                path.display()
-            )
-        })?;
+        let text = crate::corpus::utf8_text(bytes, path)?;
         Bpe::parse_codes(&text).map_err(|(line, msg)| {
             anyhow::anyhow!("{}:{line}: {msg} (not a BPE codes file?)", path.display())
         })

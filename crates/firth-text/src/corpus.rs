@@ -31,6 +31,12 @@ pub fn read_text(path: &Path) -> Result<String, TextError> {
             path: path.to_path_buf(),
         });
     }
+    utf8_text(bytes, path)
+}
+
+/// The bytes of a file as text; invalid UTF-8 is [`TextError::Utf8`], naming the line and
+/// byte offset of the first bad byte.
+pub fn utf8_text(bytes: Vec<u8>, path: &Path) -> Result<String, TextError> {
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..offset]
