@@ -605,7 +605,7 @@ impl Model {
         if checksum == Checksum::Background {
             m.source = Some(path.to_path_buf());
             let pending =
-                std::thread::spawn(move || check_binary(&map[..], Checksum::Verify).map(drop));
+                std::thread::spawn(move || check_binary(&map[..], Checksum::Background).map(drop));
             m.verification = std::sync::Mutex::new(Verification::Pending(pending));
         }
         Ok(m)
@@ -1177,9 +1177,14 @@ fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, Str
             l.total + trailer
         ));
     }
-    if trailer > 0 && checksum == Checksum::Verify {
+    if trailer > 0 && checksum != Checksum::Skip {
         let stored = u32::from_le_bytes(b[l.total..l.total + 4].try_into().expect("4 bytes"));
-        let computed = crc32_parallel(&b[..l.total]);
+        // In the background one thread is enough, and leaves the other cores to the caller.
+        let computed = if checksum == Checksum::Background {
+            crc32fast::hash(&b[..l.total])
+        } else {
+            crc32_parallel(&b[..l.total])
+        };
         if &b[l.total + 4..] != TRAILER_TAG || stored != computed {
             return Err(format!(
                 "the file is damaged (checksum mismatch: stored {stored:08x}, computed {computed:08x}); {REBUILD}"
