@@ -3,49 +3,10 @@
 //! names the file, never a panic (exit 101) or an abort (a signal), and never exit 0 with a
 //! wrong result. Every file is made here.
 
+mod common;
+
+use common::{firth, refused, s, succeeded, tmp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn firth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firth"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firth-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Asserts a clean failure: exit code 1 (a reported error) or 2 (a refused flag), no panic
-/// and no abort, and a message containing every one of `needles`. Returns the message.
-fn refused(o: Output, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        matches!(o.status.code(), Some(1 | 2)),
-        "expected exit 1 or 2, got {:?}; stderr:\n{err}",
-        o.status
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "missing {n:?} in:\n{err}");
-    }
-    err
-}
-
-fn succeeded(o: Output) -> (String, String) {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "firth failed:\n{err}");
-    (String::from_utf8_lossy(&o.stdout).to_string(), err)
-}
 
 /// A sentence corpus from a toy grammar, reproducible.
 fn corpus(dir: &Path, name: &str, lines: usize, seed: u64) -> PathBuf {

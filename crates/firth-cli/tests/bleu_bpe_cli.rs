@@ -2,29 +2,10 @@
 //! subword-nmt figures of the library fixtures through the binary, stdin/stdout, and bad input
 //! (missing files, misaligned files, invalid UTF-8, malformed codes) ending in a clear error.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn firth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firth"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs firth")
-}
-
-fn firth_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firth"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs firth");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
+use common::{firth, firth_stdin, ok, refused, s, tmp};
+use std::path::Path;
 
 fn bleu_fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,38 +23,6 @@ fn bpe_fixture(name: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firth-bleu-bpe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(o: Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "firth failed: {err}");
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// Exit 1 (or clap's 2), no panic, and every needle in the message.
-fn refused(o: Output, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        matches!(o.status.code(), Some(1 | 2)),
-        "expected exit 1 or 2, got {:?}; stderr:\n{err}",
-        o.status
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "missing {n:?} in:\n{err}");
-    }
-    err
 }
 
 #[test]
