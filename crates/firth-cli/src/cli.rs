@@ -28,6 +28,8 @@ enum Command {
     Tag(cmd::tag::Args),
     /// Sentence classifiers (sentiment): train, predict, eval.
     Classify(cmd::classify::Args),
+    /// Machine translation: an attentional encoder-decoder; train, run, eval, attention maps.
+    Translate(cmd::translate::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -39,5 +41,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Plot(a) => cmd::insight::plot(a),
         Command::Tag(a) => cmd::tag::run(a),
         Command::Classify(a) => cmd::classify::run(a),
+        Command::Translate(a) => cmd::translate::run(a),
     }
 }

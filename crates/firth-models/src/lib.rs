@@ -11,5 +11,6 @@ pub mod lm;
 pub mod lm_train;
 pub mod tagger;
 pub mod trainer;
+pub mod translate;
 
 pub use lm::{Arch, LanguageModel, LmConfig, LmState};

@@ -73,6 +73,29 @@ fn stepping_equals_the_full_forward_and_backward() {
         assert_close(&dx_steps, &dx_full, &format!("{kind:?} dx"));
         assert_close(stepped.d_h0(), full.d_h0(), &format!("{kind:?} dh0"));
         assert_close(stepped.d_c0(), full.d_c0(), &format!("{kind:?} dc0"));
+
+        // The same backward one step at a time (an input-feeding decoder's order).
+        let mut one = stepped.clone();
+        one.zero_grad();
+        one.begin(b_n, &h0, &c0);
+        for t in 0..t_n {
+            one.step(&x[t * b_n * i_n..(t + 1) * b_n * i_n]);
+        }
+        one.add_d_final(&d_last_h, lstm.then_some(&d_last_c[..]));
+        let mut dx_one = vec![0.5; x.len()];
+        one.backward_steps_begin();
+        for t in (0..t_n).rev() {
+            let at = t * b_n * i_n..(t + 1) * b_n * i_n;
+            one.backward_step(
+                &dy[t * b_n * h_n..(t + 1) * b_n * h_n],
+                Some(&mut dx_one[at]),
+            );
+        }
+        one.backward_steps_end();
+        assert_close(&grads(&one), &grads(&full), &format!("{kind:?} step-wise dθ"));
+        assert_close(&dx_one, &dx_full, &format!("{kind:?} step-wise dx"));
+        assert_close(one.d_h0(), full.d_h0(), &format!("{kind:?} step-wise dh0"));
+        assert_close(one.d_c0(), full.d_c0(), &format!("{kind:?} step-wise dc0"));
     }
 }
 

@@ -4,6 +4,7 @@ pub mod lm;
 pub mod ngram;
 pub mod quickstart;
 pub mod tag;
+pub mod translate;
 pub mod vectors;
 
 use anyhow::Result;
