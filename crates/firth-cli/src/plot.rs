@@ -352,11 +352,7 @@ fn draw_heat<DB: DrawingBackend>(
         .y_labels(rows.len())
         .x_label_formatter(&|v| word(v, columns, false))
         .y_label_formatter(&|v| word(v, rows, true))
-        .x_label_style(
-            (FAMILY, 15)
-                .into_font()
-                .transform(FontTransform::Rotate90),
-        )
+        .x_label_style((FAMILY, 15).into_font().transform(FontTransform::Rotate90))
         .y_label_style((FAMILY, 15))
         .x_desc("source")
         .y_desc("output")
@@ -468,10 +464,20 @@ pub(crate) mod tests {
             scatter_labels(p, "Embedding map", "PC 1", "PC 2", &words)
         })
         .unwrap();
-        let cols: Vec<String> = ["ein", "hund", "läuft", "."].iter().map(|s| s.to_string()).collect();
-        let rows: Vec<String> = ["a", "dog", "runs", ".", "</s>"].iter().map(|s| s.to_string()).collect();
+        let cols: Vec<String> = ["ein", "hund", "läuft", "."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rows: Vec<String> = ["a", "dog", "runs", ".", "</s>"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let weights: Vec<Vec<f32>> = (0..5)
-            .map(|r| (0..4).map(|c| if r.min(3) == c { 0.9 } else { 0.033 }).collect())
+            .map(|r| {
+                (0..4)
+                    .map(|c| if r.min(3) == c { 0.9 } else { 0.033 })
+                    .collect()
+            })
             .collect();
         let [s5, p5] = both(&dir.join("attention"), |p| {
             heat_map(p, "Attention", &cols, &rows, &weights)

@@ -142,7 +142,14 @@ fn forced_vs_stepped<T: Gemm>(m: &mut Translator<T>, tol: f64, what: &str) {
     let top = m.top().to_vec();
     let rows = m.top_rows().to_vec();
     let mut forced = vec![T::ZERO; rows.len() * v];
-    firth_nn::linear::affine_forward(&top, m.out_weight(), Some(&m.out_b.value), &mut forced, hd, v);
+    firth_nn::linear::affine_forward(
+        &top,
+        m.out_weight(),
+        Some(&m.out_b.value),
+        &mut forced,
+        hd,
+        v,
+    );
     let srcs: Vec<Vec<u32>> = (0..b.batch)
         .map(|r| (0..b.src_len[r]).map(|t| b.src[t * b.batch + r]).collect())
         .collect();

@@ -606,13 +606,20 @@ impl<T: Gemm> Recurrent<T> {
     /// dL/dh_t from outside the layer; adds dL/dx_t = dG_t·W_xᵀ into `dx_t` (B, I) if given.
     pub fn backward_step(&mut self, dy_t: &[T], dx_t: Option<&mut [T]>) {
         let (b_n, g_n) = (self.batch, self.gate_width());
-        assert!(self.sweep_t > 0, "backward_step called more often than steps were taken");
+        assert!(
+            self.sweep_t > 0,
+            "backward_step called more often than steps were taken"
+        );
         assert_eq!(dy_t.len(), b_n * self.hidden, "step gradient is not (B, H)");
         self.sweep_t -= 1;
         let t = self.sweep_t;
         self.sweep_step(t, dy_t);
         if let Some(dx) = dx_t {
-            assert_eq!(dx.len(), b_n * self.input, "step input gradient is not (B, I)");
+            assert_eq!(
+                dx.len(),
+                b_n * self.input,
+                "step input gradient is not (B, I)"
+            );
             let bg = b_n * g_n;
             // (B, I) += (B, G·H)·(I, G·H)ᵀ
             gemm(
@@ -632,7 +639,10 @@ impl<T: Gemm> Recurrent<T> {
     /// Ends a step-wise backward: adds the weight gradients of all steps. dL/dh0 (and dL/dc0)
     /// are then in [`Self::d_h0`] / [`Self::d_c0`].
     pub fn backward_steps_end(&mut self) {
-        assert_eq!(self.sweep_t, 0, "backward_steps_end before every step was backpropagated");
+        assert_eq!(
+            self.sweep_t, 0,
+            "backward_steps_end before every step was backpropagated"
+        );
         let x = std::mem::take(&mut self.x_steps);
         self.sweep_weights(&x, None);
         self.x_steps = x;

@@ -92,7 +92,11 @@ fn stepping_equals_the_full_forward_and_backward() {
             );
         }
         one.backward_steps_end();
-        assert_close(&grads(&one), &grads(&full), &format!("{kind:?} step-wise dθ"));
+        assert_close(
+            &grads(&one),
+            &grads(&full),
+            &format!("{kind:?} step-wise dθ"),
+        );
         assert_close(&dx_one, &dx_full, &format!("{kind:?} step-wise dx"));
         assert_close(one.d_h0(), full.d_h0(), &format!("{kind:?} step-wise dh0"));
         assert_close(one.d_c0(), full.d_c0(), &format!("{kind:?} step-wise dc0"));

@@ -437,9 +437,14 @@ fn attention(a: AttentionArgs) -> Result<()> {
         bail!("--src is empty");
     }
     let src = firth_models::translate::vocab::encode(&vocab.src, &src_tokens);
-    let out = model.translate_ids(&[src.clone()], a.search.config(), 4000).remove(0);
+    let out = model
+        .translate_ids(&[src.clone()], a.search.config(), 4000)
+        .remove(0);
     let weights = model.forced_attention(&src, &out);
-    let mut rows: Vec<String> = out.iter().map(|&i| vocab.tgt.token(i).to_string()).collect();
+    let mut rows: Vec<String> = out
+        .iter()
+        .map(|&i| vocab.tgt.token(i).to_string())
+        .collect();
     rows.push(firth_models::translate::vocab::EOS.to_string());
     let [svg, png] = crate::plot::both(&a.out, |p| {
         crate::plot::heat_map(p, "Attention", &src_tokens, &rows, &weights)

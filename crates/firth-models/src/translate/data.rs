@@ -16,7 +16,10 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
             .count();
         anyhow::anyhow!("{}: line {line}: not UTF-8 text", path.display())
     })?;
-    Ok(text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect())
 }
 
 /// Tokens of a line (whitespace-separated).
@@ -77,10 +80,7 @@ pub fn read_parallel(
             }
             continue;
         }
-        if rules
-            .max_len
-            .is_some_and(|m| a.len() > m || b.len() > m)
-        {
+        if rules.max_len.is_some_and(|m| a.len() > m || b.len() > m) {
             long += 1;
             if first_long == 0 {
                 first_long = i + 1;
@@ -166,7 +166,8 @@ mod tests {
 
     #[test]
     fn batches_cover_every_pair_once_within_the_cap() {
-        let lengths: Vec<(usize, usize)> = (0..200).map(|i| (1 + i % 13, 1 + (i * 7) % 17)).collect();
+        let lengths: Vec<(usize, usize)> =
+            (0..200).map(|i| (1 + i % 13, 1 + (i * 7) % 17)).collect();
         let mut rng = Rng::new(5);
         let plan = plan_batches(&lengths, 100, Some(&mut rng));
         let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();

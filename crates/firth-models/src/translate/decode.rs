@@ -28,17 +28,17 @@ pub struct Inference<T> {
     memory: Vec<T>, // (S, Bs, Dv)
     keys: Vec<T>,   // general: (S, Bs, Hd); additive: (S, Bs, A)
     bridge_x: Vec<T>,
-    x0: Vec<T>,     // (R, E + F)
+    x0: Vec<T>,      // (R, E + F)
     layer_x: Vec<T>, // (R, Hd)
-    gates: Vec<T>,  // (R, G·H)
-    hp: Vec<T>,     // (R, G·H)
-    h_new: Vec<T>,  // (R, H)
-    c_new: Vec<T>,  // (R, H)
-    tanh_c: Vec<T>, // (R, H)
-    hn: Vec<T>,     // (R, H) GRU
-    qp: Vec<T>,     // (R, A) additive
-    scores: Vec<T>, // (S)
-    u: Vec<T>,      // (A) additive scratch
+    gates: Vec<T>,   // (R, G·H)
+    hp: Vec<T>,      // (R, G·H)
+    h_new: Vec<T>,   // (R, H)
+    c_new: Vec<T>,   // (R, H)
+    tanh_c: Vec<T>,  // (R, H)
+    hn: Vec<T>,      // (R, H) GRU
+    qp: Vec<T>,      // (R, A) additive
+    scores: Vec<T>,  // (S)
+    u: Vec<T>,       // (A) additive scratch
     /// α of the last step, (R, S), zero beyond each source's length.
     pub alpha: Vec<T>,
     ctx: Vec<T>,    // (R, Dv)
@@ -63,7 +63,11 @@ impl<T: Gemm> DecodeState<T> {
     pub fn select(&self, rows: &[usize]) -> DecodeState<T> {
         let r_old = self.rows.max(1);
         let hd = self.feed.len() / r_old;
-        let layers = if hd == 0 { 0 } else { self.h.len() / (r_old * hd) };
+        let layers = if hd == 0 {
+            0
+        } else {
+            self.h.len() / (r_old * hd)
+        };
         let gather = |src: &[T]| -> Vec<T> {
             let mut out = Vec::with_capacity(layers * rows.len() * hd);
             if src.is_empty() {
@@ -172,12 +176,32 @@ impl<T: Gemm> Translator<T> {
             AttentionType::General => {
                 resize(&mut inf.keys, s_n * b_n * hd);
                 let w = &self.attn.w.as_ref().expect("general attention has W").value;
-                gemm(&mut inf.keys, Out::Set, &inf.memory, Op::N, w, Op::N, s_n * b_n, hd, dv);
+                gemm(
+                    &mut inf.keys,
+                    Out::Set,
+                    &inf.memory,
+                    Op::N,
+                    w,
+                    Op::N,
+                    s_n * b_n,
+                    hd,
+                    dv,
+                );
             }
             AttentionType::Additive => {
                 resize(&mut inf.keys, s_n * b_n * hd);
                 let w_k = &self.attn.w_k.as_ref().expect("additive has W_k").value;
-                gemm(&mut inf.keys, Out::Set, &inf.memory, Op::N, w_k, Op::N, s_n * b_n, hd, dv);
+                gemm(
+                    &mut inf.keys,
+                    Out::Set,
+                    &inf.memory,
+                    Op::N,
+                    w_k,
+                    Op::N,
+                    s_n * b_n,
+                    hd,
+                    dv,
+                );
             }
             _ => {}
         }
@@ -256,10 +280,30 @@ impl<T: Gemm> Translator<T> {
             let x: &[T] = if l == 0 { &inf.x0 } else { &inf.layer_x };
             let input = dec.input;
             // gates = x·W_x + b;  hp = h·W_h
-            gemm(&mut inf.gates, Out::Set, x, Op::N, &dec.w_x.value, Op::N, rows, g_n, input);
+            gemm(
+                &mut inf.gates,
+                Out::Set,
+                x,
+                Op::N,
+                &dec.w_x.value,
+                Op::N,
+                rows,
+                g_n,
+                input,
+            );
             kernels::add_bias(&mut inf.gates, &dec.b.value);
             let h = &mut st.h[l * rows * hd..][..rows * hd];
-            gemm(&mut inf.hp, Out::Set, h, Op::N, &dec.w_h.value, Op::N, rows, g_n, hd);
+            gemm(
+                &mut inf.hp,
+                Out::Set,
+                h,
+                Op::N,
+                &dec.w_h.value,
+                Op::N,
+                rows,
+                g_n,
+                hd,
+            );
             if lstm {
                 let cc = &mut st.c[l * rows * hd..][..rows * hd];
                 kernels::lstm_forward(
@@ -309,7 +353,14 @@ impl<T: Gemm> Translator<T> {
             Some(w) => &w.value,
             None => &self.tgt_emb.weight.value,
         };
-        firth_nn::linear::affine_forward(&st.feed, w, Some(&self.out_b.value), &mut inf.logits, hd, v);
+        firth_nn::linear::affine_forward(
+            &st.feed,
+            w,
+            Some(&self.out_b.value),
+            &mut inf.logits,
+            hd,
+            v,
+        );
         &inf.logits
     }
 
@@ -496,7 +547,6 @@ impl StepDecoder for Translator<f32> {
     }
 }
 
-
 /// Attention of each row's top state (`inf.layer_x`) over its sentence's memory: α into
 /// `inf.alpha` (R, S), contexts into `inf.ctx` (R, Dv).
 fn attend<T: Gemm>(
@@ -515,7 +565,17 @@ fn attend<T: Gemm>(
         resize(&mut inf.qp, rows * hd);
         resize(&mut inf.u, hd);
         let w_q = &attn.w.as_ref().expect("additive has W_q").value;
-        gemm(&mut inf.qp, Out::Set, &inf.layer_x, Op::N, w_q, Op::N, rows, hd, hd);
+        gemm(
+            &mut inf.qp,
+            Out::Set,
+            &inf.layer_x,
+            Op::N,
+            w_q,
+            Op::N,
+            rows,
+            hd,
+            hd,
+        );
     }
     for r in 0..rows {
         let sb = st.sent[r];

@@ -77,11 +77,14 @@ mod tests {
     #[test]
     fn smoothed_loss_matches_its_definition_and_gradient() {
         let (n, v) = (4, 7);
-        let z: Vec<f64> = (0..n * v).map(|i| ((i * 5 % 11) as f64 - 5.0) / 3.0).collect();
+        let z: Vec<f64> = (0..n * v)
+            .map(|i| ((i * 5 % 11) as f64 - 5.0) / 3.0)
+            .collect();
         let y = [0u32, 6, 3, 3];
         for eps in [0.0, 0.1, 0.3] {
             let mut scratch = Vec::new();
-            let (nll, loss) = smoothed_cross_entropy(&mut z.clone(), &y, v, eps, None, &mut scratch);
+            let (nll, loss) =
+                smoothed_cross_entropy(&mut z.clone(), &y, v, eps, None, &mut scratch);
             // Direct: log softmax per row.
             let (mut want_nll, mut want) = (0.0, 0.0);
             for (r, &t) in y.iter().enumerate() {

@@ -175,7 +175,10 @@ mod tests {
         let h = vec!["a b c d e".to_string(), "f g h i".to_string()];
         assert!((bleu4(&h, &h) - 100.0).abs() < 1e-9);
         assert_eq!(bleu4(&["x y".into()], &["a b c d".into()]), 0.0);
-        assert_eq!(join_subwords("un@@ believ@@ able fast"), "unbelievable fast");
+        assert_eq!(
+            join_subwords("un@@ believ@@ able fast"),
+            "unbelievable fast"
+        );
         assert_eq!(join_subwords("ab@@"), "ab");
     }
 }

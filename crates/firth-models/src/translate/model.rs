@@ -274,8 +274,8 @@ pub(super) struct Activations<T> {
     layer_mask: Vec<T>,
     /// Dropout mask on h~, (T, B, Hd); empty = none.
     feed_mask: Vec<T>,
-    x0: Vec<T>,         // (B, E + F) scratch
-    layer_in: Vec<T>,   // (B, Hd) scratch
+    x0: Vec<T>,       // (B, E + F) scratch
+    layer_in: Vec<T>, // (B, Hd) scratch
     pub caches: Vec<AttentionCache<T>>,
     context: Vec<T>, // (B, Dv) scratch
     cat: Vec<T>,     // (T, B, Dv + Hd) [c_t ; h_t]
@@ -478,7 +478,17 @@ impl<T: Gemm> Translator<T> {
             resize(&mut a.keys, s_n * b_n * hd);
             let w = &self.attn.w.as_ref().expect("general attention has W").value;
             // K' (S·B, Hd) = M (S·B, Dv) · W (Dv, Hd)
-            gemm(&mut a.keys, Out::Set, memory, Op::N, w, Op::N, s_n * b_n, hd, dv);
+            gemm(
+                &mut a.keys,
+                Out::Set,
+                memory,
+                Op::N,
+                w,
+                Op::N,
+                s_n * b_n,
+                hd,
+                dv,
+            );
         }
         // 4. Target embeddings and dropout masks.
         resize(&mut a.x_tgt, t_n * b_n * e);
@@ -827,12 +837,7 @@ impl<T: Gemm> Translator<T> {
         for l in 0..ld {
             let k = c.bridge_source(l);
             let h0 = &a.h0[l * bh..][..bh];
-            for ((p, &g), &y) in a
-                .d_pre_b
-                .iter_mut()
-                .zip(self.decoder[l].d_h0())
-                .zip(h0)
-            {
+            for ((p, &g), &y) in a.d_pre_b.iter_mut().zip(self.decoder[l].d_h0()).zip(h0) {
                 *p = g * (T::ONE - y * y);
             }
             a.d_bridge.fill(T::ZERO);

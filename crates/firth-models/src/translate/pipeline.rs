@@ -247,8 +247,10 @@ pub fn translate_lines(
             .collect();
         let mut al = vec![Vec::new(); srcs.len()];
         for chunk in idx.chunks(64) {
-            let pairs: Vec<(&[u32], &[u32])> =
-                chunk.iter().map(|&i| (&srcs[i][..], &outs[i][..])).collect();
+            let pairs: Vec<(&[u32], &[u32])> = chunk
+                .iter()
+                .map(|&i| (&srcs[i][..], &outs[i][..]))
+                .collect();
             for (&i, a) in chunk.iter().zip(model.alignments(&pairs)) {
                 al[i] = a;
             }
@@ -424,7 +426,15 @@ pub fn train_translator(
         // The best epoch's model.
         let (mut best, bv, bs) = super::load(&data.out.join(MODEL))?;
         let seg = segmenter(&data.out, &bs)?;
-        let greedy = translate_lines(&mut best, &bv, &seg, &bs, src, SearchConfig::default(), false);
+        let greedy = translate_lines(
+            &mut best,
+            &bv,
+            &seg,
+            &bs,
+            src,
+            SearchConfig::default(),
+            false,
+        );
         summary.test_bleu_greedy = Some(bleu_score(&greedy.lines, refs)?);
         summary.greedy_sentences_per_second = Some(greedy.sentences_per_second);
         let hyps = if r.search.beam > 1 {

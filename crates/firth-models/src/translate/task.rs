@@ -133,7 +133,10 @@ impl TranslateTask {
         top.clear();
         targets.clear();
         let mut offsets = vec![0];
-        for m in std::iter::once(&self.model).chain(self.replicas.iter()).take(workers) {
+        for m in std::iter::once(&self.model)
+            .chain(self.replicas.iter())
+            .take(workers)
+        {
             top.extend_from_slice(&m.fwd.top);
             targets.extend_from_slice(&m.fwd.targets);
             offsets.push(top.len());
@@ -176,7 +179,10 @@ impl TranslateTask {
         let mut b = PairBatch::default();
         for idx in plan {
             let pairs = &self.dev.as_ref()?.pairs;
-            let usable: Vec<usize> = idx.into_iter().filter(|&i| !pairs[i].0.is_empty()).collect();
+            let usable: Vec<usize> = idx
+                .into_iter()
+                .filter(|&i| !pairs[i].0.is_empty())
+                .collect();
             if usable.is_empty() {
                 continue;
             }
@@ -198,9 +204,11 @@ impl TranslateTask {
         let dev = self.dev.as_ref()?;
         let srcs: Vec<Vec<u32>> = dev.pairs.iter().map(|p| p.0.clone()).collect();
         let t0 = Instant::now();
-        let ids = self
-            .model
-            .translate_ids(&srcs, SearchConfig::default(), 4 * self.settings.batch_tokens);
+        let ids = self.model.translate_ids(
+            &srcs,
+            SearchConfig::default(),
+            4 * self.settings.batch_tokens,
+        );
         let rate = srcs.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         let words = ids
             .iter()
@@ -323,9 +331,8 @@ impl Task for TranslateTask {
             );
         }
         check_model_settings(path, &model.config, &self.model.config)?;
-        let settings: TranslateSettings =
-            serde_json::from_str(t.meta("translate-settings", path)?)
-                .with_context(|| format!("{}: bad translation settings", path.display()))?;
+        let settings: TranslateSettings = serde_json::from_str(t.meta("translate-settings", path)?)
+            .with_context(|| format!("{}: bad translation settings", path.display()))?;
         check_resume_settings(path, &settings, &settings, &self.settings)?;
         self.model = model;
         Ok(())

@@ -88,10 +88,7 @@ mod tests {
         let s = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
         let pairs = vec![(s("a b b c"), s("x y")), (s("b a d"), s("y <s>"))];
         let v = TransVocab::build(&pairs, 2);
-        assert_eq!(
-            v.src.tokens(),
-            &["<unk>", "<pad>", "<s>", "</s>", "b", "a"]
-        );
+        assert_eq!(v.src.tokens(), &["<unk>", "<pad>", "<s>", "</s>", "b", "a"]);
         assert_eq!(v.tgt.tokens(), &["<unk>", "<pad>", "<s>", "</s>", "y"]);
         assert!(v.well_formed());
         assert_eq!(encode(&v.src, &s("a z b")), vec![5, UNK_ID, 4]);
