@@ -334,9 +334,10 @@ fn draw_heat<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FAMILY, 24))
         .margin(18)
-        .x_label_area_size(110)
-        .y_label_area_size(130)
-        .build_cartesian_2d((0..nc).into_segmented(), (0..nr).into_segmented())
+        .x_label_area_size(60)
+        .y_label_area_size(110)
+        // An i32 range is inclusive in plotters: 0..n-1 gives n segments.
+        .build_cartesian_2d((0..nc - 1).into_segmented(), (0..nr - 1).into_segmented())
         .map_err(err)?;
     let word = |v: &SegmentValue<i32>, words: &[String], flip: bool| match v {
         SegmentValue::CenterOf(i) if (0..words.len() as i32).contains(i) => {
@@ -352,7 +353,8 @@ fn draw_heat<DB: DrawingBackend>(
         .y_labels(rows.len())
         .x_label_formatter(&|v| word(v, columns, false))
         .y_label_formatter(&|v| word(v, rows, true))
-        .x_label_style((FAMILY, 15).into_font().transform(FontTransform::Rotate90))
+        // Smaller type for long sentences, so neighbouring words do not overlap.
+        .x_label_style((FAMILY, (720 / columns.len().max(1)).clamp(9, 15) as u32))
         .y_label_style((FAMILY, 15))
         .x_desc("source")
         .y_desc("output")

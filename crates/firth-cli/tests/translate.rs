@@ -79,7 +79,16 @@ fn train(out: &Path, src: &Path, tgt: &Path, extra: &[&str]) -> Output {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
+    // "--verbose" here means: without --quiet (warnings are printed).
+    if extra.contains(&"--verbose") {
+        args.retain(|a| a != "--quiet");
+    }
+    args.extend(
+        extra
+            .iter()
+            .filter(|a| **a != "--verbose")
+            .map(|a| a.to_string()),
+    );
     run(&args)
 }
 
@@ -209,7 +218,7 @@ fn trains_translates_scores_draws_and_resumes() {
         &part,
         &fixture("train.de"),
         &fixture("train.en"),
-        &["--epochs", "4", "--resume", "--emb", "8"],
+        &["--epochs", "4", "--resume", "--cell", "gru"],
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("settings differ"), "{}", stderr(&o));
@@ -254,7 +263,12 @@ fn bad_input_is_refused_clearly_and_nothing_is_written_half() {
     std::fs::write(&src, de.join("\n") + "\n").unwrap();
     std::fs::write(&tgt, en.join("\n") + "\n").unwrap();
     let out = dir.join("m2");
-    let o = train(&out, &src, &tgt, &["--epochs", "1", "--max-len", "20"]);
+    let o = train(
+        &out,
+        &src,
+        &tgt,
+        &["--epochs", "1", "--max-len", "20", "--verbose"],
+    );
     let e = stderr(&o);
     let summary = json(&o);
     assert_eq!(summary["train_pairs"], 45, "{summary}");
@@ -321,7 +335,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_written_half() {
         &out,
         &fixture("train.de"),
         &fixture("train.en"),
-        &["--tied", "--emb", "8"],
+        &["--tied", "--dec-hidden", "8"],
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--tied needs --emb"), "{}", stderr(&o));
