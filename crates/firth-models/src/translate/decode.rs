@@ -12,7 +12,7 @@
 
 use super::model::{resize, AttentionType, PairBatch, Translator};
 use super::vocab::{BOS_ID, EOS_ID, PAD_ID};
-use crate::decode::{beam_search_with, BeamConfig, Hypothesis, StepDecoder};
+use crate::decode::{beam_search_with, length_penalty, BeamConfig, Hypothesis, StepDecoder};
 use firth_nn::gemm::{gemm, Op, Out};
 use firth_nn::kernels;
 use firth_nn::{CellKind, Gemm, Rng};
@@ -464,14 +464,8 @@ impl Translator<f32> {
     /// Beam search for one non-empty source: the `n_best` best outputs (without </s>), at
     /// most [`max_output`] tokens long.
     pub fn beam(&mut self, src: &[u32], beam: usize, alpha: f64, n_best: usize) -> Vec<Hypothesis> {
-        let cfg = BeamConfig {
-            beam,
-            max_tokens: max_output(src.len()),
-            stop: Some(EOS_ID),
-            alpha,
-            n_best: n_best.max(1),
-        };
-        self.beam_with(src, &cfg)
+        self.beam_batch(&[src], beam, alpha, n_best, &max_output)
+            .remove(0)
     }
 
     /// Beam search for one non-empty source with explicit settings (`stop` is </s>); the
@@ -496,39 +490,174 @@ impl Translator<f32> {
         batch_tokens: usize,
     ) -> Vec<Vec<u32>> {
         let mut out = vec![Vec::new(); srcs.len()];
-        if search.beam > 1 {
-            for (i, s) in srcs.iter().enumerate() {
-                if !s.is_empty() {
-                    let mut best = self
-                        .beam(s, search.beam, search.alpha, 1)
-                        .into_iter()
-                        .next()
-                        .map(|h| h.tokens)
-                        .unwrap_or_default();
-                    if best.last() == Some(&EOS_ID) {
-                        best.pop();
-                    }
-                    out[i] = best;
-                }
-            }
-            return out;
-        }
         let mut order: Vec<usize> = (0..srcs.len()).filter(|&i| !srcs[i].is_empty()).collect();
         order.sort_by_key(|&i| srcs[i].len());
+        // A beam of K keeps K rows per sentence: K times fewer sentences per batch.
+        let cap = (batch_tokens / search.beam.max(1)).max(1);
         let mut start = 0;
         while start < order.len() {
             let mut end = start + 1;
-            while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= batch_tokens {
+            while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= cap {
                 end += 1;
             }
             let batch: Vec<&[u32]> = order[start..end].iter().map(|&i| &srcs[i][..]).collect();
-            for (k, o) in self.greedy(&batch).into_iter().enumerate() {
+            let outs = if search.beam > 1 {
+                self.beam_batch(&batch, search.beam, search.alpha, 1, &max_output)
+                    .into_iter()
+                    .map(|hyps| {
+                        let mut best = hyps
+                            .into_iter()
+                            .next()
+                            .map(|h| h.tokens)
+                            .unwrap_or_default();
+                        if best.last() == Some(&EOS_ID) {
+                            best.pop();
+                        }
+                        best
+                    })
+                    .collect()
+            } else {
+                self.greedy(&batch)
+            };
+            for (k, o) in outs.into_iter().enumerate() {
                 out[order[start + k]] = o;
             }
             start = end;
         }
         out
     }
+
+    /// Beam search for a batch of non-empty sources at once: every step runs the live
+    /// hypotheses of all sentences as the rows of one decoder step. Per sentence it is exactly
+    /// [`beam_search_with`] (the same candidates, order, finishing and early stop, up to the
+    /// f32 rounding of scores computed in differently sized batches; the test
+    /// `batched_beam_equals_the_generic_search` checks it), with at most
+    /// `max_tokens(source length)` tokens. Returns each sentence's `n_best` hypotheses, best
+    /// first; finished ones end in </s>.
+    pub fn beam_batch(
+        &mut self,
+        srcs: &[&[u32]],
+        beam: usize,
+        alpha: f64,
+        n_best: usize,
+        max_tokens: &dyn Fn(usize) -> usize,
+    ) -> Vec<Vec<Hypothesis>> {
+        struct Sent {
+            /// Live hypotheses (tokens, log p), best first; row `rows[i]` of the state.
+            live: Vec<(Vec<u32>, f64)>,
+            rows: Vec<usize>,
+            done: Vec<Hypothesis>,
+            max_tokens: usize,
+            active: bool,
+        }
+        let beam = beam.max(1);
+        let v = self.config.tgt_vocab;
+        let n_s = srcs.len();
+        let mut st = self.encode_sources(srcs);
+        let mut sents: Vec<Sent> = srcs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Sent {
+                live: vec![(Vec::new(), 0.0)],
+                rows: vec![i],
+                done: Vec::new(),
+                max_tokens: max_tokens(s.len()),
+                active: max_tokens(s.len()) > 0,
+            })
+            .collect();
+        let finish = |tokens: Vec<u32>, log_prob: f64| Hypothesis {
+            score: log_prob / length_penalty(tokens.len(), alpha),
+            tokens,
+            log_prob,
+        };
+        let best_first = |a: &Hypothesis, b: &Hypothesis| b.score.total_cmp(&a.score);
+        let mut last = vec![BOS_ID; n_s];
+        let mut top: Vec<(u32, f64)> = Vec::with_capacity(beam + 2);
+        let mut lsm: Vec<f64> = Vec::with_capacity(v);
+        for n in 0.. {
+            if sents.iter().all(|s| !s.active) {
+                break;
+            }
+            let z = self.decode_step(&mut st, &last).to_vec();
+            let mut next_rows: Vec<usize> = Vec::new();
+            let mut next_last: Vec<u32> = Vec::new();
+            for s in sents.iter_mut().filter(|s| s.active) {
+                // Each row's K+1 best tokens hold every candidate the search can take.
+                let mut cand: Vec<(usize, u32, f64)> =
+                    Vec::with_capacity(s.live.len() * (beam + 1));
+                for (h, (_, lp)) in s.live.iter().enumerate() {
+                    let row = &z[s.rows[h] * v..][..v];
+                    log_softmax_into(row, &mut lsm);
+                    top.clear();
+                    for (tok, &x) in lsm.iter().enumerate() {
+                        if top.len() == beam + 1 && x <= top[beam].1 {
+                            continue;
+                        }
+                        let at = top.partition_point(|&(_, y)| y >= x);
+                        top.insert(at, (tok as u32, x));
+                        top.truncate(beam + 1);
+                    }
+                    cand.extend(top.iter().map(|&(tok, x)| (h, tok, lp + x)));
+                }
+                cand.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+                let mut live = Vec::new();
+                let mut parents = Vec::new();
+                for (h, tok, lp) in cand {
+                    if live.len() >= beam {
+                        break;
+                    }
+                    let mut seq = s.live[h].0.clone();
+                    seq.push(tok);
+                    if tok == EOS_ID {
+                        s.done.push(finish(seq, lp));
+                    } else {
+                        live.push((seq, lp));
+                        parents.push(s.rows[h]);
+                    }
+                }
+                s.live = live;
+                let mut stop = s.live.is_empty() || n + 1 == s.max_tokens;
+                if !stop {
+                    s.done.sort_by(best_first);
+                    s.done.truncate(beam);
+                    let reachable = s.live[0].1 / length_penalty(s.max_tokens, alpha);
+                    if s.done.len() >= beam && s.done[beam - 1].score >= reachable {
+                        s.live.clear();
+                        stop = true;
+                    }
+                }
+                if stop {
+                    s.active = false;
+                    let live = std::mem::take(&mut s.live);
+                    s.done.extend(live.into_iter().map(|(t, lp)| finish(t, lp)));
+                    s.done.sort_by(best_first);
+                    s.done.truncate(n_best.min(beam));
+                    continue;
+                }
+                s.rows.clear();
+                for (p, (seq, _)) in parents.iter().zip(&s.live) {
+                    s.rows.push(next_rows.len());
+                    next_rows.push(*p);
+                    next_last.push(*seq.last().expect("nonempty"));
+                }
+            }
+            if next_rows.is_empty() {
+                break;
+            }
+            st = st.select(&next_rows);
+            last = next_last;
+        }
+        sents.into_iter().map(|s| s.done).collect()
+    }
+}
+
+/// ln softmax of a row of scores, in f64, into `out`.
+fn log_softmax_into<T: Gemm>(z: &[T], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(z.iter().map(|x| x.to_f64()));
+    let m = out.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let lse = out.iter().map(|&x| (x - m).exp()).sum::<f64>().ln() + m;
+    out.iter_mut().for_each(|x| *x -= lse);
 }
 
 impl StepDecoder for Translator<f32> {
