@@ -30,6 +30,10 @@ enum Command {
     Classify(cmd::classify::Args),
     /// Machine translation: an attentional encoder-decoder; train, run, eval, attention maps.
     Translate(cmd::translate::Args),
+    /// Corpus BLEU and chrF of a translation against references, as sacrebleu computes them.
+    Bleu(cmd::bleu::Args),
+    /// Byte-pair encoding, subword-nmt compatible: learn merges, apply them, join subwords back.
+    Bpe(cmd::bpe::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -42,5 +46,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Tag(a) => cmd::tag::run(a),
         Command::Classify(a) => cmd::classify::run(a),
         Command::Translate(a) => cmd::translate::run(a),
+        Command::Bleu(a) => cmd::bleu::run(a),
+        Command::Bpe(a) => cmd::bpe::run(a),
     }
 }

@@ -5,6 +5,7 @@
 //! The functions here are deliberately small and general: they take plain numbers and counts so
 //! that every model in firth can report the same figures the reference tools do.
 
+pub mod bleu;
 pub mod ner;
 
 use serde::Serialize;

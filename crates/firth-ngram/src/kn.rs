@@ -53,6 +53,16 @@ impl Discount {
         count as f32 - self.get(count)
     }
 
+    /// [`Discount::FALLBACK`] with its first values replaced by `given` (D1, D2, D3+), as
+    /// lmplz's `--discount_fallback` takes zero to three numbers.
+    pub fn fallback_with(given: &[f32]) -> Discount {
+        let mut d = Discount::FALLBACK;
+        for (slot, &x) in d.0[1..].iter_mut().zip(given) {
+            *slot = x;
+        }
+        d
+    }
+
     /// The closed-form estimate from `t[k]`, the number of n-grams of `order` with adjusted count
     /// k (k = 1..4). Errors say why and what to do, like KenLM's.
     pub fn estimate(order: usize, t: &[u64; 5]) -> std::result::Result<Discount, String> {
@@ -91,6 +101,22 @@ pub enum Smoothing {
     /// Stupid backoff (Brants et al. 2007): relative frequency, else `alpha` times the lower
     /// order's score. Scores do not sum to one; perplexities from it are not comparable.
     StupidBackoff(f32),
+}
+
+impl Smoothing {
+    /// The smoothing called `name` (`kn`; `add-k`, `addk` or `laplace`; `stupid` or
+    /// `stupid-backoff`), with its parameter: `k` for add-k, `alpha` for stupid backoff. The
+    /// spellings of other toolkits are accepted so their users' commands carry over.
+    pub fn from_name(name: &str, k: f32, alpha: f32) -> std::result::Result<Smoothing, String> {
+        match name {
+            "kn" => Ok(Smoothing::KneserNey),
+            "add-k" | "addk" | "laplace" => Ok(Smoothing::AddK(k)),
+            "stupid" | "stupid-backoff" => Ok(Smoothing::StupidBackoff(alpha)),
+            s => Err(format!(
+                "unknown --smoothing {s:?}; use kn, add-k or stupid"
+            )),
+        }
+    }
 }
 
 /// Everything `build` needs besides the text.

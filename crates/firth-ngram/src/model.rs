@@ -46,6 +46,10 @@ const TRAILER_TAG: &[u8; 4] = b"CRC1";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checksum {
     Verify,
+    /// Verify on another thread while the caller starts on its work: the checksum's read of
+    /// the file overlaps the caller's reading and scoring of its input instead of adding to
+    /// it. The caller must call [`Model::verified`] before it shows or trusts any result.
+    Background,
     /// Map the file without reading it all: faster to open a large model for a few queries,
     /// but damage inside the tables goes unnoticed.
     Skip,
@@ -234,7 +238,16 @@ pub struct Parts {
 
 enum Backing {
     Owned(Vec<u64>),
-    Mapped(memmap2::Mmap),
+    /// Shared with the thread of a background checksum.
+    Mapped(std::sync::Arc<memmap2::Mmap>),
+}
+
+/// Where a model's checksum stands.
+enum Verification {
+    Done,
+    /// A background check: the thread returns the damage message, if any.
+    Pending(std::thread::JoinHandle<std::result::Result<(), String>>),
+    Failed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -307,6 +320,9 @@ pub struct Model {
     l: Layout,
     /// Where each section starts, resolved once: the query path indexes these directly.
     p: Sections,
+    verification: std::sync::Mutex<Verification>,
+    /// The file it came from, for a background checksum's error.
+    source: Option<std::path::PathBuf>,
 }
 
 /// Start pointers of a model's sections. They point into `Model::backing`, whose bytes never
@@ -541,6 +557,8 @@ impl Model {
             backing,
             l,
             p: Sections::empty(),
+            verification: std::sync::Mutex::new(Verification::Done),
+            source: None,
         };
         // Resolve (and bounds- and alignment-check) every section once.
         let l = &m.l;
@@ -576,10 +594,46 @@ impl Model {
         // Before the checksum reads the pages in, so they can come in as huge pages.
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
-        let l = check_binary(&map, checksum).map_err(bad)?;
-        let m = Model::new(Backing::Mapped(map), l);
+        let now = match checksum {
+            Checksum::Background => Checksum::Skip,
+            c => c,
+        };
+        let l = check_binary(&map, now).map_err(bad)?;
+        let map = std::sync::Arc::new(map);
+        let mut m = Model::new(Backing::Mapped(map.clone()), l);
         m.check_vocab().map_err(bad)?;
+        if checksum == Checksum::Background {
+            m.source = Some(path.to_path_buf());
+            let pending =
+                std::thread::spawn(move || check_binary(&map[..], Checksum::Verify).map(drop));
+            m.verification = std::sync::Mutex::new(Verification::Pending(pending));
+        }
         Ok(m)
+    }
+
+    /// Waits for a background checksum ([`Checksum::Background`]) and returns its verdict;
+    /// at once for a model verified at load or not verified at all. A damaged file is an
+    /// error on every call.
+    pub fn verified(&self) -> Result<()> {
+        let mut v = self
+            .verification
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *v = match std::mem::replace(&mut *v, Verification::Done) {
+            Verification::Pending(handle) => match handle.join() {
+                Ok(Ok(())) => Verification::Done,
+                Ok(Err(msg)) => Verification::Failed(msg),
+                Err(_) => Verification::Failed("the checksum thread failed".into()),
+            },
+            settled => settled,
+        };
+        match &*v {
+            Verification::Failed(msg) => Err(Error::File {
+                path: shown(self.source.as_deref().unwrap_or(Path::new("model"))),
+                msg: msg.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// [`Model::load_binary`] on the bytes of a file (copied); `path` names it in errors.
@@ -624,7 +678,7 @@ impl Model {
             Backing::Owned(v) => unsafe {
                 std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 8)
             },
-            Backing::Mapped(m) => m,
+            Backing::Mapped(m) => &m[..],
         }
     }
 
@@ -992,6 +1046,27 @@ impl Model {
             out.push(self.word(pick).to_string());
         }
         out
+    }
+
+    /// One sampled sentence as text: words joined by spaces, or, for a character model, the
+    /// characters run together with each `<sp>` (how a space is stored, since ARPA words
+    /// cannot contain one) turned back into a space.
+    pub fn generate_text(&self, rng: &mut Rng, temperature: f64, max_len: usize) -> String {
+        let words = self.generate(rng, temperature, max_len);
+        if self.is_chars() {
+            words
+                .iter()
+                .map(|w| {
+                    if w == crate::corpus::SPACE_TOKEN {
+                        " "
+                    } else {
+                        w.as_str()
+                    }
+                })
+                .collect()
+        } else {
+            words.join(" ")
+        }
     }
 }
 

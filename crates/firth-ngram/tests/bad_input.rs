@@ -272,5 +272,17 @@ fn every_flipped_bit_and_every_cut_is_reported_as_damage() {
     assert!(Model::load_with(&p, firth_ngram::model::Checksum::Skip).is_ok());
     std::fs::write(&p, &good[..good.len() - 8]).unwrap();
     assert!(Model::load_with(&p, firth_ngram::model::Checksum::Skip).is_err());
+    // A background check loads the flipped file at once and reports the damage when asked,
+    // on every call; a sound file passes.
+    std::fs::write(&p, &bad).unwrap();
+    let m = Model::load_with(&p, firth_ngram::model::Checksum::Background).unwrap();
+    for _ in 0..2 {
+        let e = m.verified().unwrap_err().to_string();
+        assert!(e.contains("m.bin") && e.contains("damaged"), "{e}");
+    }
+    std::fs::write(&p, &good).unwrap();
+    let m = Model::load_with(&p, firth_ngram::model::Checksum::Background).unwrap();
+    assert!(m.verified().is_ok() && m.verified().is_ok());
+    assert!(Model::load(&p).unwrap().verified().is_ok());
     let _ = std::fs::remove_dir_all(d);
 }

@@ -26,9 +26,12 @@ pub struct Embeddings {
 }
 
 /// Analogy scoring: 3CosAdd (argmax cos(x, b - a + c)) or 3CosMul (Levy & Goldberg 2014).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnalogyMethod {
+    #[cfg_attr(feature = "clap", value(name = "cosadd"))]
     CosAdd,
+    #[cfg_attr(feature = "clap", value(name = "cosmul"))]
     CosMul,
 }
 

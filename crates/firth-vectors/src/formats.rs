@@ -13,10 +13,14 @@ use crate::embeddings::{Embeddings, Store};
 use crate::{write_atomic, VecError};
 
 /// Output format of a vector file.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    #[cfg_attr(feature = "clap", value(name = "bin"))]
     Word2VecBin,
+    #[cfg_attr(feature = "clap", value(name = "text"))]
     Word2VecText,
+    #[cfg_attr(feature = "clap", value(name = "glove"))]
     GloveText,
     Firth,
 }

@@ -116,6 +116,29 @@ pub struct Trained {
     pub epoch_costs: Vec<f64>,
 }
 
+/// Which of the two trained matrices is written out.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vectors {
+    /// W + W~ (GloVe C's default `-model 2`).
+    Sum,
+    Word,
+    Context,
+}
+
+impl Trained {
+    /// The chosen vectors, `vocab.len() × dim`. The sum is the default: with symmetric
+    /// co-occurrences the two matrices differ only by their random start, and Pennington et al.
+    /// found their sum usually a little better than either.
+    pub fn vectors(&self, which: Vectors) -> Vec<f32> {
+        match which {
+            Vectors::Word => self.w.clone(),
+            Vectors::Context => self.wt.clone(),
+            Vectors::Sum => self.w.iter().zip(&self.wt).map(|(x, y)| x + y).collect(),
+        }
+    }
+}
+
 /// A per-process temporary directory, created on first use and removed with everything in it
 /// when dropped.
 struct TempDir(PathBuf);

@@ -11,6 +11,7 @@ pub mod formats;
 pub mod glove;
 pub mod hogwild;
 pub mod huffman;
+pub mod pipeline;
 pub mod simd;
 pub mod tokens;
 pub mod word2vec;
@@ -91,19 +92,4 @@ pub fn write_atomic(
         return Err(VecError::io(path, e));
     }
     std::fs::rename(&tmp, path).map_err(|e| VecError::io(path, e))
-}
-
-/// Peak resident set size of this process in bytes (Linux `VmHWM`), 0 where unknown.
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<u64>().ok())
-                    .map(|k| k * 1024)
-            })
-        })
-        .unwrap_or(0)
 }

@@ -41,10 +41,23 @@ use crate::tokens::{file_len, split_ranges, CountedVocab, Tok, TokenStream};
 use crate::VecError;
 
 /// Skip-gram (predict the context from the centre word) or CBOW (the centre from the context).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
+    #[cfg_attr(feature = "clap", value(name = "skipgram"))]
     SkipGram,
     Cbow,
+}
+
+impl Model {
+    /// The starting learning rate when none is given: word2vec C's (its `-alpha` defaults to
+    /// 0.05 with `-cbow 1`), so runs compare with it flag for flag.
+    pub fn default_alpha(self) -> f32 {
+        match self {
+            Model::SkipGram => 0.025,
+            Model::Cbow => 0.05,
+        }
+    }
 }
 
 /// Training settings; the defaults are word2vec C's.
@@ -77,7 +90,7 @@ impl Default for Config {
             sample: 1e-3,
             min_count: 5,
             max_vocab: 0,
-            alpha: 0.025,
+            alpha: Model::SkipGram.default_alpha(),
             epochs: 5,
             threads: 1,
             seed: 1,

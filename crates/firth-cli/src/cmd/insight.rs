@@ -1,30 +1,31 @@
 //! Seeing inside models: `firth lm gradients` (gradient flow through time), `firth lm
 //! agreement` (long-range subject-verb agreement per distance) and `firth plot` (training
-//! curves, gradient and agreement CSVs, embedding maps), all drawn as SVG and PNG.
+//! curves, gradient and agreement CSVs, embedding maps), all drawn as SVG and PNG. The
+//! measurements are `firth_models::insight`'s; this file holds the flags, the bars, the
+//! tables and the charts.
 
 use super::set_threads;
 use crate::plot::{both, line_chart_with, scatter_labels, LineChart, Series};
 use anyhow::{bail, Context, Result};
-use clap::{Args as ClapArgs, ValueEnum};
-use firth_models::agreement::{
-    from_conllu, known_items, lm_right, ngram_right, score_by_distance, templates, AgreementItem,
-    DistanceScore,
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args as ClapArgs;
+use firth_models::insight::{
+    arch_name, measure_gradients, pooled, reading, run_agreement, tenfold_distance,
+    AgreementOptions, Csv, CsvKind, GradientEvent, GradientOptions,
 };
-use firth_models::gradients::{GradientFlow, GradientProbe};
-use firth_models::lm::{Arch, LanguageModel, LmConfig};
+use firth_models::lm::Arch;
 use firth_models::trainer::{read_metrics, EpochRecord};
 use firth_nn::checkpoint::write_atomic;
-use firth_nn::Rng;
-use firth_text::{Level, Vocab};
+use firth_text::file_label;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum RecurrentArch {
-    Rnn,
-    Lstm,
-    Gru,
+/// `--arch` takes the recurrent architectures only: the window model has no state to measure
+/// gradients through.
+fn recurrent_arch() -> impl TypedValueParser<Value = Arch> {
+    PossibleValuesParser::new(["rnn", "lstm", "gru"])
+        .map(|s| Arch::parse(&s).expect("every listed value is an architecture"))
 }
 
 /// `firth lm gradients`.
@@ -33,8 +34,8 @@ pub struct GradientsArgs {
     /// Trained model directories (or .safetensors files), each measured and drawn side by side.
     models: Vec<PathBuf>,
     /// Also (or instead) measure freshly initialised models of these kinds, e.g. --arch rnn,lstm,gru.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    arch: Vec<RecurrentArch>,
+    #[arg(long, value_delimiter = ',', value_parser = recurrent_arch())]
+    arch: Vec<Arch>,
     /// Hidden (and embedding) size of initialised models.
     #[arg(long, default_value_t = 200, value_parser = crate::validate::at_least_1)]
     hidden: usize,
@@ -150,163 +151,36 @@ fn bar(len: usize, quiet: bool, what: &str) -> Option<ProgressBar> {
     })
 }
 
-/// The share of training steps whose gradient norm was clipped, from a run's metrics.csv:
-/// (over all epochs, first epoch, last epoch).
-fn clipped_share(dir: &Path) -> Option<(f64, f64, f64)> {
-    let records = firth_models::trainer::read_metrics(&dir.join("metrics.csv")).ok()?;
-    let v: Vec<f64> = records.iter().map(|r| r.clipped_fraction).collect();
-    if v.is_empty() {
-        return None;
-    }
-    Some((
-        v.iter().sum::<f64>() / v.len() as f64,
-        v[0],
-        *v.last().unwrap_or(&v[0]),
-    ))
-}
-
-fn file_label(p: &Path) -> String {
-    let p = if p.is_dir() {
-        p.to_path_buf()
-    } else {
-        p.with_extension("")
-    };
-    p.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into())
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-fn arch_name(a: Arch) -> &'static str {
-    match a {
-        Arch::Window => "window",
-        Arch::Rnn => "rnn",
-        Arch::Lstm => "lstm",
-        Arch::Gru => "gru",
-    }
-}
-
-/// First distance at which the mean norm is below a tenth of its value at distance 0.
-fn tenfold_distance(g: &[f64]) -> Option<usize> {
-    let g0 = *g.first()?;
-    g.iter().position(|&v| v < g0 / 10.0)
-}
-
 pub fn gradients(a: GradientsArgs) -> Result<()> {
     set_threads(a.threads)?;
-    if a.models.is_empty() && a.arch.is_empty() {
-        bail!("give model directories, or --arch rnn,lstm,gru for initialised models");
-    }
-    let text = firth_text::read_text(&a.train)?;
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    struct Measured {
-        label: String,
-        arch: Arch,
-        source: String,
-        flow: GradientFlow,
-        clipped: Option<(f64, f64, f64)>,
-        csv: PathBuf,
-    }
-    let mut results: Vec<Measured> = Vec::new();
-    let mut run = |label: String,
-                   source: String,
-                   model: &LanguageModel<f32>,
-                   vocab: &Vocab,
-                   clipped: Option<(f64, f64, f64)>|
-     -> Result<()> {
-        let level = model.config.level;
-        let ids = vocab
-            .encode(&text, level)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", a.train.display()))?;
-        let mut probe = GradientProbe::<f64>::new(model)
-            .with_context(|| format!("{source}: cannot measure gradients"))?;
-        let pb = bar(a.positions, a.quiet, &label);
-        let flow = probe.measure(
-            &ids,
-            a.max_distance,
-            a.warmup,
-            a.positions,
-            a.batch,
-            |d, _| {
-                if let Some(b) = &pb {
-                    b.set_position(d as u64);
-                }
-            },
-        )?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
-        // An LSTM's cell state is its memory; its gradient is measured and drawn as a curve of
-        // its own, beside the hidden state's.
-        let cell = flow.cell().map(|f| (format!("{label} cell c"), f));
-        for (label, flow) in std::iter::once((label, flow)).chain(cell) {
-            let csv = a.out.join(format!("gradients-{}.csv", slug(&label)));
-            write_atomic(&csv, flow.to_csv().as_bytes())?;
-            results.push(Measured {
-                label,
-                arch: model.config.arch,
-                source: source.clone(),
-                flow,
-                clipped,
-                csv,
-            });
-        }
-        Ok(())
+    let options = GradientOptions {
+        models: a.models.clone(),
+        archs: a.arch.clone(),
+        hidden: a.hidden,
+        layers: a.layers,
+        init_range: a.init_range,
+        seed: a.seed,
+        train: a.train.clone(),
+        out: a.out.clone(),
+        max_distance: a.max_distance,
+        warmup: a.warmup,
+        positions: a.positions,
+        batch: a.batch,
     };
-    for dir in &a.models {
-        let (model, vocab) = LanguageModel::load(dir)?;
-        let label = format!("{} ({})", file_label(dir), arch_name(model.config.arch));
-        let clipped = if dir.is_dir() {
-            clipped_share(dir)
-        } else {
-            None
-        };
-        run(label, dir.display().to_string(), &model, &vocab, clipped)?;
-    }
-    if !a.arch.is_empty() {
-        let vocab = Vocab::build(&text, Level::Word);
-        for &arch in &a.arch {
-            let arch = match arch {
-                RecurrentArch::Rnn => Arch::Rnn,
-                RecurrentArch::Lstm => Arch::Lstm,
-                RecurrentArch::Gru => Arch::Gru,
-            };
-            let config = LmConfig {
-                layers: a.layers,
-                init_range: a.init_range,
-                context: 0,
-                ..LmConfig::new(arch, Level::Word, vocab.len(), a.hidden)
-            };
-            let model =
-                LanguageModel::new(config, &mut Rng::new(a.seed)).map_err(anyhow::Error::msg)?;
-            let label = format!("{} init", arch_name(arch));
-            let source = format!(
-                "initialised {}x{} {}, weights uniform in ±{}, seed {}",
-                a.layers,
-                a.hidden,
-                arch_name(arch),
-                a.init_range,
-                a.seed
-            );
-            run(label, source, &model, &vocab, None)?;
+    let mut pb: Option<ProgressBar> = None;
+    let results = measure_gradients(&options, &mut |ev| match ev {
+        GradientEvent::Start { label, positions } => pb = bar(positions, a.quiet, label),
+        GradientEvent::Progress(d) => {
+            if let Some(b) = &pb {
+                b.set_position(d as u64);
+            }
         }
-    }
+        GradientEvent::Finished => {
+            if let Some(b) = pb.take() {
+                b.finish_and_clear();
+            }
+        }
+    })?;
     let series: Vec<Series> = results
         .iter()
         .map(|m| Series {
@@ -352,9 +226,9 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
                     "grad_norm": m.flow.grad_norm,
                     "orders_lost": m.flow.orders_lost(d),
                     "tenfold_distance": tenfold_distance(&m.flow.grad_norm),
-                    "clipped_fraction": m.clipped.map(|c| c.0),
-                    "clipped_fraction_first_epoch": m.clipped.map(|c| c.1),
-                    "clipped_fraction_last_epoch": m.clipped.map(|c| c.2),
+                    "clipped_fraction": m.clipped.map(|c| c.all),
+                    "clipped_fraction_first_epoch": m.clipped.map(|c| c.first_epoch),
+                    "clipped_fraction_last_epoch": m.clipped.map(|c| c.last_epoch),
                     "csv": m.csv,
                 })
             })
@@ -390,19 +264,19 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
                     .map_or("-".into(), |o| format!("{o:.2}")),
                 format!("{:.1}%", 100.0 * m.flow.saturated),
                 m.clipped
-                    .map_or("-".into(), |c| format!("{:.1}%", 100.0 * c.0)),
+                    .map_or("-".into(), |c| format!("{:.1}%", 100.0 * c.all)),
             );
         }
         println!();
         println!("{reading}");
         for m in &results {
-            if let Some((all, first, last)) = m.clipped {
+            if let Some(c) = m.clipped {
                 println!(
                     "{}: gradient norm clipped in {:.1}% of training steps (first epoch {:.1}%, last {:.1}%).",
                     m.label,
-                    100.0 * all,
-                    100.0 * first,
-                    100.0 * last
+                    100.0 * c.all,
+                    100.0 * c.first_epoch,
+                    100.0 * c.last_epoch
                 );
             }
         }
@@ -414,195 +288,26 @@ pub fn gradients(a: GradientsArgs) -> Result<()> {
     Ok(())
 }
 
-/// One paragraph saying what the curves show.
-fn reading(models: &[(&str, Arch, &GradientFlow)], d: usize) -> String {
-    let arch_of = |label: &str| models.iter().find(|m| m.0 == label).map(|m| m.1);
-    let mut parts = Vec::new();
-    for (label, _, f) in models {
-        let lost = f.orders_lost(d).map_or_else(
-            || "below the smallest f64, 1e-308: it underflowed".to_string(),
-            |o| format!("{o:.1} orders of magnitude"),
-        );
-        let ten = tenfold_distance(&f.grad_norm).map_or(
-            format!("stays within a factor 10 of its start over all {d} steps"),
-            |k| format!("first drops below a tenth of its start at distance {k}"),
-        );
-        parts.push(format!(
-            "for {label} the mean norm goes from {:.2e} at distance 0 to {:.2e} at distance {d} ({lost}) and {ten}",
-            f.grad_norm[0],
-            f.grad_norm[d.min(f.grad_norm.len() - 1)]
-        ));
-    }
-    let mut s = format!(
-        "How far back does the loss of one prediction reach? Averaged over {} positions, {}.",
-        models.first().map_or(0, |m| m.2.positions),
-        parts.join("; ")
-    );
-    let worst = models
-        .iter()
-        .filter_map(|m| m.2.orders_lost(d).map(|o| (m.0, o)))
-        .fold(None, |b: Option<(&str, f64)>, x| match b {
-            Some(b) if b.1 >= x.1 => Some(b),
-            _ => Some(x),
-        });
-    let best = models
-        .iter()
-        .filter_map(|m| m.2.orders_lost(d).map(|o| (m.0, o)))
-        .fold(None, |b: Option<(&str, f64)>, x| match b {
-            Some(b) if b.1 <= x.1 => Some(b),
-            _ => Some(x),
-        });
-    if let (Some(w), Some(b)) = (worst, best) {
-        if w.0 != b.0 {
-            s.push_str(&format!(
-                " Relative to the nearest state, a state {d} steps back receives about 10^{:.1} times less gradient in {} than in {}: {}",
-                w.1 - b.1,
-                w.0,
-                b.0,
-                match (w.1 - b.1 >= 2.0, arch_of(w.0), arch_of(b.0)) {
-                    (true, Some(Arch::Rnn), Some(Arch::Lstm | Arch::Gru)) => "the plain RNN's training signal from distant words has all but vanished, which is what the gated cell's additive path is built to prevent.",
-                    (true, _, _) => "its training signal from distant words has all but vanished.",
-                    _ => "the difference is modest at this distance.",
-                }
-            ));
-        }
-    }
-    if models
-        .iter()
-        .any(|m| m.2.orders_lost(d).is_some_and(|o| o < 0.0))
-    {
-        s.push_str(" A negative number of orders means the norm grew with distance: exploding rather than vanishing gradients, the case norm clipping exists for.");
-    }
-    s
-}
-
-/// A tiny reader for the CSVs firth writes: a header and comma-separated numbers or words.
-struct Csv {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Csv {
-    fn parse(text: &str) -> Result<Csv> {
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<String> = lines
-            .next()
-            .context("the file is empty")?
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .collect();
-        let mut rows = Vec::new();
-        for (i, l) in lines.enumerate() {
-            let r: Vec<String> = l.split(',').map(|s| s.trim().to_string()).collect();
-            if r.len() != header.len() {
-                bail!(
-                    "line {}: {} fields, but the header has {}",
-                    i + 2,
-                    r.len(),
-                    header.len()
-                );
-            }
-            rows.push(r);
-        }
-        Ok(Csv { header, rows })
-    }
-
-    fn index(&self, name: &str) -> Option<usize> {
-        self.header.iter().position(|h| h == name)
-    }
-
-    fn column(&self, name: &str) -> Option<Vec<Option<f64>>> {
-        let i = self.index(name)?;
-        Some(self.rows.iter().map(|r| r[i].parse().ok()).collect())
-    }
-}
-
 pub fn agreement(a: AgreementArgs) -> Result<()> {
     set_threads(a.threads)?;
-    if a.models.is_empty() && a.ngram.is_empty() {
-        bail!("give model directories and/or --ngram models to test");
-    }
-    let mut sources: Vec<(String, Vec<AgreementItem>)> = Vec::new();
-    if !a.no_templates {
-        sources.push(("templates".into(), templates(a.per_pattern, a.seed)));
-    }
-    if !a.conllu.is_empty() {
-        let mut items = Vec::new();
-        for p in &a.conllu {
-            let text = firth_text::read_text(p)?;
-            items.extend(from_conllu(&text, &p.display().to_string())?);
-        }
-        sources.push(("corpus".into(), items));
-    }
-    if sources.is_empty() {
-        bail!("no test items: give --conllu files or leave out --no-templates");
-    }
-    let mut lms = Vec::new();
-    for p in &a.models {
-        let (m, v) = LanguageModel::load(p)?;
-        if m.config.level != Level::Word {
-            bail!(
-                "{}: a character model; agreement needs a word-level model",
-                p.display()
-            );
-        }
-        lms.push((
-            format!("{} ({})", file_label(p), arch_name(m.config.arch)),
-            m,
-            v,
-        ));
-    }
-    let mut ngrams = Vec::new();
-    for p in &a.ngram {
-        let m = firth_ngram::model::Model::load(p)?;
-        ngrams.push((format!("{} ({}-gram)", file_label(p), m.order()), m));
-    }
-    // Every model is scored on the same items: those whose subject and verb forms all know.
-    let knows = |w: &str| {
-        lms.iter().all(|(_, _, v)| v.get(w).is_some())
-            && ngrams.iter().all(|(_, m)| m.word_id(w) != 0)
-    };
-    let sources: Vec<(String, usize, Vec<AgreementItem>)> = sources
-        .into_iter()
-        .map(|(s, items)| (s, items.len(), known_items(items, knows)))
-        .collect();
-    // The subject d+1 words back is in an n-gram's context of n-1 words iff d <= n-2.
-    let beyond = ngrams
-        .iter()
-        .map(|(_, m)| m.order().saturating_sub(1))
-        .min();
-    let mut csv = String::from("source,distance,model,correct,total,accuracy\n");
+    let r = run_agreement(&AgreementOptions {
+        models: a.models.clone(),
+        ngram: a.ngram.clone(),
+        conllu: a.conllu.clone(),
+        templates: !a.no_templates,
+        per_pattern: a.per_pattern,
+        seed: a.seed,
+    })?;
     let mut report = Vec::new();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut plots = Vec::new();
-    for (source, before, items) in sources {
-        let mut per_model: Vec<(String, Vec<DistanceScore>)> = Vec::new();
-        for (label, m, v) in lms.iter_mut() {
-            let right = lm_right(m, v, &items, 64)?;
-            per_model.push((label.clone(), score_by_distance(&items, &right)));
-        }
-        for (label, m) in &ngrams {
-            let right = ngram_right(m, &items);
-            per_model.push((label.clone(), score_by_distance(&items, &right)));
-        }
-        for (label, scores) in &per_model {
-            for s in scores {
-                csv.push_str(&format!(
-                    "{source},{},{},{},{},{:.4}\n",
-                    s.distance,
-                    label.replace(',', " "),
-                    s.correct,
-                    s.total,
-                    s.accuracy()
-                ));
-            }
-        }
+    for src in &r.sources {
+        let (source, per_model) = (&src.source, &src.models);
         if !a.json {
             println!(
                 "{source}: {} items ({} dropped for words a model does not know)",
-                items.len(),
-                before - items.len()
+                src.items, src.dropped
             );
             let w = per_model
                 .iter()
@@ -611,14 +316,14 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                 .unwrap_or(0)
                 .max(20);
             print!("{:>8} {:>6}", "distance", "items");
-            for (label, _) in &per_model {
+            for (label, _) in per_model {
                 print!(" {:>w$}", label);
             }
             println!();
             if let Some((_, first)) = per_model.first() {
                 for (i, s) in first.iter().enumerate() {
                     print!("{:>8} {:>6}", s.distance, s.total);
-                    for (_, scores) in &per_model {
+                    for (_, scores) in per_model {
                         let t = &scores[i];
                         print!(
                             " {:>w$}",
@@ -627,34 +332,21 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
                     }
                     println!();
                 }
-                let total: usize = first.iter().map(|s| s.total).sum();
-                print!("{:>8} {:>6}", "all", total);
-                for (_, scores) in &per_model {
-                    let c: usize = scores.iter().map(|s| s.correct).sum();
-                    print!(
-                        " {:>w$}",
-                        format!("{:.3} ({}/{})", c as f64 / total.max(1) as f64, c, total)
-                    );
-                }
-                println!();
-                if let Some(k) = beyond {
-                    let n: usize = first
-                        .iter()
-                        .filter(|s| s.distance >= k)
-                        .map(|s| s.total)
-                        .sum();
-                    print!("{:>8} {:>6}", format!("d>={k}"), n);
-                    for (_, scores) in &per_model {
-                        let c: usize = scores
-                            .iter()
-                            .filter(|s| s.distance >= k)
-                            .map(|s| s.correct)
-                            .sum();
+                let pooled_row = |name: String, from: usize| {
+                    let (_, n) = pooled(first, from);
+                    print!("{:>8} {:>6}", name, n);
+                    for (_, scores) in per_model {
+                        let (c, _) = pooled(scores, from);
                         print!(
                             " {:>w$}",
                             format!("{:.3} ({}/{})", c as f64 / n.max(1) as f64, c, n)
                         );
                     }
+                };
+                pooled_row("all".into(), 0);
+                println!();
+                if let Some(k) = r.beyond {
+                    pooled_row(format!("d>={k}"), k);
                     println!("   (subject outside the n-gram context: distance >= order - 1)");
                 }
                 println!();
@@ -679,13 +371,13 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
         plots.extend(p);
         report.push(json!({
             "source": source,
-            "items": items.len(),
-            "dropped": before - items.len(),
+            "items": src.items,
+            "dropped": src.dropped,
             "models": per_model.iter().map(|(l, s)| json!({"model": l, "by_distance": s})).collect::<Vec<_>>(),
         }));
     }
     let csv_path = a.out.join("agreement.csv");
-    write_atomic(&csv_path, csv.as_bytes())?;
+    write_atomic(&csv_path, r.csv().as_bytes())?;
     if a.json {
         println!(
             "{}",
@@ -700,41 +392,13 @@ pub fn agreement(a: AgreementArgs) -> Result<()> {
     Ok(())
 }
 
-/// The words' vectors projected on their first two principal components, labelled, and the
-/// chart's title: the embedding map that `firth plot --vectors` and `firth vectors plot` draw.
-pub fn embedding_map_points(
-    vectors: &std::path::Path,
-    words: &[String],
-) -> Result<(Vec<(String, f64, f64)>, String)> {
-    let e = firth_vectors::formats::load(vectors)
-        .with_context(|| format!("cannot read word vectors from {}", vectors.display()))?;
-    let mut rows = Vec::new();
-    for w in words {
-        let v = e.get(w).with_context(|| {
-            format!(
-                "'{w}' is not in {}; choose words from its vocabulary",
-                vectors.display()
-            )
-        })?;
-        rows.extend_from_slice(v);
-    }
-    let pts = firth_vectors::embeddings::pca2(&rows, e.dim);
-    let labelled = words
-        .iter()
-        .zip(&pts)
-        .map(|(w, &(x, y))| (w.clone(), x as f64, y as f64))
-        .collect();
-    let title = format!("Word vectors, 2-D PCA ({})", file_label(vectors));
-    Ok((labelled, title))
-}
-
 pub fn plot(a: PlotArgs) -> Result<()> {
     let mut written = Vec::new();
     if let Some(vectors) = &a.vectors {
         if a.words.len() < 2 {
             bail!("give at least two words to place on the map with --words w1,w2,...");
         }
-        let (labelled, title) = embedding_map_points(vectors, &a.words)?;
+        let map = firth_vectors::pipeline::embedding_map(vectors, &a.words)?;
         let stem = a
             .out
             .clone()
@@ -742,10 +406,10 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         written.extend(both(&stem, |p| {
             scatter_labels(
                 p,
-                &title,
+                &map.title,
                 "principal component 1",
                 "principal component 2",
-                &labelled,
+                &map.points,
             )
         })?);
     } else if !a.words.is_empty() {
@@ -776,19 +440,18 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             .strip_prefix("gradients-")
             .map(str::to_string)
             .unwrap_or(label);
-        if csv.index("valid_perplexity").is_some() && csv.index("epoch").is_some() {
-            let records = read_metrics(&file)?;
-            metrics.push((label, file, records));
-        } else if csv.index("distance").is_some() && csv.index("grad_norm").is_some() {
-            grads.push((label, file, csv));
-        } else if csv.index("accuracy").is_some() && csv.index("model").is_some() {
-            agree.push((label, file, csv));
-        } else {
-            bail!(
+        match csv.kind() {
+            Some(CsvKind::Metrics) => {
+                let records = read_metrics(&file)?;
+                metrics.push((label, file, records));
+            }
+            Some(CsvKind::Gradients) => grads.push((label, file, csv)),
+            Some(CsvKind::Agreement) => agree.push((label, file, csv)),
+            None => bail!(
                 "{}: not a file firth knows how to plot (header {:?}); expected a training metrics.csv, a distance,grad_norm CSV or agreement.csv",
                 file.display(),
                 csv.header.join(",")
-            );
+            ),
         }
     }
     let kinds = [!metrics.is_empty(), !grads.is_empty(), !agree.is_empty()]
@@ -802,22 +465,14 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             None => first.with_file_name(name),
         }
     };
-    let xy = |csv: &Csv, x: &str, y: &str| -> Vec<(f64, f64)> {
-        let (Some(xs), Some(ys)) = (csv.column(x), csv.column(y)) else {
-            return Vec::new();
-        };
-        xs.into_iter()
-            .zip(ys)
-            .filter_map(|(x, y)| Some((x?, y?)))
-            .collect()
-    };
     if !metrics.is_empty() {
         let mut series = Vec::new();
         for (label, _, records) in &metrics {
-            let train = |r: &EpochRecord| r.train_perplexity;
-            let valid = |r: &EpochRecord| r.valid_perplexity;
-            let columns: [(&dyn Fn(&EpochRecord) -> Option<f64>, &str); 2] =
-                [(&train, "train"), (&valid, "valid")];
+            type Column = (fn(&EpochRecord) -> Option<f64>, &'static str);
+            let columns: [Column; 2] = [
+                (|r| r.train_perplexity, "train"),
+                (|r| r.valid_perplexity, "valid"),
+            ];
             for (col, name) in columns {
                 series.push(Series {
                     name: if metrics.len() == 1 {
@@ -853,7 +508,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
             .iter()
             .map(|(label, _, csv)| Series {
                 name: label.clone(),
-                points: xy(csv, "distance", "grad_norm"),
+                points: csv.xy("distance", "grad_norm"),
             })
             .collect();
         let chart = LineChart {
@@ -868,38 +523,13 @@ pub fn plot(a: PlotArgs) -> Result<()> {
         })?);
     }
     for (label, file, csv) in &agree {
-        let (Some(si), Some(mi)) = (csv.index("source"), csv.index("model")) else {
-            bail!(
-                "{}: agreement CSV without source/model columns",
-                file.display()
-            );
-        };
-        let mut sources: Vec<String> = csv.rows.iter().map(|r| r[si].clone()).collect();
-        sources.dedup();
-        for source in sources {
-            let mut models: Vec<String> = csv
-                .rows
-                .iter()
-                .filter(|r| r[si] == source)
-                .map(|r| r[mi].clone())
-                .collect();
-            models.dedup();
+        let curves = csv
+            .agreement_curves()
+            .with_context(|| format!("{}", file.display()))?;
+        for (source, models) in curves {
             let series: Vec<Series> = models
-                .iter()
-                .map(|m| Series {
-                    name: m.clone(),
-                    points: csv
-                        .rows
-                        .iter()
-                        .filter(|r| r[si] == source && &r[mi] == m)
-                        .filter_map(|r| {
-                            Some((
-                                r[csv.index("distance")?].parse().ok()?,
-                                r[csv.index("accuracy")?].parse().ok()?,
-                            ))
-                        })
-                        .collect(),
-                })
+                .into_iter()
+                .map(|(name, points)| Series { name, points })
                 .collect();
             let title = format!("Subject-verb agreement ({source})");
             let chart = agreement_chart(&title);
@@ -922,22 +552,6 @@ mod tests {
     use crate::plot::tests::assert_real_png;
 
     #[test]
-    fn reading_names_the_faster_vanishing_model() {
-        let f = |r: f64| GradientFlow {
-            grad_norm: (0..=50).map(|d| r.powi(d)).collect(),
-            cell_grad_norm: None,
-            positions: 10,
-            mean_loss: 1.0,
-            saturated: 0.0,
-        };
-        let (rnn, lstm) = (f(0.5), f(0.98));
-        let s = reading(&[("rnn", Arch::Rnn, &rnn), ("lstm", Arch::Lstm, &lstm)], 50);
-        assert!(s.contains("15.1 orders of magnitude"), "{s}");
-        assert!(s.contains("in rnn than in lstm"), "{s}");
-        assert!(s.contains("distance 4"), "{s}");
-    }
-
-    #[test]
     fn plot_reads_metrics_gradient_and_agreement_csvs() {
         let dir = std::env::temp_dir().join(format!("firth-insight-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -957,10 +571,6 @@ mod tests {
             "source,distance,model,correct,total,accuracy\ntemplates,0,lstm,9,10,0.9\ntemplates,3,lstm,7,10,0.7\n",
         )
         .unwrap();
-        assert_eq!(
-            clipped_share(&dir),
-            Some(((0.1 + 0.5 + 1.0) / 3.0, 0.1, 1.0))
-        );
         plot(PlotArgs {
             paths: vec![
                 dir.clone(),

@@ -1,21 +1,16 @@
 //! `firth lm`: train, evaluate and sample neural language models.
 
 use super::set_threads;
-use crate::plot::{line_chart, Series};
-use crate::progress::Bars;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
-use firth_models::decode::{beam_search, generate, Strategy};
-use firth_models::lm::{Arch, LanguageModel};
-use firth_models::lm_train::{
-    evaluate, resolve_lm, train_lm, LmData, LmOptions, LmPreset, Summary,
-};
-use firth_models::trainer::{EpochRecord, Limits};
+use firth_models::lm::Arch;
+use firth_models::lm_text::{continue_prompt, score_file, GenerateOptions};
+use firth_models::lm_train::{LmData, LmOptions, LmPreset};
+use firth_models::trainer::Limits;
 use firth_nn::dropout::DropoutKind;
 use firth_nn::optim::OptimKind;
-use firth_nn::Rng;
 use firth_text::Level;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -196,7 +191,7 @@ pub struct GenerateArgs {
 
 pub fn run(a: Args) -> Result<()> {
     match a.command {
-        Command::Train(t) => train(*t).map(|_| ()),
+        Command::Train(t) => train(*t),
         Command::Eval(e) => eval(e),
         Command::Generate(g) => generate_cmd(g),
         Command::Gradients(g) => crate::cmd::insight::gradients(g),
@@ -237,9 +232,7 @@ fn options(a: &TrainArgs) -> LmOptions {
     }
 }
 
-/// Trains as `firth lm train` does; returns the summary (also used by `quickstart`).
-pub fn train(a: TrainArgs) -> Result<Summary> {
-    set_threads(a.run.threads)?;
+fn train(a: TrainArgs) -> Result<()> {
     let data = LmData {
         train: a.train.clone(),
         valid: a.valid.clone(),
@@ -252,105 +245,23 @@ pub fn train(a: TrainArgs) -> Result<Summary> {
             max_seconds: a.max_seconds,
         },
     };
-    let chars = resolve_lm(&options(&a))?.0.level == Level::Char;
-    let mut bars = Bars::new(a.run.quiet, chars);
-    let (summary, trainer) = train_lm(&data, &options(&a), &mut bars)?;
-    drop(bars);
-    write_curves(&a.out, &trainer.progress.history)?;
-    if a.run.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else if !a.run.quiet {
-        print_summary(&summary);
-    }
-    Ok(summary)
-}
-
-fn print_summary(s: &Summary) {
-    eprintln!(
-        "done: {} epoch(s), {} steps, {:.0} training tokens/s, {:.1}s wall{}",
-        s.epochs_completed,
-        s.steps,
-        s.train_tokens_per_second,
-        s.wall_seconds,
-        if s.stopped_early {
-            " (stopped early; --resume continues)"
-        } else {
-            ""
-        }
-    );
-    eprint!(
-        "valid: loss {:.4} perplexity {:.2}",
-        s.valid_loss, s.valid_perplexity
-    );
-    if let Some(b) = s.valid_bits_per_char {
-        eprint!(" bits/char {b:.4}");
-    }
-    eprintln!();
-    if let (Some(l), Some(p)) = (s.test_loss, s.test_perplexity) {
-        eprintln!("test:  loss {l:.4} perplexity {p:.2}");
-    }
-}
-
-fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
-    if h.is_empty() {
-        return Ok(());
-    }
-    let series = vec![
-        Series {
-            name: "train".into(),
-            points: h
-                .iter()
-                .filter_map(|r| Some((r.epoch as f64, r.train_perplexity?)))
-                .collect(),
-        },
-        Series {
-            name: "valid".into(),
-            points: h
-                .iter()
-                .filter_map(|r| Some((r.epoch as f64, r.valid_perplexity?)))
-                .collect(),
-        },
-    ];
-    crate::plot::both(&out.join("curves"), |path| {
-        line_chart(
-            path,
-            "Perplexity per epoch",
-            "epoch",
-            "perplexity",
-            &series,
-            true,
-        )
-    })?;
-    Ok(())
+    super::train_lm(&data, &options(&a), &a.run).map(|_| ())
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
-    let (mut model, vocab) = LanguageModel::load(&a.model)?;
-    let level = model.config.level;
-    let text = firth_text::read_text(&a.file)?;
-    let ids = vocab
-        .encode(&text, level)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
-    if ids.len() < 2 {
-        bail!("{}: too little text to score", a.file.display());
-    }
-    let pad = LanguageModel::pad_for(&vocab, level);
-    let (loss, n) = evaluate(&mut model, &ids, a.batch, a.bptt, pad);
-    let bpc = (level == Level::Char).then(|| loss / std::f64::consts::LN_2);
+    let s = score_file(&a.model, &a.file, a.batch, a.bptt)?;
     if a.json {
-        let mut o = serde_json::json!({"loss": loss, "perplexity": loss.exp(), "tokens": n});
-        if let Some(b) = bpc {
-            o["bits_per_char"] = b.into();
-        }
-        println!("{o}");
+        println!("{}", serde_json::to_value(&s)?);
     } else {
         print!(
-            "{}: {n} tokens, loss {loss:.4} nats/token, perplexity {:.3}",
+            "{}: {} tokens, loss {:.4} nats/token, perplexity {:.3}",
             a.file.display(),
-            loss.exp()
+            s.tokens,
+            s.loss,
+            s.perplexity
         );
-        match bpc {
+        match s.bits_per_char {
             Some(b) => println!(", {b:.4} bits/char"),
             None => println!(),
         }
@@ -360,117 +271,19 @@ fn eval(a: EvalArgs) -> Result<()> {
 
 fn generate_cmd(a: GenerateArgs) -> Result<()> {
     set_threads(Some(1))?;
-    let (mut model, vocab) = LanguageModel::load(&a.model)?;
-    let level = model.config.level;
-    let pad = LanguageModel::pad_for(&vocab, level);
-    let prompt = match level {
-        // A word prompt is one line without its end: no <eos> after it.
-        Level::Word => {
-            let unk = vocab.get(firth_text::UNK);
-            a.prompt
-                .split_whitespace()
-                .map(|w| {
-                    vocab.get(w).or(unk).ok_or_else(|| {
-                        anyhow::anyhow!("prompt word {w:?} is not in the vocabulary")
-                    })
-                })
-                .collect::<Result<Vec<u32>>>()?
-        }
-        Level::Char => vocab
-            .encode(&a.prompt, level)
-            .map_err(|e| anyhow::anyhow!("--prompt: {e}"))?,
-    };
-    if !(a.temperature > 0.0) || !(0.0 < a.top_p && a.top_p <= 1.0) {
-        bail!("--temperature must be positive and --top-p in (0, 1]");
-    }
-    let out = match a.beam {
-        Some(b) => {
-            let beams = beam_search(&mut model, &prompt, pad, b, a.max_tokens, Some(pad));
-            beams.into_iter().next().map(|b| b.0).unwrap_or_default()
-        }
-        None => {
-            let strategy = if a.greedy {
-                Strategy::Greedy
-            } else {
-                Strategy::Sample {
-                    temperature: a.temperature,
-                    top_k: a.top_k,
-                    top_p: a.top_p,
-                }
-            };
-            generate(
-                &mut model,
-                &prompt,
-                pad,
-                a.max_tokens,
-                strategy,
-                None,
-                &mut Rng::new(a.seed),
-            )
-        }
-    };
-    let mut text = vocab.decode(&prompt, level);
-    if level == Level::Word && !text.is_empty() && !out.is_empty() {
-        text.push(' ');
-    }
-    text.push_str(&vocab.decode(&out, level));
-    println!("{}", text.trim_end());
-    Ok(())
-}
-
-/// Builds `TrainArgs` for programmatic runs (quickstart).
-#[allow(clippy::too_many_arguments)]
-pub fn quick_args(
-    train: PathBuf,
-    out: PathBuf,
-    seconds: f64,
-    hidden: usize,
-    layers: usize,
-    emb: usize,
-    bptt: usize,
-    batch: usize,
-) -> TrainArgs {
-    TrainArgs {
-        train,
-        valid: None,
-        test: None,
-        out,
-        preset: None,
-        arch: Some(Arch::Lstm),
-        level: Some(Level::Char),
-        layers: Some(layers),
-        hidden: Some(hidden),
-        emb: Some(emb),
-        bptt: Some(bptt),
-        batch: Some(batch),
-        lr: Some(3e-3),
-        optim: Some(OptimKind::Adam),
-        weight_decay: None,
-        clip: Some(5.0),
-        clip_value: None,
-        dropout: Some(0.0),
-        dropout_kind: None,
-        epochs: Some(100),
-        lr_decay: None,
-        lr_decay_start: None,
-        plateau_decay: None,
-        init_range: Some(0.08),
-        forget_bias: Some(1.0),
-        tied: false,
-        residual: false,
-        context: None,
-        activation: None,
-        eval_batch: Some(16),
-        valid_fraction: 0.1,
-        max_steps: None,
-        max_seconds: Some(seconds),
-        checkpoint_every: 200,
-        resume: false,
-        run: super::RunFlags {
-            seed: 1,
-            threads: None,
-            json: false,
-            quiet: false,
+    let text = continue_prompt(
+        &a.model,
+        &GenerateOptions {
+            prompt: a.prompt,
+            greedy: a.greedy,
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            beam: a.beam,
+            max_tokens: a.max_tokens,
+            seed: a.seed,
         },
-    }
+    )?;
+    println!("{text}");
+    Ok(())
 }

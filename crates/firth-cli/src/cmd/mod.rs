@@ -1,3 +1,5 @@
+pub mod bleu;
+pub mod bpe;
 pub mod classify;
 pub mod insight;
 pub mod lm;
@@ -7,8 +9,14 @@ pub mod tag;
 pub mod translate;
 pub mod vectors;
 
+use crate::plot::{line_chart, Series};
+use crate::progress::Bars;
 use anyhow::Result;
 use clap::Args as ClapArgs;
+use firth_models::lm_train::{resolve_lm, LmData, LmOptions, Summary};
+use firth_models::trainer::EpochRecord;
+use firth_text::Level;
+use std::path::Path;
 
 /// Flags every training command takes (`firth lm train`, `tag train`, `classify train`).
 #[derive(ClapArgs, Clone, Debug)]
@@ -34,4 +42,80 @@ pub struct RunFlags {
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     firth_nn::par::set_global_threads(n)
+}
+
+/// Trains a language model with progress bars, draws its curves and prints its summary, so
+/// that `firth lm train` and `firth quickstart` show a run the same way.
+pub fn train_lm(data: &LmData, options: &LmOptions, run: &RunFlags) -> Result<Summary> {
+    set_threads(run.threads)?;
+    let chars = resolve_lm(options)?.0.level == Level::Char;
+    let mut bars = Bars::new(run.quiet, chars);
+    let (summary, trainer) = firth_models::lm_train::train_lm(data, options, &mut bars)?;
+    drop(bars);
+    write_curves(&data.out, &trainer.progress.history)?;
+    if run.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !run.quiet {
+        print_summary(&summary);
+    }
+    Ok(summary)
+}
+
+fn print_summary(s: &Summary) {
+    eprintln!(
+        "done: {} epoch(s), {} steps, {:.0} training tokens/s, {:.1}s wall{}",
+        s.epochs_completed,
+        s.steps,
+        s.train_tokens_per_second,
+        s.wall_seconds,
+        if s.stopped_early {
+            " (stopped early; --resume continues)"
+        } else {
+            ""
+        }
+    );
+    eprint!(
+        "valid: loss {:.4} perplexity {:.2}",
+        s.valid_loss, s.valid_perplexity
+    );
+    if let Some(b) = s.valid_bits_per_char {
+        eprint!(" bits/char {b:.4}");
+    }
+    eprintln!();
+    if let (Some(l), Some(p)) = (s.test_loss, s.test_perplexity) {
+        eprintln!("test:  loss {l:.4} perplexity {p:.2}");
+    }
+}
+
+fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
+    if h.is_empty() {
+        return Ok(());
+    }
+    let series = vec![
+        Series {
+            name: "train".into(),
+            points: h
+                .iter()
+                .filter_map(|r| Some((r.epoch as f64, r.train_perplexity?)))
+                .collect(),
+        },
+        Series {
+            name: "valid".into(),
+            points: h
+                .iter()
+                .filter_map(|r| Some((r.epoch as f64, r.valid_perplexity?)))
+                .collect(),
+        },
+    ];
+    crate::plot::both(&out.join("curves"), |path| {
+        line_chart(
+            path,
+            "Perplexity per epoch",
+            "epoch",
+            "perplexity",
+            &series,
+            true,
+        )
+    })?;
+    Ok(())
 }

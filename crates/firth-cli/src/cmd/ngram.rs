@@ -2,9 +2,10 @@
 //! `firth_ngram`).
 
 use anyhow::{bail, Context, Result};
+use firth_ngram::build::{build_files, BuildEvent};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
 use firth_ngram::model::{Checksum, Model, Rng};
-use firth_ngram::{Corpus, CorpusOptions};
+use firth_ngram::CorpusOptions;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -142,74 +143,14 @@ pub fn run(a: Args) -> Result<()> {
     }
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn build(a: BuildArgs) -> Result<()> {
     if a.arpa.is_none() && a.binary.is_none() {
         bail!("give an output: --arpa OUT.arpa and/or --binary OUT.bin");
     }
     let t0 = Instant::now();
-    let smoothing = match a.smoothing.as_str() {
-        "kn" => Smoothing::KneserNey,
-        "add-k" | "addk" | "laplace" => Smoothing::AddK(a.k),
-        "stupid" | "stupid-backoff" => Smoothing::StupidBackoff(a.alpha),
-        s => bail!("unknown --smoothing {s:?}; use kn, add-k or stupid"),
-    };
-    let discount_fallback = a.discount_fallback.map(|v| {
-        let mut d = Discount::FALLBACK;
-        for (i, x) in v.iter().enumerate() {
-            d.0[i + 1] = *x;
-        }
-        d
-    });
+    let smoothing = Smoothing::from_name(&a.smoothing, a.k, a.alpha).map_err(anyhow::Error::msg)?;
+    let discount_fallback = a.discount_fallback.as_deref().map(Discount::fallback_with);
     let memory = firth_ngram::util::parse_size(&a.memory).map_err(anyhow::Error::msg)?;
-    let files = if a.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        a.files.clone()
-    };
-    let total: u64 = files
-        .iter()
-        .filter(|p| p.as_path() != Path::new("-"))
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = indicatif::ProgressBar::new(total.max(1));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_message("reading");
-    let corpus = Corpus::read(
-        &files,
-        CorpusOptions {
-            chars: a.chars,
-            skip_symbols: a.skip_symbols,
-        },
-        &mut |b| bar.set_position(b),
-    )?;
-    bar.finish_and_clear();
-    eprintln!(
-        "read {} sentences, {} words, {} types in {:.2}s",
-        corpus.sentences,
-        corpus.word_tokens,
-        corpus.vocab_size(),
-        t0.elapsed().as_secs_f64()
-    );
     let opts = BuildOptions {
         order: a.order,
         smoothing,
@@ -220,8 +161,6 @@ fn build(a: BuildArgs) -> Result<()> {
         temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
         external: a.in_memory.then_some(false),
     };
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let outputs = firth_ngram::stream::Outputs {
         arpa: a.arpa.as_deref(),
         binary: a.binary.as_deref(),
@@ -231,44 +170,90 @@ fn build(a: BuildArgs) -> Result<()> {
             0
         },
     };
-    let summary = firth_ngram::build::build_to(corpus, &opts, &outputs, &mut |stage| {
-        spinner.suspend(|| eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64()));
-        spinner.set_message(stage.to_string());
-    })?;
-    spinner.finish_and_clear();
+    let corpus_options = CorpusOptions {
+        chars: a.chars,
+        skip_symbols: a.skip_symbols,
+    };
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message("reading");
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    let summary = build_files(
+        &a.files,
+        corpus_options,
+        &opts,
+        &outputs,
+        &mut |ev| match ev {
+            BuildEvent::Read { bytes, total } => {
+                bar.set_length(total.max(1));
+                bar.set_position(bytes);
+            }
+            BuildEvent::Corpus(c) => {
+                bar.finish_and_clear();
+                eprintln!(
+                    "read {} sentences, {} words, {} types in {:.2}s",
+                    c.sentences,
+                    c.word_tokens,
+                    c.types,
+                    t0.elapsed().as_secs_f64()
+                );
+                let s = indicatif::ProgressBar::new_spinner();
+                s.enable_steady_tick(std::time::Duration::from_millis(200));
+                spinner = Some(s);
+            }
+            BuildEvent::Stage(stage) => {
+                if let Some(s) = &spinner {
+                    s.suspend(|| eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64()));
+                    s.set_message(stage.to_string());
+                }
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let summary = summary?;
     if matches!(smoothing, Smoothing::KneserNey) {
-        for (i, (d, n)) in summary.discounts.iter().zip(&summary.counts).enumerate() {
+        let b = &summary.build;
+        for (i, (d, n)) in b.discounts.iter().zip(&b.counts).enumerate() {
             eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
         }
     }
-    let size = a
-        .binary
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| format!(", binary size {} bytes", m.len()))
+    let size = summary
+        .binary_bytes
+        .map(|n| format!(", binary size {n} bytes"))
         .unwrap_or_default();
     eprintln!(
         "built order-{} model in {:.2}s wall, peak RSS {:.0} MB (budget {:.0} MB, {}, {} counting runs spilled){size}",
         a.order,
         t0.elapsed().as_secs_f64(),
-        peak_rss_mb(),
+        firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64,
         memory as f64 / (1 << 20) as f64,
-        if summary.external {
+        if summary.build.external {
             "streamed through temporary files"
         } else {
             "estimated in memory"
         },
-        summary.count_runs,
+        summary.build.count_runs,
     );
     Ok(())
 }
 
 fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     let t = Instant::now();
+    // Verified on another thread while the input is read and scored; every command waits
+    // for the verdict before it prints a result.
     let checksum = if open.no_verify {
         Checksum::Skip
     } else {
-        Checksum::Verify
+        Checksum::Background
     };
     let m = Model::load_with(path, checksum)?;
     if m.lacks_checksum() {
@@ -320,11 +305,38 @@ fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Re
     writeln!(out, "Tokens:\t{}", st.tokens)
 }
 
+/// Standard output that waits for the model's background checksum before its first byte.
+struct AfterVerification<'m, W> {
+    model: &'m Model,
+    inner: W,
+    verified: bool,
+}
+
+impl<W: Write> Write for AfterVerification<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.verified {
+            self.model.verified().map_err(std::io::Error::other)?;
+            self.verified = true;
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn query(q: QueryArgs) -> Result<()> {
     let m = load(&q.model, q.chars, &q.open)?;
     let (mut r, path) = open_text(q.file.as_deref())?;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = BufWriter::with_capacity(
+        1 << 16,
+        AfterVerification {
+            model: &m,
+            inner: stdout.lock(),
+            verified: false,
+        },
+    );
     let t = Instant::now();
     let mut io_err: Option<std::io::Error> = None;
     let mut line_total = 0f64;
@@ -358,6 +370,7 @@ fn query(q: QueryArgs) -> Result<()> {
         };
         m.score_text(&mut r, &path, Some(&mut each))?
     };
+    m.verified()?;
     if st.tokens == 0 {
         bail!("{}: no sentences to score", path.display());
     }
@@ -383,6 +396,7 @@ fn ppl(p: PplArgs) -> Result<()> {
     let m = load(&p.model, p.chars, &p.open)?;
     let (mut r, path) = open_text(Some(&p.file))?;
     let st = m.score_text(&mut r, &path, None)?;
+    m.verified()?;
     if st.tokens == 0 {
         bail!("{}: no sentences to score", p.file.display());
     }
@@ -403,27 +417,18 @@ fn ppl(p: PplArgs) -> Result<()> {
 }
 
 fn generate(g: GenerateArgs) -> Result<()> {
-    if !(g.temperature > 0.0) {
+    let positive = g.temperature > 0.0; // false for NaN too
+    if !positive {
         bail!("--temperature must be positive");
     }
     let m = load(&g.model, false, &g.open)?;
+    m.verified()?;
     let mut rng = Rng::new(g.seed);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let sep = if m.is_chars() { "" } else { " " };
     for _ in 0..g.count {
-        let s = m.generate(&mut rng, g.temperature, g.max_len);
-        let s: Vec<&str> = s
-            .iter()
-            .map(|w| {
-                if m.is_chars() && w == "<sp>" {
-                    " "
-                } else {
-                    w.as_str()
-                }
-            })
-            .collect();
-        writeln!(out, "{}", s.join(sep))?;
+        let s = m.generate_text(&mut rng, g.temperature, g.max_len);
+        writeln!(out, "{s}")?;
     }
     Ok(())
 }

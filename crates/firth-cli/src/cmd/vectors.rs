@@ -1,13 +1,13 @@
 //! `firth vectors`: train word2vec / GloVe vectors, query them, evaluate them, plot them.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use firth_vectors::embeddings::AnalogyMethod;
 use firth_vectors::formats::{self, Format};
-use firth_vectors::{eval, glove, word2vec, CountedVocab};
+use firth_vectors::pipeline::{self, Counted, Event};
+use firth_vectors::{eval, glove, word2vec};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -39,8 +39,8 @@ enum Cmd {
         #[arg(short, default_value_t = 5, value_parser = crate::validate::at_least_1)]
         k: usize,
         /// 3CosAdd (cosadd) or 3CosMul (cosmul).
-        #[arg(long, value_enum, default_value_t = Method::Cosadd)]
-        method: Method,
+        #[arg(long, value_enum, default_value_t = AnalogyMethod::CosAdd)]
+        method: AnalogyMethod,
     },
     /// Analogy accuracy per section and Spearman rho on similarity sets (gensim-compatible).
     Eval(EvalArgs),
@@ -53,47 +53,16 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Method {
-    Cosadd,
-    Cosmul,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum ModelArg {
-    Skipgram,
-    Cbow,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum FormatArg {
-    Bin,
-    Text,
-    Glove,
-    Firth,
-}
-
-impl FormatArg {
-    fn format(self) -> Format {
-        match self {
-            FormatArg::Bin => Format::Word2VecBin,
-            FormatArg::Text => Format::Word2VecText,
-            FormatArg::Glove => Format::GloveText,
-            FormatArg::Firth => Format::Firth,
-        }
-    }
-}
-
 #[derive(clap::Args)]
 struct W2vArgs {
     #[arg(long)]
     input: PathBuf,
     #[arg(long)]
     output: PathBuf,
-    #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
-    format: FormatArg,
-    #[arg(long, value_enum, default_value_t = ModelArg::Skipgram)]
-    model: ModelArg,
+    #[arg(long, value_enum, default_value_t = Format::Word2VecBin)]
+    format: Format,
+    #[arg(long, value_enum, default_value_t = word2vec::Model::SkipGram)]
+    model: word2vec::Model,
     #[arg(long, default_value_t = 100, value_parser = crate::validate::at_least_1)]
     dim: usize,
     #[arg(long, default_value_t = 5, value_parser = crate::validate::at_least_1)]
@@ -124,22 +93,14 @@ struct W2vArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum GloveOut {
-    /// W + W~ (GloVe C's default `-model 2`).
-    Sum,
-    Word,
-    Context,
-}
-
 #[derive(clap::Args)]
 struct GloveArgs {
     #[arg(long)]
     input: PathBuf,
     #[arg(long)]
     output: PathBuf,
-    #[arg(long, value_enum, default_value_t = FormatArg::Bin)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = Format::Word2VecBin)]
+    format: Format,
     #[arg(long, default_value_t = 50, value_parser = crate::validate::at_least_1)]
     dim: usize,
     #[arg(long, default_value_t = 15, value_parser = crate::validate::at_least_1)]
@@ -166,8 +127,8 @@ struct GloveArgs {
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    #[arg(long, value_enum, default_value_t = GloveOut::Sum)]
-    vectors: GloveOut,
+    #[arg(long, value_enum, default_value_t = glove::Vectors::Sum)]
+    vectors: glove::Vectors,
     #[arg(long)]
     json: bool,
 }
@@ -214,11 +175,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             method,
         } => {
             let e = formats::load(&vectors)?;
-            let m = match method {
-                Method::Cosadd => AnalogyMethod::CosAdd,
-                Method::Cosmul => AnalogyMethod::CosMul,
-            };
-            let r = e.analogy(&a, &b, &c, k, m).map_err(anyhow::Error::msg)?;
+            let r = e
+                .analogy(&a, &b, &c, k, method)
+                .map_err(anyhow::Error::msg)?;
             for (w, s) in r {
                 println!("{w}\t{s:.4}");
             }
@@ -246,44 +205,23 @@ fn bar(total: u64, json: bool) -> ProgressBar {
     pb
 }
 
-fn report_count(st: &firth_vectors::CountStats, input: &std::path::Path, json: bool) {
-    if st.invalid_utf8 > 0 {
-        eprintln!(
-            "warning: {}: skipped {} tokens that are not valid UTF-8 (first on line {})",
-            input.display(),
-            st.invalid_utf8,
-            st.first_invalid_line.unwrap_or(0)
-        );
+/// Prints what counting found: the UTF-8 warning always (it is about the data), the rest only
+/// for people (`--json` keeps stderr to warnings).
+fn report_counted(c: &Counted, input: &Path, json: bool, vocab_line: String) {
+    if let Some(w) = c.utf8_warning(input) {
+        eprintln!("warning: {w}");
     }
-    if st.prunes > 0 && !json {
-        eprintln!(
-            "note: vocabulary pruned {} times during counting (min_reduce {})",
-            st.prunes, st.min_reduce
-        );
+    if !json {
+        if let Some(n) = c.prune_note() {
+            eprintln!("note: {n}");
+        }
+        eprintln!("{vocab_line}");
     }
-}
-
-/// Stops before writing vectors that training blew up, naming the flag to change.
-fn ensure_finite(vectors: &[f32], hint: &str) -> anyhow::Result<()> {
-    let bad = vectors.iter().filter(|x| !x.is_finite()).count();
-    if bad > 0 {
-        bail!(
-            "training diverged: {bad} of {} vector values are NaN or infinite; nothing was written; {hint}",
-            vectors.len()
-        );
-    }
-    Ok(())
 }
 
 fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
-    let t0 = Instant::now();
-    let model = if a.model == ModelArg::Cbow {
-        word2vec::Model::Cbow
-    } else {
-        word2vec::Model::SkipGram
-    };
     let cfg = word2vec::Config {
-        model,
+        model: a.model,
         dim: a.dim,
         window: a.window,
         negative: a.negative,
@@ -291,74 +229,48 @@ fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
         sample: a.sample,
         min_count: a.min_count,
         max_vocab: a.max_vocab,
-        alpha: a.alpha.unwrap_or(if model == word2vec::Model::Cbow {
-            0.05
-        } else {
-            0.025
-        }),
+        alpha: a.alpha.unwrap_or(a.model.default_alpha()),
         epochs: a.epochs,
         threads: a.threads.max(1),
         seed: a.seed,
         ..Default::default()
     };
-    let (vocab, st) =
-        CountedVocab::count_file(&a.input, cfg.min_count, cfg.max_vocab, cfg.prune_at)?;
-    report_count(&st, &a.input, a.json);
-    let vocab_size = vocab.len();
-    if !a.json {
-        eprintln!(
-            "vocabulary {} words, {} training words",
-            vocab_size,
-            vocab.total()
-        );
-    }
-    let pb = bar(cfg.epochs as u64 * vocab.total(), a.json);
-    let tr = word2vec::train(&a.input, &cfg, vocab, &mut |p| {
-        pb.set_position(p.words_done);
-        let wps = p.words_done as f64 / p.elapsed.max(1e-9);
-        pb.set_message(format!(
-            "epoch {} {:.0}k words/s lr {:.5} loss {:.4}",
-            p.epoch + 1,
-            wps / 1e3,
-            p.alpha,
-            p.loss
-        ));
-    })?;
+    let pb = bar(0, a.json);
+    let s =
+        pipeline::train_word2vec_file(&a.input, &a.output, a.format, &cfg, &mut |ev| match ev {
+            Event::Counted(c) => {
+                let line = format!(
+                    "vocabulary {} words, {} training words",
+                    c.vocab_size, c.train_words
+                );
+                report_counted(c, &a.input, a.json, line);
+                pb.set_length(cfg.epochs as u64 * c.train_words);
+            }
+            Event::Training(p) => {
+                pb.set_position(p.words_done);
+                let wps = p.words_done as f64 / p.elapsed.max(1e-9);
+                pb.set_message(format!(
+                    "epoch {} {:.0}k words/s lr {:.5} loss {:.4}",
+                    p.epoch + 1,
+                    wps / 1e3,
+                    p.alpha,
+                    p.loss
+                ));
+            }
+        });
     pb.finish_and_clear();
-    ensure_finite(&tr.vectors, "lower --alpha")?;
-    formats::save(
-        &a.output,
-        a.format.format(),
-        &tr.vocab.words,
-        tr.dim,
-        &tr.vectors,
-    )?;
-    let wall = t0.elapsed().as_secs_f64();
-    let wps = tr.words_processed as f64 / tr.train_seconds.max(1e-9);
+    let s = s?;
     if a.json {
-        println!(
-            "{}",
-            json!({
-                "words_per_second": wps,
-                "wall_seconds": wall,
-                "train_seconds": tr.train_seconds,
-                "vocab_size": vocab_size,
-                "words_processed": tr.words_processed,
-                "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
-                "final_loss": tr.final_loss,
-                "invalid_utf8_tokens": st.invalid_utf8,
-                "output": a.output.display().to_string(),
-            })
-        );
+        println!("{}", serde_json::to_value(&s)?);
     } else {
         eprintln!(
             "trained {} words in {:.1}s ({:.0} words/s, {:.0} words/thread/s), loss {:.4}; wall {:.1}s; wrote {}",
-            tr.words_processed,
-            tr.train_seconds,
-            wps,
-            wps / cfg.threads as f64,
-            tr.final_loss,
-            wall,
+            s.words_processed,
+            s.train_seconds,
+            s.words_per_second,
+            s.words_per_second / cfg.threads as f64,
+            s.final_loss,
+            s.wall_seconds,
             a.output.display()
         );
     }
@@ -366,7 +278,6 @@ fn run_word2vec(a: W2vArgs) -> anyhow::Result<()> {
 }
 
 fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
-    let t0 = Instant::now();
     let cfg = glove::Config {
         dim: a.dim,
         window: a.window,
@@ -380,61 +291,35 @@ fn run_glove(a: GloveArgs) -> anyhow::Result<()> {
         threads: a.threads.max(1),
         seed: a.seed,
     };
-    let (vocab, st) = CountedVocab::count_file(&a.input, cfg.min_count, cfg.max_vocab, 21_000_000)?;
-    report_count(&st, &a.input, a.json);
-    let t_vocab = t0.elapsed().as_secs_f64();
-    if !a.json {
-        eprintln!("vocabulary {} words ({:.1}s)", vocab.len(), t_vocab);
-    }
     let pb = bar(cfg.epochs as u64, a.json);
-    let tr = glove::train(&a.input, &cfg, vocab, &mut |p| {
-        pb.set_position(p.epoch as u64);
-        pb.set_message(format!("{} cost {:.5}", p.stage, p.cost));
-    })?;
+    let s = pipeline::train_glove_file(&a.input, &a.output, a.format, &cfg, a.vectors, &mut |ev| {
+        match ev {
+            Event::Counted(c) => {
+                let line = format!("vocabulary {} words ({:.1}s)", c.vocab_size, c.seconds);
+                report_counted(c, &a.input, a.json, line);
+            }
+            Event::Training(p) => {
+                pb.set_position(p.epoch as u64);
+                pb.set_message(format!("{} cost {:.5}", p.stage, p.cost));
+            }
+        }
+    });
     pb.finish_and_clear();
-    let d = tr.dim;
-    let out: Vec<f32> = match a.vectors {
-        GloveOut::Word => tr.w.clone(),
-        GloveOut::Context => tr.wt.clone(),
-        GloveOut::Sum => tr.w.iter().zip(&tr.wt).map(|(x, y)| x + y).collect(),
-    };
-    ensure_finite(&out, "lower --eta")?;
-    formats::save(&a.output, a.format.format(), &tr.vocab.words, d, &out)?;
-    let wall = t0.elapsed().as_secs_f64();
-    let words = st.tokens as f64;
+    let s = s?;
     if a.json {
-        println!(
-            "{}",
-            json!({
-                "words_per_second": words / wall.max(1e-9),
-                "wall_seconds": wall,
-                "vocab_seconds": t_vocab,
-                "cooccur_seconds": tr.cooccur_seconds,
-                "shuffle_seconds": tr.shuffle_seconds,
-                "train_seconds": tr.train_seconds,
-                "nonzeros": tr.nonzeros,
-                "spilled_runs": tr.spilled_runs,
-                "shuffle_chunks": tr.shuffle_chunks,
-                "vocab_size": tr.vocab.len(),
-                "peak_memory_bytes": firth_vectors::peak_rss_bytes(),
-                "final_cost": tr.final_cost,
-                "epoch_costs": tr.epoch_costs,
-                "invalid_utf8_tokens": st.invalid_utf8,
-                "output": a.output.display().to_string(),
-            })
-        );
+        println!("{}", serde_json::to_value(&s)?);
     } else {
         eprintln!(
             "vocab {:.1}s, cooccur {:.1}s ({} nonzeros, {} runs spilled), shuffle {:.1}s ({} chunks on disk), train {:.1}s (cost {:.5}); wall {:.1}s; wrote {}",
-            t_vocab,
-            tr.cooccur_seconds,
-            tr.nonzeros,
-            tr.spilled_runs,
-            tr.shuffle_seconds,
-            tr.shuffle_chunks,
-            tr.train_seconds,
-            tr.final_cost,
-            wall,
+            s.vocab_seconds,
+            s.cooccur_seconds,
+            s.nonzeros,
+            s.spilled_runs,
+            s.shuffle_seconds,
+            s.shuffle_chunks,
+            s.train_seconds,
+            s.final_cost,
+            s.wall_seconds,
             a.output.display()
         );
     }
@@ -523,13 +408,13 @@ fn run_plot(vectors: PathBuf, words: Vec<String>, out: PathBuf) -> anyhow::Resul
     if ext != "svg" && ext != "png" {
         bail!("{}: name the map .svg or .png", out.display());
     }
-    let (points, title) = super::insight::embedding_map_points(&vectors, &words)?;
+    let map = pipeline::embedding_map(&vectors, &words)?;
     crate::plot::scatter_labels(
         &out,
-        &title,
+        &map.title,
         "principal component 1",
         "principal component 2",
-        &points,
+        &map.points,
     )?;
     eprintln!("wrote {}", out.display());
     Ok(())

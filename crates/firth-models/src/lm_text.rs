@@ -1,0 +1,208 @@
+//! Using a trained language model on text, as `firth lm eval` and `firth lm generate` do:
+//! scoring a file and continuing a prompt. Here rather than in the command line so scripts and
+//! tests get the same tokenisation of prompts and the same figures.
+
+use crate::decode::{beam_search, generate, Strategy};
+use crate::lm::LanguageModel;
+use crate::lm_train::evaluate;
+use anyhow::{bail, Result};
+use firth_nn::Rng;
+use firth_text::{Level, UNK};
+use serde::Serialize;
+use std::path::Path;
+
+/// How well a model predicts a text.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TextScore {
+    /// Mean negative log-likelihood, nats per token.
+    pub loss: f64,
+    pub perplexity: f64,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// For a character model: the loss in bits, the unit character-level results are quoted in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_char: Option<f64>,
+}
+
+/// Scores `file` with the model at `model`, reading `batch` columns in blocks of `bptt`.
+pub fn score_file(model: &Path, file: &Path, batch: usize, bptt: usize) -> Result<TextScore> {
+    let (mut model, vocab) = LanguageModel::load(model)?;
+    let level = model.config.level;
+    let text = firth_text::read_text(file)?;
+    let ids = vocab
+        .encode(&text, level)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if ids.len() < 2 {
+        bail!("{}: too little text to score", file.display());
+    }
+    let pad = LanguageModel::pad_for(&vocab, level);
+    let (loss, tokens) = evaluate(&mut model, &ids, batch, bptt, pad);
+    Ok(TextScore {
+        loss,
+        perplexity: loss.exp(),
+        tokens,
+        bits_per_char: (level == Level::Char).then(|| loss / std::f64::consts::LN_2),
+    })
+}
+
+/// How to continue a prompt.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub prompt: String,
+    /// Always take the most probable token (ignores the sampling settings).
+    pub greedy: bool,
+    pub temperature: f64,
+    /// Sample among the `top_k` most probable tokens (0: all) ...
+    pub top_k: usize,
+    /// ... and then among the most probable whose probabilities add up to `top_p`.
+    pub top_p: f64,
+    /// Beam search with this many hypotheses instead of sampling; the best is returned.
+    pub beam: Option<usize>,
+    pub max_tokens: usize,
+    pub seed: u64,
+}
+
+/// The prompt followed by the model's continuation, as text.
+///
+/// A word prompt is one line without its end, so no `<eos>` follows it; a word the model does
+/// not know is read as `<unk>` where the vocabulary has one, and is an error where it has not.
+pub fn continue_prompt(model: &Path, o: &GenerateOptions) -> Result<String> {
+    let (mut model, vocab) = LanguageModel::load(model)?;
+    let level = model.config.level;
+    let pad = LanguageModel::pad_for(&vocab, level);
+    let prompt = match level {
+        Level::Word => {
+            let unk = vocab.get(UNK);
+            o.prompt
+                .split_whitespace()
+                .map(|w| {
+                    vocab.get(w).or(unk).ok_or_else(|| {
+                        anyhow::anyhow!("prompt word {w:?} is not in the vocabulary")
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?
+        }
+        Level::Char => vocab
+            .encode(&o.prompt, level)
+            .map_err(|e| anyhow::anyhow!("--prompt: {e}"))?,
+    };
+    // Written so that NaN fails too.
+    let sane = o.temperature > 0.0 && 0.0 < o.top_p && o.top_p <= 1.0;
+    if !sane {
+        bail!("--temperature must be positive and --top-p in (0, 1]");
+    }
+    let out = match o.beam {
+        Some(b) => {
+            let beams = beam_search(&mut model, &prompt, pad, b, o.max_tokens, Some(pad));
+            beams.into_iter().next().map(|b| b.0).unwrap_or_default()
+        }
+        None => {
+            let strategy = if o.greedy {
+                Strategy::Greedy
+            } else {
+                Strategy::Sample {
+                    temperature: o.temperature,
+                    top_k: o.top_k,
+                    top_p: o.top_p,
+                }
+            };
+            generate(
+                &mut model,
+                &prompt,
+                pad,
+                o.max_tokens,
+                strategy,
+                None,
+                &mut Rng::new(o.seed),
+            )
+        }
+    };
+    let mut text = vocab.decode(&prompt, level);
+    if level == Level::Word && !text.is_empty() && !out.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(&vocab.decode(&out, level));
+    Ok(text.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lm::{Arch, LmConfig};
+    use firth_text::Vocab;
+
+    /// A freshly initialised word model saved in a temporary directory.
+    fn saved_model(name: &str, text: &str, level: Level) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("firth-lm-text-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let vocab = Vocab::build(text, level);
+        let config = LmConfig::new(Arch::Lstm, level, vocab.len(), 8);
+        let model = LanguageModel::<f32>::new(config, &mut Rng::new(3)).unwrap();
+        let mut t = model.to_tensors(&vocab).unwrap();
+        t.metadata.insert("firth".into(), "lm-model-v1".into());
+        t.save(&dir.join(crate::trainer::MODEL)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_character_text_is_scored_in_bits_too() {
+        let text = "abcabcabd\n".repeat(5);
+        let dir = saved_model("score", &text, Level::Char);
+        let file = dir.join("t.txt");
+        std::fs::write(&file, &text).unwrap();
+        let s = score_file(&dir, &file, 1, 5).unwrap();
+        // Every character but the first is predicted.
+        assert_eq!(s.tokens, text.chars().count() - 1);
+        assert!((s.perplexity - s.loss.exp()).abs() < 1e-12);
+        let bits = s.bits_per_char.unwrap();
+        assert!((bits * std::f64::consts::LN_2 - s.loss).abs() < 1e-12);
+        // An untrained model is close to uniform over its 5 symbols (a b c d and newline).
+        assert!((s.loss - 5f64.ln()).abs() < 0.1, "{}", s.loss);
+        let j = serde_json::to_value(&s).unwrap();
+        assert!(j.get("bits_per_char").is_some());
+        std::fs::write(&file, "a").unwrap();
+        let e = score_file(&dir, &file, 1, 5).unwrap_err();
+        assert!(e.to_string().ends_with("too little text to score"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn prompts_continue_and_bad_settings_are_refused() {
+        let text = "the cat sat\nthe dog ran\n".repeat(3);
+        let dir = saved_model("gen", &text, Level::Word);
+        let o = GenerateOptions {
+            prompt: "the cat".into(),
+            greedy: true,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            beam: None,
+            max_tokens: 4,
+            seed: 1,
+        };
+        let s = continue_prompt(&dir, &o).unwrap();
+        assert!(s.starts_with("the cat"), "{s}");
+        // The same settings give the same text.
+        assert_eq!(continue_prompt(&dir, &o).unwrap(), s);
+        let beam = continue_prompt(
+            &dir,
+            &GenerateOptions {
+                beam: Some(2),
+                ..o.clone()
+            },
+        );
+        assert!(beam.unwrap().starts_with("the cat"));
+        // A word vocabulary has <unk>, which stands in for a word it lacks.
+        let unk = continue_prompt(
+            &dir,
+            &GenerateOptions {
+                prompt: "the zebra".into(),
+                ..o.clone()
+            },
+        );
+        assert!(unk.unwrap().starts_with(&format!("the {UNK}")));
+        let e = continue_prompt(&dir, &GenerateOptions { top_p: 0.0, ..o }).unwrap_err();
+        assert!(e.to_string().contains("--top-p in (0, 1]"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
