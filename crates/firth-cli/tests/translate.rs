@@ -342,3 +342,48 @@ fn bad_input_is_refused_clearly_and_nothing_is_written_half() {
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// With --bpe-merges the run learns joint codes into the model directory, trains on subwords
+/// and writes words again; `run` and `eval` read the codes back.
+#[test]
+fn bpe_subwords_are_learned_kept_and_joined_back() {
+    let dir = tmp("bpe");
+    let out = dir.join("m");
+    let o = train(
+        &out,
+        &fixture("train.de"),
+        &fixture("train.en"),
+        &["--epochs", "2", "--bpe-merges", "25"],
+    );
+    let summary = json(&o);
+    assert_eq!(summary["bpe_merges"], 25);
+    assert!(summary["test_chrf"].as_f64().is_some(), "{summary}");
+    let codes = std::fs::read_to_string(out.join("bpe.codes")).unwrap();
+    assert!(codes.starts_with("#version: 0.2"), "{codes}");
+    let r = run(&[
+        "translate".into(),
+        "run".into(),
+        s(&out),
+        s(&fixture("valid.de")),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = String::from_utf8(r.stdout).unwrap();
+    assert_eq!(text.lines().count(), 8);
+    assert!(!text.contains("@@"), "{text}");
+    let e = run(&[
+        "translate".into(),
+        "eval".into(),
+        s(&out),
+        "--src".into(),
+        s(&fixture("valid.de")),
+        "--ref".into(),
+        s(&fixture("valid.en")),
+        "--json".into(),
+    ]);
+    let ev = json(&e);
+    assert!(
+        ev["chrf"].as_f64().is_some() && ev["bleu"].as_f64().is_some(),
+        "{ev}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

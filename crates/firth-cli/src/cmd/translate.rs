@@ -9,7 +9,7 @@ use firth_models::trainer::{EpochRecord, Limits};
 use firth_models::translate::data::read_lines;
 use firth_models::translate::pipeline::segmenter;
 use firth_models::translate::{
-    bleu_score, load, train_translator, translate_lines, AttentionType, SearchConfig,
+    bleu_score, chrf_score, load, train_translator, translate_lines, AttentionType, SearchConfig,
     TranslateData, TranslateOptions, TranslatePreset, TranslateSummary,
 };
 use firth_nn::CellKind;
@@ -400,16 +400,17 @@ fn eval(a: EvalArgs) -> Result<()> {
         a.search.replace_unk,
     );
     let bleu = bleu_score(&t.lines, &refs)?;
+    let chrf = chrf_score(&t.lines, &refs)?;
     if let Some(p) = &a.output {
         firth_nn::checkpoint::write_atomic(p, (t.lines.join("\n") + "\n").as_bytes())?;
     }
     if a.json {
-        let o = serde_json::json!({"bleu": bleu, "sentences": src.len(),
+        let o = serde_json::json!({"bleu": bleu, "chrf": chrf, "sentences": src.len(),
             "beam": a.search.beam, "sentences_per_second": t.sentences_per_second});
         println!("{o}");
     } else {
         println!(
-            "BLEU {bleu:.2}  ({} sentences, beam {}, {:.0} sentences/s)",
+            "BLEU {bleu:.2}  chrF {chrf:.2}  ({} sentences, beam {}, {:.0} sentences/s)",
             src.len(),
             a.search.beam,
             t.sentences_per_second

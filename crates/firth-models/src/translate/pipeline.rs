@@ -8,11 +8,12 @@ use super::decode::SearchConfig;
 use super::model::{AttentionType, Translator, TranslatorConfig};
 use super::task::{DevSet, IdPair, TranslateSettings, TranslateTask};
 use super::vocab::{encode, TransVocab, UNK_ID};
-use super::{bleu_score, Subwords, BPE_CODES, MODEL};
+use super::{bleu_score, chrf_score, Subwords, BPE_CODES, MODEL};
 use crate::trainer::{Keep, Limits, Observer, Schedule, TrainConfig, Trainer};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use firth_nn::optim::OptimKind;
 use firth_nn::{CellKind, ParamSet, Rng};
+use firth_text::bpe::Bpe;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -178,6 +179,8 @@ pub struct TranslateSummary {
     /// Test BLEU of the best epoch's model (beam `test_beam`).
     pub test_bleu: Option<f64>,
     pub test_beam: usize,
+    /// chrF of the same test translations.
+    pub test_chrf: Option<f64>,
     /// Greedy test BLEU, for comparison.
     pub test_bleu_greedy: Option<f64>,
     /// Greedy translation speed on the test set.
@@ -199,29 +202,42 @@ pub struct Translation {
 
 /// The joint BPE of a model directory, when the model uses subwords.
 pub struct Segmenter {
-    subwords: Subwords,
+    bpe: Option<Bpe>,
 }
 
 impl Segmenter {
+    /// Words only.
+    pub fn words() -> Segmenter {
+        Segmenter { bpe: None }
+    }
+
     /// The line as the model reads it (subwords when the model uses them).
     pub fn apply(&self, line: &str) -> String {
-        let _ = &self.subwords;
-        line.to_string()
+        match &self.bpe {
+            Some(b) => b.apply_line(line),
+            None => line.to_string(),
+        }
     }
 }
 
-/// Loads the subword codes a model needs from its directory.
+/// Loads the subword codes a model needs from its directory (`bpe.codes`).
 pub fn segmenter(dir: &Path, subwords: &Subwords) -> Result<Segmenter> {
-    if subwords.bpe_merges > 0 {
-        bail!(
-            "{}: the model uses BPE subwords ({}), which this build cannot apply yet",
-            dir.display(),
-            dir.join(BPE_CODES).display()
-        );
+    if subwords.bpe_merges == 0 {
+        return Ok(Segmenter::words());
     }
-    Ok(Segmenter {
-        subwords: subwords.clone(),
-    })
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        dir.parent().unwrap_or(Path::new("."))
+    };
+    let path = dir.join(BPE_CODES);
+    let bpe = Bpe::load(&path).with_context(|| {
+        format!(
+            "the model uses BPE subwords: {} should hold its codes",
+            path.display()
+        )
+    })?;
+    Ok(Segmenter { bpe: Some(bpe) })
 }
 
 /// Translates `lines` (tokenised as the training text): sources split on whitespace (and cut
@@ -313,14 +329,33 @@ pub fn train_translator(
     if data.test_src.is_some() != data.test_tgt.is_some() {
         bail!("--test-src and --test-tgt go together");
     }
-    if r.bpe_merges > 0 {
-        bail!("--bpe-merges needs the BPE module, which this build does not have yet; use --bpe-merges 0");
-    }
     let subwords = Subwords {
         bpe_merges: r.bpe_merges,
     };
-    let seg = Segmenter {
-        subwords: subwords.clone(),
+    // Joint BPE over both training files: learned once and kept in the model directory (a
+    // resumed run reads it back, so the segmentation cannot drift).
+    // (Saved once the run is set up, so a refused run writes nothing.)
+    let codes = data.out.join(BPE_CODES);
+    let mut new_codes = false;
+    let seg = if r.bpe_merges == 0 {
+        Segmenter::words()
+    } else {
+        let bpe = if data.resume && codes.exists() {
+            Bpe::load(&codes)?
+        } else {
+            new_codes = true;
+            let bpe = Bpe::learn_files(
+                &[data.train_src.as_path(), data.train_tgt.as_path()],
+                r.bpe_merges,
+                2,
+            )?;
+            obs.note(&format!(
+                "learned {} joint BPE merges from the training text",
+                bpe.merges()
+            ));
+            bpe
+        };
+        Segmenter { bpe: Some(bpe) }
     };
     let prep = |l: &str| seg.apply(l);
     let train = read_parallel(
@@ -379,6 +414,11 @@ pub fn train_translator(
         dev,
     );
     let mut trainer = Trainer::start(task, r.train.clone(), &data.out, data.resume)?;
+    if let (true, Some(bpe)) = (new_codes, &seg.bpe) {
+        std::fs::create_dir_all(&data.out)
+            .with_context(|| format!("cannot create {}", data.out.display()))?;
+        bpe.save(&codes)?;
+    }
     obs.note(&format!(
         "{:?} encoder-decoder: {} x {} x 2 directions encoder, {} x {} decoder, {:?} attention{}, emb {}, vocabularies {} / {}, {} parameters; {} training pairs",
         config.cell,
@@ -414,6 +454,7 @@ pub fn train_translator(
         valid_perplexity,
         test_bleu: None,
         test_beam: r.search.beam,
+        test_chrf: None,
         test_bleu_greedy: None,
         greedy_sentences_per_second: None,
         beam_sentences_per_second: None,
@@ -445,6 +486,7 @@ pub fn train_translator(
             greedy.lines
         };
         summary.test_bleu = Some(bleu_score(&hyps, refs)?);
+        summary.test_chrf = Some(chrf_score(&hyps, refs)?);
         firth_nn::checkpoint::write_atomic(
             &data.out.join("test.hyp"),
             (hyps.join("\n") + "\n").as_bytes(),
