@@ -1,9 +1,10 @@
-//! GFLOP/s of given GEMM shapes, one thread: `m,n,k,ta,tb` arguments, e.g. `42,2048,768,N,N`.
+//! GFLOP/s of given GEMM shapes on one thread, through faer and through the few-row kernel
+//! (at any row count; the library takes it up to `few_rows::MAX_ROWS`): arguments `m,n,k,ta,tb`.
 //!
 //! cargo run --release -p firth-nn --example gemm_shapes -- 42,2048,768,N,N 42,768,2048,N,T
 
 use firth_nn::few_rows;
-use firth_nn::gemm::{gemm, gemm_packed, pack_rhs, Op, Out};
+use firth_nn::gemm::{gemm, Op, Out};
 use std::time::Instant;
 
 fn time(mut f: impl FnMut(), flops: f64) -> f64 {
@@ -24,11 +25,8 @@ fn main() {
     firth_nn::par::set_global_threads(1).unwrap();
     for arg in std::env::args().skip(1) {
         let p: Vec<&str> = arg.split(',').collect();
-        let (m, n, k): (usize, usize, usize) = (
-            p[0].parse().unwrap(),
-            p[1].parse().unwrap(),
-            p[2].parse().unwrap(),
-        );
+        let num = |i: usize| -> usize { p[i].parse().expect("m,n,k,ta,tb") };
+        let (m, n, k) = (num(0), num(1), num(2));
         let op = |s: &str| if s == "T" { Op::T } else { Op::N };
         let (ta, tb) = (op(p[3]), op(p[4]));
         let a = vec![0.5f32; m * k];
@@ -36,16 +34,14 @@ fn main() {
         let mut c = vec![0.0f32; m * n];
         let flops = 2.0 * (m * n * k) as f64;
         let plain = time(|| gemm(&mut c, Out::Set, &a, ta, &b, tb, m, n, k), flops);
-        let mut packed = Vec::new();
-        let line = if ta == Op::N
-            && m <= few_rows::MAX_ROWS
-            && pack_rhs(&b, tb, k, n, m, 100, &mut packed)
-        {
+        let line = if ta == Op::N && few_rows::available() {
+            let mut packed = Vec::new();
+            few_rows::pack(&b, k, n, tb == Op::T, &mut packed);
             let pk = time(
-                || gemm_packed(&mut c, Out::Set, &a, &packed, m, n, k),
+                || few_rows::gemm_packed(&mut c, &a, &packed, m, n, k, false),
                 flops,
             );
-            format!("{plain:.1} GFLOP/s, packed {pk:.1}")
+            format!("{plain:.1} GFLOP/s, few-row packed {pk:.1}")
         } else {
             format!("{plain:.1} GFLOP/s")
         };

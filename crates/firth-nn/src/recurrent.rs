@@ -19,7 +19,7 @@
 //! [`Recurrent::add_d_final`] before the backward; the sweep then starts from it instead of
 //! from zero.
 
-use crate::gemm::{gemm, gemm_packed, pack_rhs, Gemm, Op, Out};
+use crate::gemm::{gemm, gemm_packed, pack_rhs, pack_rhs_upto, Gemm, Op, Out};
 use crate::kernels;
 use crate::param::{Param, ParamSet};
 use crate::Rng;
@@ -95,7 +95,28 @@ pub struct Recurrent<T> {
     sweep_packed: bool,
     /// Steps not yet backpropagated by a step-wise backward.
     sweep_t: usize,
+    /// Step-wise passes ([`Self::begin_packed`]): W_x and W_h packed once for every step's
+    /// products, and W_xᵀ for the step-wise backward's input gradients.
+    step_wx_packed: Vec<T>,
+    step_wh_packed: Vec<T>,
+    step_packed: bool,
+    step_wxt_packed: Vec<T>,
+    step_wxt: bool,
 }
+
+/// Which packed W_h a step's recurrent product reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Packed {
+    No,
+    /// `w_h_packed`, packed by [`Recurrent::forward`].
+    Pass,
+    /// `step_wh_packed`, packed by [`Recurrent::begin_packed`].
+    Steps,
+}
+
+/// Step-wise products take the few-row kernel up to this many rows: their weights are large
+/// (a decoder's (768, 2048)), which the general GEMM repacks on every call.
+const STEP_MAX_ROWS: usize = 128;
 
 impl<T: Gemm> Recurrent<T> {
     /// Weights uniform in ±`init_range` (Zaremba et al. use 0.1; PyTorch's default is 1/√H).
@@ -151,6 +172,11 @@ impl<T: Gemm> Recurrent<T> {
             sweep_cells: None,
             sweep_packed: false,
             sweep_t: 0,
+            step_wx_packed: Vec::new(),
+            step_wh_packed: Vec::new(),
+            step_packed: false,
+            step_wxt_packed: Vec::new(),
+            step_wxt: false,
         }
     }
 
@@ -215,6 +241,7 @@ impl<T: Gemm> Recurrent<T> {
             t_n,
             &mut self.w_h_packed,
         );
+        let packed = if packed { Packed::Pass } else { Packed::No };
         for t in 0..t_n {
             self.recur(t, packed);
         }
@@ -226,6 +253,34 @@ impl<T: Gemm> Recurrent<T> {
     /// backpropagates through all of them.
     pub fn begin(&mut self, batch: usize, h0: &[T], c0: &[T]) {
         self.start(batch, 0, h0, c0);
+        self.step_packed = false;
+    }
+
+    /// [`Self::begin`] for a pass of about `steps` steps: packs W_x and W_h once for the
+    /// steps' products where the few-row kernel pays ([`crate::gemm::pack_rhs_upto`]). The
+    /// weights must not change until the pass (and its backward) is over.
+    pub fn begin_packed(&mut self, batch: usize, h0: &[T], c0: &[T], steps: usize) {
+        self.start(batch, 0, h0, c0);
+        let g_n = self.gate_width();
+        self.step_packed = pack_rhs_upto(
+            &self.w_x.value,
+            Op::N,
+            self.input,
+            g_n,
+            batch,
+            steps,
+            STEP_MAX_ROWS,
+            &mut self.step_wx_packed,
+        ) && pack_rhs_upto(
+            &self.w_h.value,
+            Op::N,
+            self.hidden,
+            g_n,
+            batch,
+            steps,
+            STEP_MAX_ROWS,
+            &mut self.step_wh_packed,
+        );
     }
 
     /// One step after [`Self::begin`] (or after the previous step): h_t = cell(x_t, h_{t-1})
@@ -242,21 +297,38 @@ impl<T: Gemm> Recurrent<T> {
         let bg = b_n * g_n;
         let gates = &mut self.gates[t * bg..];
         // (B, G·H) = (B, I)·(I, G·H), then + b
-        gemm(
-            gates,
-            Out::Set,
-            x_t,
-            Op::N,
-            &self.w_x.value,
-            Op::N,
-            b_n,
-            g_n,
-            self.input,
-        );
+        if self.step_packed {
+            gemm_packed(
+                gates,
+                Out::Set,
+                x_t,
+                &self.step_wx_packed,
+                b_n,
+                g_n,
+                self.input,
+            );
+        } else {
+            gemm(
+                gates,
+                Out::Set,
+                x_t,
+                Op::N,
+                &self.w_x.value,
+                Op::N,
+                b_n,
+                g_n,
+                self.input,
+            );
+        }
         kernels::add_bias(gates, &self.b.value);
-        // W_h is not packed here: a packing pays only over many steps, and the backward sweep
-        // repacks the same buffer as W_hᵀ between steps of a decoder that trains as it goes.
-        self.recur(t, false);
+        // W_h is packed only by begin_packed, into a buffer of its own: the backward sweep
+        // repacks `w_h_packed` as W_hᵀ between steps of a decoder that trains as it goes.
+        let packed = if self.step_packed {
+            Packed::Steps
+        } else {
+            Packed::No
+        };
+        self.recur(t, packed);
         &self.h[(t + 1) * b_n * h_n..]
     }
 
@@ -298,7 +370,7 @@ impl<T: Gemm> Recurrent<T> {
 
     /// The recurrence of step t, on gates that already hold x_t·W_x + b: adds h_{t-1}·W_h and
     /// runs the cell, writing h_t (and c_t). `packed`: W_h is in `w_h_packed`.
-    fn recur(&mut self, t: usize, packed: bool) {
+    fn recur(&mut self, t: usize, packed: Packed) {
         let (b_n, h_n, g_n) = (self.batch, self.hidden, self.gate_width());
         let (bh, bg) = (b_n * h_n, b_n * g_n);
         {
@@ -306,16 +378,13 @@ impl<T: Gemm> Recurrent<T> {
             let h_prev = &h_past[t * bh..];
             let h_t = &mut h_next[..bh];
             // (B, G·H) = (B, H)·(H, G·H)
-            if packed {
-                gemm_packed(
-                    &mut self.hp,
-                    Out::Set,
-                    h_prev,
-                    &self.w_h_packed,
-                    b_n,
-                    g_n,
-                    h_n,
-                );
+            if packed != Packed::No {
+                let w = if packed == Packed::Pass {
+                    &self.w_h_packed
+                } else {
+                    &self.step_wh_packed
+                };
+                gemm_packed(&mut self.hp, Out::Set, h_prev, w, b_n, g_n, h_n);
             } else {
                 gemm(
                     &mut self.hp,
@@ -600,6 +669,30 @@ impl<T: Gemm> Recurrent<T> {
     pub fn backward_steps_begin(&mut self) {
         self.sweep_start();
         self.sweep_t = self.steps;
+        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
+        if !self.sweep_packed {
+            self.sweep_packed = pack_rhs_upto(
+                &self.w_h.value,
+                Op::T,
+                g_n,
+                h_n,
+                b_n,
+                t_n,
+                STEP_MAX_ROWS,
+                &mut self.w_h_packed,
+            );
+        }
+        // dx_t = dG_t·W_xᵀ each step: (B, I) = (B, G·H)·(G·H, I)
+        self.step_wxt = pack_rhs_upto(
+            &self.w_x.value,
+            Op::T,
+            g_n,
+            self.input,
+            b_n,
+            t_n,
+            STEP_MAX_ROWS,
+            &mut self.step_wxt_packed,
+        );
     }
 
     /// The next step of a step-wise backward (step t = T-1, then T-2, …): `dy_t` (B, H) is
@@ -621,18 +714,31 @@ impl<T: Gemm> Recurrent<T> {
                 "step input gradient is not (B, I)"
             );
             let bg = b_n * g_n;
+            let dg = &self.dgates[t * bg..(t + 1) * bg];
             // (B, I) += (B, G·H)·(I, G·H)ᵀ
-            gemm(
-                dx,
-                Out::Add,
-                &self.dgates[t * bg..(t + 1) * bg],
-                Op::N,
-                &self.w_x.value,
-                Op::T,
-                b_n,
-                self.input,
-                g_n,
-            );
+            if self.step_wxt {
+                gemm_packed(
+                    dx,
+                    Out::Add,
+                    dg,
+                    &self.step_wxt_packed,
+                    b_n,
+                    self.input,
+                    g_n,
+                );
+            } else {
+                gemm(
+                    dx,
+                    Out::Add,
+                    dg,
+                    Op::N,
+                    &self.w_x.value,
+                    Op::T,
+                    b_n,
+                    self.input,
+                    g_n,
+                );
+            }
         }
     }
 

@@ -439,7 +439,7 @@ fn attention(a: AttentionArgs) -> Result<()> {
     }
     let src = firth_models::translate::vocab::encode(&vocab.src, &src_tokens);
     let out = model
-        .translate_ids(&[src.clone()], a.search.config(), 4000)
+        .translate_ids(std::slice::from_ref(&src), a.search.config(), 4000)
         .remove(0);
     let weights = model.forced_attention(&src, &out);
     let mut rows: Vec<String> = out

@@ -730,18 +730,16 @@ fn attend<T: Gemm>(
             .iter()
             .fold(inf.scores[0], |a, &b| if b > a { b } else { a });
         let mut sum = T::ZERO;
-        for s in 0..len {
-            let x = (inf.scores[s] - m).exp();
-            alpha[s] = x;
-            sum += x;
+        for (a, &e) in alpha[..len].iter_mut().zip(&inf.scores[..len]) {
+            *a = (e - m).exp();
+            sum += *a;
         }
         let inv = T::ONE / sum;
         alpha[..len].iter_mut().for_each(|a| *a *= inv);
         alpha[len..].fill(T::ZERO);
         let ctx = &mut inf.ctx[r * dv..][..dv];
         ctx.fill(T::ZERO);
-        for s in 0..len {
-            let a = alpha[s];
+        for (s, &a) in alpha[..len].iter().enumerate() {
             for (o, &x) in ctx.iter_mut().zip(&inf.memory[(s * b_n + sb) * dv..][..dv]) {
                 *o += a * x;
             }

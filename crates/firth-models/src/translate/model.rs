@@ -46,7 +46,7 @@ use firth_nn::attention::{
 };
 use firth_nn::dropout::{Dropout, DropoutKind};
 use firth_nn::embedding::Embedding;
-use firth_nn::gemm::{gemm, Op, Out};
+use firth_nn::gemm::{gemm, gemm_packed, pack_rhs_upto, Op, Out};
 use firth_nn::kernels;
 use firth_nn::linear::Linear;
 use firth_nn::recurrent::Recurrent;
@@ -304,7 +304,15 @@ pub(super) struct Activations<T> {
     d_fin_c: Vec<T>,  // (Le·2, B, He)
     logits: Vec<T>,   // (N, V)
     per_row: Vec<f64>,
+    /// W_aᵀ (forward) and W_a (backward) packed for the per-step products, when that pays.
+    comb_t: Vec<T>,
+    comb_n: Vec<T>,
+    comb_packed: bool,
 }
+
+/// Per-step products of up to this many rows take the few-row kernel (see
+/// [`firth_nn::gemm::pack_rhs_upto`]).
+const PACK_ROWS: usize = 128;
 
 pub(super) fn resize<T: Gemm>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
@@ -505,8 +513,23 @@ impl<T: Gemm> Translator<T> {
             } else {
                 &[][..]
             };
-            dec.begin(b_n, h0, c0);
+            // The step products' weights packed once for all T steps where that pays.
+            dec.begin_packed(b_n, h0, c0, t_n);
         }
+        // W_aᵀ likewise for the T products [c ; h]·W_aᵀ.
+        a.comb_packed = match &self.combine {
+            Some(comb) => pack_rhs_upto(
+                &comb.weight.value,
+                Op::T,
+                dv + hd,
+                hd,
+                b_n,
+                t_n,
+                PACK_ROWS,
+                &mut a.comb_t,
+            ),
+            None => false,
+        };
         if a.caches.len() < t_n {
             a.caches.resize(t_n, AttentionCache::default());
         }
@@ -562,7 +585,11 @@ impl<T: Gemm> Translator<T> {
                         row[..dv].copy_from_slice(&a.context[r * dv..][..dv]);
                         row[dv..].copy_from_slice(&h[r * hd..][..hd]);
                     }
-                    comb.forward(cat, act);
+                    if a.comb_packed {
+                        gemm_packed(act, Out::Set, cat, &a.comb_t, b_n, hd, dv + hd);
+                    } else {
+                        comb.forward(cat, act);
+                    }
                     act.iter_mut().for_each(|v| *v = v.tanh());
                 }
             }
@@ -697,6 +724,20 @@ impl<T: Gemm> Translator<T> {
         for dec in &mut self.decoder {
             dec.backward_steps_begin();
         }
+        // W_a for the T products dPre·W_a.
+        a.comb_packed = match &self.combine {
+            Some(comb) => pack_rhs_upto(
+                &comb.weight.value,
+                Op::N,
+                hd,
+                dv + hd,
+                b_n,
+                t_n,
+                PACK_ROWS,
+                &mut a.comb_n,
+            ),
+            None => false,
+        };
         let memory = self.encoder.output();
         for t in (0..t_n).rev() {
             // dh~_t = from the output + from step t+1's input; through h~'s dropout.
@@ -721,17 +762,21 @@ impl<T: Gemm> Translator<T> {
                         *p = g * (T::ONE - y * y);
                     }
                     // (B, Dv + Hd) = (B, Hd)·(Hd, Dv + Hd)
-                    gemm(
-                        &mut a.d_cat,
-                        Out::Set,
-                        d_pre,
-                        Op::N,
-                        &comb.weight.value,
-                        Op::N,
-                        b_n,
-                        dv + hd,
-                        hd,
-                    );
+                    if a.comb_packed {
+                        gemm_packed(&mut a.d_cat, Out::Set, d_pre, &a.comb_n, b_n, dv + hd, hd);
+                    } else {
+                        gemm(
+                            &mut a.d_cat,
+                            Out::Set,
+                            d_pre,
+                            Op::N,
+                            &comb.weight.value,
+                            Op::N,
+                            b_n,
+                            dv + hd,
+                            hd,
+                        );
+                    }
                     for r in 0..b_n {
                         let row = &a.d_cat[r * (dv + hd)..][..dv + hd];
                         a.d_ctx[r * dv..][..dv].copy_from_slice(&row[..dv]);
