@@ -747,6 +747,4 @@ fn attend<T: Gemm>(
     }
 }
 
-fn dot<T: Gemm>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).map(|(&x, &y)| x * y).sum()
-}
+use firth_nn::attention::dot;
