@@ -28,6 +28,8 @@ enum Command {
     Tag(cmd::tag::Args),
     /// Sentence classifiers (sentiment): train, predict, eval.
     Classify(cmd::classify::Args),
+    /// Machine translation: an attentional encoder-decoder; train, run, eval, attention maps.
+    Translate(cmd::translate::Args),
     /// Corpus BLEU and chrF of a translation against references, as sacrebleu computes them.
     Bleu(cmd::bleu::Args),
     /// Byte-pair encoding, subword-nmt compatible: learn merges, apply them, join subwords back.
@@ -43,6 +45,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Plot(a) => cmd::insight::plot(a),
         Command::Tag(a) => cmd::tag::run(a),
         Command::Classify(a) => cmd::classify::run(a),
+        Command::Translate(a) => cmd::translate::run(a),
         Command::Bleu(a) => cmd::bleu::run(a),
         Command::Bpe(a) => cmd::bpe::run(a),
     }

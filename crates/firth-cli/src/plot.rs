@@ -297,6 +297,91 @@ fn draw_scatter<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A heat map of `weights` (rows × columns, each in [0, 1]), e.g. attention: one row per
+/// output word (top to bottom), one column per source word, darker for more weight, with the
+/// words on the axes.
+pub fn heat_map(
+    path: &Path,
+    title: &str,
+    columns: &[String],
+    rows: &[String],
+    weights: &[Vec<f32>],
+) -> Result<()> {
+    anyhow::ensure!(
+        !columns.is_empty() && !rows.is_empty(),
+        "a heat map needs at least one row and one column"
+    );
+    anyhow::ensure!(
+        weights.len() == rows.len() && weights.iter().all(|w| w.len() >= columns.len()),
+        "heat map weights are not rows x columns"
+    );
+    render(
+        path,
+        |root| draw_heat(root, title, columns, rows, weights),
+        |root| draw_heat(root, title, columns, rows, weights),
+    )
+}
+
+fn draw_heat<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    columns: &[String],
+    rows: &[String],
+    weights: &[Vec<f32>],
+) -> Result<()> {
+    let (nc, nr) = (columns.len() as i32, rows.len() as i32);
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 24))
+        .margin(18)
+        .x_label_area_size(60)
+        .y_label_area_size(110)
+        // An i32 range is inclusive in plotters: 0..n-1 gives n segments.
+        .build_cartesian_2d((0..nc - 1).into_segmented(), (0..nr - 1).into_segmented())
+        .map_err(err)?;
+    let word = |v: &SegmentValue<i32>, words: &[String], flip: bool| match v {
+        SegmentValue::CenterOf(i) if (0..words.len() as i32).contains(i) => {
+            let i = if flip { words.len() as i32 - 1 - i } else { *i };
+            words[i as usize].clone()
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(columns.len())
+        .y_labels(rows.len())
+        .x_label_formatter(&|v| word(v, columns, false))
+        .y_label_formatter(&|v| word(v, rows, true))
+        // Smaller type for long sentences, so neighbouring words do not overlap.
+        .x_label_style((FAMILY, (720 / columns.len().max(1)).clamp(9, 15) as u32))
+        .y_label_style((FAMILY, 15))
+        .x_desc("source")
+        .y_desc("output")
+        .axis_desc_style((FAMILY, 17))
+        .draw()
+        .map_err(err)?;
+    let cells = (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c)));
+    chart
+        .draw_series(cells.map(|(r, c)| {
+            let w = weights[r as usize][c as usize].clamp(0.0, 1.0) as f64;
+            // White to dark blue.
+            let shade = |full: f64| (255.0 - (255.0 - full) * w).round() as u8;
+            let colour = RGBColor(shade(8.0), shade(48.0), shade(107.0));
+            let y = nr - 1 - r;
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                ],
+                colour.filled(),
+            )
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -381,7 +466,27 @@ pub(crate) mod tests {
             scatter_labels(p, "Embedding map", "PC 1", "PC 2", &words)
         })
         .unwrap();
-        for p in [&p1, &p2, &p3, &p4] {
+        let cols: Vec<String> = ["ein", "hund", "läuft", "."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rows: Vec<String> = ["a", "dog", "runs", ".", "</s>"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let weights: Vec<Vec<f32>> = (0..5)
+            .map(|r| {
+                (0..4)
+                    .map(|c| if r.min(3) == c { 0.9 } else { 0.033 })
+                    .collect()
+            })
+            .collect();
+        let [s5, p5] = both(&dir.join("attention"), |p| {
+            heat_map(p, "Attention", &cols, &rows, &weights)
+        })
+        .unwrap();
+        assert!(std::fs::read_to_string(&s5).unwrap().contains("läuft"));
+        for p in [&p1, &p2, &p3, &p4, &p5] {
             assert_real_png(p);
         }
         let svg = std::fs::read_to_string(&s3).unwrap();

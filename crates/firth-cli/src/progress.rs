@@ -77,12 +77,16 @@ impl Observer for Bars {
             |name: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {name} {v:.2}"));
         if self.language_model {
             eprintln!(
-                "epoch {:>3}  lr {:.4}  train ppl {:>8.2}  valid ppl {:>8.2} (loss {:.4})  {:>7.0} {}/s  {:.1}s  clipped {:.0}%",
+                "epoch {:>3}  lr {:.4}  train ppl {:>8.2}  valid ppl {:>8.2} (loss {:.4}){}  {:>7.0} {}/s  {:.1}s  clipped {:.0}%",
                 r.epoch,
                 r.lr,
                 r.train_perplexity.unwrap_or(f64::NAN),
                 r.valid_perplexity.unwrap_or(f64::NAN),
                 r.valid_loss.unwrap_or(f64::NAN),
+                r.valid_bleu.map_or(String::new(), |b| format!(
+                    "  valid BLEU {b:.2}{}",
+                    if best { " (best)" } else { "" }
+                )),
                 r.items_per_second,
                 self.unit,
                 r.seconds,

@@ -14,5 +14,6 @@ pub mod lm_train;
 pub mod quickstart;
 pub mod tagger;
 pub mod trainer;
+pub mod translate;
 
 pub use lm::{Arch, LanguageModel, LmConfig, LmState};

@@ -411,6 +411,7 @@ pub fn loop_config(settings: &LmTrainConfig) -> TrainConfig {
         seed: settings.seed,
         checkpoint_every: settings.checkpoint_every,
         keep: Keep::Last,
+        warmup_steps: 0,
     }
 }
 

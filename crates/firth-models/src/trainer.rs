@@ -50,6 +50,8 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
     pub f1: Option<f64>,
     pub items_per_second: Option<f64>,
+    /// Corpus BLEU of the development set's translations (translators).
+    pub bleu: Option<f64>,
     /// Higher is better; `None` (no development data): every epoch counts as the best.
     pub score: Option<f64>,
 }
@@ -174,9 +176,23 @@ pub struct TrainConfig {
     /// Write a checkpoint every this many steps within an epoch (0 = only at epoch ends).
     pub checkpoint_every: usize,
     pub keep: Keep,
+    /// Linear learning-rate warm-up: update k (1-based, counted over the whole run) uses
+    /// lr · min(1, k / warmup_steps) on top of the schedule (0 = off).
+    #[serde(default)]
+    pub warmup_steps: u64,
 }
 
 impl TrainConfig {
+    /// The factor the warm-up puts on the learning rate of update `step` (1-based):
+    /// min(1, step / warmup_steps), or 1 without warm-up.
+    pub fn warmup_factor(&self, step: u64) -> f64 {
+        if self.warmup_steps == 0 {
+            1.0
+        } else {
+            (step as f64 / self.warmup_steps as f64).min(1.0)
+        }
+    }
+
     /// A model trained epoch by epoch and kept at its best development epoch: checkpoints at
     /// epoch ends, no value clipping, no plateau decay, no early stop (set `patience`).
     #[allow(clippy::too_many_arguments)]
@@ -202,6 +218,7 @@ impl TrainConfig {
             seed,
             checkpoint_every: 0,
             keep: Keep::Best,
+            warmup_steps: 0,
         }
     }
 }
@@ -224,6 +241,8 @@ pub struct EpochRecord {
     pub valid_accuracy: Option<f64>,
     #[serde(default, alias = "dev_f1")]
     pub valid_f1: Option<f64>,
+    #[serde(default)]
+    pub valid_bleu: Option<f64>,
     /// Training throughput in the task's items (tokens, sentences, examples) per second.
     #[serde(
         alias = "tokens_per_second",
@@ -252,7 +271,7 @@ pub fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-const METRIC_COLUMNS: [&str; 13] = [
+const METRIC_COLUMNS: [&str; 14] = [
     "epoch",
     "lr",
     "train_loss",
@@ -262,6 +281,7 @@ const METRIC_COLUMNS: [&str; 13] = [
     "valid_perplexity",
     "valid_accuracy",
     "valid_f1",
+    "valid_bleu",
     "items_per_second",
     "predict_items_per_second",
     "seconds",
@@ -607,7 +627,8 @@ impl<T: Task> Trainer<T> {
                 if !out.loss.is_finite() {
                     bail!(self.stop_message("training loss", out.loss, epoch, k + 1));
                 }
-                let norm = self.step(&out, lr)?;
+                let step_lr = lr * cfg.warmup_factor(self.progress.global_step + 1);
+                let norm = self.step(&out, step_lr)?;
                 if !norm.is_finite() {
                     bail!(self.stop_message("gradient norm", norm, epoch, k + 1));
                 }
@@ -630,7 +651,7 @@ impl<T: Task> Trainer<T> {
                     step: p.step_in_epoch,
                     steps,
                     loss: out.loss / out.units.max(1) as f64,
-                    lr,
+                    lr: step_lr,
                     items_per_second: p.epoch_items as f64 / elapsed.max(1e-9),
                     grad_norm: norm,
                 });
@@ -679,6 +700,7 @@ impl<T: Task> Trainer<T> {
                 valid_perplexity: eval.loss.filter(|_| perplexity).map(f64::exp),
                 valid_accuracy: eval.accuracy,
                 valid_f1: eval.f1,
+                valid_bleu: eval.bleu,
                 items_per_second: p.epoch_items as f64 / p.epoch_seconds.max(1e-9),
                 predict_items_per_second: eval.items_per_second,
                 seconds: p.epoch_seconds,
@@ -874,6 +896,7 @@ mod tests {
             seed: 3,
             checkpoint_every: 1,
             keep: Keep::Best,
+            warmup_steps: 0,
         }
     }
 
@@ -994,6 +1017,40 @@ mod tests {
         assert_eq!(Schedule::CONSTANT.lr(0.3, 9), 0.3);
     }
 
+    /// Warm-up: update k uses lr·min(1, k/N) on top of the epoch's schedule, counted over the
+    /// run (so it continues across epochs and a resume).
+    #[test]
+    fn warmup_ramps_the_learning_rate_linearly() {
+        struct Lrs(Vec<f64>);
+        impl Observer for Lrs {
+            fn step(&mut self, r: &StepReport) {
+                self.0.push(r.lr);
+            }
+        }
+        let dir = temp("warmup");
+        let mut cfg = config(3);
+        cfg.schedule = Schedule::CONSTANT;
+        cfg.warmup_steps = 3;
+        let mut t = Trainer::new(Logistic::new(), cfg.clone(), &dir);
+        let mut lrs = Lrs(Vec::new());
+        t.run(Limits::default(), &mut lrs).unwrap();
+        let want = [0.5 / 3.0, 1.0 / 3.0, 0.5, 0.5, 0.5, 0.5];
+        assert_eq!(lrs.0.len(), want.len());
+        for (a, b) in lrs.0.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{:?}", lrs.0);
+        }
+        assert_eq!(cfg.warmup_factor(1), 1.0 / 3.0);
+        assert_eq!(cfg.warmup_factor(7), 1.0);
+        cfg.warmup_steps = 0;
+        assert_eq!(cfg.warmup_factor(1), 1.0);
+        // Old checkpoints without the field read as no warm-up.
+        let mut json: serde_json::Value = serde_json::to_value(&cfg).unwrap();
+        json.as_object_mut().unwrap().remove("warmup_steps");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.warmup_steps, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn metrics_round_trip_and_old_headers_read() {
         let dir = std::env::temp_dir().join(format!("firth-metrics-{}", std::process::id()));
@@ -1008,6 +1065,7 @@ mod tests {
             valid_perplexity: Some(90.0),
             valid_accuracy: None,
             valid_f1: None,
+            valid_bleu: Some(30.5),
             items_per_second: 1234.5,
             predict_items_per_second: None,
             seconds: 3.0,

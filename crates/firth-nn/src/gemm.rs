@@ -72,6 +72,19 @@ pub trait Gemm: Real {
         packed: &mut Vec<Self>,
     ) -> bool;
 
+    /// See [`pack_rhs_upto`].
+    #[allow(clippy::too_many_arguments)]
+    fn pack_rhs_upto(
+        b: &[Self],
+        op_b: Op,
+        k: usize,
+        n: usize,
+        m: usize,
+        uses: usize,
+        max_rows: usize,
+        packed: &mut Vec<Self>,
+    ) -> bool;
+
     /// See [`gemm_packed`].
     #[allow(clippy::too_many_arguments)]
     fn gemm_packed(
@@ -118,6 +131,23 @@ pub fn pack_rhs<T: Gemm>(
     T::pack_rhs(b, op_b, k, n, m, uses, packed)
 }
 
+/// [`pack_rhs`] with its own row limit: packs op(B) for products of up to `max_rows` rows
+/// (where the kernel exists and B serves enough products). For large B, where the general GEMM
+/// repacks B on every call: a decoder's per-step products (see [`crate::few_rows`]).
+#[allow(clippy::too_many_arguments)]
+pub fn pack_rhs_upto<T: Gemm>(
+    b: &[T],
+    op_b: Op,
+    k: usize,
+    n: usize,
+    m: usize,
+    uses: usize,
+    max_rows: usize,
+    packed: &mut Vec<T>,
+) -> bool {
+    T::pack_rhs_upto(b, op_b, k, n, m, uses, max_rows, packed)
+}
+
 /// C (m×n) = [C +] A (m×k) · op(B), with op(B) prepared by [`pack_rhs`].
 pub fn gemm_packed<T: Gemm>(
     c: &mut [T],
@@ -133,7 +163,7 @@ pub fn gemm_packed<T: Gemm>(
 
 /// f32 takes the packed few-row kernel where it pays; f64 (gradient checks) never packs.
 macro_rules! impl_gemm {
-    ($t:ty, pack: $pack:path, packed: $packed:path) => {
+    ($t:ty, pack: $pack:path, upto: $upto:path, packed: $packed:path) => {
         impl Gemm for $t {
             fn gemm(
                 c: &mut [$t],
@@ -169,6 +199,18 @@ macro_rules! impl_gemm {
             ) -> bool {
                 $pack(b, k, n, op_b == Op::T, m, uses, packed)
             }
+            fn pack_rhs_upto(
+                b: &[$t],
+                op_b: Op,
+                k: usize,
+                n: usize,
+                m: usize,
+                uses: usize,
+                max_rows: usize,
+                packed: &mut Vec<$t>,
+            ) -> bool {
+                $upto(b, k, n, op_b == Op::T, m, uses, max_rows, packed)
+            }
             fn gemm_packed(
                 c: &mut [$t],
                 out: Out,
@@ -184,8 +226,8 @@ macro_rules! impl_gemm {
     };
 }
 
-impl_gemm!(f32, pack: crate::few_rows::pack_if_it_pays, packed: crate::few_rows::gemm_packed);
-impl_gemm!(f64, pack: crate::few_rows::never_pack, packed: crate::few_rows::never_packed);
+impl_gemm!(f32, pack: crate::few_rows::pack_if_it_pays, upto: crate::few_rows::pack_upto, packed: crate::few_rows::gemm_packed);
+impl_gemm!(f64, pack: crate::few_rows::never_pack, upto: crate::few_rows::never_pack_upto, packed: crate::few_rows::never_packed);
 
 #[allow(clippy::too_many_arguments)]
 fn gemm_faer<T: faer::traits::ComplexField + Copy>(

@@ -19,7 +19,7 @@
 //! [`Recurrent::add_d_final`] before the backward; the sweep then starts from it instead of
 //! from zero.
 
-use crate::gemm::{gemm, gemm_packed, pack_rhs, Gemm, Op, Out};
+use crate::gemm::{gemm, gemm_packed, pack_rhs, pack_rhs_upto, Gemm, Op, Out};
 use crate::kernels;
 use crate::param::{Param, ParamSet};
 use crate::Rng;
@@ -89,7 +89,34 @@ pub struct Recurrent<T> {
     record_dh: bool,
     dh_steps: Vec<T>, // (T, B, H), only while `record_dh`
     dc_steps: Vec<T>, // (T, B, H), only while `record_dh` (LSTM)
+    /// The cell gradients of the backward in progress (taken from `d_cells`).
+    sweep_cells: Option<Vec<T>>,
+    /// W_hᵀ is packed in `w_h_packed` for the backward in progress.
+    sweep_packed: bool,
+    /// Steps not yet backpropagated by a step-wise backward.
+    sweep_t: usize,
+    /// Step-wise passes ([`Self::begin_packed`]): W_x and W_h packed once for every step's
+    /// products, and W_xᵀ for the step-wise backward's input gradients.
+    step_wx_packed: Vec<T>,
+    step_wh_packed: Vec<T>,
+    step_packed: bool,
+    step_wxt_packed: Vec<T>,
+    step_wxt: bool,
 }
+
+/// Which packed W_h a step's recurrent product reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Packed {
+    No,
+    /// `w_h_packed`, packed by [`Recurrent::forward`].
+    Pass,
+    /// `step_wh_packed`, packed by [`Recurrent::begin_packed`].
+    Steps,
+}
+
+/// Step-wise products take the few-row kernel up to this many rows: their weights are large
+/// (a decoder's (768, 2048)), which the general GEMM repacks on every call.
+const STEP_MAX_ROWS: usize = 128;
 
 impl<T: Gemm> Recurrent<T> {
     /// Weights uniform in ±`init_range` (Zaremba et al. use 0.1; PyTorch's default is 1/√H).
@@ -142,6 +169,14 @@ impl<T: Gemm> Recurrent<T> {
             record_dh: false,
             dh_steps: Vec::new(),
             dc_steps: Vec::new(),
+            sweep_cells: None,
+            sweep_packed: false,
+            sweep_t: 0,
+            step_wx_packed: Vec::new(),
+            step_wh_packed: Vec::new(),
+            step_packed: false,
+            step_wxt_packed: Vec::new(),
+            step_wxt: false,
         }
     }
 
@@ -206,6 +241,7 @@ impl<T: Gemm> Recurrent<T> {
             t_n,
             &mut self.w_h_packed,
         );
+        let packed = if packed { Packed::Pass } else { Packed::No };
         for t in 0..t_n {
             self.recur(t, packed);
         }
@@ -217,6 +253,34 @@ impl<T: Gemm> Recurrent<T> {
     /// backpropagates through all of them.
     pub fn begin(&mut self, batch: usize, h0: &[T], c0: &[T]) {
         self.start(batch, 0, h0, c0);
+        self.step_packed = false;
+    }
+
+    /// [`Self::begin`] for a pass of about `steps` steps: packs W_x and W_h once for the
+    /// steps' products where the few-row kernel pays ([`crate::gemm::pack_rhs_upto`]). The
+    /// weights must not change until the pass (and its backward) is over.
+    pub fn begin_packed(&mut self, batch: usize, h0: &[T], c0: &[T], steps: usize) {
+        self.start(batch, 0, h0, c0);
+        let g_n = self.gate_width();
+        self.step_packed = pack_rhs_upto(
+            &self.w_x.value,
+            Op::N,
+            self.input,
+            g_n,
+            batch,
+            steps,
+            STEP_MAX_ROWS,
+            &mut self.step_wx_packed,
+        ) && pack_rhs_upto(
+            &self.w_h.value,
+            Op::N,
+            self.hidden,
+            g_n,
+            batch,
+            steps,
+            STEP_MAX_ROWS,
+            &mut self.step_wh_packed,
+        );
     }
 
     /// One step after [`Self::begin`] (or after the previous step): h_t = cell(x_t, h_{t-1})
@@ -233,21 +297,38 @@ impl<T: Gemm> Recurrent<T> {
         let bg = b_n * g_n;
         let gates = &mut self.gates[t * bg..];
         // (B, G·H) = (B, I)·(I, G·H), then + b
-        gemm(
-            gates,
-            Out::Set,
-            x_t,
-            Op::N,
-            &self.w_x.value,
-            Op::N,
-            b_n,
-            g_n,
-            self.input,
-        );
+        if self.step_packed {
+            gemm_packed(
+                gates,
+                Out::Set,
+                x_t,
+                &self.step_wx_packed,
+                b_n,
+                g_n,
+                self.input,
+            );
+        } else {
+            gemm(
+                gates,
+                Out::Set,
+                x_t,
+                Op::N,
+                &self.w_x.value,
+                Op::N,
+                b_n,
+                g_n,
+                self.input,
+            );
+        }
         kernels::add_bias(gates, &self.b.value);
-        // W_h is not packed here: a packing pays only over many steps, and the backward sweep
-        // repacks the same buffer as W_hᵀ between steps of a decoder that trains as it goes.
-        self.recur(t, false);
+        // W_h is packed only by begin_packed, into a buffer of its own: the backward sweep
+        // repacks `w_h_packed` as W_hᵀ between steps of a decoder that trains as it goes.
+        let packed = if self.step_packed {
+            Packed::Steps
+        } else {
+            Packed::No
+        };
+        self.recur(t, packed);
         &self.h[(t + 1) * b_n * h_n..]
     }
 
@@ -289,7 +370,7 @@ impl<T: Gemm> Recurrent<T> {
 
     /// The recurrence of step t, on gates that already hold x_t·W_x + b: adds h_{t-1}·W_h and
     /// runs the cell, writing h_t (and c_t). `packed`: W_h is in `w_h_packed`.
-    fn recur(&mut self, t: usize, packed: bool) {
+    fn recur(&mut self, t: usize, packed: Packed) {
         let (b_n, h_n, g_n) = (self.batch, self.hidden, self.gate_width());
         let (bh, bg) = (b_n * h_n, b_n * g_n);
         {
@@ -297,16 +378,13 @@ impl<T: Gemm> Recurrent<T> {
             let h_prev = &h_past[t * bh..];
             let h_t = &mut h_next[..bh];
             // (B, G·H) = (B, H)·(H, G·H)
-            if packed {
-                gemm_packed(
-                    &mut self.hp,
-                    Out::Set,
-                    h_prev,
-                    &self.w_h_packed,
-                    b_n,
-                    g_n,
-                    h_n,
-                );
+            if packed != Packed::No {
+                let w = if packed == Packed::Pass {
+                    &self.w_h_packed
+                } else {
+                    &self.step_wh_packed
+                };
+                gemm_packed(&mut self.hp, Out::Set, h_prev, w, b_n, g_n, h_n);
             } else {
                 gemm(
                     &mut self.hp,
@@ -376,14 +454,27 @@ impl<T: Gemm> Recurrent<T> {
     /// none: truncated BPTT); the gradient reaching the initial state is left in
     /// [`Self::d_h0`] / [`Self::d_c0`].
     pub fn backward(&mut self, x: &[T], dy: &[T], dx: Option<&mut [T]>) {
-        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
-        let (bh, bg) = (b_n * h_n, b_n * g_n);
+        let (t_n, b_n, h_n) = (self.steps, self.batch, self.hidden);
+        let bh = b_n * h_n;
         assert_eq!(dy.len(), t_n * bh, "output gradient is not (T, B, H)");
         assert_eq!(
             x.len(),
             t_n * b_n * self.input,
             "recurrent input is not that of the last forward or steps"
         );
+        self.sweep_start();
+        for t in (0..t_n).rev() {
+            self.sweep_step(t, &dy[t * bh..(t + 1) * bh]);
+        }
+        self.sweep_weights(x, dx);
+    }
+
+    /// Sizes the backward buffers, sets the sweep's starting gradient (dL/dh_T from
+    /// [`Self::add_d_final`], else zero), takes the pending cell gradients and packs W_hᵀ
+    /// when that pays.
+    fn sweep_start(&mut self) {
+        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
+        let (bh, bg) = (b_n * h_n, b_n * g_n);
         resize(&mut self.dgates, t_n * bg);
         resize(&mut self.dh, bh);
         resize(&mut self.dh_tot, bh);
@@ -397,8 +488,8 @@ impl<T: Gemm> Recurrent<T> {
             None => self.dh.fill(T::ZERO),
         }
         self.dc.fill(T::ZERO);
-        let d_cells = self.d_cells.take();
-        if let Some(d) = &d_cells {
+        self.sweep_cells = self.d_cells.take();
+        if let Some(d) = &self.sweep_cells {
             assert_eq!(
                 d.len(),
                 t_n * bh,
@@ -415,7 +506,7 @@ impl<T: Gemm> Recurrent<T> {
             }
         }
         // dh_{t-1} = dG_t·W_hᵀ each step: (B, H) = (B, G·H)·(G·H, H)
-        let packed = pack_rhs(
+        self.sweep_packed = pack_rhs(
             &self.w_h.value,
             Op::T,
             g_n,
@@ -424,7 +515,15 @@ impl<T: Gemm> Recurrent<T> {
             t_n,
             &mut self.w_h_packed,
         );
-        let (w_h, w_h_packed) = (&self.w_h.value, &self.w_h_packed);
+    }
+
+    /// One step of the backward sweep: with dy_t (B, H) the gradient reaching h_t from
+    /// outside the layer, computes dG_t (kept for [`Self::sweep_weights`]) and leaves in `dh`
+    /// (and `dc`) the gradient reaching h_{t-1} (c_{t-1}).
+    fn sweep_step(&mut self, t: usize, dy_t: &[T]) {
+        let (b_n, h_n, g_n) = (self.batch, self.hidden, self.gate_width());
+        let (bh, bg) = (b_n * h_n, b_n * g_n);
+        let (packed, w_h, w_h_packed) = (self.sweep_packed, &self.w_h.value, &self.w_h_packed);
         let step_product = |dh: &mut [T], dg: &[T], accumulate: bool| {
             if packed {
                 gemm_packed(dh, Out::add_if(accumulate), dg, w_h_packed, b_n, h_n, g_n);
@@ -442,77 +541,76 @@ impl<T: Gemm> Recurrent<T> {
                 );
             }
         };
-        for t in (0..t_n).rev() {
-            for ((s, &a), &b) in self
-                .dh_tot
-                .iter_mut()
-                .zip(&dy[t * bh..(t + 1) * bh])
-                .zip(&self.dh)
-            {
-                *s = a + b;
-            }
-            if self.record_dh {
-                self.dh_steps[t * bh..(t + 1) * bh].copy_from_slice(&self.dh_tot);
-            }
-            let gates = &self.gates[t * bg..(t + 1) * bg];
-            let dg = &mut self.dgates[t * bg..(t + 1) * bg];
-            match self.kind {
-                CellKind::Lstm => {
-                    // A loss that reads c_t directly adds its gradient to the one from c_{t+1}.
-                    if let Some(d) = &d_cells {
-                        kernels::add_into(&mut self.dc, &d[t * bh..(t + 1) * bh]);
-                    }
-                    if self.record_dh {
-                        // dL/dc_t = dc (from c_{t+1}) + dh_tot ⊙ o ⊙ (1 - tanh²c); gates (B, 4H)
-                        // hold i, f, g, o per row.
-                        let tc = &self.tanh_c[t * bh..(t + 1) * bh];
-                        let rec = &mut self.dc_steps[t * bh..(t + 1) * bh];
-                        for b in 0..b_n {
-                            let o = &gates[b * g_n + 3 * h_n..(b + 1) * g_n];
-                            for j in 0..h_n {
-                                let k = b * h_n + j;
-                                rec[k] =
-                                    self.dc[k] + self.dh_tot[k] * o[j] * (T::ONE - tc[k] * tc[k]);
-                            }
+        for ((s, &a), &b) in self.dh_tot.iter_mut().zip(dy_t).zip(&self.dh) {
+            *s = a + b;
+        }
+        if self.record_dh {
+            self.dh_steps[t * bh..(t + 1) * bh].copy_from_slice(&self.dh_tot);
+        }
+        let gates = &self.gates[t * bg..(t + 1) * bg];
+        let dg = &mut self.dgates[t * bg..(t + 1) * bg];
+        match self.kind {
+            CellKind::Lstm => {
+                // A loss that reads c_t directly adds its gradient to the one from c_{t+1}.
+                if let Some(d) = &self.sweep_cells {
+                    kernels::add_into(&mut self.dc, &d[t * bh..(t + 1) * bh]);
+                }
+                if self.record_dh {
+                    // dL/dc_t = dc (from c_{t+1}) + dh_tot ⊙ o ⊙ (1 - tanh²c); gates (B, 4H)
+                    // hold i, f, g, o per row.
+                    let tc = &self.tanh_c[t * bh..(t + 1) * bh];
+                    let rec = &mut self.dc_steps[t * bh..(t + 1) * bh];
+                    for b in 0..b_n {
+                        let o = &gates[b * g_n + 3 * h_n..(b + 1) * g_n];
+                        for j in 0..h_n {
+                            let k = b * h_n + j;
+                            rec[k] = self.dc[k] + self.dh_tot[k] * o[j] * (T::ONE - tc[k] * tc[k]);
                         }
                     }
-                    kernels::lstm_backward(
-                        gates,
-                        &self.c[t * bh..(t + 1) * bh],
-                        &self.tanh_c[t * bh..(t + 1) * bh],
-                        &self.dh_tot,
-                        &mut self.dc,
-                        dg,
-                        h_n,
-                    );
-                    step_product(&mut self.dh, dg, false);
                 }
-                CellKind::Gru => {
-                    let dgh = &mut self.dgh[t * bg..(t + 1) * bg];
-                    kernels::gru_backward(
-                        gates,
-                        &self.hn[t * bh..(t + 1) * bh],
-                        &self.h[t * bh..(t + 1) * bh],
-                        &self.dh_tot,
-                        dg,
-                        dgh,
-                        &mut self.dh,
-                        h_n,
-                    );
-                    step_product(&mut self.dh, dgh, true);
-                }
-                CellKind::RnnTanh | CellKind::RnnSigmoid => {
-                    kernels::rnn_backward(
-                        &self.h[(t + 1) * bh..(t + 2) * bh],
-                        &self.dh_tot,
-                        dg,
-                        self.kind == CellKind::RnnSigmoid,
-                    );
-                    step_product(&mut self.dh, dg, false);
-                }
+                kernels::lstm_backward(
+                    gates,
+                    &self.c[t * bh..(t + 1) * bh],
+                    &self.tanh_c[t * bh..(t + 1) * bh],
+                    &self.dh_tot,
+                    &mut self.dc,
+                    dg,
+                    h_n,
+                );
+                step_product(&mut self.dh, dg, false);
+            }
+            CellKind::Gru => {
+                let dgh = &mut self.dgh[t * bg..(t + 1) * bg];
+                kernels::gru_backward(
+                    gates,
+                    &self.hn[t * bh..(t + 1) * bh],
+                    &self.h[t * bh..(t + 1) * bh],
+                    &self.dh_tot,
+                    dg,
+                    dgh,
+                    &mut self.dh,
+                    h_n,
+                );
+                step_product(&mut self.dh, dgh, true);
+            }
+            CellKind::RnnTanh | CellKind::RnnSigmoid => {
+                kernels::rnn_backward(
+                    &self.h[(t + 1) * bh..(t + 2) * bh],
+                    &self.dh_tot,
+                    dg,
+                    self.kind == CellKind::RnnSigmoid,
+                );
+                step_product(&mut self.dh, dg, false);
             }
         }
+    }
+
+    /// After the sweep: the weight gradients from every step's dG in one GEMM each, and the
+    /// input gradient dX += dG·W_xᵀ when `dx` is given.
+    fn sweep_weights(&mut self, x: &[T], dx: Option<&mut [T]>) {
+        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
         let rows = t_n * b_n;
+        self.sweep_cells = None;
         // dW_x += Xᵀ·dG: (I, G·H) = (T·B, I)ᵀ·(T·B, G·H)
         gemm(
             &mut self.w_x.grad,
@@ -560,6 +658,100 @@ impl<T: Gemm> Recurrent<T> {
                 g_n,
             );
         }
+    }
+
+    /// Starts a backward through the steps taken since [`Self::begin`] one step at a time, last
+    /// step first, for a decoder whose inputs depend on its earlier outputs through layers
+    /// outside this one (input feeding): the gradient of step t's input is needed before the
+    /// output gradient of step t-1 is known. Then call [`Self::backward_step`] once per step
+    /// (T-1 down to 0) and [`Self::backward_steps_end`]; the result equals
+    /// [`Self::backward_steps`] given all the output gradients at once.
+    pub fn backward_steps_begin(&mut self) {
+        self.sweep_start();
+        self.sweep_t = self.steps;
+        let (t_n, b_n, h_n, g_n) = (self.steps, self.batch, self.hidden, self.gate_width());
+        if !self.sweep_packed {
+            self.sweep_packed = pack_rhs_upto(
+                &self.w_h.value,
+                Op::T,
+                g_n,
+                h_n,
+                b_n,
+                t_n,
+                STEP_MAX_ROWS,
+                &mut self.w_h_packed,
+            );
+        }
+        // dx_t = dG_t·W_xᵀ each step: (B, I) = (B, G·H)·(G·H, I)
+        self.step_wxt = pack_rhs_upto(
+            &self.w_x.value,
+            Op::T,
+            g_n,
+            self.input,
+            b_n,
+            t_n,
+            STEP_MAX_ROWS,
+            &mut self.step_wxt_packed,
+        );
+    }
+
+    /// The next step of a step-wise backward (step t = T-1, then T-2, …): `dy_t` (B, H) is
+    /// dL/dh_t from outside the layer; adds dL/dx_t = dG_t·W_xᵀ into `dx_t` (B, I) if given.
+    pub fn backward_step(&mut self, dy_t: &[T], dx_t: Option<&mut [T]>) {
+        let (b_n, g_n) = (self.batch, self.gate_width());
+        assert!(
+            self.sweep_t > 0,
+            "backward_step called more often than steps were taken"
+        );
+        assert_eq!(dy_t.len(), b_n * self.hidden, "step gradient is not (B, H)");
+        self.sweep_t -= 1;
+        let t = self.sweep_t;
+        self.sweep_step(t, dy_t);
+        if let Some(dx) = dx_t {
+            assert_eq!(
+                dx.len(),
+                b_n * self.input,
+                "step input gradient is not (B, I)"
+            );
+            let bg = b_n * g_n;
+            let dg = &self.dgates[t * bg..(t + 1) * bg];
+            // (B, I) += (B, G·H)·(I, G·H)ᵀ
+            if self.step_wxt {
+                gemm_packed(
+                    dx,
+                    Out::Add,
+                    dg,
+                    &self.step_wxt_packed,
+                    b_n,
+                    self.input,
+                    g_n,
+                );
+            } else {
+                gemm(
+                    dx,
+                    Out::Add,
+                    dg,
+                    Op::N,
+                    &self.w_x.value,
+                    Op::T,
+                    b_n,
+                    self.input,
+                    g_n,
+                );
+            }
+        }
+    }
+
+    /// Ends a step-wise backward: adds the weight gradients of all steps. dL/dh0 (and dL/dc0)
+    /// are then in [`Self::d_h0`] / [`Self::d_c0`].
+    pub fn backward_steps_end(&mut self) {
+        assert_eq!(
+            self.sweep_t, 0,
+            "backward_steps_end before every step was backpropagated"
+        );
+        let x = std::mem::take(&mut self.x_steps);
+        self.sweep_weights(&x, None);
+        self.x_steps = x;
     }
 
     /// [`Self::backward`] for the steps taken since [`Self::begin`], whose inputs the layer

@@ -6,6 +6,7 @@ pub mod lm;
 pub mod ngram;
 pub mod quickstart;
 pub mod tag;
+pub mod translate;
 pub mod vectors;
 
 use crate::plot::{line_chart, Series};

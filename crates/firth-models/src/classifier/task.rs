@@ -145,6 +145,8 @@ impl Task for ClassifyTask {
             f1: None,
             items_per_second: None,
             score: Some(dev.accuracy),
+
+            ..Default::default()
         }
     }
 

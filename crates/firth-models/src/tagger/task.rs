@@ -130,6 +130,8 @@ impl Task for TagTask {
             f1,
             items_per_second: Some(s.sentences_per_second),
             score: Some(f1.unwrap_or(s.accuracy)),
+
+            ..Default::default()
         }
     }
 
