@@ -161,6 +161,23 @@ fn trains_translates_scores_draws_and_resumes() {
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 3, "{text}");
     assert_eq!(got[1], "");
+    // <unk> replacement runs on a source with an unknown word.
+    let mut child = firth()
+        .args(["translate", "run", &s(&out), "--replace-unk"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("der elefant läuft .\n".as_bytes())
+        .unwrap();
+    let r = child.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(String::from_utf8(r.stdout).unwrap().lines().count(), 1);
 
     // eval: greedy BLEU equals what training reported for the greedy test translation.
     let e = run(&[

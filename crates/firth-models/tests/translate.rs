@@ -327,3 +327,68 @@ fn batched_beam_equals_the_generic_search() {
         }
     }
 }
+
+/// A run stopped mid-epoch and resumed ends with the weights of an uninterrupted run, bit for
+/// bit (same thread count), through the library pipeline.
+#[test]
+fn a_resumed_run_ends_with_the_uninterrupted_weights() {
+    use firth_models::trainer::Limits;
+    use firth_models::translate::{train_translator, TranslateData, TranslateOptions};
+    let fixture = |f: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../firth-cli/tests/fixtures/translate")
+            .join(f)
+    };
+    let tmp = |name: &str| {
+        let d =
+            std::env::temp_dir().join(format!("firth-translate-lib-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    };
+    let options = TranslateOptions {
+        emb: Some(8),
+        hidden: Some(6),
+        epochs: Some(3),
+        batch_tokens: Some(50),
+        min_count: Some(1),
+        beam: Some(2),
+        seed: 4,
+        ..Default::default()
+    };
+    let data = |out: std::path::PathBuf, resume: bool, max_steps: Option<u64>| TranslateData {
+        train_src: fixture("train.de"),
+        train_tgt: fixture("train.en"),
+        valid_src: Some(fixture("valid.de")),
+        valid_tgt: Some(fixture("valid.en")),
+        test_src: None,
+        test_tgt: None,
+        out,
+        resume,
+        limits: Limits {
+            max_steps,
+            max_seconds: None,
+        },
+    };
+    let (full_dir, part_dir) = (tmp("full"), tmp("part"));
+    let (_, full) =
+        train_translator(&data(full_dir.clone(), false, None), &options, &mut ()).unwrap();
+    let (s, _) =
+        train_translator(&data(part_dir.clone(), false, Some(9)), &options, &mut ()).unwrap();
+    assert!(s.stopped_early);
+    let (s, resumed) =
+        train_translator(&data(part_dir.clone(), true, None), &options, &mut ()).unwrap();
+    assert_eq!(s.epochs_completed, 3);
+    for (a, b) in full
+        .task
+        .model
+        .params()
+        .iter()
+        .zip(resumed.task.model.params())
+    {
+        assert!(a.value == b.value, "{} differs after resuming", a.name);
+    }
+    assert_eq!(full.progress.history.len(), resumed.progress.history.len());
+    for d in [full_dir, part_dir] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
