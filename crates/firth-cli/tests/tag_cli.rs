@@ -239,3 +239,38 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(weights(&a) == weights(&b), "resumed weights differ");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--char-dim 0` and `--case-dim 0` are the documented way to turn those features off (the
+/// plain BiLSTM of bench/tagger); the flag validation must not refuse them.
+#[test]
+fn zero_char_and_case_dims_turn_those_features_off() {
+    let dir = tmp("nochar");
+    let out = dir.join("m");
+    let o = run(&[
+        "tag",
+        "train",
+        "--train",
+        fixture("train.conll").to_str().unwrap(),
+        "--dev",
+        fixture("dev.conll").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--emb",
+        "8",
+        "--hidden",
+        "8",
+        "--char-dim",
+        "0",
+        "--case-dim",
+        "0",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("model.safetensors").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -63,7 +63,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = crate::validate::at_least_1)]
     emb: Option<usize>,
     /// Character embedding size; 0 turns character features off.
-    #[arg(long, value_parser = crate::validate::at_least_1)]
+    #[arg(long)]
     char_dim: Option<usize>,
     /// Character BiLSTM units per direction.
     #[arg(long, value_parser = crate::validate::at_least_1)]
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     dropout: Option<f32>,
     /// Size of the capitalisation-class embedding (all-lower, First-upper, ALL-UPPER,
     /// has-digit, other) added to each word's input; 0 = off.
-    #[arg(long, value_parser = crate::validate::at_least_1)]
+    #[arg(long)]
     case_dim: Option<usize>,
     /// Training: probability of replacing a word by <unk> (trains the unknown-word vector).
     #[arg(long, value_parser = crate::validate::fraction_below_1_f32)]
