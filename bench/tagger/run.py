@@ -48,7 +48,7 @@ def firth_once():
         "--epochs", "1", "--threads", str(a.threads), "--json", "--quiet"])
     with open(os.path.join(out, "metrics.csv")) as f:
         row = list(csv.DictReader(f))[-1]
-    return float(row["train_sentences_per_second"]), float(row["predict_sentences_per_second"]), float(row["dev_accuracy"])
+    return float(row["items_per_second"]), float(row["predict_items_per_second"]), float(row["valid_accuracy"])
 
 def torch_once():
     if not os.path.exists(a.torch_script):
