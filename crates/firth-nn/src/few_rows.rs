@@ -28,28 +28,12 @@ const PANEL: usize = 64;
 /// per packing (a one-step forward while generating) the plain GEMM is cheaper.
 pub const MIN_USES: usize = 4;
 
-/// [`crate::Real::pack_rhs`] for f32: packs when the CPU has the kernel, the products have at
-/// most [`MAX_ROWS`] rows and B serves at least [`MIN_USES`] of them.
-pub(crate) fn pack_if_it_pays(
-    b: &[f32],
-    k: usize,
-    n: usize,
-    transposed: bool,
-    m: usize,
-    uses: usize,
-    packed: &mut Vec<f32>,
-) -> bool {
-    if m > MAX_ROWS || uses < MIN_USES || k == 0 || !available() {
-        return false;
-    }
-    pack(b, k, n, transposed, packed);
-    true
-}
-
-/// Like [`pack_if_it_pays`] with the row limit `max_rows` instead of [`MAX_ROWS`]: for
-/// products whose B is large (a decoder step's (B, 768)·(768, 2048)), where the general GEMM
-/// repacks B on every call and the few-row kernel stays ahead to about a hundred rows
-/// (`examples/gemm_shapes.rs`: 42 rows, 107 against 74 GFLOP/s; 85 rows, 102 against 83).
+/// [`crate::gemm::pack_rhs_upto`] for f32: packs when the CPU has the kernel, the products
+/// have at most `max_rows` rows and B serves at least [`MIN_USES`] of them. The default limit
+/// is [`MAX_ROWS`]; products whose B is large (a decoder step's (B, 768)·(768, 2048)) pass a
+/// higher one, since the general GEMM repacks B on every call and the few-row kernel stays
+/// ahead to about a hundred rows (`examples/gemm_shapes.rs`: 42 rows, 107 against 74 GFLOP/s;
+/// 85 rows, 102 against 83).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_upto(
     b: &[f32],
@@ -83,20 +67,7 @@ pub(crate) fn never_pack_upto(
     false
 }
 
-/// [`crate::Real::pack_rhs`] for f64 (gradient checks): always the plain GEMM.
-pub(crate) fn never_pack(
-    _: &[f64],
-    _: usize,
-    _: usize,
-    _: bool,
-    _: usize,
-    _: usize,
-    _: &mut Vec<f64>,
-) -> bool {
-    false
-}
-
-/// Never called: [`never_pack`] never packs.
+/// Never called: [`never_pack_upto`] never packs.
 pub(crate) fn never_packed(
     _: &mut [f64],
     _: &[f64],
@@ -328,26 +299,28 @@ mod tests {
     fn packs_only_when_it_pays() {
         let b = vec![1.0f32; 8 * 8];
         let mut packed = Vec::new();
-        assert!(!pack_if_it_pays(
+        assert!(!pack_upto(
             &b,
             8,
             8,
             false,
             MAX_ROWS + 1,
             MIN_USES,
+            MAX_ROWS,
             &mut packed
         ));
-        assert!(!pack_if_it_pays(
+        assert!(!pack_upto(
             &b,
             8,
             8,
             false,
             4,
             MIN_USES - 1,
+            MAX_ROWS,
             &mut packed
         ));
         assert_eq!(
-            pack_if_it_pays(&b, 8, 8, false, 4, MIN_USES, &mut packed),
+            pack_upto(&b, 8, 8, false, 4, MIN_USES, MAX_ROWS, &mut packed),
             available()
         );
     }

@@ -61,17 +61,6 @@ pub trait Gemm: Real {
         k: usize,
     );
 
-    /// See [`pack_rhs`].
-    fn pack_rhs(
-        b: &[Self],
-        op_b: Op,
-        k: usize,
-        n: usize,
-        m: usize,
-        uses: usize,
-        packed: &mut Vec<Self>,
-    ) -> bool;
-
     /// See [`pack_rhs_upto`].
     #[allow(clippy::too_many_arguments)]
     fn pack_rhs_upto(
@@ -128,7 +117,7 @@ pub fn pack_rhs<T: Gemm>(
     uses: usize,
     packed: &mut Vec<T>,
 ) -> bool {
-    T::pack_rhs(b, op_b, k, n, m, uses, packed)
+    T::pack_rhs_upto(b, op_b, k, n, m, uses, crate::few_rows::MAX_ROWS, packed)
 }
 
 /// [`pack_rhs`] with its own row limit: packs op(B) for products of up to `max_rows` rows
@@ -163,7 +152,7 @@ pub fn gemm_packed<T: Gemm>(
 
 /// f32 takes the packed few-row kernel where it pays; f64 (gradient checks) never packs.
 macro_rules! impl_gemm {
-    ($t:ty, pack: $pack:path, upto: $upto:path, packed: $packed:path) => {
+    ($t:ty, upto: $upto:path, packed: $packed:path) => {
         impl Gemm for $t {
             fn gemm(
                 c: &mut [$t],
@@ -187,17 +176,6 @@ macro_rules! impl_gemm {
                     op_b == Op::T,
                     out == Out::Add,
                 )
-            }
-            fn pack_rhs(
-                b: &[$t],
-                op_b: Op,
-                k: usize,
-                n: usize,
-                m: usize,
-                uses: usize,
-                packed: &mut Vec<$t>,
-            ) -> bool {
-                $pack(b, k, n, op_b == Op::T, m, uses, packed)
             }
             fn pack_rhs_upto(
                 b: &[$t],
@@ -226,8 +204,8 @@ macro_rules! impl_gemm {
     };
 }
 
-impl_gemm!(f32, pack: crate::few_rows::pack_if_it_pays, upto: crate::few_rows::pack_upto, packed: crate::few_rows::gemm_packed);
-impl_gemm!(f64, pack: crate::few_rows::never_pack, upto: crate::few_rows::never_pack_upto, packed: crate::few_rows::never_packed);
+impl_gemm!(f32, upto: crate::few_rows::pack_upto, packed: crate::few_rows::gemm_packed);
+impl_gemm!(f64, upto: crate::few_rows::never_pack_upto, packed: crate::few_rows::never_packed);
 
 #[allow(clippy::too_many_arguments)]
 fn gemm_faer<T: faer::traits::ComplexField + Copy>(

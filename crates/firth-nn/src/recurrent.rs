@@ -69,7 +69,7 @@ pub struct Recurrent<T> {
     hn: Vec<T>,     // (T, B, H), GRU only: W_hn h + b_hn
     hp: Vec<T>,     // (B, G·H) scratch for h_{t-1}·W_h
     /// W_h (forward) or W_hᵀ (backward) packed for the per-step products, when
-    /// [`Real::pack_rhs`] finds that it pays.
+    /// [`crate::gemm::pack_rhs`] finds that it pays.
     w_h_packed: Vec<T>,
     dgates: Vec<T>, // (T, B, G·H)
     dgh: Vec<T>,    // (T, B, 3H), GRU only: recurrent-side gate gradients
