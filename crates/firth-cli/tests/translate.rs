@@ -3,9 +3,11 @@
 //! files, empty and over-long lines, a model directory of another kind, impossible settings)
 //! with nothing written half.
 
-use std::io::Write;
+mod common;
+
+use common::{firth_stdin, tmp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn firth() -> Command {
     Command::new(env!("CARGO_BIN_EXE_firth"))
@@ -15,13 +17,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/translate")
         .join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firth-translate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn s(p: &Path) -> String {
@@ -142,40 +137,20 @@ fn trains_translates_scores_draws_and_resumes() {
         .map(String::from)
         .collect();
     assert_eq!(lines.len(), 8);
-    let mut child = firth()
-        .args(["translate", "run", &s(&out), "--beam", "3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("der hund läuft .\n\nein kind schläft .\n".as_bytes())
-        .unwrap();
-    let r = child.wait_with_output().unwrap();
+    let r = firth_stdin(
+        &["translate", "run", &s(&out), "--beam", "3"],
+        "der hund läuft .\n\nein kind schläft .\n".as_bytes(),
+    );
     assert!(r.status.success(), "{}", stderr(&r));
     let text = String::from_utf8(r.stdout).unwrap();
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 3, "{text}");
     assert_eq!(got[1], "");
     // <unk> replacement runs on a source with an unknown word.
-    let mut child = firth()
-        .args(["translate", "run", &s(&out), "--replace-unk"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("der elefant läuft .\n".as_bytes())
-        .unwrap();
-    let r = child.wait_with_output().unwrap();
+    let r = firth_stdin(
+        &["translate", "run", &s(&out), "--replace-unk"],
+        "der elefant läuft .\n".as_bytes(),
+    );
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(String::from_utf8(r.stdout).unwrap().lines().count(), 1);
 
