@@ -111,6 +111,10 @@ pub struct TrainArgs {
     /// Cap on sentences x (longest target + 1) per batch.
     #[arg(long, value_parser = crate::validate::at_least_1)]
     batch_tokens: Option<usize>,
+    /// Cap on sentence pairs per batch (alone, it replaces the token cap; with
+    /// --batch-tokens, whichever is hit first closes a batch).
+    #[arg(long, value_parser = crate::validate::at_least_1)]
+    batch_sentences: Option<usize>,
     /// Words seen fewer times in training become <unk>.
     #[arg(long, value_parser = crate::validate::at_least_1)]
     min_count: Option<usize>,
@@ -245,6 +249,7 @@ fn options(a: &TrainArgs) -> TranslateOptions {
         patience: a.patience,
         clip: a.clip,
         batch_tokens: a.batch_tokens,
+        batch_sentences: a.batch_sentences,
         min_count: a.min_count,
         bpe_merges: a.bpe_merges,
         max_len: a.max_len,

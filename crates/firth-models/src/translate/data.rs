@@ -122,14 +122,22 @@ fn shuffle<X>(v: &mut [X], rng: &mut Rng) {
     }
 }
 
+/// How big a training batch may be; a batch closes when the next pair would break either cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchCap {
+    /// Padded decoder size, sentences × (longest target + 1); 0 = no cap.
+    pub tokens: usize,
+    /// Sentence pairs; 0 = no cap.
+    pub sentences: usize,
+}
+
 /// Cuts pairs, given their (source, target) lengths, into batches of similar lengths: sorted
 /// by target then source length (after a shuffle when `rng` is given, so equal lengths mix),
-/// then cut so that each batch's padded decoder size, sentences × (longest target + 1), stays
-/// within `batch_tokens` (a longer single pair is a batch of its own); the batch order is
-/// shuffled too when `rng` is given.
+/// then cut so that each batch stays within `cap` (a pair longer than the token cap is a batch
+/// of its own); the batch order is shuffled too when `rng` is given.
 pub fn plan_batches(
     lengths: &[(usize, usize)],
-    batch_tokens: usize,
+    cap: BatchCap,
     rng: Option<&mut Rng>,
 ) -> Vec<Vec<usize>> {
     let mut idx: Vec<usize> = (0..lengths.len()).collect();
@@ -144,7 +152,9 @@ pub fn plan_batches(
     for i in idx {
         let t = lengths[i].1 + 1;
         let m = longest.max(t);
-        if !cur.is_empty() && (cur.len() + 1) * m > batch_tokens {
+        let over_tokens = cap.tokens > 0 && (cur.len() + 1) * m > cap.tokens;
+        let over_sentences = cap.sentences > 0 && cur.len() + 1 > cap.sentences;
+        if !cur.is_empty() && (over_tokens || over_sentences) {
             out.push(std::mem::take(&mut cur));
             longest = 0;
         }
@@ -169,7 +179,11 @@ mod tests {
         let lengths: Vec<(usize, usize)> =
             (0..200).map(|i| (1 + i % 13, 1 + (i * 7) % 17)).collect();
         let mut rng = Rng::new(5);
-        let plan = plan_batches(&lengths, 100, Some(&mut rng));
+        let cap = BatchCap {
+            tokens: 100,
+            sentences: 0,
+        };
+        let plan = plan_batches(&lengths, cap, Some(&mut rng));
         let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..200).collect::<Vec<_>>());
@@ -178,7 +192,33 @@ mod tests {
             assert!(b.len() * longest <= 100, "{b:?}");
         }
         // The same generator state draws the same plan.
-        let again = plan_batches(&lengths, 100, Some(&mut Rng::new(5)));
+        let again = plan_batches(&lengths, cap, Some(&mut Rng::new(5)));
         assert_eq!(plan, again);
+    }
+
+    #[test]
+    fn a_sentence_cap_cuts_equal_batches_of_sorted_lengths() {
+        let lengths: Vec<(usize, usize)> = (0..150).map(|i| (1 + i % 7, 1 + i % 11)).collect();
+        let cap = BatchCap {
+            tokens: 0,
+            sentences: 64,
+        };
+        let plan = plan_batches(&lengths, cap, None);
+        let sizes: Vec<usize> = plan.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![64, 64, 22]);
+        // Unshuffled, the batches follow the (target, source) length order.
+        let flat: Vec<(usize, usize)> = plan.iter().flatten().map(|&i| lengths[i]).collect();
+        let mut sorted = flat.clone();
+        sorted.sort_by_key(|&(s, t)| (t, s));
+        assert_eq!(flat, sorted);
+        // Both caps: whichever is hit first closes the batch.
+        let both = BatchCap {
+            tokens: 120,
+            sentences: 64,
+        };
+        for b in plan_batches(&lengths, both, Some(&mut Rng::new(3))) {
+            let longest = b.iter().map(|&i| lengths[i].1 + 1).max().unwrap();
+            assert!(b.len() <= 64 && b.len() * longest <= 120, "{b:?}");
+        }
     }
 }

@@ -58,6 +58,8 @@ pub struct TranslateOptions {
     pub patience: Option<usize>,
     pub clip: Option<f64>,
     pub batch_tokens: Option<usize>,
+    /// Cap on sentence pairs per batch; alone, it replaces the token cap.
+    pub batch_sentences: Option<usize>,
     pub min_count: Option<usize>,
     /// Joint BPE merges learned on the training text; 0 = word level.
     pub bpe_merges: Option<usize>,
@@ -143,11 +145,19 @@ pub fn resolve(o: &TranslateOptions) -> Result<Resolved> {
         bail!("--epochs must be at least 1");
     }
     let settings = TranslateSettings {
-        batch_tokens: o.batch_tokens.unwrap_or(1200),
+        batch_tokens: match (o.batch_tokens, o.batch_sentences) {
+            (Some(t), _) => t,
+            (None, Some(_)) => 0,
+            (None, None) => 1200,
+        },
+        batch_sentences: o.batch_sentences.unwrap_or(0),
         valid_bleu: !o.no_valid_bleu,
     };
-    if settings.batch_tokens == 0 {
+    if o.batch_tokens == Some(0) {
         bail!("--batch-tokens must be at least 1");
+    }
+    if o.batch_sentences == Some(0) {
+        bail!("--batch-sentences must be at least 1");
     }
     Ok(Resolved {
         model,

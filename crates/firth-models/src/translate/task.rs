@@ -10,7 +10,7 @@
 //! loss scaled for the whole batch (1/N), so the sum is the batch's gradient; with one thread
 //! the model alone does the same steps. After each update the replicas copy the new weights.
 
-use super::data::plan_batches;
+use super::data::{plan_batches, BatchCap};
 use super::decode::SearchConfig;
 use super::model::{PairBatch, Translator};
 use super::vocab::{TransVocab, BOS_ID, EOS_ID, PAD_ID};
@@ -29,11 +29,35 @@ pub type IdPair = (Vec<u32>, Vec<u32>);
 /// The translator's own training settings (the loop's are in `TrainConfig`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TranslateSettings {
-    /// Cap on sentences × (longest target + 1) per batch.
+    /// Cap on sentences × (longest target + 1) per batch (0 = none).
     pub batch_tokens: usize,
+    /// Cap on sentence pairs per batch (0 = none).
+    #[serde(default)]
+    pub batch_sentences: usize,
     /// Score the development set's greedy translations with BLEU each epoch (the score that
     /// picks the best epoch); off: the development perplexity picks it.
     pub valid_bleu: bool,
+}
+
+impl TranslateSettings {
+    pub fn batch_cap(&self) -> BatchCap {
+        BatchCap {
+            tokens: self.batch_tokens,
+            sentences: self.batch_sentences,
+        }
+    }
+
+    /// Source tokens per greedy decoding batch: four training batches' worth (decoding keeps
+    /// no activations for a backward pass).
+    pub fn decode_batch_tokens(&self) -> usize {
+        let per_batch = if self.batch_tokens > 0 {
+            self.batch_tokens
+        } else {
+            // About a Multi30k sentence (13 tokens with </s>) per pair.
+            13 * self.batch_sentences
+        };
+        4 * per_batch.max(1)
+    }
 }
 
 /// Development data: encoded pairs, and each pair's reference as words.
@@ -174,7 +198,7 @@ impl TranslateTask {
         let dev = self.dev.as_ref()?;
         let lengths: Vec<(usize, usize)> =
             dev.pairs.iter().map(|p| (p.0.len(), p.1.len())).collect();
-        let plan = plan_batches(&lengths, self.settings.batch_tokens, None);
+        let plan = plan_batches(&lengths, self.settings.batch_cap(), None);
         let (mut total, mut tokens) = (0.0, 0);
         let mut b = PairBatch::default();
         for idx in plan {
@@ -207,7 +231,7 @@ impl TranslateTask {
         let ids = self.model.translate_ids(
             &srcs,
             SearchConfig::default(),
-            4 * self.settings.batch_tokens,
+            self.settings.decode_batch_tokens(),
         );
         let rate = srcs.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         let words = ids
@@ -228,7 +252,7 @@ impl Task for TranslateTask {
     }
 
     fn plan_epoch(&mut self, rng: &mut Rng) -> usize {
-        self.plan = plan_batches(&self.lengths, self.settings.batch_tokens, Some(rng));
+        self.plan = plan_batches(&self.lengths, self.settings.batch_cap(), Some(rng));
         self.plan.len()
     }
 
