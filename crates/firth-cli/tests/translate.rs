@@ -146,6 +146,26 @@ fn trains_translates_scores_draws_and_resumes() {
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 3, "{text}");
     assert_eq!(got[1], "");
+    // n-best: 3 per non-empty line in Moses' format, best first; the first is the one-best.
+    let r = firth_stdin(
+        &["translate", "run", &s(&out), "--beam", "3", "--n-best", "3"],
+        "der hund läuft .\n\nein kind schläft .\n".as_bytes(),
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
+    let nbest = String::from_utf8(r.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = nbest.lines().map(|l| l.split(" ||| ").collect()).collect();
+    assert_eq!(rows.len(), 6, "{nbest}");
+    for (k, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 3, "{nbest}");
+        assert_eq!(row[0], if k < 3 { "0" } else { "2" });
+    }
+    assert_eq!(rows[0][1], got[0]);
+    assert_eq!(rows[3][1], got[2]);
+    for w in [&rows[0..3], &rows[3..6]] {
+        let scores: Vec<f64> = w.iter().map(|r| r[2].parse().unwrap()).collect();
+        assert!(scores.windows(2).all(|p| p[0] >= p[1]), "{nbest}");
+        assert!(scores.iter().all(|&x| x < 0.0), "{nbest}");
+    }
     // <unk> replacement runs on a source with an unknown word.
     let r = firth_stdin(
         &["translate", "run", &s(&out), "--replace-unk"],

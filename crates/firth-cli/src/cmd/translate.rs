@@ -180,6 +180,11 @@ pub struct RunArgs {
     model: PathBuf,
     /// Source sentences, one per line, tokenised as the training text (default: stdin).
     file: Option<PathBuf>,
+    /// Print the N best translations of each sentence as `LINE ||| translation ||| score`
+    /// (Moses' n-best format; LINE counts from 0; score = log p / GNMT length penalty, best
+    /// first); the beam is widened to N if narrower.
+    #[arg(long, value_parser = crate::validate::at_least_1)]
+    n_best: Option<usize>,
     #[command(flatten)]
     search: SearchFlags,
 }
@@ -361,6 +366,28 @@ fn run_file(a: RunArgs) -> Result<()> {
             v
         }
     };
+    let mut out = std::io::stdout().lock();
+    if let Some(n) = a.n_best {
+        if a.search.replace_unk {
+            bail!("--replace-unk works on the one-best output; leave it out with --n-best");
+        }
+        let lists = firth_models::translate::pipeline::translate_n_best(
+            &mut model,
+            &vocab,
+            &seg,
+            &subwords,
+            &lines,
+            a.search.beam,
+            a.search.alpha,
+            n,
+        );
+        for (i, list) in lists.iter().enumerate() {
+            for (text, score) in list {
+                writeln!(out, "{i} ||| {text} ||| {score:.6}")?;
+            }
+        }
+        return Ok(());
+    }
     let t = translate_lines(
         &mut model,
         &vocab,
@@ -370,7 +397,6 @@ fn run_file(a: RunArgs) -> Result<()> {
         a.search.config(),
         a.search.replace_unk,
     );
-    let mut out = std::io::stdout().lock();
     for l in &t.lines {
         writeln!(out, "{l}")?;
     }

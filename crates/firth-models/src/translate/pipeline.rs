@@ -309,6 +309,59 @@ pub fn translate_lines(
     }
 }
 
+/// The `n` best translations of each line by beam search of width `beam` (at least `n`),
+/// best first, each with its score (log p over the GNMT length penalty, what the beam ranks
+/// by; </s> counted). Lines are tokenised, cut into subwords and joined back as in
+/// [`translate_lines`]; an empty line has no translations. Sentences are decoded in batches
+/// of similar length, as the one-best search is.
+#[allow(clippy::too_many_arguments)]
+pub fn translate_n_best(
+    model: &mut Translator<f32>,
+    vocab: &TransVocab,
+    seg: &Segmenter,
+    subwords: &Subwords,
+    lines: &[String],
+    beam: usize,
+    alpha: f64,
+    n: usize,
+) -> Vec<Vec<(String, f64)>> {
+    let beam = beam.max(n).max(1);
+    let srcs: Vec<Vec<u32>> = lines
+        .iter()
+        .map(|l| encode(&vocab.src, &tokens(&seg.apply(l))))
+        .collect();
+    let mut out = vec![Vec::new(); srcs.len()];
+    let mut order: Vec<usize> = (0..srcs.len()).filter(|&i| !srcs[i].is_empty()).collect();
+    order.sort_by_key(|&i| srcs[i].len());
+    // The same cap on source tokens per batch as the one-best search (4000 / beam).
+    let cap = (4000 / beam).max(1);
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= cap {
+            end += 1;
+        }
+        let batch: Vec<&[u32]> = order[start..end].iter().map(|&i| &srcs[i][..]).collect();
+        let hyps = model.beam_batch(&batch, beam, alpha, n, &super::decode::max_output);
+        for (k, list) in hyps.into_iter().enumerate() {
+            out[order[start + k]] = list
+                .into_iter()
+                .map(|h| {
+                    let words: Vec<String> = h
+                        .tokens
+                        .iter()
+                        .filter(|&&id| id != super::vocab::EOS_ID)
+                        .map(|&id| vocab.tgt.token(id).to_string())
+                        .collect();
+                    (subwords.join_tokens(&words), h.score)
+                })
+                .collect();
+        }
+        start = end;
+    }
+    out
+}
+
 /// Reference lines as words (whitespace normalised).
 fn references(path: &Path) -> Result<Vec<String>> {
     Ok(read_lines(path)?
