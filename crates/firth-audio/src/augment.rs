@@ -46,8 +46,10 @@ impl SpecAugment {
     /// Masks `f` in place. `base_dim` is the width of one block (`FeatureConfig::base_dim`); it
     /// must divide `f.dim`. The draws come from `rng` only, so a seed reproduces the masks.
     pub fn apply(&self, f: &mut Features, base_dim: usize, rng: &mut Rng) {
-        assert!(
-            base_dim > 0 && f.dim % base_dim == 0,
+        assert!(base_dim > 0, "SpecAugment: base dimension 0");
+        assert_eq!(
+            f.dim % base_dim,
+            0,
             "SpecAugment: base dimension {base_dim} does not divide the feature dimension {}",
             f.dim
         );
@@ -99,13 +101,14 @@ mod tests {
             let mut f = ones(40, 12);
             aug.apply(&mut f, 4, &mut Rng::new(seed));
             // Masked channels: columns that are zero in a frame no time mask touched.
-            let frames_all_zero = (0..40).filter(|&t| f.frame(t).iter().all(|&v| v == 0.0)).count();
+            let frames_all_zero = (0..40)
+                .filter(|&t| f.frame(t).iter().all(|&v| v == 0.0))
+                .count();
             assert!(frames_all_zero <= 5, "seed {seed}");
             let clean = (0..40)
                 .find(|&t| f.frame(t).iter().any(|&v| v != 0.0))
                 .unwrap();
-            let zero_cols: Vec<usize> =
-                (0..12).filter(|&d| f.frame(clean)[d] == 0.0).collect();
+            let zero_cols: Vec<usize> = (0..12).filter(|&d| f.frame(clean)[d] == 0.0).collect();
             assert!(zero_cols.len() <= 9);
             for &d in &zero_cols {
                 // The same channel in each of the three blocks.

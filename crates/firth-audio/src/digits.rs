@@ -278,13 +278,18 @@ mod tests {
     #[test]
     fn names_and_split() {
         assert_eq!(parse_fsdd_name("3_george_17.wav"), Some((3, "george", 17)));
-        assert_eq!(parse_fsdd_name("0_yweweler_0.wav"), Some((0, "yweweler", 0)));
+        assert_eq!(
+            parse_fsdd_name("0_yweweler_0.wav"),
+            Some((0, "yweweler", 0))
+        );
         assert_eq!(parse_fsdd_name("12_george_1.wav"), None);
         assert_eq!(parse_fsdd_name("3_george_x.wav"), None);
         assert_eq!(parse_fsdd_name("3__1.wav"), None);
         assert_eq!(parse_fsdd_name("README.md"), None);
         assert!(Split::Test.contains(4) && !Split::Test.contains(5));
-        assert!(Split::Train.contains(5) && Split::Train.contains(49) && !Split::Train.contains(50));
+        assert!(
+            Split::Train.contains(5) && Split::Train.contains(49) && !Split::Train.contains(50)
+        );
     }
 
     fn scratch(name: &str) -> PathBuf {
@@ -360,12 +365,17 @@ mod tests {
         let again = synthesize_connected_digits(&rec, Split::Test, &d.join("again"), &cfg).unwrap();
         for (a, b) in entries.iter().zip(&again) {
             assert_eq!(a.transcript, b.transcript);
-            assert_eq!(std::fs::read(&a.path).unwrap(), std::fs::read(&b.path).unwrap());
+            assert_eq!(
+                std::fs::read(&a.path).unwrap(),
+                std::fs::read(&b.path).unwrap()
+            );
         }
         // Nothing temporary left.
-        assert!(std::fs::read_dir(&out)
+        assert!(std::fs::read_dir(&out).unwrap().all(|e| !e
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp")));
         let e = synthesize_connected_digits(&d.join("out"), Split::Train, &d.join("x"), &cfg)
             .unwrap_err()
             .to_string();

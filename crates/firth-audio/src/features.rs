@@ -208,7 +208,11 @@ impl FeatureConfig {
         if self.deltas > 0 && self.delta_window == 0 {
             return bad("delta_window must be at least 1 when deltas are on".into());
         }
-        if !(self.log_floor > 0.0) || !self.preemphasis.is_finite() || self.lifter < 0.0 {
+        if self.log_floor.is_nan()
+            || self.log_floor <= 0.0
+            || !self.preemphasis.is_finite()
+            || self.lifter < 0.0
+        {
             return bad("log_floor must be positive, preemphasis finite, lifter ≥ 0".into());
         }
         Ok(())
@@ -237,9 +241,9 @@ pub struct FeatureExtractor {
     frame: usize,
     hop: usize,
     n_fft: usize,
-    window: Vec<f64>,     // (N)
-    filters: Vec<f64>,    // (M, K/2 + 1)
-    dct: Vec<f64>,        // (Q, M), lifter folded in
+    window: Vec<f64>,  // (N)
+    filters: Vec<f64>, // (M, K/2 + 1)
+    dct: Vec<f64>,     // (Q, M), lifter folded in
     fft: Arc<dyn RealToComplex<f64>>,
 }
 
@@ -293,11 +297,11 @@ impl FeatureExtractor {
         for j in 0..m {
             let (a, b, c) = (edges[j], edges[j + 1], edges[j + 2]);
             let row = &mut filters[j * bins..(j + 1) * bins];
-            for k in a..b.min(bins) {
-                row[k] = (k - a) as f64 / (b - a) as f64;
+            for (k, w) in row.iter_mut().enumerate().take(b).skip(a) {
+                *w = (k - a) as f64 / (b - a) as f64;
             }
-            for k in b..c.min(bins) {
-                row[k] = (c - k) as f64 / (c - b) as f64;
+            for (k, w) in row.iter_mut().enumerate().take(c).skip(b) {
+                *w = (c - k) as f64 / (c - b) as f64;
             }
         }
 
@@ -308,7 +312,11 @@ impl FeatureExtractor {
         };
         let mut dct = vec![0.0; q * m];
         for qi in 0..q {
-            let s = if qi == 0 { (1.0 / m as f64).sqrt() } else { (2.0 / m as f64).sqrt() };
+            let s = if qi == 0 {
+                (1.0 / m as f64).sqrt()
+            } else {
+                (2.0 / m as f64).sqrt()
+            };
             let lift = if config.lifter > 0.0 {
                 1.0 + config.lifter / 2.0 * (PI * qi as f64 / config.lifter).sin()
             } else {
@@ -359,7 +367,11 @@ impl FeatureExtractor {
         let mut y = vec![0.0f64; padded_len.max(samples.len())];
         for (i, &x) in samples.iter().enumerate() {
             let prev = if i == 0 { 0.0 } else { samples[i - 1] as f64 };
-            y[i] = if i == 0 { x as f64 } else { x as f64 - c.preemphasis * prev };
+            y[i] = if i == 0 {
+                x as f64
+            } else {
+                x as f64 - c.preemphasis * prev
+            };
         }
 
         let mut out = vec![0.0f64; t_n * dim]; // (T, C) in f64 until the end
@@ -370,7 +382,10 @@ impl FeatureExtractor {
         for t in 0..t_n {
             let start = t * self.hop;
             input.fill(0.0);
-            for ((v, &x), &w) in input.iter_mut().zip(&y[start..start + self.frame]).zip(&self.window)
+            for ((v, &x), &w) in input
+                .iter_mut()
+                .zip(&y[start..start + self.frame])
+                .zip(&self.window)
             {
                 *v = x * w;
             }
@@ -443,7 +458,10 @@ const MIN_STD: f64 = 1e-5;
 fn normalize_utterance(x: &mut [f64], t_n: usize, dim: usize) {
     for d in 0..dim {
         let mean = (0..t_n).map(|t| x[t * dim + d]).sum::<f64>() / t_n as f64;
-        let var = (0..t_n).map(|t| (x[t * dim + d] - mean).powi(2)).sum::<f64>() / t_n as f64;
+        let var = (0..t_n)
+            .map(|t| (x[t * dim + d] - mean).powi(2))
+            .sum::<f64>()
+            / t_n as f64;
         let inv = 1.0 / var.sqrt().max(MIN_STD);
         for t in 0..t_n {
             x[t * dim + d] = (x[t * dim + d] - mean) * inv;
@@ -581,25 +599,36 @@ mod tests {
             .collect();
         let f = x.extract(&s);
         let row = f.frame(10);
-        let best = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+        let best = (0..row.len())
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap();
         let centre = |j: usize| {
             let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(4000.0));
             mel_to_hz(lo + (j + 1) as f64 * (hi - lo) / 27.0)
         };
-        assert!((centre(best) - 1000.0).abs() < 120.0, "band {best} at {}", centre(best));
+        assert!(
+            (centre(best) - 1000.0).abs() < 120.0,
+            "band {best} at {}",
+            centre(best)
+        );
     }
 
     #[test]
     fn utterance_and_global_normalisation() {
         let x = FeatureExtractor::new(FeatureConfig::default()).unwrap();
-        let s: Vec<f32> = (0..4000).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * (i as f32 / 4000.0)).collect();
+        let s: Vec<f32> = (0..4000)
+            .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * (i as f32 / 4000.0))
+            .collect();
         let f = x.extract(&s);
         assert_eq!(f.dim, 39);
         for d in 0..f.dim {
             let col: Vec<f64> = (0..f.frames).map(|t| f.frame(t)[d] as f64).collect();
             let mean = col.iter().sum::<f64>() / col.len() as f64;
             let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64;
-            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "dim {d}: {mean} {var}");
+            assert!(
+                mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+                "dim {d}: {mean} {var}"
+            );
         }
         let raw = FeatureExtractor::new(FeatureConfig {
             normalize: Normalize::None,
@@ -614,11 +643,25 @@ mod tests {
         assert_eq!(back, norm);
         back.apply(&mut a).unwrap();
         back.apply(&mut b).unwrap();
-        let all: Vec<f64> = a.data.iter().chain(&b.data).step_by(39).map(|&v| v as f64).collect();
+        let all: Vec<f64> = a
+            .data
+            .iter()
+            .chain(&b.data)
+            .step_by(39)
+            .map(|&v| v as f64)
+            .collect();
         let mean = all.iter().sum::<f64>() / all.len() as f64;
         assert!(mean.abs() < 1e-4, "{mean}");
-        let mut wrong = Features { frames: 1, dim: 3, data: vec![0.0; 3] };
-        assert!(back.apply(&mut wrong).unwrap_err().to_string().contains("39"));
+        let mut wrong = Features {
+            frames: 1,
+            dim: 3,
+            data: vec![0.0; 3],
+        };
+        assert!(back
+            .apply(&mut wrong)
+            .unwrap_err()
+            .to_string()
+            .contains("39"));
         assert!(GlobalNorm::fit([]).is_err());
     }
 

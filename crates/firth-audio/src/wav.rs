@@ -72,7 +72,10 @@ pub fn load_mono(path: &Path, rate: u32) -> Result<Audio> {
 /// Decodes the bytes of a WAV file; `path` is only for messages.
 pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
     if bytes.is_empty() {
-        return Err(file_error(path, "the file is empty (0 bytes); it holds no audio"));
+        return Err(file_error(
+            path,
+            "the file is empty (0 bytes); it holds no audio",
+        ));
     }
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         let what = if bytes.len() >= 4 && &bytes[0..4] == b"RIFX" {
@@ -98,7 +101,8 @@ pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
 }
 
 fn decode_riff(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
-    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| header_error(e, path))?;
+    let mut reader =
+        hound::WavReader::new(Cursor::new(bytes)).map_err(|e| header_error(e, path))?;
     let spec = reader.spec();
     let info = WavInfo {
         channels: spec.channels,
@@ -107,10 +111,16 @@ fn decode_riff(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
         float: spec.sample_format == hound::SampleFormat::Float,
     };
     if info.channels == 0 {
-        return Err(file_error(path, format!("the header says 0 channels; {CONVERT}")));
+        return Err(file_error(
+            path,
+            format!("the header says 0 channels; {CONVERT}"),
+        ));
     }
     if info.rate == 0 {
-        return Err(file_error(path, format!("the header says 0 samples per second; {CONVERT}")));
+        return Err(file_error(
+            path,
+            format!("the header says 0 samples per second; {CONVERT}"),
+        ));
     }
     let declared = reader.len() as usize; // samples over all channels
     let channels = info.channels as usize;
@@ -129,7 +139,10 @@ fn decode_riff(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
         if info.bits != 32 {
             return Err(file_error(
                 path,
-                format!("{}-bit float samples are not supported; {CONVERT}", info.bits),
+                format!(
+                    "{}-bit float samples are not supported; {CONVERT}",
+                    info.bits
+                ),
             ));
         }
         for s in reader.samples::<f32>() {
@@ -142,7 +155,10 @@ fn decode_riff(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
         if !(1..=32).contains(&info.bits) {
             return Err(file_error(
                 path,
-                format!("{}-bit integer samples are not supported; {CONVERT}", info.bits),
+                format!(
+                    "{}-bit integer samples are not supported; {CONVERT}",
+                    info.bits
+                ),
             ));
         }
         let scale = 1.0 / (1u64 << (info.bits - 1)) as f64;
@@ -160,7 +176,7 @@ fn decode_riff(bytes: &[u8], path: &Path) -> Result<(Audio, WavInfo)> {
         ));
     }
     // A last frame with only some of its channels is a cut-short file too.
-    if interleaved.len() % channels != 0 {
+    if !interleaved.chunks_exact(channels).remainder().is_empty() {
         return Err(truncated(interleaved.len()));
     }
     let samples = if channels == 1 {
@@ -205,7 +221,10 @@ fn sample_error(
 ) -> Error {
     match e {
         hound::Error::IoError(_) | hound::Error::UnfinishedSample => truncated(got),
-        other => file_error(path, format!("cannot decode sample {got} ({other}); {CONVERT}")),
+        other => file_error(
+            path,
+            format!("cannot decode sample {got} ({other}); {CONVERT}"),
+        ),
     }
 }
 
@@ -325,7 +344,10 @@ mod tests {
             .collect();
         let (a, _) = decode_wav(&wav_bytes(1, 8000, 24, 1, &data), Path::new("x.wav")).unwrap();
         assert_eq!(a.samples, vec![0.5, -1.0]);
-        let data: Vec<u8> = [0.25f32, -0.75].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let data: Vec<u8> = [0.25f32, -0.75]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         let (a, info) = decode_wav(&wav_bytes(1, 8000, 32, 3, &data), Path::new("x.wav")).unwrap();
         assert!(info.float);
         assert_eq!(a.samples, vec![0.25, -0.75]);
@@ -338,7 +360,11 @@ mod tests {
         assert!(err(b"ID3\x03\x00 mp3 data here").contains("MP3"));
         let good = wav_bytes(1, 8000, 16, 1, &i16s(&[1, 2, 3, 4]));
         // Cut inside the header, and inside the data.
-        assert!(err(&good[..30]).contains("truncated"), "{}", err(&good[..30]));
+        assert!(
+            err(&good[..30]).contains("truncated"),
+            "{}",
+            err(&good[..30])
+        );
         let e = err(&good[..good.len() - 3]);
         assert!(e.contains("truncated") && e.contains("promises 4"), "{e}");
         // A-law (format 6).
@@ -374,14 +400,21 @@ mod tests {
         let x = [0.0f32, 0.5, -0.5, 1.5];
         write_wav16(&path, &x, 8000).unwrap();
         let (a, _) = read_wav(&path).unwrap();
-        let want = [0.0, 16384.0 / 32768.0, -16384.0 / 32768.0, 32767.0 / 32768.0];
+        let want = [
+            0.0,
+            16384.0 / 32768.0,
+            -16384.0 / 32768.0,
+            32767.0 / 32768.0,
+        ];
         for (g, w) in a.samples.iter().zip(want) {
             assert!((g - w).abs() < 1e-4, "{g} {w}");
         }
         // Nothing temporary is left behind.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
-        let e = read_wav(Path::new("/nonexistent/x.wav")).unwrap_err().to_string();
+        let e = read_wav(Path::new("/nonexistent/x.wav"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cannot read /nonexistent/x.wav"), "{e}");
     }
 }

@@ -5,8 +5,8 @@ use firth_audio::wav::write_wav16;
 use firth_audio::{load_mono, read_wav};
 use std::path::{Path, PathBuf};
 
-fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firth-audio-bad-{}", std::process::id()));
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("firth-audio-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -41,7 +41,7 @@ fn tone(rate: u32, secs: f64, freq: f64) -> Vec<f64> {
 
 #[test]
 fn stereo_44k_and_8bit_are_read() {
-    let d = scratch();
+    let d = scratch("readable");
     // Stereo 44.1 kHz 16-bit: the tone in the left channel, silence in the right → half the
     // amplitude after mixdown, then resampled to 8 kHz.
     let left = tone(44100, 0.5, 440.0);
@@ -55,13 +55,26 @@ fn stereo_44k_and_8bit_are_read() {
     assert_eq!(a.rate, 8000);
     assert!((a.samples.len() as i64 - 4000).abs() <= 1);
     let ideal = tone(8000, 0.5, 440.0);
-    for i in 500..3500 {
-        assert!((a.samples[i] as f64 - ideal[i] / 2.0).abs() < 5e-3, "sample {i}");
+    for (i, (&got, want)) in a
+        .samples
+        .iter()
+        .zip(&ideal)
+        .enumerate()
+        .take(3500)
+        .skip(500)
+    {
+        assert!((got as f64 - want / 2.0).abs() < 5e-3, "sample {i}");
     }
     // 8-bit unsigned mono at 8 kHz.
     let p = d.join("eight.wav");
     let t = tone(8000, 0.1, 300.0);
-    write(&p, 1, 8000, 8, &t.iter().map(|&x| vec![x]).collect::<Vec<_>>());
+    write(
+        &p,
+        1,
+        8000,
+        8,
+        &t.iter().map(|&x| vec![x]).collect::<Vec<_>>(),
+    );
     let (a, info) = read_wav(&p).unwrap();
     assert_eq!(info.bits, 8);
     for (g, w) in a.samples.iter().zip(&t) {
@@ -69,7 +82,13 @@ fn stereo_44k_and_8bit_are_read() {
     }
     // 24-bit.
     let p = d.join("deep.wav");
-    write(&p, 1, 16000, 24, &t.iter().map(|&x| vec![x]).collect::<Vec<_>>());
+    write(
+        &p,
+        1,
+        16000,
+        24,
+        &t.iter().map(|&x| vec![x]).collect::<Vec<_>>(),
+    );
     let (a, _) = read_wav(&p).unwrap();
     assert!((a.samples[7] as f64 - t[7]).abs() < 1e-6);
     std::fs::remove_dir_all(&d).ok();
@@ -77,14 +96,18 @@ fn stereo_44k_and_8bit_are_read() {
 
 #[test]
 fn broken_files_are_refused_by_name() {
-    let d = scratch().join("broken");
+    let d = scratch("broken");
     std::fs::create_dir_all(&d).unwrap();
     let good = d.join("good.wav");
     write_wav16(&good, &[0.25; 800], 8000).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("empty.wav", Vec::new(), "empty"),
-        ("text.wav", b"this is a text file, not audio\n".to_vec(), "not a WAV file"),
+        (
+            "text.wav",
+            b"this is a text file, not audio\n".to_vec(),
+            "not a WAV file",
+        ),
         ("cut.wav", bytes[..bytes.len() / 2].to_vec(), "truncated"),
         ("header-only.wav", bytes[..20].to_vec(), "truncated"),
     ];

@@ -15,7 +15,13 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -90,7 +96,11 @@ fn mfcc_with_hamming_and_a_band_matches() {
     })
     .unwrap()
     .extract(&clip());
-    assert_close("mfcc_hamming_band", &f, &matrix(&fixture()["mfcc_hamming_band"]));
+    assert_close(
+        "mfcc_hamming_band",
+        &f,
+        &matrix(&fixture()["mfcc_hamming_band"]),
+    );
 }
 
 #[test]

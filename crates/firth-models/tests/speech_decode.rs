@@ -2,8 +2,8 @@
 //! alignment (with and without a fused language model), and the n-gram scorer.
 
 use firth_models::speech::decode::{
-    greedy, item_rows, log_softmax_rows, prefix_beam_search, BeamConfig, NgramScorer, NoLm,
-    Units, WordScorer,
+    greedy, item_rows, log_softmax_rows, prefix_beam_search, BeamConfig, NgramScorer, NoLm, Units,
+    WordScorer,
 };
 use std::collections::HashMap;
 
@@ -20,7 +20,9 @@ fn scores(t_n: usize, v: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     let mut x: Vec<f32> = (0..t_n * v)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f64 / (1u64 << 31) as f64 * 4.0 - 2.0) as f32
         })
         .collect();
@@ -85,7 +87,12 @@ fn beam_without_lm_equals_exhaustive_search() {
         };
         let hyps = prefix_beam_search::<NoLm>(&lp, &units, &cfg, None);
         assert_eq!(hyps[0].labels, best, "T {t_n} seed {seed}");
-        assert!((hyps[0].ctc - p.ln()).abs() < 1e-4, "{} vs {}", hyps[0].ctc, p.ln());
+        assert!(
+            (hyps[0].ctc - p.ln()).abs() < 1e-4,
+            "{} vs {}",
+            hyps[0].ctc,
+            p.ln()
+        );
         assert_eq!(hyps[0].score, hyps[0].ctc);
         // The whole final beam carries exact probabilities.
         for h in &hyps {
@@ -117,7 +124,10 @@ impl Bigram {
             ("c", [0.2, 0.2, 0.2, 0.4]),
         ];
         let row = table.iter().find(|r| r.0 == prev).unwrap().1;
-        let i = ["a", "b", "c", "</s>"].iter().position(|x| *x == w).unwrap();
+        let i = ["a", "b", "c", "</s>"]
+            .iter()
+            .position(|x| *x == w)
+            .unwrap();
         row[i]
     }
 }
@@ -254,7 +264,7 @@ fn ngram_scorer_reads_log10_as_ln() {
     assert!((lm.finish(&s2) - -0.3 * ln10).abs() < 1e-6);
     // Backed off: p(2 | <s>) = bo(<s>) + p(2) = -1.0; p(1 | 2) = bo(2) + p(1) = -0.6.
     let (q, _) = lm.score(&s0, "2");
-    assert!((q - -1.0 * ln10).abs() < 1e-6, "{q}");
+    assert!((q - -ln10).abs() < 1e-6, "{q}");
     let (q, _) = lm.score(&s2, "1");
     assert!((q - -0.6 * ln10).abs() < 1e-6, "{q}");
     // Out of vocabulary: <unk> after <s>, backed off: -0.5 + -1.0.

@@ -133,7 +133,11 @@ pub fn ctc_forward<T: Real>(
         "CTC logits are not (T, B, V)"
     );
     let steps = logits.len() / (batch * units);
-    assert_eq!(target_lengths.len(), batch, "CTC target lengths are not (B)");
+    assert_eq!(
+        target_lengths.len(),
+        batch,
+        "CTC target lengths are not (B)"
+    );
     assert_eq!(
         targets.len(),
         target_lengths.iter().sum::<usize>(),
@@ -162,8 +166,8 @@ pub fn ctc_forward<T: Real>(
     cache.log_probs.clear();
     cache.log_probs.resize(logits.len(), 0.0);
     for t in 0..steps {
-        for b in 0..batch {
-            if t >= input_lengths[b] {
+        for (b, &len) in input_lengths.iter().enumerate() {
+            if t >= len {
                 continue;
             }
             let at = (t * batch + b) * units;
@@ -304,9 +308,9 @@ pub fn ctc_backward<T: Real>(cache: &CtcCache, dloss: &[f64], dlogits: &mut [T])
         "CTC logits gradient is not (T, B, V)"
     );
     let mut gamma = vec![0.0f64; units];
-    for b in 0..batch {
+    for (b, &weight) in dloss.iter().enumerate() {
         let n = cache.input_lengths[b];
-        if !cache.feasible(b) || n == 0 || dloss[b] == 0.0 {
+        if !cache.feasible(b) || n == 0 || weight == 0.0 {
             continue;
         }
         let log_p = -cache.losses[b];
@@ -322,17 +326,17 @@ pub fn ctc_backward<T: Real>(cache: &CtcCache, dloss: &[f64], dlogits: &mut [T])
             let row = (t * batch + b) * units;
             let lp = &cache.log_probs[row..row + units];
             gamma.fill(0.0);
-            for s in 0..s_n {
+            for (s, &k) in ext.iter().enumerate() {
                 let i = at + t * s_n + s;
                 let (a, be) = (cache.alpha[i], cache.beta[i]);
                 if a == f64::NEG_INFINITY || be == f64::NEG_INFINITY {
                     continue;
                 }
-                let k = ext[s] as usize;
+                let k = k as usize;
                 gamma[k] += (a + be - lp[k] - log_p).exp();
             }
             for ((d, &l), &g) in dlogits[row..row + units].iter_mut().zip(lp).zip(&gamma) {
-                *d += T::from_f64(dloss[b] * (l.exp() - g));
+                *d += T::from_f64(weight * (l.exp() - g));
             }
         }
     }
@@ -409,9 +413,17 @@ mod tests {
             );
             for (b, (&got, &want)) in cache.losses().iter().zip(&c.loss).enumerate() {
                 if want.is_infinite() {
-                    assert!(got.is_infinite() && !cache.feasible(b), "{} item {b}", c.name);
+                    assert!(
+                        got.is_infinite() && !cache.feasible(b),
+                        "{} item {b}",
+                        c.name
+                    );
                 } else {
-                    assert!(rel(got, want) < 1e-5, "{} item {b}: {got} vs {want}", c.name);
+                    assert!(
+                        rel(got, want) < 1e-5,
+                        "{} item {b}: {got} vs {want}",
+                        c.name
+                    );
                 }
             }
             let mut d = vec![0.0; c.logits.len()];
@@ -443,7 +455,10 @@ mod tests {
                 &mut cache,
             );
             for (&got, &want) in cache.losses().iter().zip(&c.loss) {
-                assert!(want.is_infinite() || rel(got, want) < 1e-5, "{got} vs {want}");
+                assert!(
+                    want.is_infinite() || rel(got, want) < 1e-5,
+                    "{got} vs {want}"
+                );
             }
         }
     }

@@ -47,7 +47,10 @@ pub struct Units {
 impl Units {
     /// Every non-blank unit is a word: `names[k]` is unit k's word (`names[blank]` is unused).
     pub fn words(names: Vec<String>, blank: u32) -> Units {
-        assert!((blank as usize) < names.len(), "blank {blank} is not a unit");
+        assert!(
+            (blank as usize) < names.len(),
+            "blank {blank} is not a unit"
+        );
         Units {
             names,
             blank,
@@ -202,7 +205,8 @@ pub struct Hypothesis {
 /// Best unit per frame of `log_probs` (T, V) — or logits: only the argmax matters — with
 /// repeats collapsed and blanks dropped.
 pub fn greedy(log_probs: &[f32], units: usize, blank: u32) -> Vec<u32> {
-    assert!(units > 0 && log_probs.len() % units == 0, "scores are not (T, V)");
+    assert!(units > 0, "no units");
+    assert_eq!(log_probs.len() % units, 0, "scores are not (T, V)");
     let mut out = Vec::new();
     let mut prev = None;
     for row in log_probs.chunks_exact(units) {
@@ -220,10 +224,21 @@ pub fn greedy(log_probs: &[f32], units: usize, blank: u32) -> Vec<u32> {
 /// Rows of item `b` from time-major scores (T, B, V): its first `len` frames as (len, V), the
 /// layout the decoders take.
 pub fn item_rows(scores: &[f32], batch: usize, units: usize, b: usize, len: usize) -> Vec<f32> {
-    assert_eq!(scores.len() % (batch * units), 0, "scores are not (T, B, V)");
-    assert!(b < batch && len <= scores.len() / (batch * units), "item or length out of range");
+    assert_eq!(
+        scores.len() % (batch * units),
+        0,
+        "scores are not (T, B, V)"
+    );
+    assert!(
+        b < batch && len <= scores.len() / (batch * units),
+        "item or length out of range"
+    );
     (0..len)
-        .flat_map(|t| scores[(t * batch + b) * units..(t * batch + b + 1) * units].iter().copied())
+        .flat_map(|t| {
+            scores[(t * batch + b) * units..(t * batch + b + 1) * units]
+                .iter()
+                .copied()
+        })
         .collect()
 }
 
@@ -277,7 +292,8 @@ pub fn prefix_beam_search<W: WordScorer>(
     scorer: Option<&W>,
 ) -> Vec<Hypothesis> {
     let v = units.len();
-    assert!(v > 0 && log_probs.len() % v == 0, "log-probabilities are not (T, V)");
+    assert!(v > 0, "no units");
+    assert_eq!(log_probs.len() % v, 0, "log-probabilities are not (T, V)");
     assert!(cfg.width > 0, "beam width must be at least 1");
     let blank = units.blank as usize;
     let (alpha, beta) = (cfg.lm_weight, cfg.word_bonus);
@@ -417,6 +433,10 @@ pub fn prefix_beam_search<W: WordScorer>(
             }
         })
         .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.labels.cmp(&b.labels)));
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.labels.cmp(&b.labels))
+    });
     out
 }
