@@ -46,6 +46,11 @@
 //! coarse in time for the transcripts). An item with no labels has loss -Σ_t lp_t(∅); one with no
 //! frames has loss 0 when it has no labels and +∞ otherwise.
 //!
+//! **Reductions.** The loss is per item; the caller weights items through `dloss` in
+//! [`ctc_backward`]. PyTorch's `reduction='sum'` is dloss = 1, its `'mean'` (the default) is
+//! dloss_b = 1 / (B · L_b) over the feasible items (each loss divided by its target length, then
+//! the mean over the batch).
+//!
 //! The recursions run in f64 whatever `T` is, like the CRF's: S is small next to V·H, and the
 //! log-probabilities of long utterances stay accurate.
 
