@@ -23,7 +23,11 @@ fn every_recording_reads_and_the_split_is_the_usual_one() {
     for e in train.iter().chain(&test) {
         let a = load_mono(&e.path, 8000).unwrap();
         let f = x.extract(&a.samples);
-        assert!(f.frames >= 1 && f.data.iter().all(|v| v.is_finite()), "{}", e.path.display());
+        assert!(
+            f.frames >= 1 && f.data.iter().all(|v| v.is_finite()),
+            "{}",
+            e.path.display()
+        );
     }
 }
 
