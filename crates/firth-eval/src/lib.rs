@@ -1,10 +1,11 @@
-//! Metrics: rank correlation (Spearman with tie-averaged ranks, as scipy's `spearmanr`) and
+//! Metrics: speech recognition error rates ([`asr`]), rank correlation (Spearman with tie-averaged ranks, as scipy's `spearmanr`) and
 //! analogy-accuracy bookkeeping (per section, with coverage, as gensim's
 //! `evaluate_word_analogies`).
 //!
 //! The functions here are deliberately small and general: they take plain numbers and counts so
 //! that every model in firth can report the same figures the reference tools do.
 
+pub mod asr;
 pub mod bleu;
 pub mod ner;
 

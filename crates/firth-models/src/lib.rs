@@ -12,6 +12,7 @@ pub mod lm;
 pub mod lm_text;
 pub mod lm_train;
 pub mod quickstart;
+pub mod speech;
 pub mod tagger;
 pub mod trainer;
 pub mod translate;

@@ -15,6 +15,7 @@
 pub mod attention;
 pub mod checkpoint;
 pub mod crf;
+pub mod ctc;
 pub mod dropout;
 pub mod embedding;
 pub mod few_rows;
