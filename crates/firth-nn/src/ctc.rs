@@ -58,7 +58,7 @@ use crate::Real;
 
 /// log(e^a + e^b) that stays exact for -∞ operands (no ∞ - ∞).
 #[inline]
-fn lse(a: f64, b: f64) -> f64 {
+pub fn lse(a: f64, b: f64) -> f64 {
     if a == f64::NEG_INFINITY {
         return b;
     }

@@ -34,6 +34,7 @@
 //! character prefix is scored at the end, followed, with `end_of_sentence`, by
 //! α ln p_lm(</s> | words). The LM's scores are natural logarithms (see [`WordScorer`]).
 
+use firth_nn::ctc::lse;
 use std::collections::HashMap;
 
 /// What the non-blank units of a CTC model's output stand for.
@@ -253,17 +254,6 @@ pub fn log_softmax_rows(x: &mut [f32], units: usize) {
             *v = (*v as f64 - log_z) as f32;
         }
     }
-}
-
-fn lse(a: f64, b: f64) -> f64 {
-    if a == f64::NEG_INFINITY {
-        return b;
-    }
-    if b == f64::NEG_INFINITY {
-        return a;
-    }
-    let m = a.max(b);
-    m + ((a - m).exp() + (b - m).exp()).ln()
 }
 
 /// What a prefix carries besides its probabilities; a function of the prefix alone.

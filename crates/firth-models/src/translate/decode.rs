@@ -138,6 +138,30 @@ impl Default for SearchConfig {
     }
 }
 
+/// The non-empty sources' indices in decoding batches of similar length: sorted by length,
+/// each batch at most `batch_tokens / beam` source tokens (a beam of K keeps K rows per
+/// sentence, so K times fewer sentences fit), a longer sentence alone.
+pub fn similar_length_batches(
+    srcs: &[Vec<u32>],
+    batch_tokens: usize,
+    beam: usize,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..srcs.len()).filter(|&i| !srcs[i].is_empty()).collect();
+    order.sort_by_key(|&i| srcs[i].len());
+    let cap = (batch_tokens / beam.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= cap {
+            end += 1;
+        }
+        out.push(order[start..end].to_vec());
+        start = end;
+    }
+    out
+}
+
 /// The longest output for a source of `n` tokens: 2n + 10.
 pub fn max_output(n: usize) -> usize {
     2 * n + 10
@@ -490,17 +514,8 @@ impl Translator<f32> {
         batch_tokens: usize,
     ) -> Vec<Vec<u32>> {
         let mut out = vec![Vec::new(); srcs.len()];
-        let mut order: Vec<usize> = (0..srcs.len()).filter(|&i| !srcs[i].is_empty()).collect();
-        order.sort_by_key(|&i| srcs[i].len());
-        // A beam of K keeps K rows per sentence: K times fewer sentences per batch.
-        let cap = (batch_tokens / search.beam.max(1)).max(1);
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start + 1;
-            while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= cap {
-                end += 1;
-            }
-            let batch: Vec<&[u32]> = order[start..end].iter().map(|&i| &srcs[i][..]).collect();
+        for group in similar_length_batches(srcs, batch_tokens, search.beam) {
+            let batch: Vec<&[u32]> = group.iter().map(|&i| &srcs[i][..]).collect();
             let outs = if search.beam > 1 {
                 self.beam_batch(&batch, search.beam, search.alpha, 1, &max_output)
                     .into_iter()
@@ -519,10 +534,9 @@ impl Translator<f32> {
             } else {
                 self.greedy(&batch)
             };
-            for (k, o) in outs.into_iter().enumerate() {
-                out[order[start + k]] = o;
+            for (&i, o) in group.iter().zip(outs) {
+                out[i] = o;
             }
-            start = end;
         }
         out
     }

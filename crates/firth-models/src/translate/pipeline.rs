@@ -331,20 +331,12 @@ pub fn translate_n_best(
         .map(|l| encode(&vocab.src, &tokens(&seg.apply(l))))
         .collect();
     let mut out = vec![Vec::new(); srcs.len()];
-    let mut order: Vec<usize> = (0..srcs.len()).filter(|&i| !srcs[i].is_empty()).collect();
-    order.sort_by_key(|&i| srcs[i].len());
-    // The same cap on source tokens per batch as the one-best search (4000 / beam).
-    let cap = (4000 / beam).max(1);
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && (end + 1 - start) * srcs[order[end]].len() <= cap {
-            end += 1;
-        }
-        let batch: Vec<&[u32]> = order[start..end].iter().map(|&i| &srcs[i][..]).collect();
+    // The same batches as the one-best search.
+    for group in super::decode::similar_length_batches(&srcs, 4000, beam) {
+        let batch: Vec<&[u32]> = group.iter().map(|&i| &srcs[i][..]).collect();
         let hyps = model.beam_batch(&batch, beam, alpha, n, &super::decode::max_output);
-        for (k, list) in hyps.into_iter().enumerate() {
-            out[order[start + k]] = list
+        for (&i, list) in group.iter().zip(hyps) {
+            out[i] = list
                 .into_iter()
                 .map(|h| {
                     let words: Vec<String> = h
@@ -357,7 +349,6 @@ pub fn translate_n_best(
                 })
                 .collect();
         }
-        start = end;
     }
     out
 }
