@@ -79,8 +79,8 @@ pub fn resolve(o: &SpeechOptions) -> Result<Resolved> {
     // encoder's cost per epoch near the isolated preset's, and a third layer gives the
     // context to place word boundaries between digits.
     let (hidden, layers, stack, epochs, batch) = match o.preset {
-        Some(SpeechPreset::FsddConnected) => (160, 3, 3, 30, 16),
-        Some(SpeechPreset::FsddDigits) => (128, 2, 2, 25, 16),
+        Some(SpeechPreset::FsddConnected) => (160, 3, 3, 15, 16),
+        Some(SpeechPreset::FsddDigits) => (128, 2, 2, 30, 16),
         None => (128, 2, 2, 20, 16),
     };
     let features = FeatureConfig::default();
@@ -99,7 +99,7 @@ pub fn resolve(o: &SpeechOptions) -> Result<Resolved> {
         epochs: o.epochs.unwrap_or(epochs),
         lr: o.lr.unwrap_or(2e-3),
         schedule: Schedule::CONSTANT,
-        plateau_decay: o.plateau_decay.unwrap_or(0.5),
+        plateau_decay: o.plateau_decay.unwrap_or(0.8),
         patience: o.patience.unwrap_or(0),
         optim: OptimKind::Adam,
         weight_decay: 0.0,
