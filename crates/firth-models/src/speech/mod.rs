@@ -54,10 +54,12 @@ pub mod vocab {
         pub fn encode<'a>(&self, transcript: &'a str) -> Result<Vec<u32>, &'a str> {
             transcript
                 .split_whitespace()
-                .map(|w| match self.words.binary_search_by(|x| x.as_str().cmp(w)) {
-                    Ok(i) => Ok(i as u32 + 1),
-                    Err(_) => Err(w),
-                })
+                .map(
+                    |w| match self.words.binary_search_by(|x| x.as_str().cmp(w)) {
+                        Ok(i) => Ok(i as u32 + 1),
+                        Err(_) => Err(w),
+                    },
+                )
                 .collect()
         }
 

@@ -298,10 +298,7 @@ mod tests {
         let ys: [&[u32]; 3] = [&[1, 1], &[3], &[2, 1, 2, 3]];
         let mut b = SpeechBatch::default();
         b.fill(
-            feats
-                .iter()
-                .zip(ys)
-                .map(|(f, y)| (&f[..], f.len() / 3, y)),
+            feats.iter().zip(ys).map(|(f, y)| (&f[..], f.len() / 3, y)),
             3,
             stack,
         );

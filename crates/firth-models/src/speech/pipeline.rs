@@ -237,7 +237,11 @@ pub fn recognize(
         None => None,
     };
     let cfg = BeamConfig {
-        width: if d.lm.is_some() { d.beam.max(8) } else { d.beam },
+        width: if d.lm.is_some() {
+            d.beam.max(8)
+        } else {
+            d.beam
+        },
         lm_weight: d.lm_weight,
         word_bonus: d.word_bonus,
         ..BeamConfig::default()

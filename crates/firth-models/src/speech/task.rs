@@ -208,11 +208,7 @@ pub fn greedy_transcripts(
     order.sort_by_key(|&i| frames[i]);
     let mut out = vec![String::new(); utts.len()];
     let mut b = SpeechBatch::default();
-    let (dim, stack, v) = (
-        model.config.input,
-        model.config.stack,
-        model.config.units,
-    );
+    let (dim, stack, v) = (model.config.input, model.config.stack, model.config.units);
     let mut rng = Rng::new(0);
     for chunk in order.chunks(batch.max(1)) {
         b.fill(
@@ -336,8 +332,10 @@ impl Task for SpeechTask {
             "speech-settings".into(),
             serde_json::to_string(&self.settings)?,
         );
-        t.metadata
-            .insert("speech-dev-wer".into(), serde_json::to_string(&self.dev_wer)?);
+        t.metadata.insert(
+            "speech-dev-wer".into(),
+            serde_json::to_string(&self.dev_wer)?,
+        );
         Ok(())
     }
 
