@@ -30,6 +30,8 @@ enum Command {
     Classify(cmd::classify::Args),
     /// Machine translation: an attentional encoder-decoder; train, run, eval, attention maps.
     Translate(cmd::translate::Args),
+    /// Speech recognition (CTC over MFCCs): features, FSDD data, train, transcribe, eval.
+    Speech(cmd::speech::Args),
     /// Corpus BLEU and chrF of a translation against references, as sacrebleu computes them.
     Bleu(cmd::bleu::Args),
     /// Byte-pair encoding, subword-nmt compatible: learn merges, apply them, join subwords back.
@@ -46,6 +48,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Tag(a) => cmd::tag::run(a),
         Command::Classify(a) => cmd::classify::run(a),
         Command::Translate(a) => cmd::translate::run(a),
+        Command::Speech(a) => cmd::speech::run(a),
         Command::Bleu(a) => cmd::bleu::run(a),
         Command::Bpe(a) => cmd::bpe::run(a),
     }
