@@ -58,6 +58,13 @@ pub struct FeaturesArgs {
     /// The CSV to write (atomically).
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    features: FeatureFlags,
+}
+
+/// How audio becomes feature frames (shared by `features` and `train`; a model keeps its own).
+#[derive(ClapArgs)]
+pub struct FeatureFlags {
     /// MFCCs (the default): 13 cepstra, c0 replaced by the log energy.
     #[arg(long, conflicts_with = "fbank")]
     mfcc: bool,
@@ -78,6 +85,27 @@ pub struct FeaturesArgs {
     /// Sample rate the audio is resampled to before the features.
     #[arg(long, default_value_t = 8000, value_parser = crate::validate::at_least_1_u32)]
     rate: u32,
+}
+
+impl FeatureFlags {
+    fn config(&self) -> FeatureConfig {
+        FeatureConfig {
+            sample_rate: self.rate,
+            frame_ms: self.win_ms,
+            hop_ms: self.hop_ms,
+            kind: if self.fbank {
+                FeatureKind::LogMel
+            } else {
+                FeatureKind::Mfcc
+            },
+            deltas: self.deltas as usize,
+            normalize: match self.norm {
+                Norm::None => Normalize::None,
+                Norm::Utterance => Normalize::Utterance,
+            },
+            ..FeatureConfig::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,6 +200,8 @@ pub struct TrainArgs {
     /// Train without SpecAugment masks.
     #[arg(long)]
     no_spec_augment: bool,
+    #[command(flatten)]
+    features: FeatureFlags,
     /// Also write a checkpoint every this many steps.
     #[arg(long)]
     checkpoint_every: Option<usize>,
@@ -257,24 +287,9 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn features(a: FeaturesArgs) -> Result<()> {
-    let cfg = FeatureConfig {
-        sample_rate: a.rate,
-        frame_ms: a.win_ms,
-        hop_ms: a.hop_ms,
-        kind: if a.fbank {
-            FeatureKind::LogMel
-        } else {
-            FeatureKind::Mfcc
-        },
-        deltas: a.deltas as usize,
-        normalize: match a.norm {
-            Norm::None => Normalize::None,
-            Norm::Utterance => Normalize::Utterance,
-        },
-        ..FeatureConfig::default()
-    };
+    let cfg = a.features.config();
+    let audio = load_mono(&a.wav, cfg.sample_rate)?;
     let ex = FeatureExtractor::new(cfg)?;
-    let audio = load_mono(&a.wav, a.rate)?;
     let f = ex.extract(&audio.samples);
     let mut text = String::with_capacity(f.data.len() * 10);
     for t in 0..f.frames {
@@ -371,6 +386,7 @@ pub fn train(a: TrainArgs) -> Result<SpeechSummary> {
         },
     };
     let options = SpeechOptions {
+        features: Some(a.features.config()),
         preset: a.preset,
         cell: a.cell,
         hidden: a.hidden,

@@ -34,6 +34,8 @@ pub enum SpeechPreset {
 #[derive(Clone, Debug, Default)]
 pub struct SpeechOptions {
     pub preset: Option<SpeechPreset>,
+    /// How audio becomes frames (default: `FeatureConfig::default()`, 39 MFCC+Δ+ΔΔ).
+    pub features: Option<FeatureConfig>,
     pub cell: Option<CellKind>,
     pub hidden: Option<usize>,
     pub layers: Option<usize>,
@@ -83,7 +85,7 @@ pub fn resolve(o: &SpeechOptions) -> Result<Resolved> {
         Some(SpeechPreset::FsddDigits) => (128, 2, 2, 30, 16),
         None => (128, 2, 2, 20, 16),
     };
-    let features = FeatureConfig::default();
+    let features = o.features.clone().unwrap_or_default();
     let model = SpeechConfig {
         input: features.dim(),
         stack: o.stack.unwrap_or(stack),
