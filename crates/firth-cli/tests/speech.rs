@@ -220,6 +220,27 @@ fn two_threads_and_stacking_train() {
 }
 
 #[test]
+fn feature_flags_shape_the_model_and_travel_with_it() {
+    let d = tmp("featflags");
+    let mfcc = train_tiny(&d, &d.join("mfcc"), "1", &[]);
+    let fbank = train_tiny(&d, &d.join("fbank"), "1", &["--fbank", "--deltas", "0"]);
+    // 39 MFCC+Δ+ΔΔ against 26 log-mel bands, 2 frames stacked: the first layer's input
+    // weights (2 directions × 4·8 gates) shrink by 13·2 columns.
+    let p = |j: &serde_json::Value| j["parameters"].as_i64().unwrap();
+    assert_eq!(p(&mfcc) - p(&fbank), 2 * 4 * 8 * 13 * 2);
+    // transcribe computes the model's own features (a wrong width would be refused).
+    let (train, _, _) = fixture(&d);
+    let out = ok(firth(&[
+        "speech",
+        "eval",
+        &s(&d.join("fbank")),
+        &s(&train),
+        "--json",
+    ]));
+    assert!(out.contains("wer"), "{out}");
+}
+
+#[test]
 fn features_are_written_as_csv() {
     let d = tmp("features");
     let wav = d.join("a.wav");
