@@ -50,8 +50,9 @@ pub struct SpeechTask {
     pub dev: Option<Vec<Utterance>>,
     /// Development WER after each evaluation, by epoch (metrics.csv has no WER column).
     pub dev_wer: Vec<(usize, f64)>,
-    /// Training utterances left out of a step's mean because they are too short for their
-    /// transcript (CTC loss +∞).
+    /// Training utterances too short for their transcript once stacked (fewer encoder steps
+    /// than CTC needs: loss +∞): left out of every step's mean. Counted once from the data,
+    /// so the figure is the same after `--resume`.
     pub impossible: u64,
     plan: Vec<Vec<usize>>,
     replicas: Vec<SpeechModel<f32>>,
@@ -89,6 +90,13 @@ impl SpeechTask {
         train: Vec<Utterance>,
         dev: Option<Vec<Utterance>>,
     ) -> SpeechTask {
+        let stack = model.config.stack.max(1);
+        let impossible = train
+            .iter()
+            .filter(|u| {
+                u.feats.frames.div_ceil(stack).max(1) < firth_nn::ctc::min_frames(&u.labels)
+            })
+            .count() as u64;
         SpeechTask {
             model,
             vocab,
@@ -97,7 +105,7 @@ impl SpeechTask {
             train,
             dev,
             dev_wer: Vec::new(),
-            impossible: 0,
+            impossible,
             plan: Vec::new(),
             replicas: Vec::new(),
             shards: Vec::new(),
@@ -172,7 +180,6 @@ impl SpeechTask {
                     .sum::<f64>()
             })
             .sum();
-        self.impossible += (items.len() - feasible) as u64;
         if feasible == 0 || !loss.is_finite() {
             return (loss, feasible);
         }
