@@ -193,6 +193,17 @@ impl TrainConfig {
         }
     }
 
+    /// Refuses settings no run can use, naming the flag.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            anyhow::bail!("--lr must be a positive number");
+        }
+        if self.epochs == 0 {
+            anyhow::bail!("--epochs must be at least 1");
+        }
+        Ok(())
+    }
+
     /// A model trained epoch by epoch and kept at its best development epoch: checkpoints at
     /// epoch ends, no value clipping, no plateau decay, no early stop (set `patience`).
     #[allow(clippy::too_many_arguments)]

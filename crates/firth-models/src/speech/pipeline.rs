@@ -7,7 +7,7 @@ use super::model::{SpeechConfig, SpeechModel};
 use super::task::{greedy_transcripts, SpeechSettings, SpeechTask, Utterance};
 use super::vocab::SpeechVocab;
 use super::MODEL;
-use crate::trainer::{Keep, Limits, Observer, Schedule, TrainConfig, Trainer};
+use crate::trainer::{Limits, Observer, Schedule, TrainConfig, Trainer};
 use anyhow::{anyhow, bail, Result};
 use firth_audio::digits::read_manifest;
 use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, SpecAugment};
@@ -97,27 +97,23 @@ pub fn resolve(o: &SpeechOptions) -> Result<Resolved> {
         init_range: 0.1,
     };
     model.validate()?;
+    // The best development epoch is kept; Adam, optional warm-up and plateau decay.
     let train = TrainConfig {
-        epochs: o.epochs.unwrap_or(epochs),
-        lr: o.lr.unwrap_or(2e-3),
-        schedule: Schedule::CONSTANT,
         plateau_decay: o.plateau_decay.unwrap_or(0.8),
         patience: o.patience.unwrap_or(0),
-        optim: OptimKind::Adam,
-        weight_decay: 0.0,
-        clip: o.clip.unwrap_or(5.0),
-        clip_value: 0.0,
-        seed: o.seed,
         checkpoint_every: o.checkpoint_every.unwrap_or(0),
-        keep: Keep::Best,
         warmup_steps: o.warmup_steps.unwrap_or(100),
+        ..TrainConfig::best_epoch(
+            o.epochs.unwrap_or(epochs),
+            o.lr.unwrap_or(2e-3),
+            Schedule::CONSTANT,
+            OptimKind::Adam,
+            0.0,
+            o.clip.unwrap_or(5.0),
+            o.seed,
+        )
     };
-    if !(train.lr > 0.0 && train.lr.is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    if train.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
+    train.check()?;
     let batch = o.batch.unwrap_or(batch);
     if batch == 0 {
         bail!("--batch must be at least 1");

@@ -9,7 +9,7 @@ use super::model::{AttentionType, Translator, TranslatorConfig};
 use super::task::{DevSet, IdPair, TranslateSettings, TranslateTask};
 use super::vocab::{encode, TransVocab, UNK_ID};
 use super::{bleu_score, chrf_score, Subwords, BPE_CODES, MODEL};
-use crate::trainer::{Keep, Limits, Observer, Schedule, TrainConfig, Trainer};
+use crate::trainer::{Limits, Observer, Schedule, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
 use firth_nn::optim::OptimKind;
 use firth_nn::{CellKind, ParamSet, Rng};
@@ -123,27 +123,23 @@ pub fn resolve(o: &TranslateOptions) -> Result<Resolved> {
         tied: o.tied,
         init_range: o.init_range.unwrap_or(0.1),
     };
+    // The best development epoch is kept; Adam, optional warm-up and plateau decay.
     let train = TrainConfig {
-        epochs: o.epochs.unwrap_or(epochs),
-        lr: o.lr.unwrap_or(1e-3),
-        schedule: Schedule::CONSTANT,
         plateau_decay: o.plateau_decay.unwrap_or(0.5),
         patience: o.patience.unwrap_or(0),
-        optim: OptimKind::Adam,
-        weight_decay: 0.0,
-        clip: o.clip.unwrap_or(5.0),
-        clip_value: 0.0,
-        seed: o.seed,
         checkpoint_every: o.checkpoint_every.unwrap_or(0),
-        keep: Keep::Best,
         warmup_steps: o.warmup_steps.unwrap_or(200),
+        ..TrainConfig::best_epoch(
+            o.epochs.unwrap_or(epochs),
+            o.lr.unwrap_or(1e-3),
+            Schedule::CONSTANT,
+            OptimKind::Adam,
+            0.0,
+            o.clip.unwrap_or(5.0),
+            o.seed,
+        )
     };
-    if !(train.lr > 0.0 && train.lr.is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    if train.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
+    train.check()?;
     let settings = TranslateSettings {
         batch_tokens: match (o.batch_tokens, o.batch_sentences) {
             (Some(t), _) => t,
@@ -251,6 +247,9 @@ pub fn segmenter(dir: &Path, subwords: &Subwords) -> Result<Segmenter> {
     Ok(Segmenter { bpe: Some(bpe) })
 }
 
+/// Source tokens per decoding batch of `translate run`/`eval` (divided by the beam width).
+const DECODE_BATCH_TOKENS: usize = 4000;
+
 /// Translates `lines` (tokenised as the training text): sources split on whitespace (and cut
 /// into subwords), encoded, decoded with `search`, and output tokens joined back into words.
 /// With `replace_unk`, an output `<unk>` becomes the source token it attends to most.
@@ -267,7 +266,7 @@ pub fn translate_lines(
     let t0 = Instant::now();
     let src_tokens: Vec<Vec<String>> = lines.iter().map(|l| tokens(&seg.apply(l))).collect();
     let srcs: Vec<Vec<u32>> = src_tokens.iter().map(|t| encode(&vocab.src, t)).collect();
-    let outs = model.translate_ids(&srcs, search, 4000);
+    let outs = model.translate_ids(&srcs, search, DECODE_BATCH_TOKENS);
     let align = if replace_unk && outs.iter().flatten().any(|&i| i == UNK_ID) {
         let idx: Vec<usize> = (0..srcs.len())
             .filter(|&i| !srcs[i].is_empty() && outs[i].contains(&UNK_ID))
@@ -331,8 +330,7 @@ pub fn translate_n_best(
         .map(|l| encode(&vocab.src, &tokens(&seg.apply(l))))
         .collect();
     let mut out = vec![Vec::new(); srcs.len()];
-    // The same batches as the one-best search.
-    for group in super::decode::similar_length_batches(&srcs, 4000, beam) {
+    for group in super::decode::similar_length_batches(&srcs, DECODE_BATCH_TOKENS, beam) {
         let batch: Vec<&[u32]> = group.iter().map(|&i| &srcs[i][..]).collect();
         let hyps = model.beam_batch(&batch, beam, alpha, n, &super::decode::max_output);
         for (&i, list) in group.iter().zip(hyps) {
