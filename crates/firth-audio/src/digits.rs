@@ -102,6 +102,14 @@ pub struct ManifestEntry {
 
 /// Reads a manifest; relative paths become relative to its folder. Blank lines are skipped.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>> {
+    Ok(read_manifest_numbered(path)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// [`read_manifest`], each entry with its 1-based line number (for errors about it later).
+pub fn read_manifest_numbered(path: &Path) -> Result<Vec<(usize, ManifestEntry)>> {
     let text = std::fs::read(path).map_err(|err| Error::Read {
         path: path.to_path_buf(),
         err,
@@ -129,10 +137,13 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>> {
         if p.is_empty() {
             return Err(fmt("the path before the tab is empty".into()));
         }
-        out.push(ManifestEntry {
-            path: base.join(p),
-            transcript: transcript.split_whitespace().collect::<Vec<_>>().join(" "),
-        });
+        out.push((
+            i + 1,
+            ManifestEntry {
+                path: base.join(p),
+                transcript: transcript.split_whitespace().collect::<Vec<_>>().join(" "),
+            },
+        ));
     }
     Ok(out)
 }

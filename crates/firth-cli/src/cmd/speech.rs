@@ -12,10 +12,10 @@ use firth_audio::digits::{
 };
 use firth_audio::features::Normalize;
 use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, FeatureKind};
-use firth_models::speech::pipeline::{extractor_for, score};
+use firth_models::speech::pipeline::{extractor_for, score, wav_utterances};
 use firth_models::speech::{
     load, load_utterances, recognize, train_speech, Decoding, SpeechData, SpeechOptions,
-    SpeechPreset, SpeechSummary, Utterance,
+    SpeechPreset, SpeechSummary,
 };
 use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::CellKind;
@@ -458,23 +458,6 @@ fn write_curves(out: &Path, h: &[EpochRecord], wer: &[(usize, f64)]) -> Result<(
         }],
         true,
     )
-}
-
-/// Features of WAV files for a model; an unreadable file is an error naming it.
-fn wav_utterances(paths: &[PathBuf], ex: &FeatureExtractor) -> Result<Vec<Utterance>> {
-    use rayon::prelude::*;
-    let rate = ex.config().sample_rate;
-    paths
-        .par_iter()
-        .map(|p| {
-            let audio = load_mono(p, rate)?;
-            Ok(Utterance {
-                feats: ex.extract(&audio.samples),
-                labels: Vec::new(),
-                transcript: String::new(),
-            })
-        })
-        .collect()
 }
 
 fn transcribe(a: TranscribeArgs) -> Result<()> {

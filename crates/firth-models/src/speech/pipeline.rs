@@ -9,7 +9,7 @@ use super::vocab::SpeechVocab;
 use super::MODEL;
 use crate::trainer::{Limits, Observer, Schedule, TrainConfig, Trainer};
 use anyhow::{anyhow, bail, Result};
-use firth_audio::digits::read_manifest;
+use firth_audio::digits::{read_manifest, read_manifest_numbered};
 use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, SpecAugment};
 use firth_eval::asr::AsrTally;
 use firth_nn::optim::OptimKind;
@@ -168,43 +168,47 @@ pub struct SpeechSummary {
     pub stopped_early: bool,
 }
 
-/// Reads a manifest's WAVs (resampled to the features' rate) and computes their features, in
-/// parallel over files. An unreadable file is an error naming the manifest line and the WAV.
+/// Reads a WAV (resampled to the features' rate) into an utterance's features.
+fn wav_utterance(
+    path: &Path,
+    extractor: &FeatureExtractor,
+    transcript: String,
+) -> firth_audio::Result<Utterance> {
+    let audio = load_mono(path, extractor.config().sample_rate)?;
+    Ok(Utterance {
+        feats: extractor.extract(&audio.samples),
+        labels: Vec::new(),
+        transcript,
+    })
+}
+
+/// Reads a manifest's WAVs and computes their features, in parallel over files. An
+/// unreadable file is an error naming the manifest line and the WAV.
 pub fn load_utterances(manifest: &Path, extractor: &FeatureExtractor) -> Result<Vec<Utterance>> {
     use rayon::prelude::*;
-    let entries = read_manifest(manifest)?;
+    let entries = read_manifest_numbered(manifest)?;
     if entries.is_empty() {
         bail!(
             "{}: the manifest lists no recordings; write one `path<TAB>transcript` line per WAV",
             manifest.display()
         );
     }
-    // read_manifest skips blank lines; find each entry's line number for the errors.
-    let text = std::fs::read(manifest)?;
-    let lines: Vec<usize> = text
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !String::from_utf8_lossy(l).trim().is_empty())
-        .map(|(i, _)| i + 1)
-        .collect();
-    let rate = extractor.config().sample_rate;
     entries
         .par_iter()
-        .enumerate()
-        .map(|(k, e)| {
-            let audio = load_mono(&e.path, rate).map_err(|err| {
-                anyhow!(
-                    "{}:{}: {err}",
-                    manifest.display(),
-                    lines.get(k).copied().unwrap_or(0)
-                )
-            })?;
-            Ok(Utterance {
-                feats: extractor.extract(&audio.samples),
-                labels: Vec::new(),
-                transcript: e.transcript.clone(),
-            })
+        .map(|(line, e)| {
+            wav_utterance(&e.path, extractor, e.transcript.clone())
+                .map_err(|err| anyhow!("{}:{line}: {err}", manifest.display()))
         })
+        .collect()
+}
+
+/// Features of WAV files given by path (for transcription), in parallel; an unreadable file
+/// is an error naming it.
+pub fn wav_utterances(paths: &[PathBuf], extractor: &FeatureExtractor) -> Result<Vec<Utterance>> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| Ok(wav_utterance(p, extractor, String::new())?))
         .collect()
 }
 
