@@ -62,13 +62,17 @@ pub enum FeatureKind {
     Mfcc,
 }
 
-/// Per-utterance normalisation applied at the end of extraction.
+/// Normalisation applied at the end of extraction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
     None,
     /// Mean 0, variance 1 per dimension over the utterance (CMVN).
     Utterance,
+    /// Mean 0, variance 1 per dimension with a training set's statistics
+    /// ([`FeatureConfig::global_norm`], fitted by [`GlobalNorm::fit`] on features extracted
+    /// with [`FeatureConfig::unnormalized`]).
+    Global,
 }
 
 /// Every setting of the feature pipeline; see the module documentation for what each does.
@@ -100,6 +104,10 @@ pub struct FeatureConfig {
     /// N of the delta regression (frames on each side).
     pub delta_window: usize,
     pub normalize: Normalize,
+    /// The statistics of [`Normalize::Global`] (and only then), kept with the settings so
+    /// test audio is normalised as the training audio was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_norm: Option<GlobalNorm>,
 }
 
 impl Default for FeatureConfig {
@@ -125,6 +133,7 @@ impl Default for FeatureConfig {
             deltas: 2,
             delta_window: 2,
             normalize: Normalize::Utterance,
+            global_norm: None,
         }
     }
 }
@@ -162,6 +171,15 @@ impl FeatureConfig {
     /// Numbers per frame: base_dim · (1 + deltas).
     pub fn dim(&self) -> usize {
         self.base_dim() * (1 + self.deltas)
+    }
+
+    /// These settings without normalisation: what a [`GlobalNorm`] is fitted on.
+    pub fn unnormalized(&self) -> FeatureConfig {
+        FeatureConfig {
+            normalize: Normalize::None,
+            global_norm: None,
+            ..self.clone()
+        }
     }
 
     /// Checks the settings, saying which is wrong and what would do.
@@ -214,6 +232,32 @@ impl FeatureConfig {
             || self.lifter < 0.0
         {
             return bad("log_floor must be positive, preemphasis finite, lifter ≥ 0".into());
+        }
+        match (self.normalize, &self.global_norm) {
+            (Normalize::Global, None) => {
+                return bad(
+                    "global normalisation needs statistics of training features; \
+                     `firth speech train --norm global` fits them (or use --norm utterance)"
+                        .into(),
+                )
+            }
+            (Normalize::Global, Some(g)) => {
+                if g.mean.len() != self.dim() || g.inv_std.len() != self.dim() {
+                    return bad(format!(
+                        "the global statistics hold {} and {} numbers for frames of {}",
+                        g.mean.len(),
+                        g.inv_std.len(),
+                        self.dim()
+                    ));
+                }
+                if g.mean.iter().chain(&g.inv_std).any(|v| !v.is_finite()) {
+                    return bad("the global statistics hold a NaN or infinity".into());
+                }
+            }
+            (_, Some(_)) => {
+                return bad("global statistics are given but normalize is not global".into())
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -428,11 +472,18 @@ impl FeatureExtractor {
         if c.normalize == Normalize::Utterance {
             normalize_utterance(&mut out, t_n, dim);
         }
-        Features {
+        let mut features = Features {
             frames: t_n,
             dim,
             data: out.into_iter().map(|v| v as f32).collect(),
+        };
+        // Applied to the f32 features, as `GlobalNorm::fit`'s caller applies it to the
+        // training set: the same audio gives the same numbers either way.
+        if let Some(g) = &c.global_norm {
+            g.apply(&mut features)
+                .expect("validate() checked the statistics' width");
         }
+        features
     }
 }
 
@@ -663,6 +714,61 @@ mod tests {
             .to_string()
             .contains("39"));
         assert!(GlobalNorm::fit([]).is_err());
+
+        // The extractor with fitted statistics gives what fitting and applying by hand gave,
+        // and the settings (statistics included) survive serialisation.
+        let fitted = FeatureConfig {
+            normalize: Normalize::Global,
+            global_norm: Some(norm.clone()),
+            ..FeatureConfig::default()
+        };
+        let cfg: FeatureConfig =
+            serde_json::from_str(&serde_json::to_string(&fitted).unwrap()).unwrap();
+        assert_eq!(cfg, fitted);
+        assert_eq!(cfg.unnormalized().normalize, Normalize::None);
+        assert_eq!(FeatureExtractor::new(cfg).unwrap().extract(&s).data, a.data);
+    }
+
+    #[test]
+    fn global_normalisation_needs_matching_statistics() {
+        let global = FeatureConfig {
+            normalize: Normalize::Global,
+            ..FeatureConfig::default()
+        };
+        let e = global.validate().unwrap_err().to_string();
+        assert!(e.contains("--norm global"), "{e}");
+        let narrow = GlobalNorm {
+            mean: vec![0.0; 13],
+            inv_std: vec![1.0; 13],
+        };
+        let e = FeatureConfig {
+            global_norm: Some(narrow.clone()),
+            ..global.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("13 and 13 numbers for frames of 39"), "{e}");
+        let e = FeatureConfig {
+            global_norm: Some(narrow),
+            deltas: 0,
+            ..FeatureConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("normalize is not global"), "{e}");
+        let mut nan = GlobalNorm {
+            mean: vec![0.0; 39],
+            inv_std: vec![1.0; 39],
+        };
+        nan.inv_std[5] = f64::NAN;
+        assert!(FeatureConfig {
+            global_norm: Some(nan),
+            ..global
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

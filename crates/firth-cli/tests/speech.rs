@@ -241,6 +241,46 @@ fn feature_flags_shape_the_model_and_travel_with_it() {
 }
 
 #[test]
+fn character_units_and_global_normalisation_train_and_travel() {
+    let d = tmp("chars_global");
+    let out = d.join("m");
+    let j = train_tiny(&d, &out, "1", &["--units", "chars", "--norm", "global"]);
+    assert_eq!(j["units"], 5, "blank, space and the characters 1 2 3");
+    assert!(j["test_wer"].is_number());
+    // The statistics are stored with the model: eval reads the training manifest with them,
+    // so the model sees features normalised as in training.
+    let model = firth_models::speech::load(&out).unwrap();
+    let stats = model
+        .2
+        .global_norm
+        .expect("statistics stored with the model");
+    assert_eq!(stats.mean.len(), 39);
+    assert!(
+        stats.mean.iter().any(|&m| m.abs() > 0.1),
+        "fitted, not zero"
+    );
+    let (train, _, _) = fixture(&d);
+    let eval = ok(firth(&["speech", "eval", s(&out), s(&train), "--json"]));
+    let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    assert!(eval["wer"].is_number(), "{eval}");
+    // One WAV has no training set to fit on.
+    let wav = d.join("train/u0.wav");
+    let err = refused(firth(&[
+        "speech",
+        "features",
+        s(&wav),
+        "--out",
+        s(&d.join("f.csv")),
+        "--norm",
+        "global",
+    ]));
+    assert!(
+        err.contains("--norm global") && err.contains("--norm utterance"),
+        "{err}"
+    );
+}
+
+#[test]
 fn features_are_written_as_csv() {
     let d = tmp("features");
     let wav = d.join("a.wav");

@@ -15,7 +15,7 @@ use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, FeatureKind};
 use firth_models::speech::pipeline::{extractor_for, score, wav_utterances};
 use firth_models::speech::{
     load, load_utterances, recognize, train_speech, Decoding, SpeechData, SpeechOptions,
-    SpeechPreset, SpeechSummary,
+    SpeechPreset, SpeechSummary, UnitKind,
 };
 use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::CellKind;
@@ -50,6 +50,9 @@ enum Norm {
     None,
     /// Mean 0, variance 1 per dimension over the utterance.
     Utterance,
+    /// Mean 0, variance 1 per dimension with the training set's statistics (`train` fits
+    /// them and stores them with the model).
+    Global,
 }
 
 #[derive(ClapArgs)]
@@ -102,6 +105,7 @@ impl FeatureFlags {
             normalize: match self.norm {
                 Norm::None => Normalize::None,
                 Norm::Utterance => Normalize::Utterance,
+                Norm::Global => Normalize::Global,
             },
             ..FeatureConfig::default()
         }
@@ -165,6 +169,10 @@ pub struct TrainArgs {
     /// A documented recipe (docs/speech.md); explicit flags override it.
     #[arg(long, value_enum)]
     preset: Option<SpeechPreset>,
+    /// Output units: the training transcripts' words, or their characters and a space
+    /// (default: words).
+    #[arg(long, value_enum)]
+    units: Option<UnitKind>,
     #[arg(long, value_enum)]
     cell: Option<CellKind>,
     /// Units per direction.
@@ -388,6 +396,7 @@ pub fn train(a: TrainArgs) -> Result<SpeechSummary> {
     let options = SpeechOptions {
         features: Some(a.features.config()),
         preset: a.preset,
+        units: a.units,
         cell: a.cell,
         hidden: a.hidden,
         layers: a.layers,

@@ -14,7 +14,7 @@ pub use pipeline::{
     SpeechSummary,
 };
 pub use task::{SpeechSettings, SpeechTask, Utterance};
-pub use vocab::SpeechVocab;
+pub use vocab::{SpeechVocab, UnitKind};
 
 use anyhow::{bail, Context, Result};
 use firth_audio::FeatureConfig;
@@ -25,59 +25,167 @@ use std::path::Path;
 pub const MODEL: &str = "model.safetensors";
 
 pub mod vocab {
-    //! The output units: index 0 the blank, then the words of the training transcripts.
+    //! The output units: index 0 the blank, then the words of the training transcripts or
+    //! their characters and a space.
 
     use serde::{Deserialize, Serialize};
 
+    /// What a model's non-blank output units are.
+    #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum UnitKind {
+        /// One unit per distinct training word: a closed vocabulary, short label sequences.
+        #[default]
+        Words,
+        /// One unit per distinct character and one for the space between words: any word
+        /// spelled with those characters can be recognised.
+        Chars,
+    }
+
+    /// The space unit's text in a character vocabulary.
+    pub const SPACE: &str = " ";
+
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct SpeechVocab {
-        /// Sorted, distinct words; word i is output unit i + 1.
-        pub words: Vec<String>,
+        /// Models written before character units existed hold words.
+        #[serde(default)]
+        pub kind: UnitKind,
+        /// Sorted, distinct words or characters (with [`SPACE`] first); name i is unit i + 1.
+        #[serde(alias = "words")]
+        pub names: Vec<String>,
     }
 
     impl SpeechVocab {
-        /// The distinct words of `transcripts`, sorted.
-        pub fn from_transcripts<'a>(transcripts: impl Iterator<Item = &'a str>) -> SpeechVocab {
-            let set: std::collections::BTreeSet<&str> =
-                transcripts.flat_map(|t| t.split_whitespace()).collect();
-            SpeechVocab {
-                words: set.into_iter().map(String::from).collect(),
+        /// The distinct words (or characters and the space) of `transcripts`, sorted.
+        pub fn from_transcripts<'a>(
+            kind: UnitKind,
+            transcripts: impl Iterator<Item = &'a str>,
+        ) -> SpeechVocab {
+            let mut set = std::collections::BTreeSet::<String>::new();
+            for t in transcripts {
+                match kind {
+                    UnitKind::Words => set.extend(t.split_whitespace().map(String::from)),
+                    UnitKind::Chars => {
+                        set.extend(t.chars().filter(|c| !c.is_whitespace()).map(String::from))
+                    }
+                }
+            }
+            let mut names = Vec::with_capacity(set.len() + 1);
+            if kind == UnitKind::Chars {
+                names.push(SPACE.to_string());
+            }
+            names.extend(set);
+            SpeechVocab { kind, names }
+        }
+
+        /// Units: the blank and the names.
+        pub fn units(&self) -> usize {
+            self.names.len() + 1
+        }
+
+        fn unit(&self, name: &str) -> Option<u32> {
+            let found = match self.kind {
+                UnitKind::Words => self.names.binary_search_by(|x| x.as_str().cmp(name)),
+                // The space leads; the characters after it are sorted.
+                UnitKind::Chars if name == SPACE => Ok(0),
+                UnitKind::Chars => self.names[1..]
+                    .binary_search_by(|x| x.as_str().cmp(name))
+                    .map(|i| i + 1),
+            };
+            found.ok().map(|i| i as u32 + 1)
+        }
+
+        /// Unit ids of a transcript (words separated by single spaces); `Err` gives the first
+        /// word or character the model does not know.
+        pub fn encode(&self, transcript: &str) -> Result<Vec<u32>, String> {
+            let mut out = Vec::new();
+            for (i, w) in transcript.split_whitespace().enumerate() {
+                match self.kind {
+                    UnitKind::Words => out.push(self.unit(w).ok_or_else(|| w.to_string())?),
+                    UnitKind::Chars => {
+                        if i > 0 {
+                            out.push(self.unit(SPACE).ok_or_else(|| SPACE.to_string())?);
+                        }
+                        let mut buf = [0u8; 4];
+                        for c in w.chars() {
+                            let c = &*c.encode_utf8(&mut buf);
+                            out.push(self.unit(c).ok_or_else(|| c.to_string())?);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        /// The transcript unit ids spell: words joined by single spaces (the blank and unknown
+        /// ids are skipped).
+        pub fn transcript(&self, labels: &[u32]) -> String {
+            let names = labels
+                .iter()
+                .filter_map(|&l| self.names.get((l as usize).checked_sub(1)?))
+                .map(String::as_str);
+            match self.kind {
+                UnitKind::Words => names.collect::<Vec<_>>().join(" "),
+                UnitKind::Chars => names
+                    .collect::<String>()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             }
         }
 
-        /// Units: the blank and the words.
-        pub fn units(&self) -> usize {
-            self.words.len() + 1
-        }
-
-        /// Unit ids of a transcript; `None` names the first word the model does not know.
-        pub fn encode<'a>(&self, transcript: &'a str) -> Result<Vec<u32>, &'a str> {
-            transcript
-                .split_whitespace()
-                .map(
-                    |w| match self.words.binary_search_by(|x| x.as_str().cmp(w)) {
-                        Ok(i) => Ok(i as u32 + 1),
-                        Err(_) => Err(w),
-                    },
-                )
-                .collect()
-        }
-
-        /// Words of unit ids (the blank and unknown ids are skipped).
-        pub fn transcript(&self, labels: &[u32]) -> String {
-            labels
-                .iter()
-                .filter_map(|&l| self.words.get((l as usize).checked_sub(1)?))
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        }
-
-        /// The decoder's view: blank at 0, words after it.
+        /// The decoder's view: blank at 0, words or characters after it.
         pub fn decode_units(&self) -> super::decode::Units {
             let mut names = vec!["<blank>".to_string()];
-            names.extend(self.words.iter().cloned());
-            super::decode::Units::words(names, super::BLANK)
+            names.extend(self.names.iter().cloned());
+            match self.kind {
+                UnitKind::Words => super::decode::Units::words(names, super::BLANK),
+                UnitKind::Chars => super::decode::Units::chars(
+                    names,
+                    super::BLANK,
+                    self.unit(SPACE)
+                        .expect("a character vocabulary holds the space"),
+                ),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn word_units_round_trip_and_name_unknown_words() {
+            let v = SpeechVocab::from_transcripts(UnitKind::Words, ["3 1 4", "1 5"].into_iter());
+            assert_eq!(v.names, ["1", "3", "4", "5"]);
+            assert_eq!(v.units(), 5);
+            assert_eq!(v.encode("3 1 4").unwrap(), [2, 1, 3]);
+            assert_eq!(v.transcript(&[2, 0, 1, 3]), "3 1 4");
+            assert_eq!(v.encode("3 9").unwrap_err(), "9");
+        }
+
+        #[test]
+        fn char_units_spell_words_with_a_space_unit() {
+            let v = SpeechVocab::from_transcripts(UnitKind::Chars, ["one two", "zero"].into_iter());
+            assert_eq!(v.names, [" ", "e", "n", "o", "r", "t", "w", "z"]);
+            // " " is unit 1; "one two" = o n e ␣ t w o.
+            assert_eq!(v.encode("one  two").unwrap(), [4, 3, 2, 1, 6, 7, 4]);
+            assert_eq!(v.transcript(&[1, 4, 3, 2, 1, 1, 6, 7, 4, 1]), "one two");
+            assert_eq!(v.encode("ten").unwrap(), [6, 2, 3]);
+            assert_eq!(v.encode("six").unwrap_err(), "s");
+            let units = v.decode_units();
+            assert_eq!(
+                units.words_of(&v.encode("zero one").unwrap()),
+                ["zero", "one"]
+            );
+        }
+
+        #[test]
+        fn models_written_with_words_only_still_load() {
+            let v: SpeechVocab = serde_json::from_str(r#"{"words":["1","2"]}"#).unwrap();
+            assert_eq!(v.kind, UnitKind::Words);
+            assert_eq!(v.encode("2 1").unwrap(), [2, 1]);
         }
     }
 }

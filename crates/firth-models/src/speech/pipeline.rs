@@ -5,12 +5,13 @@
 use super::decode::{prefix_beam_search, BeamConfig, NgramScorer, NoLm};
 use super::model::{SpeechConfig, SpeechModel};
 use super::task::{greedy_transcripts, SpeechSettings, SpeechTask, Utterance};
-use super::vocab::SpeechVocab;
+use super::vocab::{SpeechVocab, UnitKind};
 use super::MODEL;
 use crate::trainer::{Limits, Observer, Schedule, TrainConfig, Trainer};
 use anyhow::{anyhow, bail, Result};
 use firth_audio::digits::{read_manifest, read_manifest_numbered};
-use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, SpecAugment};
+use firth_audio::features::Normalize;
+use firth_audio::{load_mono, FeatureConfig, FeatureExtractor, GlobalNorm, SpecAugment};
 use firth_eval::asr::AsrTally;
 use firth_nn::optim::OptimKind;
 use firth_nn::{CellKind, ParamSet, Rng};
@@ -36,6 +37,8 @@ pub struct SpeechOptions {
     pub preset: Option<SpeechPreset>,
     /// How audio becomes frames (default: `FeatureConfig::default()`, 39 MFCC+Δ+ΔΔ).
     pub features: Option<FeatureConfig>,
+    /// Output units (default: words).
+    pub units: Option<UnitKind>,
     pub cell: Option<CellKind>,
     pub hidden: Option<usize>,
     pub layers: Option<usize>,
@@ -202,6 +205,30 @@ pub fn load_utterances(manifest: &Path, extractor: &FeatureExtractor) -> Result<
         .collect()
 }
 
+/// The training manifest's utterances and the feature settings every other recording is read
+/// with: for `Normalize::Global`, those settings carry statistics fitted here on the training
+/// features (in manifest order, so a resumed run fits the same numbers).
+pub fn load_training(
+    manifest: &Path,
+    features: &FeatureConfig,
+) -> Result<(Vec<Utterance>, FeatureConfig)> {
+    if features.normalize != Normalize::Global {
+        let utts = load_utterances(manifest, &FeatureExtractor::new(features.clone())?)?;
+        return Ok((utts, features.clone()));
+    }
+    let mut utts = load_utterances(manifest, &FeatureExtractor::new(features.unnormalized())?)?;
+    let norm = GlobalNorm::fit(utts.iter().map(|u| &u.feats))?;
+    for u in &mut utts {
+        norm.apply(&mut u.feats)?;
+    }
+    let fitted = FeatureConfig {
+        global_norm: Some(norm),
+        ..features.clone()
+    };
+    fitted.validate()?;
+    Ok((utts, fitted))
+}
+
 /// Features of WAV files given by path (for transcription), in parallel; an unreadable file
 /// is an error naming it.
 pub fn wav_utterances(paths: &[PathBuf], extractor: &FeatureExtractor) -> Result<Vec<Utterance>> {
@@ -297,9 +324,9 @@ pub fn train_speech(
 ) -> Result<(SpeechSummary, Trainer<SpeechTask>)> {
     let wall = Instant::now();
     let r = resolve(options)?;
-    let extractor = FeatureExtractor::new(r.features.clone())?;
     let t0 = Instant::now();
-    let mut train = load_utterances(&data.train, &extractor)?;
+    let (mut train, features) = load_training(&data.train, &r.features)?;
+    let extractor = FeatureExtractor::new(features.clone())?;
     let dev = data
         .dev
         .as_ref()
@@ -311,11 +338,14 @@ pub fn train_speech(
         .map(|p| load_utterances(p, &extractor))
         .transpose()?;
     let feature_seconds = t0.elapsed().as_secs_f64();
-    let vocab = SpeechVocab::from_transcripts(train.iter().map(|u| u.transcript.as_str()));
+    let vocab = SpeechVocab::from_transcripts(
+        options.units.unwrap_or_default(),
+        train.iter().map(|u| u.transcript.as_str()),
+    );
     for u in &mut train {
         u.labels = vocab
             .encode(&u.transcript)
-            .expect("the vocabulary holds every training word");
+            .expect("the vocabulary holds every training word and character");
     }
     let config = SpeechConfig {
         units: vocab.units(),
@@ -325,27 +355,24 @@ pub fn train_speech(
     let frames: usize = train.iter().map(|u| u.feats.frames).sum();
     let (n_train, n_dev) = (train.len(), dev.as_ref().map_or(0, Vec::len));
     obs.note(&format!(
-        "{:?} CTC recogniser: {} x {} x 2 directions, stack {}, dropout {}, {} units (blank + {} words), {} parameters; {} training utterances ({:.1} h), features in {:.1}s",
+        "{:?} CTC recogniser: {} x {} x 2 directions, stack {}, dropout {}, {} units (blank + {} {}), {} parameters; {} training utterances ({:.1} h), features in {:.1}s",
         config.cell,
         config.layers,
         config.hidden,
         config.stack,
         config.dropout,
         config.units,
-        vocab.words.len(),
+        vocab.names.len(),
+        match vocab.kind {
+            UnitKind::Words => "words",
+            UnitKind::Chars => "characters and the space",
+        },
         model.num_params(),
         n_train,
-        frames as f64 * r.features.hop_ms / 3.6e6,
+        frames as f64 * features.hop_ms / 3.6e6,
         feature_seconds
     ));
-    let task = SpeechTask::new(
-        model,
-        vocab,
-        r.features.clone(),
-        r.settings.clone(),
-        train,
-        dev,
-    );
+    let task = SpeechTask::new(model, vocab, features, r.settings.clone(), train, dev);
     let mut trainer = Trainer::start(task, r.train.clone(), &data.out, data.resume)?;
     let run = trainer.run(data.limits, obs)?;
     let p = &trainer.progress;
