@@ -15,6 +15,13 @@ pub enum OptimKind {
     /// Adam with decoupled weight decay (Loshchilov & Hutter).
     #[cfg_attr(feature = "clap", value(name = "adamw"))]
     AdamW,
+    /// Adam that updates only the rows of a sparse (embedding) parameter its gradient touched,
+    /// moments included, as TensorFlow's LazyAdam and PyTorch's SparseAdam do: a row unseen
+    /// for a while keeps its stale moments instead of drifting on them. Dense parameters get
+    /// plain Adam. Costs O(rows used) per step instead of O(vocabulary).
+    #[cfg_attr(feature = "clap", value(name = "lazy-adam"))]
+    #[serde(rename = "lazy-adam")]
+    LazyAdam,
 }
 
 /// An optimizer and its per-parameter state. State vectors are indexed like the parameter
@@ -75,7 +82,7 @@ impl<T: Real> Optimizer<T> {
                     }
                 }
             }
-            OptimKind::Adam | OptimKind::AdamW => {
+            OptimKind::Adam | OptimKind::AdamW | OptimKind::LazyAdam => {
                 if self.m.len() != params.len() {
                     self.m = params.iter().map(|p| vec![T::ZERO; p.len()]).collect();
                     self.v = params.iter().map(|p| vec![T::ZERO; p.len()]).collect();
@@ -109,6 +116,22 @@ impl<T: Real> Optimizer<T> {
                 };
                 for (k, p) in params.iter_mut().enumerate() {
                     let (m, v) = (&mut self.m[k], &mut self.v[k]);
+                    if self.kind == OptimKind::LazyAdam {
+                        let w = p.row_len();
+                        if let Some(rows) = p.grad_rows() {
+                            let rows = rows.to_vec();
+                            for r in rows {
+                                let at = r as usize * w..(r as usize + 1) * w;
+                                update(
+                                    &mut p.value[at.clone()],
+                                    &p.grad[at.clone()],
+                                    &mut m[at.clone()],
+                                    &mut v[at],
+                                );
+                            }
+                            continue;
+                        }
+                    }
                     if crate::par::threads() == 1 || p.value.len() < crate::par::MIN_PARALLEL {
                         update(&mut p.value, &p.grad, m, v);
                         continue;
@@ -190,6 +213,38 @@ mod tests {
         assert_eq!(e.value, vec![0.0, 0.0, -0.5, -1.0, 0.0, 0.0]);
         e.zero_grad();
         assert!(e.grad.iter().all(|&g| g == 0.0));
+    }
+
+    #[test]
+    fn lazy_adam_moves_touched_rows_as_adam_and_leaves_the_rest() {
+        // Two steps: row 1 touched both times, row 0 only the first time. Adam keeps moving
+        // row 0 on its momentum at step 2; lazy Adam leaves it, and agrees on row 1.
+        let run = |kind| {
+            let mut e = Param::<f64>::zeros("e", &[3, 2]);
+            e.sparse = true;
+            let mut opt = Optimizer::new(kind, 0.0);
+            for (step, rows) in [vec![0u32, 1], vec![1]].into_iter().enumerate() {
+                for &r in &rows {
+                    let r = r as usize;
+                    e.grad[2 * r] = 0.5 + step as f64;
+                    e.grad[2 * r + 1] = -1.0;
+                }
+                e.touched = rows;
+                opt.step(&mut [&mut e], 0.1);
+                e.zero_grad();
+            }
+            (e.value, opt.m[0].clone())
+        };
+        let (dense, dense_m) = run(OptimKind::Adam);
+        let (lazy, lazy_m) = run(OptimKind::LazyAdam);
+        assert_eq!(lazy[2..4], dense[2..4], "the row touched every step");
+        assert_eq!(lazy[4..6], [0.0, 0.0], "never touched: no update");
+        assert_eq!(dense[4..6], [0.0, 0.0]);
+        // Row 0 after one lazy step: -lr·sign(g) (up to ε); dense Adam moved it further.
+        assert!((lazy[0] + 0.1).abs() < 1e-6 && (lazy[1] - 0.1).abs() < 1e-6);
+        assert!(dense[0] < lazy[0] - 0.01, "{} vs {}", dense[0], lazy[0]);
+        assert!((lazy_m[0] - 0.1 * 0.5).abs() < 1e-12, "stale moment kept");
+        assert!((dense_m[0] - 0.9 * 0.1 * 0.5).abs() < 1e-12, "decayed");
     }
 
     #[test]
