@@ -5,8 +5,8 @@ use crate::plot::{line_chart, Series};
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use firth_models::classifier::{
-    encode_tokens, evaluate, train_classifier, Bundle, ClassifierOptions, ClassifyData,
-    ClassifyPreset, ClassifySummary,
+    cross_validate, encode_tokens, evaluate, train_classifier, Bundle, ClassifierOptions,
+    ClassifyData, ClassifyPreset, ClassifySummary,
 };
 use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::optim::OptimKind;
@@ -114,6 +114,11 @@ pub struct TrainArgs {
     /// Keep the embeddings fixed.
     #[arg(long)]
     freeze: bool,
+    /// K-fold cross-validation instead of one run: each fold of the training file's
+    /// sentences in turn is the test set of a model trained on the others (models in
+    /// OUT/fold-k, the per-fold and mean test accuracy in OUT/cv.json). Takes no --test.
+    #[arg(long, value_parser = crate::validate::at_least_1, conflicts_with_all = ["test", "resume"])]
+    folds: Option<usize>,
     /// Fraction of the training data held out for development when --dev is not given.
     #[arg(long, default_value_t = 0.1, value_parser = crate::validate::fraction_below_1)]
     dev_fraction: f64,
@@ -162,6 +167,7 @@ pub struct EvalArgs {
 
 pub fn run(a: Args) -> Result<()> {
     match a.command {
+        Command::Train(t) if t.folds.is_some() => folds(*t),
         Command::Train(t) => train(*t).map(|_| ()),
         Command::Predict(p) => predict(p),
         Command::Eval(e) => eval(e),
@@ -228,6 +234,41 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         );
     }
     Ok(summary)
+}
+
+/// `classify train --folds K`: K runs, one per held-out fold, and their mean.
+fn folds(a: TrainArgs) -> Result<()> {
+    set_threads(a.run.threads)?;
+    let data = ClassifyData {
+        train: a.train.clone(),
+        dev: a.dev.clone(),
+        test: None,
+        format: a.format,
+        dev_fraction: a.dev_fraction,
+        embeddings: a.embeddings.clone(),
+        out: a.out.clone(),
+        resume: false,
+        limits: Limits::seconds(a.max_seconds),
+    };
+    let k = a.folds.expect("called with --folds");
+    let mut bars = crate::progress::Bars::for_task(a.run.quiet, "ex");
+    let cv = cross_validate(&data, &options(&a), k, &mut bars)?;
+    drop(bars);
+    if a.run.json {
+        println!("{}", serde_json::to_string(&cv)?);
+    } else if !a.run.quiet {
+        let each: Vec<String> = cv.fold_accuracy.iter().map(|x| format!("{x:.2}")).collect();
+        eprintln!(
+            "{k}-fold cross-validation over {} examples: test accuracy {:.2}% ± {:.2} (folds: {}), {:.1}s wall; {}",
+            cv.examples,
+            cv.mean_accuracy,
+            cv.std_accuracy,
+            each.join(", "),
+            cv.wall_seconds,
+            a.out.join("cv.json").display()
+        );
+    }
+    Ok(())
 }
 
 fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {

@@ -37,7 +37,8 @@ pub use bundle::Bundle;
 pub use data::{encode_set, encode_tokens, label_set, Encoded};
 pub use eval::{evaluate, Scores};
 pub use pipeline::{
-    train_classifier, ClassifierOptions, ClassifyData, ClassifyPreset, ClassifySummary,
+    cross_validate, train_classifier, ClassifierOptions, ClassifyData, ClassifyPreset,
+    ClassifySummary, CrossValidation,
 };
 pub use task::{ClassifyTask, ClassifyTrainConfig};
 
