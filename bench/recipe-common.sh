@@ -1,0 +1,31 @@
+# Shared by the recipe scripts in bench/classify and bench/tagger (sourced, not run).
+# Environment: FIRTH_DATA (default ../shared/data), FIRTH_RUNS (default runs/recipes: models,
+# word vectors, logs), THREADS (default 2). The vectors each recipe needs are trained once,
+# with a fixed seed, and reused by every recipe seed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DATA=${FIRTH_DATA:-../shared/data}
+RUNS=${FIRTH_RUNS:-runs/recipes}
+THREADS=${THREADS:-2}
+mkdir -p "$RUNS"
+if [ ! -d "$DATA" ]; then
+    echo "no data folder $DATA; set FIRTH_DATA to the shared data sets" >&2
+    exit 2
+fi
+cargo build --release -q -p firth-cli
+FIRTH=target/release/firth
+
+# Skip-gram vectors (200 d) on gut8: 19M words of Gutenberg fiction, lower case.
+gut8_sg200() {
+    local out=$RUNS/gut8-sg200.bin
+    if [ ! -s "$out" ]; then
+        "$FIRTH" vectors word2vec --input "$DATA/gutenberg-en-text8style/gut8" --output "$out" \
+            --model skipgram --dim 200 --window 5 --negative 5 --sample 1e-4 --min-count 5 \
+            --epochs 5 --threads "$THREADS" --seed 1 >&2
+    fi
+    echo "$out"
+}
+
+# The time a recipe took, printed before its JSON summary.
+started=$(date +%s)
+finished() { echo "recipe wall time: $(( $(date +%s) - started )) s" >&2; }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# CoNLL-2003 English NER with the conll03-ner preset (BiLSTM-CRF, character BiLSTM) and
+# skip-gram vectors trained on Gutenberg text tokenised like CoNLL, PTB and the CoNLL
+# train/dev tokens (eng.testb is never read for the vectors).
+# Usage: bench/tagger/conll03-ner.sh SEED. Last line: the --json summary (test F1).
+source "$(dirname "$0")/../recipe-common.sh"
+seed=${1:?usage: $0 SEED}
+C=$DATA/conll2003
+vec=$RUNS/vec100n.txt
+if [ ! -s "$vec" ]; then
+    python3 bench/tagger/ner_w2v_corpus.py "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" \
+        "$DATA/ptb/ptb.train.txt" "$C/eng.train" "$C/eng.testa" --repeat 3 > "$RUNS/ner_w2v_corpus.txt"
+    "$FIRTH" vectors word2vec --input "$RUNS/ner_w2v_corpus.txt" --output "$vec" --format text \
+        --dim 100 --window 5 --min-count 3 --epochs 5 --threads "$THREADS" --seed 1 >&2
+fi
+"$FIRTH" tag train --preset conll03-ner --train "$C/eng.train" --dev "$C/eng.testa" \
+    --test "$C/eng.testb" --embeddings "$vec" --out "$RUNS/ner-s$seed" \
+    --threads "$THREADS" --seed "$seed" --quiet --json
+finished

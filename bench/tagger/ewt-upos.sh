@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# UD English EWT UPOS with the ewt-upos preset (BiLSTM, character BiLSTM, softmax) and
+# skip-gram vectors on gut8 plus the lower-cased CoNLL-2003 training tokens.
+# Usage: bench/tagger/ewt-upos.sh SEED. Last line: the --json summary (test accuracy).
+source "$(dirname "$0")/../recipe-common.sh"
+seed=${1:?usage: $0 SEED}
+E=$DATA/ud-english-ewt/pos-tsv-ud2.1-2017
+vec=$RUNS/vec100.txt
+if [ ! -s "$vec" ]; then
+    (cat "$DATA/gutenberg-en-text8style/gut8"; echo; awk 'NF==0{printf "\n"; next} \
+        $1!="-DOCSTART-"{printf "%s ", tolower($1)}' "$DATA/conll2003/eng.train") > "$RUNS/upos_w2v_corpus.txt"
+    "$FIRTH" vectors word2vec --input "$RUNS/upos_w2v_corpus.txt" --output "$vec" --format text \
+        --dim 100 --window 5 --min-count 3 --epochs 3 --threads "$THREADS" --seed 1 >&2
+fi
+"$FIRTH" tag train --preset ewt-upos --train "$E/en-ud-train.upos.tsv" --dev "$E/en-ud-dev.upos.tsv" \
+    --test "$E/en-ud-test.upos.tsv" --embeddings "$vec" --out "$RUNS/upos-s$seed" \
+    --threads "$THREADS" --seed "$seed" --quiet --json
+finished
