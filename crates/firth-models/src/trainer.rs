@@ -426,6 +426,9 @@ pub struct RunSummary {
     pub train_items: u64,
     pub train_items_per_second: f64,
     pub wall_seconds: f64,
+    /// Ended by `--max-seconds` or `--max-steps` before its epochs were done (the checkpoint
+    /// is kept and `--resume` goes on). A stop by `--patience` is not this one: that run is
+    /// finished, with `epochs_completed` below `--epochs`.
     pub stopped_early: bool,
 }
 
