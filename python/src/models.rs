@@ -33,7 +33,11 @@ use crate::FirthError;
 struct Opts<'py>(Option<Bound<'py, PyDict>>);
 
 impl<'py> Opts<'py> {
-    fn take<T: for<'a> FromPyObject<'a, 'py>>(&self, key: &str) -> PyResult<Option<T>> {
+    fn take<T>(&self, key: &str) -> PyResult<Option<T>>
+    where
+        T: for<'a> FromPyObject<'a, 'py>,
+        for<'a> <T as FromPyObject<'a, 'py>>::Error: Into<PyErr>,
+    {
         let Some(d) = &self.0 else { return Ok(None) };
         match d.get_item(key)? {
             Some(v) => {
@@ -41,9 +45,9 @@ impl<'py> Opts<'py> {
                 if v.is_none() {
                     return Ok(None);
                 }
-                v.extract::<T>().map(Some).map_err(|e| {
-                    PyTypeError::new_err(format!("{key}: {}", PyErr::from(e)))
-                })
+                v.extract::<T>()
+                    .map(Some)
+                    .map_err(|e| PyTypeError::new_err(format!("{key}: {}", e.into())))
             }
             None => Ok(None),
         }
@@ -62,10 +66,7 @@ impl<'py> Opts<'py> {
                     .iter()
                     .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
                     .collect();
-                FirthError::new_err(format!(
-                    "{key}='{s}': choose one of {}",
-                    names.join(", ")
-                ))
+                FirthError::new_err(format!("{key}='{s}': choose one of {}", names.join(", ")))
             }),
         }
     }
@@ -124,7 +125,8 @@ impl Observer for Display<'_> {
         if !self.progress {
             return;
         }
-        let opt = |name: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {name} {v:.2}"));
+        let opt =
+            |name: &str, v: Option<f64>| v.map_or(String::new(), |v| format!("  {name} {v:.2}"));
         eprintln!(
             "epoch {:>3}  lr {:.2e}  train loss {:.4}{}{}{}{}{}{}  {:.0} {}/s  {:.1}s",
             r.epoch,
@@ -234,7 +236,10 @@ impl LanguageModel {
             return Err(FirthError::new_err("batch and bptt must be at least 1"));
         }
         let s = py.detach(|| {
-            let mut g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
             let (m, v) = &mut *g;
             score_text(m, v, &text, "text", batch, bptt).map_err(|e| any_error(e, None))
         })?;
@@ -243,7 +248,9 @@ impl LanguageModel {
 
     /// Perplexity of `text` (a string, or a list of lines).
     fn perplexity(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<f64> {
-        self.score(py, text, 1, 35)?.get_item("perplexity")?.extract()
+        self.score(py, text, 1, 35)?
+            .get_item("perplexity")?
+            .extract()
     }
 
     /// The prompt continued by the model, as `firth lm generate` does it: sampling (with
@@ -274,7 +281,10 @@ impl LanguageModel {
             seed,
         };
         py.detach(|| {
-            let mut g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
             let (m, v) = &mut *g;
             continue_text(m, v, &o).map_err(|e| any_error(e, None))
         })
@@ -283,14 +293,20 @@ impl LanguageModel {
     /// Number of tokens in the vocabulary.
     #[getter]
     fn vocab_size(&self) -> PyResult<usize> {
-        let g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = self
+            .inner
+            .lock()
+            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
         Ok(g.1.len())
     }
 
     /// The model's configuration (architecture, sizes, level), as saved in its file.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = self
+            .inner
+            .lock()
+            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
         job::to_py(py, &g.0.config)
     }
 
@@ -304,9 +320,9 @@ fn text_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = v.extract::<String>() {
         return Ok(s);
     }
-    let lines: Vec<String> = v.extract().map_err(|_| {
-        PyTypeError::new_err("give the text as a str or a list of str (lines)")
-    })?;
+    let lines: Vec<String> = v
+        .extract()
+        .map_err(|_| PyTypeError::new_err("give the text as a str or a list of str (lines)"))?;
     let mut s = String::new();
     for l in lines {
         s.push_str(&l);
@@ -459,7 +475,10 @@ fn sentences_of(v: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
 impl Classifier {
     fn probs(&self, py: Python<'_>, sents: Vec<Vec<String>>) -> PyResult<(Vec<u32>, Vec<f32>)> {
         py.detach(|| {
-            let mut b = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut b = self
+                .inner
+                .lock()
+                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
             let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
             let sc = classifier_scores(&mut b.model, &ids, None, 128);
             Ok((sc.predictions, sc.probs))
@@ -556,8 +575,9 @@ fn classify_train<'py>(
     let format = match format {
         None => None,
         Some(f) => Some(
-            firth_text::sentiment::Format::from_str(&f, true)
-                .map_err(|_| FirthError::new_err(format!("format='{f}': choose sst, tsv or pair")))?,
+            firth_text::sentiment::Format::from_str(&f, true).map_err(|_| {
+                FirthError::new_err(format!("format='{f}': choose sst, tsv or pair"))
+            })?,
         ),
     };
     self::threads(threads)?;
@@ -622,11 +642,7 @@ impl Tagger {
 
     /// The tags of each sentence's tokens (sentences as token lists, or strings split on
     /// whitespace), in the training data's tag scheme.
-    fn predict(
-        &self,
-        py: Python<'_>,
-        sentences: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<Vec<String>>> {
+    fn predict(&self, py: Python<'_>, sentences: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
         let sents: Vec<Sentence> = sentences_of(sentences)?
             .into_iter()
             .enumerate()
@@ -637,7 +653,10 @@ impl Tagger {
             })
             .collect();
         py.detach(|| {
-            let mut g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
             let (m, v) = &mut *g;
             let enc = encode(&strip_tags(&sents), v, &m.config, Path::new("<sentences>"))
                 .map_err(|e| any_error(e, None))?;
@@ -649,7 +668,10 @@ impl Tagger {
     /// The tag set.
     #[getter]
     fn tags(&self) -> PyResult<Vec<String>> {
-        let g = self.inner.lock().map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = self
+            .inner
+            .lock()
+            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
         Ok(g.1.tags.clone())
     }
 

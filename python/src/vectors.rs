@@ -164,7 +164,10 @@ impl KeyedVectors {
 
     /// Vectors from `keys` and a (len(keys), dim) array (copied into firth's buffer).
     #[staticmethod]
-    fn from_arrays(keys: Vec<String>, vectors: numpy::PyReadonlyArray2<'_, f32>) -> PyResult<KeyedVectors> {
+    fn from_arrays(
+        keys: Vec<String>,
+        vectors: numpy::PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<KeyedVectors> {
         let a = vectors.as_array();
         if a.nrows() != keys.len() {
             return Err(PyValueError::new_err(format!(
@@ -515,7 +518,10 @@ impl KeyedVectors {
             .getattr("SignificanceResult")?
             .call1((r.spearman, r.spearman_p))?;
         let oov_ratio = 100.0 * r.oov as f64 / (r.pairs + r.oov) as f64;
-        PyTuple::new(py, [pearson, spearman, oov_ratio.into_pyobject(py)?.into_any()])
+        PyTuple::new(
+            py,
+            [pearson, spearman, oov_ratio.into_pyobject(py)?.into_any()],
+        )
     }
 }
 
@@ -650,7 +656,12 @@ fn train_glove<'py>(
             "vector_size, window, epochs and workers must be at least 1",
         ));
     }
-    for (name, v) in [("x_max", x_max), ("alpha", alpha), ("eta", eta), ("memory", memory)] {
+    for (name, v) in [
+        ("x_max", x_max),
+        ("alpha", alpha),
+        ("eta", eta),
+        ("memory", memory),
+    ] {
         if !(v > 0.0 && v.is_finite()) {
             return Err(FirthError::new_err(format!("{name} must be positive")));
         }
