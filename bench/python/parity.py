@@ -27,8 +27,15 @@ import firth.vectors
 def ngram_parity(data, order, tmp):
     import kenlm
 
-    train = os.path.join(data, "ptb", "ptb.train.txt")
-    test = os.path.join(data, "ptb", "ptb.test.txt")
+    # PTB writes rare words as <unk>, a reserved word for both tools; as bench/ngram does, it
+    # becomes an ordinary word, _unk_, in both files.
+    def renamed(name):
+        out = os.path.join(tmp, name)
+        with open(os.path.join(data, "ptb", name), encoding="utf-8") as f, open(out, "w") as g:
+            g.write(f.read().replace("<unk>", "_unk_"))
+        return out
+
+    train, test = renamed("ptb.train.txt"), renamed("ptb.test.txt")
     arpa = os.path.join(tmp, f"ptb.o{order}.arpa")
     firth.ngram.build(train, order, arpa=arpa, progress=False)
     ours, theirs = firth.ngram.Model(arpa), kenlm.Model(arpa)
@@ -91,7 +98,10 @@ def vectors_parity(data, vectors):
               f"(p {pa.pvalue:.6g} / {pb.pvalue:.6g}), spearman {sa.statistic:.10f} / "
               f"{sb.statistic:.10f} (p {sa.pvalue:.6g} / {sb.pvalue:.6g}), oov {oa:.4f}% / "
               f"{ob:.4f}%; max difference {max(diffs):.2g}")
-        ok = ok and max(diffs) < 1e-6
+        # Cosines are float32 sums in both (BLAS's order in gensim, firth's own): they agree to
+        # about 1e-7, which can swap the ranks of two near-tied pairs and move Spearman's rho
+        # in the sixth decimal on weak vectors; everything else agrees to 1e-6.
+        ok = ok and max(diffs[:2] + diffs[4:]) < 1e-6 and max(diffs[2:4]) < 1e-5
     for w in ("king", "france", "good"):
         if w in ours:
             x = ours.most_similar(w, topn=5)
