@@ -27,16 +27,36 @@ pub struct TextScore {
 /// Scores `file` with the model at `model`, reading `batch` columns in blocks of `bptt`.
 pub fn score_file(model: &Path, file: &Path, batch: usize, bptt: usize) -> Result<TextScore> {
     let (mut model, vocab) = LanguageModel::load(model)?;
-    let level = model.config.level;
     let text = firth_text::read_text(file)?;
+    score_text(
+        &mut model,
+        &vocab,
+        &text,
+        &file.display().to_string(),
+        batch,
+        bptt,
+    )
+}
+
+/// Scores `text` (named `what` in errors) with a loaded model, as [`score_file`] scores a
+/// file: what Python's `firth.lm` calls on strings, keeping the model loaded between calls.
+pub fn score_text(
+    model: &mut LanguageModel<f32>,
+    vocab: &firth_text::Vocab,
+    text: &str,
+    what: &str,
+    batch: usize,
+    bptt: usize,
+) -> Result<TextScore> {
+    let level = model.config.level;
     let ids = vocab
-        .encode(&text, level)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        .encode(text, level)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     if ids.len() < 2 {
-        bail!("{}: too little text to score", file.display());
+        bail!("{what}: too little text to score");
     }
-    let pad = LanguageModel::pad_for(&vocab, level);
-    let (loss, tokens) = evaluate(&mut model, &ids, batch, bptt, pad);
+    let pad = LanguageModel::pad_for(vocab, level);
+    let (loss, tokens) = evaluate(model, &ids, batch, bptt, pad);
     Ok(TextScore {
         loss,
         perplexity: loss.exp(),
@@ -68,8 +88,17 @@ pub struct GenerateOptions {
 /// not know is read as `<unk>` where the vocabulary has one, and is an error where it has not.
 pub fn continue_prompt(model: &Path, o: &GenerateOptions) -> Result<String> {
     let (mut model, vocab) = LanguageModel::load(model)?;
+    continue_text(&mut model, &vocab, o)
+}
+
+/// [`continue_prompt`] with a loaded model.
+pub fn continue_text(
+    model: &mut LanguageModel<f32>,
+    vocab: &firth_text::Vocab,
+    o: &GenerateOptions,
+) -> Result<String> {
     let level = model.config.level;
-    let pad = LanguageModel::pad_for(&vocab, level);
+    let pad = LanguageModel::pad_for(vocab, level);
     let prompt = match level {
         Level::Word => {
             let unk = vocab.get(UNK);
@@ -93,7 +122,7 @@ pub fn continue_prompt(model: &Path, o: &GenerateOptions) -> Result<String> {
     }
     let out = match o.beam {
         Some(b) => {
-            let beams = beam_search(&mut model, &prompt, pad, b, o.max_tokens, Some(pad));
+            let beams = beam_search(model, &prompt, pad, b, o.max_tokens, Some(pad));
             beams.into_iter().next().map(|b| b.0).unwrap_or_default()
         }
         None => {
@@ -107,7 +136,7 @@ pub fn continue_prompt(model: &Path, o: &GenerateOptions) -> Result<String> {
                 }
             };
             generate(
-                &mut model,
+                model,
                 &prompt,
                 pad,
                 o.max_tokens,

@@ -396,6 +396,11 @@ pub trait Observer {
     fn step(&mut self, _r: &StepReport) {}
     fn epoch_end(&mut self, _r: &EpochRecord, _best: bool) {}
     fn note(&mut self, _msg: &str) {}
+    /// Asked before every step: true ends the run there as a reached limit does (checkpoint
+    /// saved, `stopped_early`), so a caller can stop it from outside (Python's Ctrl-C).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 impl Observer for () {}
@@ -629,6 +634,7 @@ impl<T: Task> Trainer<T> {
                     || limits
                         .max_seconds
                         .is_some_and(|s| wall.elapsed().as_secs_f64() >= s)
+                    || obs.should_stop()
                 {
                     stopped_early = true;
                     self.progress.rng = rng.state();
@@ -943,6 +949,20 @@ mod tests {
             max_seconds: None,
         };
         assert!(part.run(limits, &mut ()).unwrap().stopped_early);
+        // An observer that asks to stop ends the run the same way, checkpoint included.
+        struct StopAfter(u32);
+        impl Observer for StopAfter {
+            fn should_stop(&mut self) -> bool {
+                self.0 = self.0.saturating_sub(1);
+                self.0 == 0
+            }
+        }
+        let stop_dir = temp("stop");
+        let mut stopped = Trainer::new(Logistic::new(), config(6), &stop_dir);
+        let run = stopped.run(Limits::default(), &mut StopAfter(6)).unwrap();
+        assert!(run.stopped_early);
+        assert_eq!(stopped.progress.global_step, 5);
+        assert!(stop_dir.join(CHECKPOINT).exists());
         let mut resumed = Trainer::resume(Logistic::new(), config(6), &part_dir).unwrap();
         assert_eq!(resumed.progress.step_in_epoch, 1);
         resumed.run(Limits::default(), &mut ()).unwrap();

@@ -410,7 +410,51 @@ pub struct WordScore<'a> {
     pub end: bool,
 }
 
+/// One token of a sentence as KenLM's Python module's `full_scores` yields it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FullScore {
+    pub log10_prob: f32,
+    /// Length of the longest n-gram used.
+    pub ngram_len: usize,
+    /// The word is not in the vocabulary (scored as `<unk>`); never true for `</s>`.
+    pub oov: bool,
+}
+
 impl Model {
+    /// Scores one sentence as KenLM's Python module does (`score`, `full_scores`): its
+    /// whitespace-separated words (characters, for a character model), from the `<s>` context
+    /// when `bos` and from no context otherwise, then `</s>` when `eos`.
+    pub fn full_scores(&self, sentence: &str, bos: bool, eos: bool) -> Vec<FullScore> {
+        let mut ids = Vec::new();
+        if self.is_chars() {
+            crate::corpus::for_each_token(sentence, true, |w| ids.push(self.word_id(w)));
+        } else {
+            ids.extend(sentence.split_whitespace().map(|w| self.word_id(w)));
+        }
+        let words = ids.len();
+        if eos {
+            ids.push(EOS);
+        }
+        let mut s = if bos {
+            self.begin_state()
+        } else {
+            self.null_state()
+        };
+        let mut o = s;
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let (log10_prob, ngram_len) = self.score(&s, id, &mut o);
+                std::mem::swap(&mut s, &mut o);
+                FullScore {
+                    log10_prob,
+                    ngram_len,
+                    oov: i < words && id == UNK,
+                }
+            })
+            .collect()
+    }
+
     /// Lays out `parts` in memory.
     pub fn from_parts(mut parts: Parts) -> Model {
         let vocab = parts.words.len();
@@ -1302,6 +1346,42 @@ pub fn is_binary(path: &Path) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn full_scores_are_query_s_scores_sentence_by_sentence() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let m = super::Model::load(&dir.join("toy.kenlm.o3.arpa")).unwrap();
+        let text = std::fs::read_to_string(dir.join("toy.txt")).unwrap();
+        let text: String = text
+            .lines()
+            .take(50)
+            .map(|l| format!("{l} zzz-oov\n"))
+            .collect();
+        let mut by_query = vec![];
+        m.score_text(
+            &mut text.as_bytes(),
+            std::path::Path::new("toy"),
+            Some(&mut |w: super::WordScore| {
+                by_query.push((w.log10_prob, w.ngram_len, w.id == 0 && !w.end))
+            }),
+        )
+        .unwrap();
+        let mine: Vec<_> = text
+            .lines()
+            .flat_map(|l| m.full_scores(l, true, true))
+            .map(|f| (f.log10_prob, f.ngram_len, f.oov))
+            .collect();
+        assert_eq!(mine, by_query);
+        assert!(mine.iter().any(|f| f.2), "the OOV word is flagged");
+        // Without <s> the first word is a unigram; without </s> there is one score per word.
+        let l = text.lines().next().unwrap();
+        let first = m.full_scores(l, false, false);
+        assert_eq!(first.len(), l.split_whitespace().count());
+        assert_eq!(first[0].ngram_len, 1);
+        let w0 = m.word_id(l.split_whitespace().next().unwrap());
+        assert_eq!(first[0].log10_prob, m.unigrams()[w0 as usize].prob);
+        assert!(m.full_scores("", true, false).is_empty());
+    }
+
     #[test]
     fn parallel_crc_equals_the_serial_one() {
         let bytes: Vec<u8> = (0..(8 << 20) * 2 + 12345u32)

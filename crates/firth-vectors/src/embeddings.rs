@@ -23,6 +23,28 @@ pub struct Embeddings {
     pub dim: usize,
     store: Store,
     index: HashMap<String, u32>,
+    /// Unit-length rows, made on the first query that needs them and kept (the matrix never
+    /// changes after construction).
+    normed: std::sync::OnceLock<Vec<f32>>,
+}
+
+/// One input of a gensim-style query: a word of the vocabulary, or a raw vector.
+#[derive(Debug, Clone, Copy)]
+pub enum Term<'a> {
+    Key(&'a str),
+    Vector(&'a [f32]),
+}
+
+/// Why a gensim-style query has no answer. The messages are gensim's, so a program that
+/// switches from it sees the same text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("Key '{0}' not present in vocabulary")]
+    NotInVocabulary(String),
+    #[error("cannot compute similarity with no input")]
+    NoInput,
+    #[error("a query vector has {got} values; these vectors have {want}")]
+    Dimension { got: usize, want: usize },
 }
 
 /// Analogy scoring: 3CosAdd (argmax cos(x, b - a + c)) or 3CosMul (Levy & Goldberg 2014).
@@ -52,6 +74,7 @@ impl Embeddings {
             dim,
             store,
             index,
+            normed: std::sync::OnceLock::new(),
         }
     }
 
@@ -118,6 +141,169 @@ impl Embeddings {
             }
         });
         out
+    }
+
+    /// [`Embeddings::normalized`], computed once and kept.
+    pub fn normed(&self) -> &[f32] {
+        self.normed.get_or_init(|| self.normalized())
+    }
+
+    fn term_vector<'t>(&'t self, t: &Term<'t>, unit: bool) -> Result<&'t [f32], QueryError> {
+        match *t {
+            Term::Key(w) => {
+                let i = self
+                    .index_of(w)
+                    .ok_or_else(|| QueryError::NotInVocabulary(w.to_string()))?;
+                Ok(if unit {
+                    &self.normed()[i * self.dim..(i + 1) * self.dim]
+                } else {
+                    self.vector(i)
+                })
+            }
+            Term::Vector(v) if v.len() != self.dim => Err(QueryError::Dimension {
+                got: v.len(),
+                want: self.dim,
+            }),
+            Term::Vector(v) => Ok(v),
+        }
+    }
+
+    /// The rows of the words among `terms`, which a query leaves out of its answers.
+    fn key_ids(&self, terms: &[Term]) -> Vec<usize> {
+        let mut ids: Vec<usize> = terms
+            .iter()
+            .filter_map(|t| match t {
+                Term::Key(w) => self.index_of(w),
+                Term::Vector(_) => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// gensim's `get_mean_vector(keys, weights, pre_normalize=True, post_normalize=True)`: the
+    /// weighted mean of the words' unit vectors (raw vectors as given), scaled to unit length.
+    pub fn mean_vector(&self, terms: &[(Term, f32)]) -> Result<Vec<f32>, QueryError> {
+        if terms.is_empty() {
+            return Err(QueryError::NoInput);
+        }
+        let mut mean = vec![0f32; self.dim];
+        for (t, w) in terms {
+            for (m, x) in mean.iter_mut().zip(self.term_vector(t, true)?) {
+                *m += w * x;
+            }
+        }
+        let n = dot(&mean, &mean).sqrt();
+        if n > 0.0 {
+            for m in mean.iter_mut() {
+                *m /= n;
+            }
+        }
+        Ok(mean)
+    }
+
+    /// Cosine of `q` (unit length) with each of the first `limit` rows.
+    pub fn cosines(&self, q: &[f32], limit: usize) -> Vec<f32> {
+        let norm = self.normed();
+        let d = self.dim;
+        (0..limit.min(self.len()))
+            .into_par_iter()
+            .map(|i| dot(&norm[i * d..(i + 1) * d], q))
+            .collect()
+    }
+
+    /// gensim's `most_similar(positive, negative, topn, restrict_vocab)`: the `topn` words
+    /// among the first `limit` nearest to the mean of the positive words' unit vectors minus
+    /// the negative ones' (each with its weight: +1 and -1 unless given), the query words
+    /// left out.
+    pub fn most_similar(
+        &self,
+        terms: &[(Term, f32)],
+        topn: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, f32)>, QueryError> {
+        let q = self.mean_vector(terms)?;
+        let keys: Vec<Term> = terms.iter().map(|(t, _)| *t).collect();
+        let exclude = self.key_ids(&keys);
+        Ok(self.top_k(self.normed(), &q, topn, &exclude, limit))
+    }
+
+    /// gensim's 3CosMul scores (Levy and Goldberg 2014, eq. 4, cosines shifted to [0, 1]):
+    /// Π_pos (1 + cos(x, p)) / 2 over (Π_neg (1 + cos(x, n)) / 2 + 1e-6), for each of the
+    /// first `limit` rows x. Words are taken as unit vectors, raw vectors as given.
+    pub fn cosmul_scores(
+        &self,
+        positive: &[Term],
+        negative: &[Term],
+        limit: usize,
+    ) -> Result<Vec<f32>, QueryError> {
+        if positive.is_empty() {
+            return Err(QueryError::NoInput);
+        }
+        let vecs = |ts: &[Term<'_>]| -> Result<Vec<Vec<f32>>, QueryError> {
+            ts.iter()
+                .map(|t| self.term_vector(t, true).map(|v| v.to_vec()))
+                .collect()
+        };
+        let (pos, neg) = (vecs(positive)?, vecs(negative)?);
+        let norm = self.normed();
+        let d = self.dim;
+        Ok((0..limit.min(self.len()))
+            .into_par_iter()
+            .map(|i| {
+                let x = &norm[i * d..(i + 1) * d];
+                let shifted = |v: &Vec<f32>| (1.0 + dot(x, v)) / 2.0;
+                let p: f32 = pos.iter().map(shifted).product();
+                let n: f32 = neg.iter().map(shifted).product();
+                p / (n + 1e-6)
+            })
+            .collect())
+    }
+
+    /// gensim's `most_similar_cosmul`: the `topn` best rows by [`Embeddings::cosmul_scores`],
+    /// the query words left out.
+    pub fn most_similar_cosmul(
+        &self,
+        positive: &[Term],
+        negative: &[Term],
+        topn: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, f32)>, QueryError> {
+        let scores = self.cosmul_scores(positive, negative, limit)?;
+        let all: Vec<Term> = positive.iter().chain(negative).copied().collect();
+        let exclude = self.key_ids(&all);
+        let mut ranked: Vec<(usize, f32)> = scores
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !exclude.contains(i))
+            .collect();
+        ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        ranked.truncate(topn);
+        Ok(ranked
+            .into_iter()
+            .map(|(i, s)| (self.words[i].clone(), s))
+            .collect())
+    }
+
+    /// gensim's `doesnt_match`: of the words in the vocabulary, the one least like the unit
+    /// mean of their unit vectors (ties to the alphabetically first). Words outside the
+    /// vocabulary are ignored; none left is [`QueryError::NoInput`].
+    pub fn doesnt_match(&self, words: &[&str]) -> Result<String, QueryError> {
+        let used: Vec<(&str, usize)> = words
+            .iter()
+            .filter_map(|w| self.index_of(w).map(|i| (*w, i)))
+            .collect();
+        let terms: Vec<(Term, f32)> = used.iter().map(|(w, _)| (Term::Key(w), 1.0)).collect();
+        let mean = self.mean_vector(&terms)?;
+        let norm = self.normed();
+        let d = self.dim;
+        let mut scored: Vec<(f32, &str)> = used
+            .iter()
+            .map(|&(w, i)| (dot(&norm[i * d..(i + 1) * d], &mean), w))
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        Ok(scored[0].1.to_string())
     }
 
     /// Cosine similarity of two words.
@@ -272,6 +458,70 @@ mod tests {
         assert!(e
             .analogy("man", "king", "robot", 1, AnalogyMethod::CosAdd)
             .is_err());
+    }
+
+    #[test]
+    fn gensim_queries_on_hand_made_vectors() {
+        let e = toy();
+        // most_similar(positive=[king, woman], negative=[man]) is the 3CosAdd analogy.
+        let terms = [
+            (Term::Key("king"), 1.0),
+            (Term::Key("woman"), 1.0),
+            (Term::Key("man"), -1.0),
+        ];
+        let r = e.most_similar(&terms, 2, e.len()).unwrap();
+        let a = e
+            .analogy("man", "king", "woman", 2, AnalogyMethod::CosAdd)
+            .unwrap();
+        assert_eq!(r[0].0, "queen");
+        assert_eq!(r.len(), 2);
+        for (x, y) in r.iter().zip(&a) {
+            assert_eq!(x.0, y.0);
+            assert!((x.1 - y.1).abs() < 1e-6);
+        }
+        // A raw vector counts as given, and excludes nothing.
+        let r = e
+            .most_similar(&[(Term::Vector(&[1.0, 0.0]), 1.0)], 1, e.len())
+            .unwrap();
+        assert_eq!(r[0].0, "man");
+        assert!((r[0].1 - 1.0).abs() < 1e-6);
+        // Only the first `limit` rows answer.
+        let r = e.most_similar(&[(Term::Key("queen"), 1.0)], 5, 2).unwrap();
+        assert_eq!(
+            r.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["woman", "man"]
+        );
+        assert_eq!(
+            e.most_similar(&[(Term::Key("robot"), 1.0)], 1, 5)
+                .unwrap_err(),
+            QueryError::NotInVocabulary("robot".into())
+        );
+        assert_eq!(e.most_similar(&[], 1, 5).unwrap_err(), QueryError::NoInput);
+        assert!(matches!(
+            e.most_similar(&[(Term::Vector(&[1.0]), 1.0)], 1, 5),
+            Err(QueryError::Dimension { got: 1, want: 2 })
+        ));
+        // 3CosMul agrees with the analogy method of the same name.
+        let r = e
+            .most_similar_cosmul(
+                &[Term::Key("king"), Term::Key("woman")],
+                &[Term::Key("man")],
+                1,
+                e.len(),
+            )
+            .unwrap();
+        let a = e
+            .analogy("man", "king", "woman", 1, AnalogyMethod::CosMul)
+            .unwrap();
+        assert_eq!(r[0].0, a[0].0);
+        assert!((r[0].1 - a[0].1).abs() < 1e-5);
+        // The apple is the odd one out; unknown words are ignored.
+        assert_eq!(
+            e.doesnt_match(&["man", "king", "apple", "woman", "robot"])
+                .unwrap(),
+            "apple"
+        );
+        assert_eq!(e.doesnt_match(&["robot"]).unwrap_err(), QueryError::NoInput);
     }
 
     #[test]

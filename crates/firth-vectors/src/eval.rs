@@ -71,23 +71,38 @@ impl Skipped {
     }
 }
 
-/// Analogy accuracy with 3CosAdd over the `restrict` most frequent words. Lines that are not
-/// four words are skipped and counted; a file with no question at all is an error.
-pub fn evaluate_analogies(
+/// One analogy question as gensim lists it: its four words, uppercased.
+pub type Question = [String; 4];
+
+/// The questions of one section by outcome, as gensim's `evaluate_word_analogies` lists them
+/// (`{'section': name, 'correct': [...], 'incorrect': [...]}`), plus those it skipped because a
+/// word is outside the (restricted) vocabulary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SectionOutcome {
+    pub name: String,
+    pub correct: Vec<Question>,
+    pub incorrect: Vec<Question>,
+    pub oov: Vec<Question>,
+}
+
+/// Every question of an analogy file answered with 3CosAdd over the `restrict` most frequent
+/// words, by section, as gensim answers them. Lines that are not four words are skipped and
+/// counted. Unlike [`evaluate_analogies`], a file without questions is not an error here.
+pub fn analogy_outcomes(
     e: &Embeddings,
     path: &Path,
     restrict: usize,
-) -> Result<(AnalogyTally, Skipped), VecError> {
+) -> Result<(Vec<SectionOutcome>, Skipped), VecError> {
     let mut skipped = Skipped::default();
     let ok = ok_vocab(e, restrict);
     let limit = restrict.min(e.len());
-    let norm = e.normalized();
+    let norm = e.normed();
     let d = e.dim;
     // Parse first (sections and questions), then score in parallel.
     enum Item {
         Section(String),
-        Oov,
-        Q([usize; 4], [String; 3], String),
+        Oov(Question),
+        Q([usize; 4], Question),
     }
     let mut items = vec![];
     for (n, line) in read_lines(path)?.iter().enumerate() {
@@ -105,60 +120,83 @@ pub fn evaluate_analogies(
             ));
         }
         let ws: Vec<String> = line.split_whitespace().map(|w| w.to_uppercase()).collect();
-        if ws.len() != 4 {
+        let Ok(q) = <Question>::try_from(ws) else {
             if !line.trim().is_empty() {
                 skipped.record(n as u64 + 1);
             }
             continue;
+        };
+        match [&q[0], &q[1], &q[2], &q[3]].map(|w| ok.get(w).copied()) {
+            [Some(a), Some(b), Some(c), Some(x)] => items.push(Item::Q([a, b, c, x], q)),
+            _ => items.push(Item::Oov(q)),
         }
-        let ids: Vec<Option<usize>> = ws.iter().map(|w| ok.get(w).copied()).collect();
-        if ids.iter().any(|i| i.is_none()) {
-            items.push(Item::Oov);
-            continue;
-        }
-        let ids = [
-            ids[0].unwrap(),
-            ids[1].unwrap(),
-            ids[2].unwrap(),
-            ids[3].unwrap(),
-        ];
-        items.push(Item::Q(
-            ids,
-            [ws[0].clone(), ws[1].clone(), ws[2].clone()],
-            ws[3].clone(),
-        ));
     }
     let row = |i: usize| &norm[i * d..(i + 1) * d];
-    let results: Vec<Option<bool>> = items
+    let results: Vec<bool> = items
         .par_iter()
         .map(|it| match it {
-            Item::Q(ids, ignore, expected) => {
-                let q = cosadd_query(row(ids[0]), row(ids[1]), row(ids[2]));
+            Item::Q(ids, q) => {
+                let query = cosadd_query(row(ids[0]), row(ids[1]), row(ids[2]));
                 let mut excl = vec![ids[0], ids[1], ids[2]];
                 excl.dedup();
                 // gensim: top 5 after dropping the query ids, then the first whose uppercase form
                 // is not a query word; if none qualifies the last one stands.
-                let top = top_k_ids(&norm, d, &q, 5, &excl, limit);
+                let top = top_k_ids(norm, d, &query, 5, &excl, limit);
                 let mut predicted = None;
                 for (i, _) in &top {
                     let p = e.words[*i].to_uppercase();
-                    let qualifies = ok.contains_key(&p) && !ignore.contains(&p);
+                    let qualifies = ok.contains_key(&p) && !q[..3].contains(&p);
                     predicted = Some(p);
                     if qualifies {
                         break;
                     }
                 }
-                Some(predicted.as_deref() == Some(expected.as_str()))
+                predicted.as_deref() == Some(q[3].as_str())
             }
-            _ => None,
+            _ => false,
         })
         .collect();
-    let mut tally = AnalogyTally::default();
-    for (it, r) in items.iter().zip(results) {
+    let mut sections: Vec<SectionOutcome> = vec![];
+    for (it, correct) in items.into_iter().zip(results) {
+        // The first item is a section (checked while parsing).
         match it {
-            Item::Section(s) => tally.start_section(s),
-            Item::Oov => tally.record_oov(),
-            Item::Q(..) => tally.record(r.unwrap_or(false)),
+            Item::Section(name) => sections.push(SectionOutcome {
+                name,
+                ..Default::default()
+            }),
+            Item::Oov(q) => sections.last_mut().expect("a section").oov.push(q),
+            Item::Q(_, q) => {
+                let s = sections.last_mut().expect("a section");
+                if correct {
+                    s.correct.push(q)
+                } else {
+                    s.incorrect.push(q)
+                }
+            }
+        }
+    }
+    Ok((sections, skipped))
+}
+
+/// Analogy accuracy with 3CosAdd over the `restrict` most frequent words. Lines that are not
+/// four words are skipped and counted; a file with no question at all is an error.
+pub fn evaluate_analogies(
+    e: &Embeddings,
+    path: &Path,
+    restrict: usize,
+) -> Result<(AnalogyTally, Skipped), VecError> {
+    let (sections, skipped) = analogy_outcomes(e, path, restrict)?;
+    let mut tally = AnalogyTally::default();
+    for s in &sections {
+        tally.start_section(&s.name);
+        for _ in &s.oov {
+            tally.record_oov();
+        }
+        for _ in &s.correct {
+            tally.record(true);
+        }
+        for _ in &s.incorrect {
+            tally.record(false);
         }
     }
     if tally.questions() == 0 {
@@ -187,6 +225,11 @@ pub struct PairsResult {
     /// Fraction (0..1) of pairs with both words in the vocabulary.
     pub coverage: f64,
     pub skipped: Skipped,
+    /// Pearson's r of the same scores, and the two-sided p-values of both coefficients, which
+    /// gensim's `evaluate_word_pairs` returns (through scipy) beside Spearman's rho.
+    pub pearson: f64,
+    pub pearson_p: f64,
+    pub spearman_p: f64,
 }
 
 /// Spearman correlation between gold scores and cosine similarity on a tab-separated
@@ -247,9 +290,13 @@ pub fn evaluate_pairs(
             pairs + oov
         )));
     };
+    let pearson = firth_eval::pearson(&gold, &model).unwrap_or(f64::NAN);
     Ok(PairsResult {
         file: path.display().to_string(),
         spearman: rho,
+        pearson,
+        pearson_p: firth_eval::correlation_p_value(pearson, pairs),
+        spearman_p: firth_eval::correlation_p_value(rho, pairs),
         skipped,
         pairs,
         oov,
@@ -306,5 +353,22 @@ mod tests {
         assert_eq!(r.skipped.first_lines, vec![6]);
         // cos: man-king 0.98, man-woman 0, king-queen 0.38 -> same order as gold.
         assert!((r.spearman - 1.0).abs() < 1e-12);
+        assert_eq!(r.spearman_p, 0.0);
+        assert!(r.pearson > 0.9 && r.pearson < 1.0, "{}", r.pearson);
+        assert!(r.pearson_p > 0.0 && r.pearson_p < 0.3, "{}", r.pearson_p);
+
+        // The questions themselves, by outcome, as gensim lists them.
+        let (sections, _) = analogy_outcomes(&e, &q, 30000).unwrap();
+        let q4 = |s: &str| -> Question {
+            let w: Vec<String> = s.split(' ').map(String::from).collect();
+            w.try_into().unwrap()
+        };
+        assert_eq!(sections[0].name, "royal");
+        assert_eq!(
+            sections[0].correct,
+            vec![q4("MAN KING WOMAN QUEEN"), q4("MAN KING WOMAN QUEEN")]
+        );
+        assert_eq!(sections[0].incorrect, vec![q4("MAN KING WOMAN APPLE")]);
+        assert_eq!(sections[1].oov, vec![q4("MAN KING ROBOT QUEEN")]);
     }
 }

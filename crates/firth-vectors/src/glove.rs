@@ -38,7 +38,7 @@
 use std::collections::BinaryHeap;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::hogwild::HogwildRows;
@@ -813,6 +813,25 @@ pub fn train(
     vocab: CountedVocab,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained, VecError> {
+    train_until(input, cfg, vocab, &AtomicBool::new(false), progress)
+}
+
+/// [`train`] that ends early with [`VecError::Stopped`] once `stop` is set (by `progress`, or
+/// by another thread), looked at between stages and epochs.
+pub fn train_until(
+    input: &Path,
+    cfg: &Config,
+    vocab: CountedVocab,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, VecError> {
+    let stopped = || {
+        if stop.load(Ordering::Relaxed) {
+            Err(VecError::Stopped)
+        } else {
+            Ok(())
+        }
+    };
     if cfg.dim == 0 || cfg.window == 0 || cfg.epochs == 0 {
         return Err(VecError::Invalid(
             "--dim, --window and --epochs must be positive".into(),
@@ -833,11 +852,13 @@ pub fn train(
         shuffler.push(c)
     })?;
     let cooccur_seconds = t.elapsed().as_secs_f64();
+    stopped()?;
     progress(&Progress {
         stage: "shuffling",
         epoch: 0,
         cost: 0.0,
     });
+    stopped()?;
     let t = Instant::now();
     let recs = shuffler.finish()?;
     let shuffle_seconds = t.elapsed().as_secs_f64();
@@ -877,6 +898,7 @@ pub fn train(
     let (x_max, alpha, eta) = (cfg.x_max as f32, cfg.alpha as f32, cfg.eta as f32);
     let mut epoch_costs = vec![];
     for epoch in 0..cfg.epochs {
+        stopped()?;
         let total: Result<f64, VecError> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
@@ -917,6 +939,7 @@ pub fn train(
             cost,
         });
     }
+    stopped()?;
     let train_seconds = t.elapsed().as_secs_f64();
     let w = w.to_vec();
     let mut wv = vec![0f32; v * dim];

@@ -45,6 +45,9 @@ pub enum VecError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The caller's stop flag ended training early (a Python Ctrl-C); nothing was written.
+    #[error("stopped before training finished; nothing was written")]
+    Stopped,
 }
 
 impl VecError {

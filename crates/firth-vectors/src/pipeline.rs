@@ -5,13 +5,14 @@
 //! Progress arrives through a callback, so callers decide how (or whether) to show it.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::formats::{self, Format};
 use crate::tokens::{CountStats, CountedVocab};
-use crate::{glove, word2vec, VecError};
+use crate::{glove, word2vec, Embeddings, VecError};
 
 /// What a training run reports while it goes.
 pub enum Event<'a, P> {
@@ -79,6 +80,8 @@ pub struct Word2vecSummary {
 pub struct GloveSummary {
     /// Corpus tokens (before min-count) over wall time, the figure GloVe C's tools compare by.
     pub words_per_second: f64,
+    /// Corpus tokens read, before min-count.
+    pub tokens: u64,
     pub wall_seconds: f64,
     pub vocab_seconds: f64,
     pub cooccur_seconds: f64,
@@ -137,6 +140,24 @@ pub fn train_word2vec_file(
     on: &mut dyn FnMut(Event<'_, word2vec::Progress>),
 ) -> Result<Word2vecSummary, VecError> {
     let t0 = Instant::now();
+    let (e, mut summary) = train_word2vec(input, cfg, &AtomicBool::new(false), on)?;
+    formats::save(output, format, &e.words, e.dim, e.matrix())?;
+    summary.wall_seconds = t0.elapsed().as_secs_f64();
+    summary.output = output.display().to_string();
+    Ok(summary)
+}
+
+/// Trains word2vec vectors on `input` and keeps them in memory (what Python's
+/// `firth.vectors.Word2Vec` holds): counting, training and the check for diverged vectors are
+/// those of [`train_word2vec_file`]. Setting `stop` ends the run with [`VecError::Stopped`].
+/// The summary's `output` is empty.
+pub fn train_word2vec(
+    input: &Path,
+    cfg: &word2vec::Config,
+    stop: &AtomicBool,
+    on: &mut dyn FnMut(Event<'_, word2vec::Progress>),
+) -> Result<(Embeddings, Word2vecSummary), VecError> {
+    let t0 = Instant::now();
     let (vocab, counted) = count(
         input,
         cfg.min_count,
@@ -145,10 +166,9 @@ pub fn train_word2vec_file(
         t0,
         &mut *on,
     )?;
-    let tr = word2vec::train(input, cfg, vocab, &mut |p| on(Event::Training(p)))?;
+    let tr = word2vec::train_until(input, cfg, vocab, stop, &mut |p| on(Event::Training(p)))?;
     ensure_finite(&tr.vectors, "lower --alpha")?;
-    formats::save(output, format, &tr.vocab.words, tr.dim, &tr.vectors)?;
-    Ok(Word2vecSummary {
+    let summary = Word2vecSummary {
         words_per_second: tr.words_processed as f64 / tr.train_seconds.max(1e-9),
         wall_seconds: t0.elapsed().as_secs_f64(),
         train_seconds: tr.train_seconds,
@@ -157,8 +177,9 @@ pub fn train_word2vec_file(
         peak_memory_bytes: firth_text::peak_rss_bytes(),
         final_loss: tr.final_loss,
         invalid_utf8_tokens: counted.stats.invalid_utf8,
-        output: output.display().to_string(),
-    })
+        output: String::new(),
+    };
+    Ok((Embeddings::new(tr.vocab.words, tr.dim, tr.vectors), summary))
 }
 
 /// Prunes GloVe's counting table at word2vec C's default size: GloVe C's `vocab_count` has no
@@ -175,6 +196,26 @@ pub fn train_glove_file(
     on: &mut dyn FnMut(Event<'_, glove::Progress>),
 ) -> Result<GloveSummary, VecError> {
     let t0 = Instant::now();
+    let (e, mut summary) = train_glove(input, cfg, which, &AtomicBool::new(false), on)?;
+    formats::save(output, format, &e.words, e.dim, e.matrix())?;
+    // The rate GloVe C's tools are compared by covers the whole run, writing included.
+    summary.wall_seconds = t0.elapsed().as_secs_f64();
+    summary.words_per_second = summary.tokens as f64 / summary.wall_seconds.max(1e-9);
+    summary.output = output.display().to_string();
+    Ok(summary)
+}
+
+/// Trains GloVe on `input` and keeps the `which` vectors in memory, as [`train_glove_file`]
+/// does before it saves them. Setting `stop` ends the run with [`VecError::Stopped`]. The
+/// summary's `output` is empty.
+pub fn train_glove(
+    input: &Path,
+    cfg: &glove::Config,
+    which: glove::Vectors,
+    stop: &AtomicBool,
+    on: &mut dyn FnMut(Event<'_, glove::Progress>),
+) -> Result<(Embeddings, GloveSummary), VecError> {
+    let t0 = Instant::now();
     let (vocab, counted) = count(
         input,
         cfg.min_count,
@@ -183,13 +224,13 @@ pub fn train_glove_file(
         t0,
         &mut *on,
     )?;
-    let tr = glove::train(input, cfg, vocab, &mut |p| on(Event::Training(p)))?;
+    let tr = glove::train_until(input, cfg, vocab, stop, &mut |p| on(Event::Training(p)))?;
     let out = tr.vectors(which);
     ensure_finite(&out, "lower --eta")?;
-    formats::save(output, format, &tr.vocab.words, tr.dim, &out)?;
     let wall = t0.elapsed().as_secs_f64();
-    Ok(GloveSummary {
+    let summary = GloveSummary {
         words_per_second: counted.stats.tokens as f64 / wall.max(1e-9),
+        tokens: counted.stats.tokens,
         wall_seconds: wall,
         vocab_seconds: counted.seconds,
         cooccur_seconds: tr.cooccur_seconds,
@@ -203,8 +244,9 @@ pub fn train_glove_file(
         final_cost: tr.final_cost,
         epoch_costs: tr.epoch_costs,
         invalid_utf8_tokens: counted.stats.invalid_utf8,
-        output: output.display().to_string(),
-    })
+        output: String::new(),
+    };
+    Ok((Embeddings::new(tr.vocab.words, tr.dim, out), summary))
 }
 
 /// Labelled points for a 2-D map of some words, and the map's title.
@@ -325,6 +367,46 @@ mod tests {
         ] {
             assert!(j.get(k).is_some(), "{k}");
         }
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_stop_flag_ends_training_with_nothing_to_keep() {
+        let d = dir("stop");
+        let input = corpus(&d);
+        let cfg = word2vec::Config {
+            dim: 4,
+            window: 2,
+            min_count: 2,
+            epochs: 1000,
+            ..Default::default()
+        };
+        // Set from the progress callback, as the Python layer does on Ctrl-C.
+        let stop = AtomicBool::new(false);
+        let t = Instant::now();
+        let r = train_word2vec(&input, &cfg, &stop, &mut |ev| {
+            if let Event::Training(_) = ev {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        assert!(matches!(r, Err(VecError::Stopped)), "{:?}", r.err());
+        assert!(t.elapsed().as_secs_f64() < 30.0);
+        let gcfg = glove::Config {
+            dim: 4,
+            window: 2,
+            epochs: 1000,
+            min_count: 2,
+            threads: 1,
+            ..Default::default()
+        };
+        let stop = AtomicBool::new(true);
+        let r = train_glove(&input, &gcfg, glove::Vectors::Sum, &stop, &mut |_| {});
+        assert!(matches!(r, Err(VecError::Stopped)), "{:?}", r.err());
+        // Unstopped, the in-memory run is the file run's vectors.
+        let cfg = word2vec::Config { epochs: 2, ..cfg };
+        let (e, s) = train_word2vec(&input, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        assert_eq!((e.len(), e.dim, s.vocab_size), (4, 4, 4));
+        assert!(s.output.is_empty());
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -522,6 +522,19 @@ pub fn train(
     vocab: CountedVocab,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained, VecError> {
+    train_until(input, cfg, vocab, &AtomicBool::new(false), progress)
+}
+
+/// [`train`] that ends early with [`VecError::Stopped`] once `stop` is set (by `progress`, or
+/// by another thread): a caller that must stay responsive (Python's Ctrl-C) sets it. Every
+/// training thread looks at it once per sentence, so the run ends within a few milliseconds.
+pub fn train_until(
+    input: &Path,
+    cfg: &Config,
+    vocab: CountedVocab,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, VecError> {
     if vocab.is_empty() {
         return Err(VecError::Invalid("empty vocabulary".into()));
     }
@@ -612,6 +625,9 @@ pub fn train(
                     st.epoch.store(epoch as u64, Ordering::Relaxed);
                     let mut ts = TokenStream::open(input, rs, re)?;
                     loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
                         sen.clear();
                         let mut ended = false;
                         while sen.len() < MAX_SENTENCE {
@@ -792,6 +808,9 @@ pub fn train(
         res
     });
     result?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(VecError::Stopped);
+    }
     let train_seconds = start.elapsed().as_secs_f64();
     let mut final_loss = 0.0;
     let mut n = 0.0;
