@@ -182,12 +182,29 @@ fn limits(max_steps: Option<u64>, max_seconds: Option<f64>) -> Limits {
     }
 }
 
-/// After a run that Ctrl-C ended: the exception, once the checkpoint is safe.
-fn interrupted(job: &Job) -> PyResult<()> {
+/// Runs a training pipeline as the CLI does, with the GIL released, the CLI's display (when
+/// `progress`) and the Ctrl-C check; a run that Ctrl-C ended raises once its checkpoint is
+/// safe.
+fn train_detached<S: Send>(
+    py: Python<'_>,
+    progress: bool,
+    unit: &'static str,
+    run: impl FnOnce(&mut dyn Observer) -> anyhow::Result<S> + Send,
+) -> PyResult<S> {
+    let job = Job::new();
+    let summary = py.detach(|| {
+        let mut obs = Display {
+            job: &job,
+            progress,
+            bar: None,
+            unit,
+        };
+        run(&mut obs).map_err(|e| any_error(e, Some(&job)))
+    })?;
     if job.stop.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(job.stopped());
     }
-    Ok(())
+    Ok(summary)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,19 +423,9 @@ fn lm_train<'py>(
         resume,
         limits: limits(max_steps, max_seconds),
     };
-    let job = Job::new();
-    let summary = py.detach(|| {
-        let mut obs = Display {
-            job: &job,
-            progress,
-            bar: None,
-            unit: "tok",
-        };
-        train_lm(&data, &options, &mut obs)
-            .map(|(s, _)| s)
-            .map_err(|e| any_error(e, Some(&job)))
+    let summary = train_detached(py, progress, "tok", |obs| {
+        train_lm(&data, &options, obs).map(|(s, _)| s)
     })?;
-    interrupted(&job)?;
     let mut model = py.detach(|| load_lm(&out))?;
     model.summary = Some(job::to_py(py, &summary)?.unbind());
     Ok(model)
@@ -592,19 +599,9 @@ fn classify_train<'py>(
         resume,
         limits: limits(max_steps, max_seconds),
     };
-    let job = Job::new();
-    let summary = py.detach(|| {
-        let mut obs = Display {
-            job: &job,
-            progress,
-            bar: None,
-            unit: "ex",
-        };
-        train_classifier(&data, &options, &mut obs)
-            .map(|(s, _)| s)
-            .map_err(|e| any_error(e, Some(&job)))
+    let summary = train_detached(py, progress, "ex", |obs| {
+        train_classifier(&data, &options, obs).map(|(s, _)| s)
     })?;
-    interrupted(&job)?;
     let mut model = py.detach(|| load_classifier(&out))?;
     model.summary = Some(job::to_py(py, &summary)?.unbind());
     Ok(model)
@@ -749,19 +746,9 @@ fn tag_train<'py>(
         resume,
         limits: limits(max_steps, max_seconds),
     };
-    let job = Job::new();
-    let summary = py.detach(|| {
-        let mut obs = Display {
-            job: &job,
-            progress,
-            bar: None,
-            unit: "sent",
-        };
-        train_tagger(&data, &options, &mut obs)
-            .map(|(s, _)| s)
-            .map_err(|e| any_error(e, Some(&job)))
+    let summary = train_detached(py, progress, "sent", |obs| {
+        train_tagger(&data, &options, obs).map(|(s, _)| s)
     })?;
-    interrupted(&job)?;
     let mut model = py.detach(|| load_tagger(&out))?;
     model.summary = Some(job::to_py(py, &summary)?.unbind());
     Ok(model)

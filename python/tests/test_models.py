@@ -71,8 +71,8 @@ def test_classifier_trains_and_predicts(tmp_path):
     (tmp_path / "train.tsv").write_text("\n".join(line() for _ in range(400)) + "\n")
     (tmp_path / "dev.tsv").write_text("\n".join(line() for _ in range(60)) + "\n")
     clf = firth.classify.train(tmp_path / "train.tsv", dev=tmp_path / "dev.tsv",
-                               out=tmp_path / "run", hidden=16, emb=16, epochs=4, seed=1,
-                               progress=False)
+                               out=tmp_path / "run", hidden=16, emb=16, epochs=4, lr=0.01,
+                               seed=1, progress=False)
     assert sorted(clf.labels) == ["negative", "positive"]
     assert clf.summary["dev_accuracy"] > 90
     pred = clf.predict(["good great nice film", ["awful", "dull", "bad", "film"]])
