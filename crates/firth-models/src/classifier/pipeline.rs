@@ -5,7 +5,7 @@
 use super::bundle::Bundle;
 use super::data::{encode_set, label_set};
 use super::eval::evaluate;
-use super::task::{ClassifyTask, ClassifyTrainConfig};
+use super::task::{shuffle, ClassifyTask, ClassifyTrainConfig};
 use super::{Classifier, ClassifierConfig, MODEL};
 use crate::trainer::{Limits, Observer, Trainer};
 use anyhow::{bail, Context, Result};
@@ -195,11 +195,7 @@ fn hold_out_dev(
     if !(data.dev_fraction > 0.0 && data.dev_fraction < 1.0) {
         bail!("give --dev, or a --dev-fraction in (0, 1)");
     }
-    let mut rng = Rng::new(seed ^ 0x5eed);
-    for i in (1..ex.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        ex.swap(i, j);
-    }
+    shuffle(&mut ex, &mut Rng::new(seed ^ 0x5eed));
     let n_dev = ((ex.len() as f64 * data.dev_fraction).round() as usize).max(1);
     if n_dev >= ex.len() {
         bail!(
@@ -267,11 +263,7 @@ pub fn cross_validate(
         Some(d) => Some(sentiment::read(d, data.format, sentences)?),
         None => None,
     };
-    let mut rng = Rng::new(r.train.seed ^ 0xf01d);
-    for i in (1..ex.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        ex.swap(i, j);
-    }
+    shuffle(&mut ex, &mut Rng::new(r.train.seed ^ 0xf01d));
     let n = ex.len();
     let mut cv = CrossValidation {
         folds,

@@ -72,7 +72,7 @@ impl ClassifyTask {
 }
 
 /// Fisher-Yates.
-fn shuffle<X>(v: &mut [X], rng: &mut Rng) {
+pub(crate) fn shuffle<X>(v: &mut [X], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         v.swap(i, j);
