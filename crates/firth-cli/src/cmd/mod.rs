@@ -38,6 +38,33 @@ pub struct RunFlags {
     pub quiet: bool,
 }
 
+/// When a long training run writes checkpoints and stops early (`translate train`,
+/// `speech train`).
+#[derive(ClapArgs, Clone, Debug)]
+pub struct StopFlags {
+    /// Also write a checkpoint every this many steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Stop after this many seconds of wall time (a checkpoint is kept; --resume goes on).
+    #[arg(long, value_parser = crate::validate::finite_positive)]
+    pub max_seconds: Option<f64>,
+    /// Stop after this many updates (a checkpoint is kept).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Continue the run saved in --out (same data and settings; --epochs may grow).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl StopFlags {
+    pub fn limits(&self) -> firth_models::trainer::Limits {
+        firth_models::trainer::Limits {
+            max_steps: self.max_steps,
+            max_seconds: self.max_seconds,
+        }
+    }
+}
+
 /// Sets the size of the global thread pool used by the matrix products (an error if this
 /// process already sized it differently; see [`firth_nn::par::set_global_threads`]).
 pub fn set_threads(threads: Option<usize>) -> Result<()> {

@@ -17,7 +17,7 @@ use firth_models::speech::{
     load, load_utterances, recognize, train_speech, Decoding, SpeechData, SpeechOptions,
     SpeechPreset, SpeechSummary, UnitKind,
 };
-use firth_models::trainer::{EpochRecord, Limits};
+use firth_models::trainer::EpochRecord;
 use firth_nn::CellKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -210,18 +210,8 @@ pub struct TrainArgs {
     no_spec_augment: bool,
     #[command(flatten)]
     features: FeatureFlags,
-    /// Also write a checkpoint every this many steps.
-    #[arg(long)]
-    checkpoint_every: Option<usize>,
-    /// Stop after this many seconds of wall time (a checkpoint is kept; --resume goes on).
-    #[arg(long, value_parser = crate::validate::finite_positive)]
-    max_seconds: Option<f64>,
-    /// Stop after this many updates (a checkpoint is kept).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Continue the run saved in --out (same data and settings; --epochs may grow).
-    #[arg(long)]
-    resume: bool,
+    #[command(flatten)]
+    stops: super::StopFlags,
     #[command(flatten)]
     pub run: super::RunFlags,
 }
@@ -387,11 +377,8 @@ pub fn train(a: TrainArgs) -> Result<SpeechSummary> {
         dev: a.dev.clone(),
         test: a.test.clone(),
         out: a.out.clone(),
-        resume: a.resume,
-        limits: Limits {
-            max_steps: a.max_steps,
-            max_seconds: a.max_seconds,
-        },
+        resume: a.stops.resume,
+        limits: a.stops.limits(),
     };
     let options = SpeechOptions {
         features: Some(a.features.config()),
@@ -410,7 +397,7 @@ pub fn train(a: TrainArgs) -> Result<SpeechSummary> {
         plateau_decay: a.plateau_decay,
         patience: a.patience,
         spec_augment: a.no_spec_augment.then_some(false),
-        checkpoint_every: a.checkpoint_every,
+        checkpoint_every: a.stops.checkpoint_every,
         seed: a.run.seed,
     };
     let mut bars = Bars::for_task(a.run.quiet, "utt");

@@ -5,7 +5,7 @@ use crate::plot::{line_chart, Series};
 use crate::progress::Bars;
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Subcommand};
-use firth_models::trainer::{EpochRecord, Limits};
+use firth_models::trainer::EpochRecord;
 use firth_models::translate::data::read_lines;
 use firth_models::translate::pipeline::segmenter;
 use firth_models::translate::{
@@ -133,18 +133,8 @@ pub struct TrainArgs {
     /// Pick the best epoch by development perplexity instead of BLEU (no decoding each epoch).
     #[arg(long)]
     no_valid_bleu: bool,
-    /// Also write a checkpoint every this many steps.
-    #[arg(long)]
-    checkpoint_every: Option<usize>,
-    /// Stop after this many seconds of wall time (a checkpoint is kept; --resume goes on).
-    #[arg(long, value_parser = crate::validate::finite_positive)]
-    max_seconds: Option<f64>,
-    /// Stop after this many updates (a checkpoint is kept).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Continue the run saved in --out (same data and settings; --epochs may grow).
-    #[arg(long)]
-    resume: bool,
+    #[command(flatten)]
+    stops: super::StopFlags,
     #[command(flatten)]
     pub run: super::RunFlags,
 }
@@ -261,7 +251,7 @@ fn options(a: &TrainArgs) -> TranslateOptions {
         beam: a.beam,
         alpha: a.alpha,
         no_valid_bleu: a.no_valid_bleu,
-        checkpoint_every: a.checkpoint_every,
+        checkpoint_every: a.stops.checkpoint_every,
         seed: a.run.seed,
     }
 }
@@ -276,11 +266,8 @@ pub fn train(a: TrainArgs) -> Result<TranslateSummary> {
         test_src: a.test_src.clone(),
         test_tgt: a.test_tgt.clone(),
         out: a.out.clone(),
-        resume: a.resume,
-        limits: Limits {
-            max_steps: a.max_steps,
-            max_seconds: a.max_seconds,
-        },
+        resume: a.stops.resume,
+        limits: a.stops.limits(),
     };
     let mut bars = Bars::new(a.run.quiet, false);
     let (summary, trainer) = train_translator(&data, &options(&a), &mut bars)?;
