@@ -1,5 +1,6 @@
 //! word2vec: skip-gram and CBOW with negative sampling and/or hierarchical softmax, trained
-//! Hogwild-style on several threads, each streaming its own byte slice of the corpus.
+//! Hogwild-style on several threads, each streaming its own byte slice of the corpus (and
+//! replaying the ids it read for later epochs, see [`EpochIds`]).
 //!
 //! # Objective and gradient
 //!
@@ -124,6 +125,28 @@ pub struct Trained {
 }
 
 const MAX_SENTENCE: usize = 1000;
+
+/// The most word ids (4 bytes each) all threads together keep in memory to replay later epochs:
+/// 2^27 ids is 512 MiB, a corpus of 134M in-vocabulary words. See [`EpochIds`].
+const REPLAY_IDS: usize = 1 << 27;
+
+/// Marks a line end in a replayed id stream (no vocabulary reaches u32::MAX words).
+const LINE_END: u32 = u32::MAX;
+
+/// One training thread's corpus slice as the ids its first epoch read, replayed by the later
+/// epochs. Tokenizing and hashing every word again each epoch (as word2vec C does) was a fifth
+/// of a skip-gram run's time on gut8; replaying the ids skips it. The replay is the same ids
+/// and line ends in the same order, and subsampling still draws afresh per epoch, so a run is
+/// unchanged, bit for bit, whether it replays or not. Past its share of [`REPLAY_IDS`] a thread
+/// drops what it recorded and reads the file every epoch.
+enum EpochIds {
+    /// Recording while the first epoch reads the file.
+    Recording(Vec<u32>),
+    /// Complete: later epochs replay it.
+    Ready(Vec<u32>),
+    /// Too large to keep (or one epoch only): every epoch reads the file.
+    Off,
+}
 const EXP_TABLE_SIZE: usize = 1000;
 const MAX_EXP: f32 = 6.0;
 
@@ -535,6 +558,18 @@ pub fn train_until(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained, VecError> {
+    train_replaying(input, cfg, vocab, stop, progress, REPLAY_IDS)
+}
+
+/// [`train_until`] keeping at most `replay_ids` ids in memory for later epochs ([`EpochIds`]).
+fn train_replaying(
+    input: &Path,
+    cfg: &Config,
+    vocab: CountedVocab,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+    replay_ids: usize,
+) -> Result<Trained, VecError> {
     if vocab.is_empty() {
         return Err(VecError::Invalid("empty vocabulary".into()));
     }
@@ -619,11 +654,24 @@ pub fn train_until(
                 let mut alpha = cfg.alpha;
                 let empty_p: &[u32] = &[];
                 let empty_c: &[u8] = &[];
+                let replay_cap = replay_ids / threads;
+                let mut ids = if cfg.epochs > 1 {
+                    EpochIds::Recording(Vec::new())
+                } else {
+                    EpochIds::Off
+                };
                 for epoch in 0..cfg.epochs {
                     let mut loss = 0.0f64;
                     let mut pairs = 0u64;
                     st.epoch.store(epoch as u64, Ordering::Relaxed);
-                    let mut ts = TokenStream::open(input, rs, re)?;
+                    // This epoch reads the file, or replays (and then hands back) the ids.
+                    let mut replay = match std::mem::replace(&mut ids, EpochIds::Off) {
+                        EpochIds::Ready(v) => Ok((v, 0usize)),
+                        other => {
+                            ids = other;
+                            Err(TokenStream::open(input, rs, re)?)
+                        }
+                    };
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
@@ -631,21 +679,45 @@ pub fn train_until(
                         sen.clear();
                         let mut ended = false;
                         while sen.len() < MAX_SENTENCE {
-                            match ts.next_tok().map_err(|e| VecError::io(input, e))? {
+                            // The next id, or LINE_END; None at the end of the slice.
+                            let next = match &mut replay {
+                                Ok((v, at)) => {
+                                    *at += 1;
+                                    v.get(*at - 1).copied()
+                                }
+                                Err(ts) => {
+                                    let id =
+                                        match ts.next_tok().map_err(|e| VecError::io(input, e))? {
+                                            None => None,
+                                            Some(Tok::Newline) => Some(LINE_END),
+                                            Some(Tok::Word(w)) => match vocab.get(w) {
+                                                Some(id) => Some(id),
+                                                None => continue,
+                                            },
+                                        };
+                                    if let (EpochIds::Recording(v), Some(id)) = (&mut ids, id) {
+                                        if v.len() < replay_cap {
+                                            v.push(id);
+                                        } else {
+                                            ids = EpochIds::Off;
+                                        }
+                                    }
+                                    id
+                                }
+                            };
+                            match next {
                                 None => {
                                     ended = true;
                                     break;
                                 }
-                                Some(Tok::Newline) => break,
-                                Some(Tok::Word(w)) => {
-                                    if let Some(id) = vocab.get(w) {
-                                        word_count += 1;
-                                        let k = keep[id as usize];
-                                        if k < 65536 && k < (rng.next_u64() & 0xFFFF) as u32 {
-                                            continue;
-                                        }
-                                        sen.push(id);
+                                Some(LINE_END) => break,
+                                Some(id) => {
+                                    word_count += 1;
+                                    let k = keep[id as usize];
+                                    if k < 65536 && k < (rng.next_u64() & 0xFFFF) as u32 {
+                                        continue;
                                     }
+                                    sen.push(id);
                                 }
                             }
                         }
@@ -762,6 +834,11 @@ pub fn train_until(
                     st.loss_bits
                         .store((loss / pairs.max(1) as f64).to_bits(), Ordering::Relaxed);
                     st.pairs.store(pairs, Ordering::Relaxed);
+                    ids = match (ids, replay) {
+                        (_, Ok((v, _))) => EpochIds::Ready(v),
+                        (EpochIds::Recording(v), Err(_)) => EpochIds::Ready(v),
+                        (other, Err(_)) => other,
+                    };
                 }
                 wca.fetch_add(word_count - last_word_count, Ordering::Relaxed);
                 Ok(())
@@ -981,6 +1058,65 @@ mod tests {
     fn cos(v: &[f32], d: usize, i: usize, j: usize) -> f32 {
         let (a, b) = (&v[i * d..(i + 1) * d], &v[j * d..(j + 1) * d]);
         crate::simd::dot(a, b) / (crate::simd::dot(a, a).sqrt() * crate::simd::dot(b, b).sqrt())
+    }
+
+    /// Replaying the first epoch's ids gives the run that reads the file every epoch, bit for
+    /// bit: with out-of-vocabulary words, short and long lines (past MAX_SENTENCE), subsampling,
+    /// and a cap that stops the recording part-way.
+    #[test]
+    fn replaying_ids_changes_nothing() {
+        let mut rng = Lcg(3);
+        let mut text = String::new();
+        for line in 0..60 {
+            let len = if line == 7 {
+                2500
+            } else {
+                1 + (rng.next_u64() >> 20) as usize % 40
+            };
+            for _ in 0..len {
+                // Ids 0..40 by a skewed law, so some words fall under min_count 3.
+                let r = (rng.next_u64() >> 20) % 1600;
+                text.push_str(&format!("w{} ", (r as f64).sqrt() as u64));
+            }
+            text.push('\n');
+        }
+        let d = std::env::temp_dir().join(format!("firth-w2v-replay-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("replay.txt");
+        std::fs::write(&p, text).unwrap();
+        let (v, _) = CountedVocab::count_file(&p, 3, 0, 1000).unwrap();
+        assert!(v.len() < 40, "some words must be out of vocabulary");
+        for model in [Model::SkipGram, Model::Cbow] {
+            let cfg = Config {
+                model,
+                dim: 8,
+                window: 3,
+                min_count: 3,
+                sample: 1e-2,
+                epochs: 3,
+                threads: 1,
+                seed: 5,
+                ..Default::default()
+            };
+            let run = |cap| {
+                train_replaying(
+                    &p,
+                    &cfg,
+                    v.clone(),
+                    &AtomicBool::new(false),
+                    &mut |_| {},
+                    cap,
+                )
+                .unwrap()
+            };
+            let streamed = run(0);
+            for cap in [REPLAY_IDS, 500] {
+                let t = run(cap);
+                assert_eq!(t.vectors, streamed.vectors, "{model:?} cap {cap}");
+                assert_eq!(t.words_processed, streamed.words_processed);
+            }
+        }
+        std::fs::remove_dir_all(d).ok();
     }
 
     #[test]
