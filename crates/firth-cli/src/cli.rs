@@ -36,6 +36,8 @@ enum Command {
     Bleu(cmd::bleu::Args),
     /// Byte-pair encoding, subword-nmt compatible: learn merges, apply them, join subwords back.
     Bpe(cmd::bpe::Args),
+    /// Penn-Treebank-style tokenization of raw English text ("don't." -> "do n't ."), per line.
+    Tokenize(cmd::tokenize::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -51,5 +53,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Speech(a) => cmd::speech::run(a),
         Command::Bleu(a) => cmd::bleu::run(a),
         Command::Bpe(a) => cmd::bpe::run(a),
+        Command::Tokenize(a) => cmd::tokenize::run(a),
     }
 }

@@ -5,6 +5,7 @@ pub mod bpe;
 pub mod conll;
 pub mod corpus;
 pub mod sentiment;
+pub mod tokenize;
 pub mod vocab;
 
 pub use corpus::{read_text, TextError};

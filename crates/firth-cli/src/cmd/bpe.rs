@@ -1,10 +1,10 @@
 //! `firth bpe`: byte-pair encoding (Sennrich et al. 2016) compatible with subword-nmt: learn
 //! merges from text, segment text with them (`@@ ` marks), and join segmented text back.
 
-use anyhow::{Context, Result};
+use super::map_lines;
+use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 use firth_text::bpe::{join_subwords, Bpe};
-use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -95,91 +95,4 @@ fn learn(a: LearnArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
-}
-
-/// Streams `input` (a file, or stdin) line by line through `f` into `output` (a file, written
-/// under a temporary name and renamed at the end so a failure leaves no partial file, or
-/// stdout). Line ends are kept as they were; invalid UTF-8 stops with the file and line.
-fn map_lines(
-    input: Option<&Path>,
-    output: Option<&Path>,
-    f: impl Fn(&str) -> String,
-) -> Result<()> {
-    let (reader, name): (Box<dyn BufRead>, String) = match input {
-        Some(p) => {
-            let file =
-                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            (
-                Box::new(std::io::BufReader::new(file)),
-                p.display().to_string(),
-            )
-        }
-        None => (Box::new(std::io::stdin().lock()), "<stdin>".to_string()),
-    };
-    match output {
-        None => {
-            let mut w = BufWriter::new(std::io::stdout().lock());
-            transform(reader, &name, &mut w, &f)?;
-            w.flush()?;
-            Ok(())
-        }
-        Some(out) => {
-            let mut tmp_name = out
-                .file_name()
-                .with_context(|| format!("{} is not a file name", out.display()))?
-                .to_os_string();
-            tmp_name.push(format!(".{}.tmp", std::process::id()));
-            let tmp = out.with_file_name(tmp_name);
-            let result = (|| -> Result<()> {
-                let file = std::fs::File::create(&tmp)
-                    .with_context(|| format!("cannot write {}", out.display()))?;
-                let mut w = BufWriter::new(file);
-                transform(reader, &name, &mut w, &f)?;
-                w.flush()
-                    .with_context(|| format!("cannot write {}", out.display()))?;
-                std::fs::rename(&tmp, out)
-                    .with_context(|| format!("cannot write {}", out.display()))
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result
-        }
-    }
-}
-
-fn transform(
-    mut reader: Box<dyn BufRead + '_>,
-    name: &str,
-    w: &mut impl Write,
-    f: &impl Fn(&str) -> String,
-) -> Result<()> {
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read {name}"))?;
-        if n == 0 {
-            return Ok(());
-        }
-        line_no += 1;
-        let newline = buf.last() == Some(&b'\n');
-        let body = if newline {
-            &buf[..buf.len() - 1]
-        } else {
-            &buf[..]
-        };
-        let line = std::str::from_utf8(body).map_err(|e| {
-            anyhow::anyhow!(
-                "{name}:{line_no}: invalid UTF-8 (byte {} of the line); convert the file to UTF-8, e.g. with iconv",
-                e.valid_up_to() + 1
-            )
-        })?;
-        w.write_all(f(line).as_bytes())?;
-        if newline {
-            w.write_all(b"\n")?;
-        }
-    }
 }
