@@ -17,7 +17,8 @@
 //! - Emphasis markup around a chunk (`_word_`, `*word*`, as in Gutenberg texts) is dropped.
 //!
 //! Tokenized text tokenizes to itself (the tests check it; on the Gutenberg books 121 of 22M
-//! tokens change, dialect spellings such as "sha'n't" and roman numerals). Sentence boundaries are not needed for word vectors and are not marked.
+//! tokens change, dialect spellings such as "sha'n't" and roman numerals). Sentence boundaries
+//! are not needed for word vectors and are not marked.
 
 /// Tokens are lower-cased and/or have ASCII digits mapped to 0, as the taggers' `--cased false`
 /// lookup normalises words (so such vectors are found by the tagger).
