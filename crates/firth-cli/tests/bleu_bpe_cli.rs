@@ -256,3 +256,25 @@ fn bpe_bad_input() {
         &["--merges"],
     );
 }
+
+#[test]
+fn tokenize_splits_like_the_treebank_and_names_bad_lines() {
+    let out = ok(firth_stdin(
+        &["tokenize", "--lowercase", "--zero-digits"],
+        "\u{201C}I don\u{2019}t know,\u{201D} said Mr. Pump in 1820.\n\nIt's _his_ inn--yes!\n"
+            .as_bytes(),
+    ));
+    assert_eq!(
+        out,
+        "`` i do n't know , '' said mr. pump in 0000 .\n\nit 's his inn -- yes !\n"
+    );
+    let d = tmp("tokenize");
+    let bad = d.join("bad.txt");
+    std::fs::write(&bad, b"fine\nalso fine\n\xff\xfe\n").unwrap();
+    let out = d.join("out.txt");
+    refused(
+        firth(&["tokenize", s(&bad), "--output", s(&out)]),
+        &["bad.txt:3: invalid UTF-8"],
+    );
+    assert!(!out.exists(), "a failed run leaves no output file");
+}
