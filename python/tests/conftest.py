@@ -7,6 +7,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NGRAM_FIXTURES = REPO / "crates" / "firth-ngram" / "tests" / "fixtures"
+#: A toy German-English parallel corpus (48 training pairs, 8 held out).
+TRANSLATE_FIXTURES = REPO / "crates" / "firth-cli" / "tests" / "fixtures" / "translate"
+#: BLEU and chrF fixtures with the values sacrebleu 2.6.0 computed (expected.json).
+BLEU_FIXTURES = REPO / "crates" / "firth-eval" / "tests" / "fixtures" / "bleu"
 
 
 @pytest.fixture(scope="session")
