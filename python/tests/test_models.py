@@ -175,6 +175,19 @@ def test_classifier_folds_return_the_cross_validation(tmp_path):
     for k, a in enumerate(acc, 1):
         assert (tmp_path / "cv" / f"fold-{k}" / "model.safetensors").exists()
         assert round(a * 30 / 100, 6) == round(a * 30 / 100)
+    # Ctrl-C during a fold: KeyboardInterrupt, and no cv.json with half-trained folds in it.
+    import _thread
+    import threading
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "stopped", folds=3,
+                                 hidden=8, emb=8, epochs=100_000, patience=0, progress=False)
+    finally:
+        timer.cancel()
+    assert not (tmp_path / "stopped" / "cv.json").exists()
+    assert not (tmp_path / "stopped" / "fold-2").exists()
     with pytest.raises(firth.FirthError, match="leave out --test"):
         firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "x", folds=3,
                              test=tmp_path / "all.tsv", progress=False)
