@@ -4,8 +4,7 @@ uses it, and corpus BLEU / chrF computed as sacrebleu computes them.
 >>> import firth.translate
 >>> tr = firth.translate.train("train.de", "train.en", valid_src="val.de", valid_tgt="val.en",
 ...                            out="runs/de-en", preset="multi30k-de-en")
->>> tr.translate(["ein mann fährt fahrrad ."], beam=5)
-['a man rides a bike .']
+>>> tr.translate(["ein mann fährt fahrrad ."], beam=5)       # a list of str
 >>> a = tr.attention("ein mann fährt fahrrad .")
 >>> a.weights.shape                      # (target tokens + </s>, source tokens)
 >>> tr.evaluate(sources, references, beam=5)["bleu"]
