@@ -10,6 +10,7 @@ import firth
 import firth.classify
 import firth.lm
 import firth.tag
+from conftest import ctrl_c_after
 
 
 @pytest.fixture(scope="module")
@@ -176,16 +177,9 @@ def test_classifier_folds_return_the_cross_validation(tmp_path):
         assert (tmp_path / "cv" / f"fold-{k}" / "model.safetensors").exists()
         assert round(a * 30 / 100, 6) == round(a * 30 / 100)
     # Ctrl-C during a fold: KeyboardInterrupt, and no cv.json with half-trained folds in it.
-    import _thread
-    import threading
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "stopped", folds=3,
-                                 hidden=8, emb=8, epochs=100_000, patience=0, progress=False)
-    finally:
-        timer.cancel()
+    with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+        firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "stopped", folds=3,
+                             hidden=8, emb=8, epochs=100_000, patience=0, progress=False)
     assert not (tmp_path / "stopped" / "cv.json").exists()
     assert not (tmp_path / "stopped" / "fold-2").exists()
     with pytest.raises(firth.FirthError, match="leave out --test"):

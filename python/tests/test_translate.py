@@ -8,7 +8,7 @@ import pytest
 
 import firth
 import firth.translate
-from conftest import BLEU_FIXTURES, TRANSLATE_FIXTURES as FIX
+from conftest import BLEU_FIXTURES, TRANSLATE_FIXTURES as FIX, ctrl_c_after
 
 
 def _lines(path):
@@ -155,21 +155,14 @@ def test_sacrebleu_itself_agrees_when_installed():
 
 
 def test_ctrl_c_stops_translate_training_and_resume_goes_on(tmp_path):
-    import _thread
-    import threading
     import time
 
     out = tmp_path / "run"
     kw = dict(out=out, emb=8, hidden=8, min_count=1, batch_tokens=60, no_valid_bleu=True,
               progress=False)
-    timer = threading.Timer(0.5, _thread.interrupt_main)
     start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            firth.translate.train(FIX / "train.de", FIX / "train.en", epochs=100_000, **kw)
-    finally:
-        timer.cancel()
+    with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+        firth.translate.train(FIX / "train.de", FIX / "train.en", epochs=100_000, **kw)
     assert time.perf_counter() - start < 10
     # The checkpoint was saved as at max_steps: resume goes on from it.
     assert (out / "checkpoint.safetensors").exists()
