@@ -5,7 +5,9 @@
 - :mod:`firth.vectors` is shaped like gensim (``Word2Vec``, ``KeyedVectors`` with
   ``most_similar``, ``evaluate_word_analogies``, ...), plus ``GloVe``.
 - :mod:`firth.lm`, :mod:`firth.tag`, :mod:`firth.classify` train, load and run the recurrent
-  models of ``firth lm``, ``firth tag`` and ``firth classify``.
+  models of ``firth lm``, ``firth tag`` and ``firth classify``; :mod:`firth.translate` the
+  attentional encoder-decoder of ``firth translate``, with sacrebleu's BLEU and chrF.
+  Hidden states, sentence vectors and attention weights come out as numpy arrays.
 
 Long jobs run with the GIL released (other Python threads keep running), show the command
 line's progress on stderr (``progress=False`` turns it off) and stop on Ctrl-C with
@@ -16,7 +18,8 @@ subclasses for files.
 
 from firth._firth import FirthError, __version__
 
-__all__ = ["FirthError", "__version__", "ngram", "vectors", "lm", "tag", "classify"]
+__all__ = ["FirthError", "__version__", "ngram", "vectors", "lm", "tag", "classify",
+           "translate"]
 
 
 def __getattr__(name: str):

@@ -4,7 +4,10 @@
 >>> clf = firth.classify.train("train.tsv", dev="dev.tsv", out="runs/sent", epochs=5)
 >>> clf.predict(["a gripping , funny film", "dull and far too long"])
 >>> clf.predict_proba(["a gripping , funny film"])     # numpy (n, len(clf.labels))
+>>> clf.sentence_vectors(["a gripping , funny film"])  # numpy (n, D): the pooled features
 >>> clf = firth.classify.load("runs/sent")
+>>> cv = firth.classify.train("mr.tsv", out="runs/mr", folds=10)   # cross-validation
+>>> cv["mean_accuracy"], cv["std_accuracy"], cv["fold_accuracy"]
 
 Data files are SST trees, TSV (``label<TAB>text``) or positive/negative pairs, detected from
 the content unless ``format`` says. Options are ``firth classify train``'s flags with
@@ -15,7 +18,7 @@ underscores: ``preset`` (``sst2``, ``sst5``), ``cell``, ``layers``, ``hidden``, 
 """
 
 from os import PathLike
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union, overload
 
 from firth._firth import Classifier
 from firth._firth import classify_train as _train
@@ -23,6 +26,14 @@ from firth._firth import classify_train as _train
 __all__ = ["Classifier", "train", "load"]
 
 _Path = Union[str, "PathLike[str]"]
+
+
+@overload
+def train(train: _Path, *, out: _Path, folds: None = None, **kwargs: Any) -> Classifier: ...
+
+
+@overload
+def train(train: _Path, *, out: _Path, folds: int, **kwargs: Any) -> Dict[str, Any]: ...
 
 
 def train(
@@ -34,16 +45,25 @@ def train(
     format: Optional[str] = None,
     dev_fraction: float = 0.1,
     embeddings: Optional[_Path] = None,
+    folds: Optional[int] = None,
     resume: bool = False,
     max_steps: Optional[int] = None,
     max_seconds: Optional[float] = None,
     threads: Optional[int] = None,
     progress: bool = True,
     **options: Any,
-) -> Classifier:
+) -> Union[Classifier, Dict[str, Any]]:
     """Trains a classifier into ``out`` as ``firth classify train`` does and returns the
     best epoch's model (with the run's ``summary``). ``embeddings`` starts from pretrained
-    word vectors (any format ``firth.vectors`` reads)."""
+    word vectors (any format ``firth.vectors`` reads).
+
+    With ``folds=K`` it is ``firth classify train --folds K`` instead: K-fold
+    cross-validation over the training file's sentences (shuffled by ``seed``), each fold in
+    turn the test set of a model trained on the others (models in ``out/fold-k``), and the
+    result, also written to ``out/cv.json``, is returned as a dict: ``folds``, ``examples``,
+    ``fold_accuracy`` (percent), ``mean_accuracy``, ``std_accuracy`` (sample standard
+    deviation), ``fold_best_epoch``, ``wall_seconds``. It takes no ``test`` and no
+    ``resume``; ``max_steps`` / ``max_seconds`` apply to each fold."""
     return _train(
         str(train),
         out=str(out),
@@ -52,6 +72,7 @@ def train(
         format=format,
         dev_fraction=dev_fraction,
         embeddings=None if embeddings is None else str(embeddings),
+        folds=folds,
         resume=resume,
         max_steps=max_steps,
         max_seconds=max_seconds,

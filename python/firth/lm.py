@@ -5,6 +5,8 @@
 ...                     preset="ptb-small", epochs=2)
 >>> lm.perplexity("the company said it expects")
 >>> lm.generate("the company", max_tokens=20, top_p=0.9, temperature=0.8)
+>>> lm.hidden_states("the company said")        # numpy (tokens, hidden), top layer
+>>> lm.tokenize("the company said")             # the rows: ['the', 'company', 'said', '<eos>']
 >>> lm = firth.lm.load("runs/ptb")
 
 ``train`` takes ``firth lm train``'s options as keyword arguments, with the flag names

@@ -3,6 +3,7 @@
 >>> import firth.tag
 >>> tagger = firth.tag.train("eng.train", dev="eng.testa", out="runs/ner", preset="conll03-ner")
 >>> tagger.predict([["EU", "rejects", "German", "call"], "Peter lives in Berlin"])
+>>> tagger.hidden_states(["EU", "rejects", "German", "call"])   # numpy (4, 2 x hidden)
 >>> tagger = firth.tag.load("runs/ner")
 
 Files are CoNLL columns (token first, tag last unless ``token_col``/``tag_col`` say).

@@ -68,6 +68,14 @@ impl Job {
     }
 }
 
+/// A model's lock. A panic inside the library while it held the lock leaves the model in
+/// an unknown state, so it is refused from then on.
+pub fn lock<T>(m: &Mutex<T>) -> PyResult<std::sync::MutexGuard<'_, T>> {
+    m.lock().map_err(|_| {
+        FirthError::new_err("the model is unusable after an earlier panic; load it again")
+    })
+}
+
 /// A progress bar on stderr in the command line's style, or a hidden one.
 pub fn bar(total: u64, show: bool, template: &str) -> indicatif::ProgressBar {
     let pb = if show {

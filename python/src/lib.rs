@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 mod job;
 mod models;
 mod ngram;
+mod translate;
 mod vectors;
 
 pyo3::create_exception!(
@@ -29,5 +30,6 @@ fn _firth(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ngram::register(m)?;
     vectors::register(m)?;
     models::register(m)?;
+    translate::register(m)?;
     Ok(())
 }

@@ -6,22 +6,23 @@ use std::sync::Mutex;
 
 use clap::ValueEnum;
 use firth_models::classifier::{
-    encode_tokens, evaluate as classifier_scores, train_classifier, Bundle, ClassifierOptions,
-    ClassifyData, ClassifyPreset,
+    cross_validate, encode_tokens, evaluate as classifier_scores, sentence_vectors,
+    train_classifier, Bundle, ClassifierOptions, ClassifyData, ClassifyPreset,
 };
 use firth_models::lm::LanguageModel as Lm;
-use firth_models::lm_text::{continue_text, score_text, GenerateOptions};
+use firth_models::lm_text::{continue_text, hidden_states, score_text, GenerateOptions};
 use firth_models::lm_train::{train_lm, LmData, LmOptions, LmPreset};
 use firth_models::tagger::pipeline::strip_tags;
 use firth_models::tagger::{
-    encode, predict_all, train_tagger, TagData, TagPreset, TagVocab, Tagger as TaggerModel,
-    TaggerOptions,
+    encode, hidden_states as tagger_hidden_states, predict_all, train_tagger, TagData, TagPreset,
+    TagVocab, Tagger as TaggerModel, TaggerOptions,
 };
 use firth_models::trainer::{EpochRecord, Limits, Observer, StepReport};
+use firth_nn::{Param, ParamSet};
 use firth_text::conll::{Columns, Scheme, Sentence};
 use firth_text::Vocab;
 use numpy::{PyArray1, PyArrayMethods};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -30,10 +31,10 @@ use crate::FirthError;
 
 /// Options given as Python keyword arguments, taken one by one; what is left over is an error
 /// naming it, as an unknown flag is on the command line.
-struct Opts<'py>(Option<Bound<'py, PyDict>>);
+pub(crate) struct Opts<'py>(pub(crate) Option<Bound<'py, PyDict>>);
 
 impl<'py> Opts<'py> {
-    fn take<T>(&self, key: &str) -> PyResult<Option<T>>
+    pub(crate) fn take<T>(&self, key: &str) -> PyResult<Option<T>>
     where
         T: for<'a> FromPyObject<'a, 'py>,
         for<'a> <T as FromPyObject<'a, 'py>>::Error: Into<PyErr>,
@@ -53,12 +54,12 @@ impl<'py> Opts<'py> {
         }
     }
 
-    fn flag(&self, key: &str) -> PyResult<bool> {
+    pub(crate) fn flag(&self, key: &str) -> PyResult<bool> {
         Ok(self.take::<bool>(key)?.unwrap_or(false))
     }
 
     /// A value of one of the library's enums, by the command line's name for it.
-    fn choice<E: ValueEnum>(&self, key: &str) -> PyResult<Option<E>> {
+    pub(crate) fn choice<E: ValueEnum>(&self, key: &str) -> PyResult<Option<E>> {
         match self.take::<String>(key)? {
             None => Ok(None),
             Some(s) => E::from_str(&s, true).map(Some).map_err(|_| {
@@ -71,7 +72,7 @@ impl<'py> Opts<'py> {
         }
     }
 
-    fn done(self) -> PyResult<()> {
+    pub(crate) fn done(self) -> PyResult<()> {
         if let Some(d) = &self.0 {
             if !d.is_empty() {
                 let keys: Vec<String> = d.keys().iter().map(|k| k.to_string()).collect();
@@ -168,14 +169,14 @@ impl Drop for Display<'_> {
 }
 
 /// Sizes the process's thread pool as `--threads` does (once per process).
-fn threads(n: Option<usize>) -> PyResult<()> {
+pub(crate) fn threads(n: Option<usize>) -> PyResult<()> {
     match n {
         Some(n) => firth_nn::par::set_global_threads(n).map_err(|e| any_error(e, None)),
         None => Ok(()),
     }
 }
 
-fn limits(max_steps: Option<u64>, max_seconds: Option<f64>) -> Limits {
+pub(crate) fn limits(max_steps: Option<u64>, max_seconds: Option<f64>) -> Limits {
     Limits {
         max_steps,
         max_seconds,
@@ -185,7 +186,7 @@ fn limits(max_steps: Option<u64>, max_seconds: Option<f64>) -> Limits {
 /// Runs a training pipeline as the CLI does, with the GIL released, the CLI's display (when
 /// `progress`) and the Ctrl-C check; a run that Ctrl-C ended raises once its checkpoint is
 /// safe.
-fn train_detached<S: Send>(
+pub(crate) fn train_detached<S: Send>(
     py: Python<'_>,
     progress: bool,
     unit: &'static str,
@@ -205,6 +206,36 @@ fn train_detached<S: Send>(
         return Err(job.stopped());
     }
     Ok(summary)
+}
+
+/// A model's parameters as a dict of float32 arrays (copies) by firth's names, in the shapes
+/// the model file stores.
+pub(crate) fn state_dict<'py>(
+    py: Python<'py>,
+    params: Vec<&Param<f32>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for p in params {
+        d.set_item(
+            &p.name,
+            PyArray1::from_slice(py, &p.value).reshape(p.shape.clone())?,
+        )?;
+    }
+    Ok(d)
+}
+
+/// One sentence: a str (split on whitespace) or a list of tokens; not empty.
+fn one_sentence(v: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let toks: Vec<String> = match v.extract::<String>() {
+        Ok(s) => s.split_whitespace().map(str::to_string).collect(),
+        Err(_) => v.extract().map_err(|_| {
+            PyTypeError::new_err("give one sentence: a str or a list of tokens (str)")
+        })?,
+    };
+    if toks.is_empty() {
+        return Err(FirthError::new_err("the sentence is empty"));
+    }
+    Ok(toks)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,10 +284,7 @@ impl LanguageModel {
             return Err(FirthError::new_err("batch and bptt must be at least 1"));
         }
         let s = py.detach(|| {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = job::lock(&self.inner)?;
             let (m, v) = &mut *g;
             score_text(m, v, &text, "text", batch, bptt).map_err(|e| any_error(e, None))
         })?;
@@ -298,32 +326,86 @@ impl LanguageModel {
             seed,
         };
         py.detach(|| {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = job::lock(&self.inner)?;
             let (m, v) = &mut *g;
             continue_text(m, v, &o).map_err(|e| any_error(e, None))
         })
     }
 
+    /// What the model's layers compute over `text` (a string, or a list of lines), read as
+    /// one stream from the start, as `score` reads it: a (tokens, hidden) float32 array of
+    /// layer `layer` (-1, the default, is the top layer, which the output layer reads), or
+    /// with `layer=None` a (layers, tokens, hidden) array of them all. Row t is the state
+    /// after reading token t (see `tokenize`), from which the model predicts token t + 1.
+    #[pyo3(signature = (text, *, layer = Some(-1)))]
+    fn hidden_states<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        layer: Option<isize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = text_of(text)?;
+        let hs = py.detach(|| {
+            let mut g = job::lock(&self.inner)?;
+            let (m, v) = &mut *g;
+            hidden_states(m, v, &text, "text").map_err(|e| any_error(e, None))
+        })?;
+        let (n, w, l_n) = (hs.ids.len(), hs.width, hs.layers.len());
+        match layer {
+            None => {
+                let all: Vec<f32> = hs.layers.concat();
+                Ok(PyArray1::from_vec(py, all).reshape([l_n, n, w])?.into_any())
+            }
+            Some(l) => {
+                let k = if l < 0 { l + l_n as isize } else { l };
+                if !(0..l_n as isize).contains(&k) {
+                    return Err(PyIndexError::new_err(format!(
+                        "layer {l}: the model has {l_n} layer(s)"
+                    )));
+                }
+                let mut layers = hs.layers;
+                let one = layers.swap_remove(k as usize);
+                Ok(PyArray1::from_vec(py, one).reshape([n, w])?.into_any())
+            }
+        }
+    }
+
+    /// The tokens the model reads in `text`, one per row of `hidden_states`: words with
+    /// `<eos>` at each line end (unknown words as `<unk>`), or characters.
+    fn tokenize(&self, text: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let text = text_of(text)?;
+        let g = job::lock(&self.inner)?;
+        let (m, v) = &*g;
+        let ids = v
+            .encode(&text, m.config.level)
+            .map_err(|e| FirthError::new_err(format!("text: {e}")))?;
+        Ok(ids.iter().map(|&i| v.token(i).to_string()).collect())
+    }
+
+    /// The vocabulary, in id order (the columns of the output layer).
+    #[getter]
+    fn vocab(&self) -> PyResult<Vec<String>> {
+        Ok(job::lock(&self.inner)?.1.tokens().to_vec())
+    }
+
+    /// The parameters as float32 arrays by name (copies): `out.weight` (vocab, hidden) and
+    /// `out.bias` turn the top layer's hidden states into scores (a tied model uses
+    /// `embedding.weight` instead of `out.weight`).
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state_dict(py, job::lock(&self.inner)?.0.params())
+    }
+
     /// Number of tokens in the vocabulary.
     #[getter]
     fn vocab_size(&self) -> PyResult<usize> {
-        let g = self
-            .inner
-            .lock()
-            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = job::lock(&self.inner)?;
         Ok(g.1.len())
     }
 
     /// The model's configuration (architecture, sizes, level), as saved in its file.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let g = self
-            .inner
-            .lock()
-            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = job::lock(&self.inner)?;
         job::to_py(py, &g.0.config)
     }
 
@@ -333,7 +415,7 @@ impl LanguageModel {
 }
 
 /// A string, or a list of lines (joined with newlines, each line ended).
-fn text_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
+pub(crate) fn text_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = v.extract::<String>() {
         return Ok(s);
     }
@@ -458,7 +540,7 @@ fn load_classifier(path: &Path) -> PyResult<Classifier> {
 }
 
 /// Sentences as token lists: each a str (split on whitespace) or a list of tokens.
-fn sentences_of(v: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
+pub(crate) fn sentences_of(v: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
     if v.extract::<String>().is_ok() {
         return Err(PyTypeError::new_err(
             "give a list of sentences (each a str or a list of tokens), not one str",
@@ -482,10 +564,7 @@ fn sentences_of(v: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
 impl Classifier {
     fn probs(&self, py: Python<'_>, sents: Vec<Vec<String>>) -> PyResult<(Vec<u32>, Vec<f32>)> {
         py.detach(|| {
-            let mut b = self
-                .inner
-                .lock()
-                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut b = job::lock(&self.inner)?;
             let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
             let sc = classifier_scores(&mut b.model, &ids, None, 128);
             Ok((sc.predictions, sc.probs))
@@ -523,6 +602,31 @@ impl Classifier {
             .into_any())
     }
 
+    /// The sentence vectors, a (sentences, D) float32 array: the pooled encoder states the
+    /// output layer turns into class scores (`softmax(v @ out.weight.T + out.bias)` is
+    /// `predict_proba`), D = hidden (x 2 when bidirectional).
+    fn sentence_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        sentences: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let sents = sentences_of(sentences)?;
+        let n = sents.len();
+        let (v, d) = py.detach(|| {
+            let mut b = job::lock(&self.inner)?;
+            let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
+            let v = sentence_vectors(&mut b.model, &ids, 128);
+            Ok::<_, PyErr>((v, b.model.pool.dim))
+        })?;
+        Ok(PyArray1::from_vec(py, v).reshape([n, d])?.into_any())
+    }
+
+    /// The parameters as float32 arrays by name (copies); `out.weight` (labels, D) and
+    /// `out.bias` are the output layer.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state_dict(py, job::lock(&self.inner)?.model.params())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<firth.classify.Classifier from {} (labels {:?})>",
@@ -535,8 +639,8 @@ impl Classifier {
 /// the run's summary.
 #[pyfunction]
 #[pyo3(signature = (train, *, out, dev = None, test = None, format = None, dev_fraction = 0.1,
-    embeddings = None, resume = false, max_steps = None, max_seconds = None, threads = None,
-    progress = true, **options))]
+    embeddings = None, folds = None, resume = false, max_steps = None, max_seconds = None,
+    threads = None, progress = true, **options))]
 #[allow(clippy::too_many_arguments)]
 fn classify_train<'py>(
     py: Python<'py>,
@@ -547,13 +651,14 @@ fn classify_train<'py>(
     format: Option<String>,
     dev_fraction: f64,
     embeddings: Option<PathBuf>,
+    folds: Option<usize>,
     resume: bool,
     max_steps: Option<u64>,
     max_seconds: Option<f64>,
     threads: Option<usize>,
     progress: bool,
     options: Option<Bound<'py, PyDict>>,
-) -> PyResult<Classifier> {
+) -> PyResult<Bound<'py, PyAny>> {
     let o = Opts(options);
     let options = ClassifierOptions {
         preset: o.choice::<ClassifyPreset>("preset")?,
@@ -599,12 +704,24 @@ fn classify_train<'py>(
         resume,
         limits: limits(max_steps, max_seconds),
     };
+    if let Some(k) = folds {
+        // As the command line: K new runs (`out/fold-k`), so nothing to resume.
+        if resume {
+            return Err(FirthError::new_err(
+                "folds trains new models in out/fold-k; leave out resume",
+            ));
+        }
+        let cv = train_detached(py, progress, "ex", |obs| {
+            cross_validate(&data, &options, k, obs)
+        })?;
+        return job::to_py(py, &cv);
+    }
     let summary = train_detached(py, progress, "ex", |obs| {
         train_classifier(&data, &options, obs).map(|(s, _)| s)
     })?;
     let mut model = py.detach(|| load_classifier(&out))?;
     model.summary = Some(job::to_py(py, &summary)?.unbind());
-    Ok(model)
+    Ok(Bound::new(py, model)?.into_any())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,10 +767,7 @@ impl Tagger {
             })
             .collect();
         py.detach(|| {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+            let mut g = job::lock(&self.inner)?;
             let (m, v) = &mut *g;
             let enc = encode(&strip_tags(&sents), v, &m.config, Path::new("<sentences>"))
                 .map_err(|e| any_error(e, None))?;
@@ -662,13 +776,49 @@ impl Tagger {
         })
     }
 
+    /// The encoder's outputs for one sentence (a str, split on whitespace, or a list of
+    /// tokens): a (tokens, 2 x hidden) float32 array, the forward and backward states side
+    /// by side. The output layer (`out.weight`, `out.bias` in `state_dict`) turns each row
+    /// into the tag scores that `predict` decodes (with the CRF's transitions, when it has
+    /// one); its columns follow `tags`.
+    fn hidden_states<'py>(
+        &self,
+        py: Python<'py>,
+        sentence: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let tokens = one_sentence(sentence)?;
+        let n = tokens.len();
+        let sent = Sentence {
+            tokens,
+            tags: vec![],
+            line: 1,
+        };
+        let (h, d) = py.detach(|| {
+            let mut g = job::lock(&self.inner)?;
+            let (m, v) = &mut *g;
+            let enc = encode(
+                std::slice::from_ref(&sent),
+                v,
+                &m.config,
+                Path::new("<sentence>"),
+            )
+            .map_err(|e| any_error(e, None))?;
+            let h = tagger_hidden_states(m, &enc, 1).swap_remove(0);
+            Ok::<_, PyErr>((h, m.encoder.out_dim()))
+        })?;
+        Ok(PyArray1::from_vec(py, h).reshape([n, d])?.into_any())
+    }
+
+    /// The parameters as float32 arrays by name (copies); `out.weight` (tags, 2 x hidden) and
+    /// `out.bias` are the output layer, `crf.*` the CRF's transitions.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state_dict(py, job::lock(&self.inner)?.0.params())
+    }
+
     /// The tag set.
     #[getter]
     fn tags(&self) -> PyResult<Vec<String>> {
-        let g = self
-            .inner
-            .lock()
-            .map_err(|_| FirthError::new_err("model lock poisoned"))?;
+        let g = job::lock(&self.inner)?;
         Ok(g.1.tags.clone())
     }
 

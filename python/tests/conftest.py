@@ -1,12 +1,20 @@
 """Shared fixtures: small corpora made in the test, and the repository's own fixture files."""
 
+import _thread
+import contextlib
 import random
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NGRAM_FIXTURES = REPO / "crates" / "firth-ngram" / "tests" / "fixtures"
+#: A toy German-English parallel corpus (48 training pairs, 8 held out).
+TRANSLATE_FIXTURES = REPO / "crates" / "firth-cli" / "tests" / "fixtures" / "translate"
+#: BLEU and chrF fixtures with the values sacrebleu 2.6.0 computed (expected.json).
+BLEU_FIXTURES = REPO / "crates" / "firth-eval" / "tests" / "fixtures" / "bleu"
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +63,18 @@ def big_corpus_file(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("big") / "big.txt"
     p.write_text("".join(" ".join(s) + "\n" for s in _sentences(60000, seed=3)), encoding="utf-8")
     return p
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float):
+    """Presses Ctrl-C (SIGINT to the main thread) after `seconds`. Python's handler is put in
+    place for the duration: a process started in the background of a non-interactive shell
+    inherits SIGINT ignored, and then Ctrl-C (and `_thread.interrupt_main`) does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)

@@ -10,6 +10,7 @@ import firth
 import firth.classify
 import firth.lm
 import firth.tag
+from conftest import ctrl_c_after
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +97,116 @@ def test_tagger_trains_and_predicts(tmp_path):
     assert set(t.tags) >= {"NOUN", "VERB", "PUNCT"}
     assert t.predict([["anna", "sings", "."], "bob eats ."]) == [["NOUN", "VERB", "PUNCT"]] * 2
     assert firth.tag.load(tmp_path / "run").predict(["dora sleeps ."]) == [["NOUN", "VERB", "PUNCT"]]
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_lm_hidden_states_are_what_the_output_layer_reads(lm_text, tmp_path):
+    m = firth.lm.train(lm_text / "train.txt", valid=lm_text / "valid.txt", out=tmp_path / "run",
+                       arch="lstm", layers=2, hidden=12, emb=8, bptt=10, batch=4, optim="adam",
+                       lr=1e-2, epochs=1, seed=3, progress=False)
+    text = "the cat sat a dog ran\nthe dog sat\n"
+    tokens = m.tokenize(text)
+    assert tokens == ["the", "cat", "sat", "a", "dog", "ran", "<eos>", "the", "dog", "sat",
+                      "<eos>"]
+    top = m.hidden_states(text)
+    every = m.hidden_states(text, layer=None)
+    assert top.dtype == np.float32 and top.shape == (len(tokens), 12)
+    assert every.shape == (2, len(tokens), 12)
+    np.testing.assert_array_equal(every[1], top)
+    np.testing.assert_array_equal(every[0], m.hidden_states(text, layer=0))
+    # The output layer on row t predicts token t + 1: the mean -log p of the text's tokens
+    # is the loss (and perplexity) that score() reports.
+    sd = m.state_dict()
+    logits = top.astype(np.float64) @ sd["out.weight"].T.astype(np.float64) + sd["out.bias"]
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    ids = [m.vocab.index(t) for t in tokens]
+    nll = -np.mean([logp[t, ids[t + 1]] for t in range(len(ids) - 1)])
+    assert nll == pytest.approx(m.score(text)["loss"], abs=1e-5)
+    assert np.exp(nll) == pytest.approx(m.perplexity(text), rel=1e-5)
+    with pytest.raises(IndexError, match="2 layer"):
+        m.hidden_states(text, layer=2)
+
+
+def test_classifier_sentence_vectors_give_predict_proba(tmp_path):
+    rng = random.Random(4)
+    good, bad = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "dull"]
+    def line():
+        pos = rng.random() < 0.5
+        return ("positive" if pos else "negative") + "\t" + " ".join(
+            [rng.choice(good if pos else bad) for _ in range(3)] + ["film"])
+    (tmp_path / "train.tsv").write_text("\n".join(line() for _ in range(200)) + "\n")
+    clf = firth.classify.train(tmp_path / "train.tsv", out=tmp_path / "run", hidden=8, emb=8,
+                               epochs=2, lr=0.01, pooling="attention", seed=1, progress=False)
+    sents = ["good great nice film", ["awful", "dull", "bad", "film"], "unseen words here"]
+    v = clf.sentence_vectors(sents)
+    assert v.dtype == np.float32 and v.shape == (3, 16)      # bidirectional: 2 x hidden
+    sd = clf.state_dict()
+    assert sd["out.weight"].shape == (2, 16) and sd["out.bias"].shape == (2,)
+    p = _softmax(v.astype(np.float64) @ sd["out.weight"].T + sd["out.bias"])
+    np.testing.assert_allclose(p, clf.predict_proba(sents), atol=1e-6)
+    # A sentence's vector does not depend on the others in the call.
+    np.testing.assert_allclose(clf.sentence_vectors(sents[1:2])[0], v[1], atol=1e-6)
+    assert clf.sentence_vectors([]).shape == (0, 16)
+
+
+def test_classifier_folds_return_the_cross_validation(tmp_path):
+    rng = random.Random(5)
+    good, bad = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "dull"]
+    def line():
+        pos = rng.random() < 0.5
+        return ("positive" if pos else "negative") + "\t" + " ".join(
+            [rng.choice(good if pos else bad) for _ in range(3)] + ["film"])
+    (tmp_path / "all.tsv").write_text("\n".join(line() for _ in range(90)) + "\n")
+    cv = firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "cv", folds=3, hidden=8,
+                              emb=8, epochs=3, lr=0.01, seed=1, progress=False)
+    assert isinstance(cv, dict)
+    assert cv["folds"] == 3 and cv["examples"] == 90
+    acc = cv["fold_accuracy"]
+    assert len(acc) == 3 and len(cv["fold_best_epoch"]) == 3
+    assert cv["mean_accuracy"] == pytest.approx(np.mean(acc))
+    assert cv["std_accuracy"] == pytest.approx(np.std(acc, ddof=1))
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["fold_accuracy"] == acc
+    # Each fold's model scores its 30 held-out sentences: accuracies are multiples of 1/30.
+    for k, a in enumerate(acc, 1):
+        assert (tmp_path / "cv" / f"fold-{k}" / "model.safetensors").exists()
+        assert round(a * 30 / 100, 6) == round(a * 30 / 100)
+    # Ctrl-C during a fold: KeyboardInterrupt, and no cv.json with half-trained folds in it.
+    with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+        firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "stopped", folds=3,
+                             hidden=8, emb=8, epochs=100_000, patience=0, progress=False)
+    assert not (tmp_path / "stopped" / "cv.json").exists()
+    assert not (tmp_path / "stopped" / "fold-2").exists()
+    with pytest.raises(firth.FirthError, match="leave out --test"):
+        firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "x", folds=3,
+                             test=tmp_path / "all.tsv", progress=False)
+    with pytest.raises(firth.FirthError, match="resume"):
+        firth.classify.train(tmp_path / "all.tsv", out=tmp_path / "x", folds=3, resume=True,
+                             progress=False)
+
+
+def test_tagger_hidden_states_give_the_predicted_tags(tmp_path):
+    rng = random.Random(6)
+    names, verbs = ["anna", "bob", "carl", "dora"], ["runs", "sings", "eats", "sleeps"]
+    def sentence():
+        return f"{rng.choice(names)} NOUN\n{rng.choice(verbs)} VERB\n. PUNCT\n"
+    (tmp_path / "train.conll").write_text("\n".join(sentence() for _ in range(60)))
+    t = firth.tag.train(tmp_path / "train.conll", out=tmp_path / "run", hidden=6, emb=8,
+                        char_dim=4, char_hidden=3, epochs=1, optim="adam", lr=0.01, crf=False,
+                        progress=False)
+    for sent in (["anna", "sings", "."], "bob eats quickly ."):
+        h = t.hidden_states(sent)
+        n = len(sent) if isinstance(sent, list) else len(sent.split())
+        assert h.dtype == np.float32 and h.shape == (n, 12)     # forward | backward
+        sd = t.state_dict()
+        scores = h.astype(np.float64) @ sd["out.weight"].T + sd["out.bias"]
+        assert [t.tags[i] for i in scores.argmax(axis=1)] == t.predict([sent])[0]
+    with pytest.raises(firth.FirthError, match="empty"):
+        t.hidden_states("")
+    with pytest.raises(TypeError, match="one sentence"):
+        t.hidden_states([["a", "b"]])

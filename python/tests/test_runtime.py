@@ -1,11 +1,11 @@
 """The GIL is released while firth works, and Ctrl-C stops a long job cleanly."""
 
-import _thread
 import threading
 import time
 
 import pytest
 
+from conftest import ctrl_c_after
 from firth.vectors import Word2Vec
 
 
@@ -37,13 +37,8 @@ def test_a_python_thread_keeps_running_while_firth_trains(big_corpus_file):
 
 
 def test_ctrl_c_stops_training_with_keyboard_interrupt(big_corpus_file):
-    timer = threading.Timer(0.5, _thread.interrupt_main)
     start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            Word2Vec(corpus_file=big_corpus_file, vector_size=32, min_count=1, epochs=10_000,
-                     workers=2, progress=False)
-    finally:
-        timer.cancel()
+    with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+        Word2Vec(corpus_file=big_corpus_file, vector_size=32, min_count=1, epochs=10_000,
+                 workers=2, progress=False)
     assert time.perf_counter() - start < 10

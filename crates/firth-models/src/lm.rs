@@ -470,6 +470,14 @@ impl<T: Gemm> LanguageModel<T> {
         &self.xs[self.xs.len() - 1]
     }
 
+    /// The output of each layer of the last forward, (T·B, width) each, bottom first: what
+    /// the layer above reads (with the residual sum, where the model has residual
+    /// connections), the last one being [`Self::top`]. The window model has one layer, its
+    /// tanh layer.
+    pub fn layer_outputs(&self) -> &[Vec<T>] {
+        &self.xs[1..]
+    }
+
     /// Backpropagates `d_top` (T·B, width), the gradient at the top activations of the last
     /// [`Self::forward_body`], through the body, adding into its parameter gradients.
     pub fn backward_body(&mut self, d_top: &[T]) {

@@ -65,6 +65,55 @@ pub fn score_text(
     })
 }
 
+/// What each layer of a model computes over a text ([`hidden_states`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HiddenStates {
+    /// The token ids the model read, one per row.
+    pub ids: Vec<u32>,
+    /// Per layer, bottom first: (tokens, width) row-major.
+    pub layers: Vec<Vec<f32>>,
+    pub width: usize,
+}
+
+/// Steps per forward pass of [`hidden_states`]; the state carries across them, so this only
+/// bounds the activations kept at once.
+const HIDDEN_BLOCK: usize = 256;
+
+/// The output of every layer at every token of `text` (named `what` in errors), the text read
+/// as one stream from the start state, as [`score_text`] reads it with one column: row t is
+/// the state after reading token t, from which the model predicts token t + 1.
+pub fn hidden_states(
+    model: &mut LanguageModel<f32>,
+    vocab: &firth_text::Vocab,
+    text: &str,
+    what: &str,
+) -> Result<HiddenStates> {
+    let level = model.config.level;
+    let ids = vocab
+        .encode(text, level)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    if ids.is_empty() {
+        bail!("{what}: no tokens to read");
+    }
+    let pad = LanguageModel::pad_for(vocab, level);
+    let mut state = model.start_state(1, pad);
+    let mut rng = Rng::new(0);
+    let mut layers: Vec<Vec<f32>> = Vec::new();
+    for block in ids.chunks(HIDDEN_BLOCK) {
+        model.forward_body(block, block.len(), 1, &mut state, false, &mut rng);
+        let outs = model.layer_outputs();
+        layers.resize(outs.len(), Vec::new());
+        for (all, out) in layers.iter_mut().zip(outs) {
+            all.extend_from_slice(out);
+        }
+    }
+    Ok(HiddenStates {
+        width: layers[0].len() / ids.len(),
+        ids,
+        layers,
+    })
+}
+
 /// How to continue a prompt.
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
@@ -171,6 +220,76 @@ mod tests {
         t.metadata.insert("firth".into(), "lm-model-v1".into());
         t.save(&dir.join(crate::trainer::MODEL)).unwrap();
         dir
+    }
+
+    #[test]
+    fn the_output_layer_on_the_top_hidden_states_gives_the_text_score() {
+        use firth_nn::ParamSet;
+        // More tokens than one block, so the state must carry across blocks.
+        let text = "the cat sat on the mat\nthe dog ate the cat food\n".repeat(30);
+        let vocab = Vocab::build(&text, Level::Word);
+        for (arch, layers, residual, tied) in [
+            (Arch::Lstm, 2, true, false),
+            (Arch::Gru, 1, false, true),
+            (Arch::Window, 1, false, false),
+        ] {
+            let config = LmConfig {
+                layers,
+                residual,
+                tied,
+                ..LmConfig::new(arch, Level::Word, vocab.len(), 6)
+            };
+            let mut model = LanguageModel::<f32>::new(config, &mut Rng::new(5)).unwrap();
+            let hs = hidden_states(&mut model, &vocab, &text, "text").unwrap();
+            let n = hs.ids.len();
+            assert!(n > HIDDEN_BLOCK);
+            assert_eq!(hs.layers.len(), layers);
+            assert_eq!(hs.width, 6);
+            assert!(hs.layers.iter().all(|l| l.len() == n * 6));
+            // -log softmax(W h_t + b)[id_{t+1}], averaged, by hand in f64, is the loss
+            // score_text reports for one column.
+            let params = model.params();
+            let find = |name: &str| params.iter().find(|p| p.name == name).map(|p| &p.value);
+            let w = find("out.weight").or(find("embedding.weight")).unwrap();
+            let b = find("out.bias").unwrap();
+            let (v, top) = (vocab.len(), &hs.layers[layers - 1]);
+            let mut nll = 0.0;
+            for t in 0..n - 1 {
+                let h = &top[t * 6..(t + 1) * 6];
+                let z: Vec<f64> = (0..v)
+                    .map(|c| {
+                        b[c] as f64
+                            + (0..6)
+                                .map(|k| w[c * 6 + k] as f64 * h[k] as f64)
+                                .sum::<f64>()
+                    })
+                    .collect();
+                let m = z.iter().cloned().fold(f64::MIN, f64::max);
+                let lse = m + z.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+                nll += lse - z[hs.ids[t + 1] as usize];
+            }
+            drop(params);
+            let s = score_text(&mut model, &vocab, &text, "text", 1, 35).unwrap();
+            assert_eq!(s.tokens, n - 1);
+            let mean = nll / (n - 1) as f64;
+            assert!(
+                (mean - s.loss).abs() < 1e-5,
+                "{arch:?}: {mean} vs {}",
+                s.loss
+            );
+        }
+        let e = hidden_states(
+            &mut LanguageModel::<f32>::new(
+                LmConfig::new(Arch::Lstm, Level::Word, vocab.len(), 6),
+                &mut Rng::new(1),
+            )
+            .unwrap(),
+            &vocab,
+            "",
+            "text",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("text: no tokens"), "{e}");
     }
 
     #[test]

@@ -157,3 +157,42 @@ fn word_dropout_trains_the_unknown_word_row() {
     assert!(g[..e].iter().all(|&v| v == 0.0));
     assert!(g[e..].iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn the_output_layer_on_the_hidden_states_gives_the_predicted_tags() {
+    use firth_models::tagger::{hidden_states, predict_all};
+    let sents = parse_columns(TRAIN, "t", None, true, false).unwrap();
+    let vocab = TagVocab::build(&sents, &[], true, Some(Scheme::Bioes)).unwrap();
+    let cfg = config(&vocab, false, CellKind::Lstm);
+    let data = encode(&sents, &vocab, &cfg, Path::new("t")).unwrap();
+    let mut model = Tagger::<f32>::new(cfg, &mut Rng::new(9)).unwrap();
+    let d = 2 * model.config.hidden;
+    let k = model.config.tags;
+    let hs = hidden_states(&mut model, &data, 2);
+    // One (tokens, 2 x hidden) block per sentence, whatever the batch.
+    assert_eq!(hs.len(), data.len());
+    for (h, s) in hs.iter().zip(&data) {
+        assert_eq!(h.len(), s.words.len() * d);
+    }
+    assert_eq!(hidden_states(&mut model, &data[1..2], 1)[0], hs[1]);
+    // argmax(W h + b) at every token is the tag predict gives (softmax output, no CRF).
+    let tags = predict_all(&mut model, &vocab, &data, None, 3);
+    let (w, b) = (
+        &model.out.weight.value,
+        &model.out.bias.as_ref().unwrap().value,
+    );
+    for (h, want) in hs.iter().zip(&tags) {
+        for (row, want) in h.chunks_exact(d).zip(want) {
+            let z: Vec<f64> = (0..k)
+                .map(|c| {
+                    b[c] as f64
+                        + (0..d)
+                            .map(|j| w[c * d + j] as f64 * row[j] as f64)
+                            .sum::<f64>()
+                })
+                .collect();
+            let best = (0..k).fold(0, |a, c| if z[c] > z[a] { c } else { a });
+            assert_eq!(&vocab.tags[best], want);
+        }
+    }
+}

@@ -9,8 +9,8 @@ use firth_models::trainer::EpochRecord;
 use firth_models::translate::data::read_lines;
 use firth_models::translate::pipeline::segmenter;
 use firth_models::translate::{
-    bleu_score, chrf_score, load, train_translator, translate_lines, AttentionType, SearchConfig,
-    TranslateData, TranslateOptions, TranslatePreset, TranslateSummary,
+    attention_map, bleu_score, chrf_score, load, train_translator, translate_lines, AttentionType,
+    SearchConfig, TranslateData, TranslateOptions, TranslatePreset, TranslateSummary,
 };
 use firth_nn::CellKind;
 use std::io::{BufRead, Write};
@@ -440,35 +440,20 @@ fn eval(a: EvalArgs) -> Result<()> {
 fn attention(a: AttentionArgs) -> Result<()> {
     set_threads(a.search.threads)?;
     let (mut model, vocab, subwords) = load(&a.model)?;
-    if model.config.attention == AttentionType::None {
-        bail!(
-            "{}: this model has no attention (trained with --attention none)",
-            a.model.display()
-        );
-    }
     let seg = segmenter(&a.model, &subwords)?;
-    let src_tokens: Vec<String> = seg
-        .apply(&a.src)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    if src_tokens.is_empty() {
-        bail!("--src is empty");
-    }
-    let src = firth_models::translate::vocab::encode(&vocab.src, &src_tokens);
-    let out = model
-        .translate_ids(std::slice::from_ref(&src), a.search.config(), 4000)
-        .remove(0);
-    let weights = model.forced_attention(&src, &out);
-    let mut rows: Vec<String> = out
-        .iter()
-        .map(|&i| vocab.tgt.token(i).to_string())
-        .collect();
-    rows.push(firth_models::translate::vocab::EOS.to_string());
+    let m = attention_map(
+        &mut model,
+        &vocab,
+        &seg,
+        &subwords,
+        &a.src,
+        a.search.config(),
+    )
+    .with_context(|| format!("{} (--src {:?})", a.model.display(), a.src))?;
     let [svg, png] = crate::plot::both(&a.out, |p| {
-        crate::plot::heat_map(p, "Attention", &src_tokens, &rows, &weights)
+        crate::plot::heat_map(p, "Attention", &m.source, &m.target, &m.weights)
     })?;
-    println!("{}", subwords.join(&vocab.tgt, &out));
+    println!("{}", m.translation);
     eprintln!("wrote {} and {}", svg.display(), png.display());
     Ok(())
 }

@@ -49,6 +49,19 @@ pub fn evaluate(
     }
 }
 
+/// The sentence vectors of `sents` (N, D, rows in input order), in batches of `batch`: the
+/// pooled encoder states the output layer turns into class scores ([`Classifier::pooled`]).
+pub fn sentence_vectors(model: &mut Classifier<f32>, sents: &[Vec<u32>], batch: usize) -> Vec<f32> {
+    let mut rng = Rng::new(0);
+    let mut out = Vec::with_capacity(sents.len() * model.pool.dim);
+    for chunk in sents.chunks(batch.max(1)) {
+        let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
+        model.forward(&refs, None, false, &mut rng);
+        out.extend_from_slice(model.pooled());
+    }
+    out
+}
+
 pub(super) fn argmax(row: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {

@@ -35,7 +35,7 @@ mod task;
 pub use crate::trainer::{CHECKPOINT, MODEL};
 pub use bundle::Bundle;
 pub use data::{encode_set, encode_tokens, label_set, Encoded};
-pub use eval::{evaluate, Scores};
+pub use eval::{evaluate, sentence_vectors, Scores};
 pub use pipeline::{
     cross_validate, train_classifier, ClassifierOptions, ClassifyData, ClassifyPreset,
     ClassifySummary, CrossValidation,
@@ -204,6 +204,13 @@ impl<T: Gemm> Classifier<T> {
         &self.probs
     }
 
+    /// The pooled sentence vectors of the last forward, (B, D): exactly what the output layer
+    /// read (dropout is the identity outside training), so features taken from here are the
+    /// ones the predictions were made from.
+    pub fn pooled(&self) -> &[T] {
+        &self.pooled
+    }
+
     /// Backpropagates `scale` × the summed loss of the last forward (which had labels).
     pub fn backward(&mut self, scale: f64) {
         let (l, b, c) = (self.steps, self.batch, self.config.classes);
@@ -321,6 +328,49 @@ mod tests {
         assert!(m.emb.weight.grad.iter().all(|&g| g == 0.0));
         let n_all = m.params().len();
         assert_eq!(m.trainable_mut().len(), n_all - 1);
+    }
+
+    #[test]
+    fn the_output_layer_on_the_sentence_vectors_gives_the_probabilities() {
+        let s = vec![vec![1u32, 2, 3, 4, 5, 6], vec![2u32], vec![6, 5, 1]];
+        for pooling in [
+            PoolKind::Last,
+            PoolKind::Mean,
+            PoolKind::Max,
+            PoolKind::Attention,
+        ] {
+            let mut m =
+                Classifier::<f32>::new(config(pooling, true, CellKind::Lstm), &mut Rng::new(6))
+                    .unwrap();
+            let d = m.pool.dim;
+            assert_eq!(d, 8, "two directions of 4 units");
+            let v = sentence_vectors(&mut m, &s, 2);
+            assert_eq!(v.len(), s.len() * d);
+            let probs = evaluate(&mut m, &s, None, 3).probs;
+            let (w, b) = (&m.out.weight.value, &m.out.bias.as_ref().unwrap().value);
+            for (i, row) in v.chunks_exact(d).enumerate() {
+                // softmax(W v + b), by hand in f64.
+                let z: Vec<f64> = (0..3)
+                    .map(|c| {
+                        b[c] as f64
+                            + (0..d)
+                                .map(|k| w[c * d + k] as f64 * row[k] as f64)
+                                .sum::<f64>()
+                    })
+                    .collect();
+                let top = z.iter().cloned().fold(f64::MIN, f64::max);
+                let sum: f64 = z.iter().map(|x| (x - top).exp()).sum();
+                for c in 0..3 {
+                    let p = (z[c] - top).exp() / sum;
+                    assert!((p - probs[i * 3 + c] as f64).abs() < 1e-6, "{pooling:?}");
+                }
+            }
+            // A sentence's vector does not depend on its batch companions.
+            let alone = sentence_vectors(&mut m, &s[1..2], 1);
+            for (x, y) in alone.iter().zip(&v[d..2 * d]) {
+                assert!((x - y).abs() < 1e-6, "{pooling:?}");
+            }
+        }
     }
 
     #[test]

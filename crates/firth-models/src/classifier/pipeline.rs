@@ -229,7 +229,8 @@ pub struct CrossValidation {
 /// K-fold cross-validation, how small sentence sets (MR, CR, SUBJ) are usually reported: the
 /// training file's sentences are shuffled (by the seed) into `folds` parts; each part in turn
 /// is the test set of a model trained on the others, whose development set is `data.dev` or
-/// a `--dev-fraction` of its training part. Fold k writes to `out/fold-k`.
+/// a `--dev-fraction` of its training part. Fold k writes to `out/fold-k`. An observer that
+/// asks to stop ends the whole run with an error, without `cv.json`.
 pub fn cross_validate(
     data: &ClassifyData,
     options: &ClassifierOptions,
@@ -295,6 +296,16 @@ pub fn cross_validate(
         };
         let fold_wall = std::time::Instant::now();
         let (summary, _) = fit(&fold_data, &r, train, dev, Some(test), fold_wall, obs)?;
+        // An observer that asked to stop (Python's Ctrl-C) ended this fold's training early:
+        // its accuracy, and those of the folds after it, would not be the method's, so no
+        // cv.json is written.
+        if obs.should_stop() {
+            bail!(
+                "cross-validation stopped during fold {}/{folds}; {} not written",
+                k + 1,
+                data.out.join("cv.json").display()
+            );
+        }
         cv.fold_accuracy
             .push(summary.test_accuracy.expect("each fold has a test set"));
         cv.fold_best_epoch.push(summary.best_epoch);
@@ -457,4 +468,63 @@ fn fit(
         (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
     )?;
     Ok((summary, trainer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks to stop once `after` steps have run.
+    struct StopAfter(u32);
+    impl Observer for StopAfter {
+        fn should_stop(&mut self) -> bool {
+            self.0 = self.0.saturating_sub(1);
+            self.0 == 0
+        }
+    }
+
+    #[test]
+    fn cross_validation_writes_every_fold_and_a_stopped_one_writes_no_result() {
+        let dir = std::env::temp_dir().join(format!("firth-cv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let train = dir.join("all.tsv");
+        let mut text = String::new();
+        for i in 0..40 {
+            let (label, w) = if i % 2 == 0 {
+                ("pos", "good")
+            } else {
+                ("neg", "bad")
+            };
+            text.push_str(&format!("{label}\t{w} film {i}\n"));
+        }
+        std::fs::write(&train, text).unwrap();
+        let data = |out: &str| ClassifyData {
+            train: train.clone(),
+            dev: None,
+            test: None,
+            format: None,
+            dev_fraction: 0.1,
+            embeddings: None,
+            out: dir.join(out),
+            resume: false,
+            limits: Limits::default(),
+        };
+        let options = ClassifierOptions {
+            hidden: Some(4),
+            emb: Some(4),
+            epochs: Some(2),
+            ..Default::default()
+        };
+        let cv = cross_validate(&data("all"), &options, 4, &mut ()).unwrap();
+        assert_eq!((cv.folds, cv.examples, cv.fold_accuracy.len()), (4, 40, 4));
+        let mean = cv.fold_accuracy.iter().sum::<f64>() / 4.0;
+        assert!((cv.mean_accuracy - mean).abs() < 1e-12);
+        assert!(dir.join("all/cv.json").exists() && dir.join("all/fold-4").exists());
+        // Stopped from outside in the first fold: an error naming it, no cv.json, no fold 2.
+        let e = cross_validate(&data("stopped"), &options, 4, &mut StopAfter(3)).unwrap_err();
+        assert!(e.to_string().contains("stopped during fold 1/4"), "{e}");
+        assert!(!dir.join("stopped/cv.json").exists());
+        assert!(!dir.join("stopped/fold-2").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

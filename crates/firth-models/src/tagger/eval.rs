@@ -4,6 +4,7 @@ use super::batch::Batch;
 use super::vocab::{detect_scheme, Encoded, TagVocab};
 use super::Tagger;
 use firth_eval::ner::{ConllEval, NerReport};
+use firth_nn::Rng;
 use firth_text::conll::{convert, Scheme, Sentence};
 use serde::Serialize;
 use std::time::Instant;
@@ -46,6 +47,26 @@ pub fn predict_all(
     if let (Some(s), Some(_)) = (out_scheme, vocab.scheme()) {
         for tags in &mut out {
             *tags = convert(tags, s);
+        }
+    }
+    out
+}
+
+/// The encoder's outputs for every token of every sentence ([`Tagger::hidden`]): one
+/// (tokens, D) block per sentence, rows in token order, run in batches of `batch` sentences of
+/// similar length as [`predict_all`] runs them.
+pub fn hidden_states(model: &mut Tagger<f32>, data: &[Encoded], batch: usize) -> Vec<Vec<f32>> {
+    let d = model.encoder.out_dim();
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_by_key(|&i| data[i].words.len());
+    let mut out: Vec<Vec<f32>> = data.iter().map(|s| vec![0.0; s.words.len() * d]).collect();
+    let mut b = Batch::default();
+    let mut rng = Rng::new(0);
+    for chunk in order.chunks(batch.max(1)) {
+        b.fill(data, chunk);
+        model.scores(&b, false, &mut rng);
+        for (&(i, t), h) in b.origin.iter().zip(model.hidden().chunks_exact(d)) {
+            out[i][t * d..(t + 1) * d].copy_from_slice(h);
         }
     }
     out

@@ -41,7 +41,7 @@ mod vocab;
 
 pub use crate::trainer::{CHECKPOINT, MODEL};
 pub use batch::{make_batches, Batch};
-pub use eval::{evaluate, predict_all, TagScores};
+pub use eval::{evaluate, hidden_states, predict_all, TagScores};
 pub use pipeline::{train_tagger, TagData, TagPreset, TagSummary, TaggerOptions};
 pub use task::{TagTask, TagTrainConfig};
 pub use vocab::{
@@ -256,6 +256,13 @@ impl<T: Gemm> Tagger<T> {
         let kt = self.config.tags;
         resize(&mut self.logits, n * kt);
         self.out.forward(&self.hr, &mut self.logits);
+    }
+
+    /// The encoder's outputs at the real tokens of the last [`Self::scores`], (N, D) in the
+    /// batch's row order, D = 2 × hidden: what the output layer read (dropout is the identity
+    /// outside training), so features taken from here are the ones the tags came from.
+    pub fn hidden(&self) -> &[T] {
+        &self.hr
     }
 
     /// Forward pass with the loss: Σ over tokens of -log p (softmax) or Σ over sentences of

@@ -24,8 +24,8 @@ pub use decode::{DecodeState, SearchConfig};
 pub use loss::smoothed_cross_entropy;
 pub use model::{AttentionType, PairBatch, Translator, TranslatorConfig};
 pub use pipeline::{
-    train_translator, translate_lines, TranslateData, TranslateOptions, TranslatePreset,
-    TranslateSummary, Translation,
+    attention_map, train_translator, translate_lines, AttentionMap, TranslateData,
+    TranslateOptions, TranslatePreset, TranslateSummary, Translation,
 };
 pub use task::{TranslateSettings, TranslateTask};
 pub use vocab::TransVocab;

@@ -351,6 +351,54 @@ pub fn translate_n_best(
     out
 }
 
+/// A translation with the attention that produced it (what `translate attention` draws).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionMap {
+    /// The source tokens as the model read them (subwords when it uses them).
+    pub source: Vec<String>,
+    /// The output tokens, then `</s>`.
+    pub target: Vec<String>,
+    /// α: row t holds output step t's weights over the source tokens (each row sums to 1).
+    pub weights: Vec<Vec<f32>>,
+    /// The output as a line of words, as [`translate_lines`] writes it.
+    pub translation: String,
+}
+
+/// Translates one line with `search` and returns the attention of each output step over the
+/// source, from a teacher-forced pass over the output ([`Translator::forced_attention`]).
+pub fn attention_map(
+    model: &mut Translator<f32>,
+    vocab: &TransVocab,
+    seg: &Segmenter,
+    subwords: &Subwords,
+    line: &str,
+    search: SearchConfig,
+) -> Result<AttentionMap> {
+    if model.config.attention == AttentionType::None {
+        bail!("this model has no attention (it was trained with --attention none)");
+    }
+    let source = tokens(&seg.apply(line));
+    if source.is_empty() {
+        bail!("the source sentence is empty");
+    }
+    let src = encode(&vocab.src, &source);
+    let out = model
+        .translate_ids(std::slice::from_ref(&src), search, DECODE_BATCH_TOKENS)
+        .remove(0);
+    let weights = model.forced_attention(&src, &out);
+    let mut target: Vec<String> = out
+        .iter()
+        .map(|&i| vocab.tgt.token(i).to_string())
+        .collect();
+    target.push(super::vocab::EOS.to_string());
+    Ok(AttentionMap {
+        source,
+        target,
+        weights,
+        translation: subwords.join(&vocab.tgt, &out),
+    })
+}
+
 /// Reference lines as words (whitespace normalised).
 fn references(path: &Path) -> Result<Vec<String>> {
     Ok(read_lines(path)?
@@ -562,5 +610,75 @@ impl Resolved {
             ..self.model.clone()
         }
         .validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(attention: AttentionType) -> (Translator<f32>, TransVocab) {
+        let pairs: Vec<(Vec<String>, Vec<String>)> = [
+            ("der mann läuft .", "the man runs ."),
+            ("ein kind isst .", "a child eats ."),
+        ]
+        .iter()
+        .map(|(s, t)| (tokens(s), tokens(t)))
+        .collect();
+        let vocab = TransVocab::build(&pairs, 1);
+        let config = TranslatorConfig {
+            cell: CellKind::Lstm,
+            src_vocab: vocab.src.len(),
+            tgt_vocab: vocab.tgt.len(),
+            emb: 4,
+            enc_hidden: 3,
+            enc_layers: 1,
+            dec_hidden: 6,
+            dec_layers: 1,
+            attention,
+            input_feeding: true,
+            dropout: 0.0,
+            label_smoothing: 0.0,
+            tied: false,
+            init_range: 0.5,
+        };
+        (Translator::new(config, &mut Rng::new(2)).unwrap(), vocab)
+    }
+
+    #[test]
+    fn the_attention_map_is_the_translation_s_own() {
+        let (mut m, vocab) = model(AttentionType::General);
+        let (seg, sw) = (Segmenter::words(), Subwords::default());
+        let line = "der kind läuft schnell .";
+        for beam in [1, 3] {
+            let search = SearchConfig { beam, alpha: 0.6 };
+            let a = attention_map(&mut m, &vocab, &seg, &sw, line, search).unwrap();
+            // The same output translate_lines gives, and one row per output token and </s>.
+            let t = translate_lines(
+                &mut m,
+                &vocab,
+                &seg,
+                &sw,
+                &[line.to_string()],
+                search,
+                false,
+            );
+            assert_eq!(a.translation, t.lines[0]);
+            assert_eq!(a.source, tokens(line));
+            assert_eq!(a.target.last().map(String::as_str), Some("</s>"));
+            assert_eq!(a.target[..a.target.len() - 1].join(" "), a.translation);
+            assert_eq!(a.weights.len(), a.target.len());
+            for row in &a.weights {
+                assert_eq!(row.len(), 5);
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+                assert!(row.iter().all(|&x| x >= 0.0));
+            }
+        }
+        let e = attention_map(&mut m, &vocab, &seg, &sw, "  ", SearchConfig::default());
+        assert!(e.unwrap_err().to_string().contains("empty"));
+        let (mut none, vocab) = model(AttentionType::None);
+        let e = attention_map(&mut none, &vocab, &seg, &sw, line, SearchConfig::default());
+        assert!(e.unwrap_err().to_string().contains("no attention"));
     }
 }
