@@ -33,6 +33,7 @@ pub mod corpus;
 pub mod count;
 pub mod extsort;
 pub mod hash;
+pub mod input;
 pub mod kn;
 pub mod model;
 pub mod stream;
