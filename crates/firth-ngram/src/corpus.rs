@@ -146,25 +146,41 @@ impl Corpus {
 
     /// A vocabulary from its words in id order (the first three `<unk> <s> </s>`) and their
     /// counts, as read back from a vocabulary file.
+    /// Fails with the first word listed twice.
     pub(crate) fn from_vocab(
         words: Vec<String>,
         counts: Vec<u64>,
         sentences: u64,
         word_tokens: u64,
-    ) -> Corpus {
-        let index = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (Box::<str>::from(w.as_str()), i as u32))
-            .collect();
-        Corpus {
+    ) -> std::result::Result<Corpus, String> {
+        let mut index = FastMap::default();
+        for (i, w) in words.iter().enumerate() {
+            if index
+                .insert(Box::<str>::from(w.as_str()), i as u32)
+                .is_some()
+            {
+                return Err(w.clone());
+            }
+        }
+        Ok(Corpus {
             words,
             index,
             tokens: Vec::new(),
             counts,
             sentences,
             word_tokens,
+        })
+    }
+
+    /// Adds the vocabulary of the text that follows this one: its words not seen yet get the
+    /// next ids in its order, and all counts add up, as if the two texts had been read as one.
+    pub(crate) fn absorb(&mut self, next: &Corpus) {
+        for (w, &n) in next.words.iter().zip(&next.counts) {
+            let id = self.intern(w);
+            self.counts[id as usize] += n;
         }
+        self.sentences += next.sentences;
+        self.word_tokens += next.word_tokens;
     }
 
     /// Builds a corpus from in-memory text (tests, library users).

@@ -105,6 +105,8 @@ impl Default for CountOptions {
 pub enum Runs {
     Memory(RawCounts),
     Disk(Vec<TempFile>),
+    /// Sorted count files already being merged (the shards of [`crate::shard`]), and how many.
+    Merged(Merger<(u128, u64)>, usize),
 }
 
 impl Runs {
@@ -113,6 +115,7 @@ impl Runs {
         match self {
             Runs::Memory(_) => 0,
             Runs::Disk(r) => r.len(),
+            Runs::Merged(_, n) => *n,
         }
     }
 
@@ -123,6 +126,7 @@ impl Runs {
         Ok(match self {
             Runs::Memory(r) => RawStream::Memory(r, 0),
             Runs::Disk(runs) => RawStream::Merge(crate::extsort::merge(runs, dir, memory)?, None),
+            Runs::Merged(m, _) => RawStream::Merge(m, None),
         })
     }
 

@@ -36,6 +36,7 @@ pub mod hash;
 pub mod input;
 pub mod kn;
 pub mod model;
+pub mod shard;
 pub mod stream;
 pub mod util;
 
