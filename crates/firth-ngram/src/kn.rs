@@ -817,15 +817,18 @@ pub(crate) fn kn_unigrams(
     remap: &[u32],
     unigrams: &mut [ProbBackoff],
 ) {
-    let v = unigrams.len();
     let mut acc = Acc::default();
     for i in 0..o.len() {
         acc.add(o.adjusted[i], marked[i]);
     }
     let gamma = acc.gamma(&d);
     let denom = acc.denominator as f32;
-    // Uniform over the vocabulary without <s> (KenLM: unigram count - 1, pruned included).
-    let uniform = (1.0f64 / (o.len() - 1) as f32 as f64) as f32;
+    // Uniform over the kept vocabulary without <s> (KenLM: the kept unigram count - 1). The
+    // words cut by a vocabulary limit are read as <unk> at query time; <unk>'s share of the
+    // uniform part is what they get, and the kept words' shares grow to match, so the
+    // distribution still sums to one (their adjusted counts are in gamma as pruned mass).
+    let kept = marked.iter().filter(|&&m| !m).count();
+    let uniform = (1.0f64 / (kept - 1) as f32 as f64) as f32;
     for i in 0..o.len() {
         if marked[i] {
             continue;
@@ -837,16 +840,6 @@ pub(crate) fn kn_unigrams(
             _ => d.apply(o.adjusted[i]) / denom + gamma * uniform,
         };
         unigrams[remap[id as usize] as usize].prob = p;
-    }
-    if marked.iter().any(|&m| m) {
-        // Words cut by the vocabulary limit are read as <unk> at query time, so <unk>
-        // takes their mass: whatever the kept words leave.
-        let kept: f64 = (0..v)
-            .filter(|&i| i as u32 != UNK && i as u32 != BOS)
-            .map(|i| unigrams[i].prob as f64)
-            .sum();
-        let u = &mut unigrams[UNK as usize].prob;
-        *u = (*u as f64).max(1.0 - kept) as f32;
     }
 }
 

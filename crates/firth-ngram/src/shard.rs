@@ -38,6 +38,7 @@ const RECORD: u64 = 24;
 
 /// A vocabulary as the shard steps pass it on: the words and counts, and how the text was
 /// split into tokens (which counting must repeat).
+#[derive(Debug)]
 pub struct Vocab {
     pub corpus: Corpus,
     pub options: CorpusOptions,
