@@ -219,6 +219,21 @@ fn compressed_input_builds_the_same_model() {
         );
         assert_eq!(t.corpus, s.corpus);
     }
+    // An ARPA file read compressed is the same model as read plain.
+    let (pa, pz) = (dir.join("m.arpa"), dir.join("m.arpa.zst"));
+    std::fs::write(&pa, &arpa).unwrap();
+    std::fs::write(&pz, zstd::encode_all(&arpa[..], 3).unwrap()).unwrap();
+    let (ma, mz) = (
+        firth_ngram::Model::load(&pa).unwrap(),
+        firth_ngram::Model::load(&pz).unwrap(),
+    );
+    assert_eq!(ma.counts(), mz.counts());
+    let score = |m: &firth_ngram::Model| {
+        m.score_text(&mut text.as_bytes(), Path::new("toy"), None)
+            .unwrap()
+            .log10_prob
+    };
+    assert_eq!(score(&ma), score(&mz));
     // A shard's vocabulary and counts from compressed text equal the plain text's.
     let plain_vocab = Vocab::scan(std::slice::from_ref(&plain), CorpusOptions::default()).unwrap();
     let gz_vocab = Vocab::scan(std::slice::from_ref(&gz), CorpusOptions::default()).unwrap();
