@@ -231,7 +231,7 @@ def bench_scale(copies, order, repeat, kb, memory):
                                text=True).stdout.split()[0])
     fa, ka = os.path.join(d, "f.arpa"), os.path.join(d, "k.arpa")
     fns = [lambda: timed([FIRTH, "ngram", "build", "-o", str(order), "--arpa", fa, "-S", memory,
-                          "-T", d, "--discount-fallback", corpus])[:3]]
+                          "-T", d, corpus, "--discount-fallback"])[:3]]
     if kb:
         fns.append(lambda: timed([os.path.join(kb, "lmplz"), "-o", str(order), "-S", memory, "-T", d,
                                   "--discount_fallback"], stdin=corpus, stdout=ka)[:3])
