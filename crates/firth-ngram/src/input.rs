@@ -78,7 +78,7 @@ pub fn open(path: &Path, stdin: &Stdin) -> Result<Box<dyn BufRead>> {
         path: shown(path),
         err: source,
     };
-    let raw: Box<dyn Read> = if path == Path::new("-") {
+    let mut raw: Box<dyn Read> = if path == Path::new("-") {
         match stdin {
             Stdin::Direct => Box::new(std::io::stdin().lock()),
             Stdin::Spool(to) => Box::new(Tee {
@@ -94,15 +94,14 @@ pub fn open(path: &Path, stdin: &Stdin) -> Result<Box<dyn BufRead>> {
     } else {
         Box::new(std::fs::File::open(path).map_err(rd)?)
     };
-    let mut raw = raw;
     // Six bytes decide; an input shorter than that is plain text.
     let mut head = Vec::with_capacity(6);
     (&mut raw).take(6).read_to_end(&mut head).map_err(rd)?;
     let c = Compression::detect(&head);
-    wrap(c, Box::new(std::io::Cursor::new(head).chain(raw)))
+    wrap(c, Box::new(std::io::Cursor::new(head).chain(raw)), path)
 }
 
-fn wrap(c: Compression, r: Box<dyn Read>) -> Result<Box<dyn BufRead>> {
+fn wrap(c: Compression, r: Box<dyn Read>, path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(match c {
         Compression::None => Box::new(BufReader::with_capacity(BUF, r)),
         Compression::Gzip => Box::new(BufReader::with_capacity(
@@ -115,7 +114,10 @@ fn wrap(c: Compression, r: Box<dyn Read>) -> Result<Box<dyn BufRead>> {
         )),
         Compression::Zstd => Box::new(BufReader::with_capacity(
             BUF,
-            zstd::stream::read::Decoder::new(r).map_err(|e| Error::Config(e.to_string()))?,
+            zstd::stream::read::Decoder::new(r).map_err(|source| Error::Read {
+                path: shown(path),
+                err: source,
+            })?,
         )),
     })
 }

@@ -219,6 +219,26 @@ fn compressed_input_builds_the_same_model() {
         );
         assert_eq!(t.corpus, s.corpus);
     }
+    // Damaged compressed input is an error naming the file, for each format.
+    for f in [&gz, &xz, &zst] {
+        let bytes = std::fs::read(f).unwrap();
+        let cut = dir.join(format!("cut-{}", f.file_name().unwrap().to_str().unwrap()));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let e = build_files(
+            std::slice::from_ref(&cut),
+            CorpusOptions::default(),
+            &opts,
+            &Outputs {
+                arpa: Some(&dir.join("cut.arpa")),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cut-"), "{e}");
+        assert!(!dir.join("cut.arpa").exists());
+    }
     // An ARPA file read compressed is the same model as read plain.
     let (pa, pz) = (dir.join("m.arpa"), dir.join("m.arpa.zst"));
     std::fs::write(&pa, &arpa).unwrap();
