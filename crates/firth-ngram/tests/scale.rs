@@ -455,7 +455,7 @@ fn bad_shard_files_are_refused_naming_the_file() {
         e.contains("garbage.vocab") && e.contains("not a firth vocabulary"),
         "{e}"
     );
-    let cut = write("cut.vocab", vtext[..vtext.len() / 2].as_bytes());
+    let cut = write("cut.vocab", &vtext.as_bytes()[..vtext.len() / 2]);
     let e = Vocab::read(&cut).unwrap_err().to_string();
     assert!(e.contains("cut.vocab") && e.contains("truncated"), "{e}");
     let lines: Vec<&str> = vtext.lines().collect();
