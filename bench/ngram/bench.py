@@ -7,6 +7,11 @@ wall time, peak RSS (/usr/bin/time), model size, perplexity and firth/KenLM rati
 
     KENLM_BIN=/path/to/kenlm/build/bin nice -n 10 python3 bench/ngram/bench.py [--ptb] [--gut8] \
         [--repeat N] [--memory 1G]
+    KENLM_BIN=... WORK=/big/disk nice -n 10 python3 bench/ngram/bench.py --scale 5 --repeat 1 --memory 1G
+
+--scale COPIES builds gut8 (folded into lines) repeated COPIES times with both tools at the
+same budget, ARPA only, and reports time, peak RSS against the budget and whether the ARPA
+files agree; it needs about 2 x 2 GB of ARPA plus the corpus and temporary files in WORK.
 
 --memory gives both tools the same budget (firth -S, lmplz -S); peak RSS is then reported
 against it. Each table records the machine load (`uptime`) before and after its runs.
@@ -201,6 +206,63 @@ def bench(name, train, test, query_text, order, repeat, kb, parity_orders, prune
     return "\n".join(lines)
 
 
+def bench_scale(copies, order, repeat, kb, memory):
+    """A corpus larger than memory: gut8 folded into lines and repeated `copies` times, built
+    by both tools at the same -S budget, ARPA only for both (lmplz writes no binary). Repeated
+    text has no n-grams of adjusted count 1 or 2 at the top order, so both get
+    --discount-fallback (the same fixed discounts)."""
+    d = os.path.join(WORK, f"gut8x{copies}")
+    os.makedirs(d, exist_ok=True)
+    lines = os.path.join(WORK, "gut8.lines")
+    if not os.path.exists(lines):
+        src = os.environ.get("GUT8", "../shared/data/gutenberg-en-text8style/gut8")
+        with open(lines + ".tmp", "w") as g:
+            subprocess.run(["fold", "-s", "-w", "200", src], stdout=g, check=True)
+            g.write("\n")
+        os.rename(lines + ".tmp", lines)
+    corpus = os.path.join(d, "train.txt")
+    if not os.path.exists(corpus):
+        with open(corpus + ".tmp", "wb") as g:
+            for _ in range(copies):
+                with open(lines, "rb") as f:
+                    shutil.copyfileobj(f, g, 1 << 24)
+        os.rename(corpus + ".tmp", corpus)
+    words = int(subprocess.run(["wc", "-w", corpus], capture_output=True, check=True,
+                               text=True).stdout.split()[0])
+    fa, ka = os.path.join(d, "f.arpa"), os.path.join(d, "k.arpa")
+    fns = [lambda: timed([FIRTH, "ngram", "build", "-o", str(order), "--arpa", fa, "-S", memory,
+                          "-T", d, corpus, "--discount-fallback"])[:3]]
+    if kb:
+        fns.append(lambda: timed([os.path.join(kb, "lmplz"), "-o", str(order), "-S", memory, "-T", d,
+                                  "--discount_fallback"], stdin=corpus, stdout=ka)[:3])
+    print(f"[gut8 x{copies}] building order {order} x{repeat} ...", file=sys.stderr)
+    up0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    res = median_runs(fns, repeat)
+    up1 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    mb = parse_mb(memory)
+    kres = res[1] if kb else None
+    lines_out = [f"### gut8 x{copies} ({words / 1e6:.1f}M words, {os.path.getsize(corpus) / 1e6:.0f} MB): "
+                 f"order {order}, `-S {memory}` for both, ARPA only, --discount-fallback", "",
+                 f"`uptime` before: {up0}; after: {up1}.", "",
+                 "| measure | firth | KenLM | firth/KenLM |", "|---|---|---|---|"]
+    lines_out.append(row("build wall (ARPA)", res[0][0], kres and kres[0], "s"))
+    lines_out.append(row("build peak RSS", res[0][1], kres and kres[1], "MB", "{:.0f}"))
+    lines_out.append(f"| build peak RSS / budget ({memory} = {mb:.0f} MB) | {res[0][1] / mb:.2f} | "
+                     + (f"{kres[1] / mb:.2f} |" if kres else "(skipped) |") + " |")
+    lines_out.append(row("build CPU (user+sys)", res[0][2], kres and kres[2], "s"))
+    lines_out.append(row("ARPA size", os.path.getsize(fa) / 1e6, kb and os.path.getsize(ka) / 1e6, "MB", "{:.1f}"))
+    if kb:
+        head = lambda p: open(p).read(400).split("\n\n")[0]
+        same = subprocess.run(["cmp", "-s", fa, ka]).returncode == 0
+        lines_out.append(f"| ARPA header (n-gram counts) equal | {'yes' if head(fa) == head(ka) else 'NO'} | | |")
+        lines_out.append(f"| ARPA files byte-identical (`cmp`) | {'yes' if same else 'no'} | | |")
+    lines_out.append("")
+    for p in (fa, ka):
+        if os.path.exists(p):
+            os.remove(p)
+    return "\n".join(lines_out)
+
+
 def parse_mb(s):
     units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
     s = s.strip().upper().rstrip("B")
@@ -216,7 +278,14 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--order", type=int, default=5)
     ap.add_argument("--memory", help="the same -S budget for both tools, e.g. 1G")
+    ap.add_argument("--scale", type=int, metavar="COPIES",
+                    help="build gut8 repeated COPIES times (ARPA only, --discount-fallback) instead")
     a = ap.parse_args()
+    if a.scale:
+        if not os.path.exists(FIRTH):
+            sys.exit(f"{FIRTH} not found: run `cargo build --release -p firth-cli` or set FIRTH")
+        print(bench_scale(a.scale, a.order, a.repeat, kenlm_bin(), a.memory or "1G"))
+        return
     if not (a.ptb or a.gut8):
         a.ptb = True
     if not os.path.exists(FIRTH):

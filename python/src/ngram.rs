@@ -237,6 +237,7 @@ fn build<'py>(
         discount_fallback: discount_fallback.as_deref().map(Discount::fallback_with),
         prune,
         vocab_limit,
+        limit_vocab_file: None,
         memory,
         temp_dir: temp_dir.unwrap_or_else(std::env::temp_dir),
         external: in_memory.then_some(false),

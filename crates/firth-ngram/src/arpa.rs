@@ -106,20 +106,25 @@ fn parse_prob(s: &str) -> Option<f32> {
     }
 }
 
-/// Reads an ARPA file into a model. `<unk>` is added with log10 probability -100 when absent
-/// (as KenLM does); `<s>` and `</s>` must be present.
+/// Reads an ARPA file (plain, or gzip/xz/zstd by its first bytes) into a model. `<unk>` is
+/// added with log10 probability -100 when absent (as KenLM does); `<s>` and `</s>` must be
+/// present.
 pub fn read_arpa(path: &Path) -> Result<Model> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+    let rd = |source| Error::Read {
         path: shown(path),
         err: source,
-    })?;
-    let len = file
-        .metadata()
-        .map_err(|source| Error::Read {
-            path: shown(path),
-            err: source,
-        })?
-        .len();
+    };
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(path).map_err(rd)?;
+    let got = std::io::Read::read(&mut f, &mut head).map_err(rd)?;
+    let len = f.metadata().map_err(rd)?.len();
+    if crate::input::Compression::detect(&head[..got]) != crate::input::Compression::None {
+        // The decompressed size is unknown, so the header's counts are not checked against it.
+        let r = crate::input::open(path, &crate::input::Stdin::Direct)?;
+        return read_arpa_from(r, path, None);
+    }
+    drop(f);
+    let file = std::fs::File::open(path).map_err(rd)?;
     read_arpa_from(BufReader::with_capacity(1 << 20, file), path, Some(len))
 }
 

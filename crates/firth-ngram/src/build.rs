@@ -2,69 +2,97 @@
 //! streamed through temporary files ([`crate::stream`]) or estimated in memory
 //! ([`crate::kn`]), and the ARPA and binary files written.
 
-use crate::count::{self, CountOptions};
-use crate::kn::{build_owned, checked_setup, vocab_limit_mask, BuildOptions, Built, Smoothing};
+use crate::count::{self, CountOptions, Packing, Runs};
+use crate::extsort::TempFile;
+use crate::input::Stdin;
+use crate::kn::{self, checked_setup, BuildOptions, Built, Smoothing};
 use crate::stream::{Outputs, Summary};
 use crate::{Corpus, CorpusOptions, Error, Result};
 use std::path::{Path, PathBuf};
 
-/// Counts `corpus`, estimates the model and writes it to `out`, inside `opts.memory`.
-///
-/// Counting fills a buffer sized from the budget (what the corpus's token stream leaves of it)
-/// and spills sorted runs; the Kneser-Ney estimation then streams through sorted temporary
-/// files ([`crate::stream`]) and writes the ARPA and binary files as it goes. With
-/// `opts.external == Some(false)` the model is instead built in memory as by [`build_owned`]
-/// (byte-identical files; on PTB and gut8 it was no faster and took 2-4x the memory, so it is
-/// not the default). Add-k and stupid backoff are always built in memory.
+/// Counts `corpus` (its token stream, from [`Corpus::read`] or [`Corpus::from_text`]),
+/// estimates the model and writes it to `out`, inside `opts.memory`. [`build_files`] does the
+/// same from files without holding the token stream.
 pub fn build_to(
     mut corpus: Corpus,
     opts: &BuildOptions,
     out: &Outputs,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let kn = matches!(opts.smoothing, Smoothing::KneserNey);
-    if !kn || opts.external == Some(false) {
-        let built = build_owned(corpus, opts, progress)?;
-        return write_built(built, out, 0, progress);
+    let (_, pack) = checked_setup(&corpus, opts)?;
+    check_temp_dir(opts)?;
+    let tokens_bytes = corpus.tokens.len() as u64 * 4;
+    let count_opts = count_options(&corpus, opts, tokens_bytes);
+    progress("counting");
+    let runs = count::count_runs(&corpus.tokens, &pack, &count_opts)?;
+    corpus.tokens = Vec::new();
+    estimate_counted(&corpus, runs, &pack, opts, out, progress)
+}
+
+/// Memory kept for the vocabulary (strings, the id hash map and the per-word arrays: about 100
+/// bytes a word) and for what else is small and alive through the build.
+fn fixed_bytes(vocab: &Corpus) -> u64 {
+    let slack = 16 << 20;
+    vocab
+        .words
+        .iter()
+        .map(|w| w.len() as u64 + 100)
+        .sum::<u64>()
+        + slack
+}
+
+/// The counting buffer gets what the budget leaves after the vocabulary and `other` bytes.
+pub(crate) fn count_options(vocab: &Corpus, opts: &BuildOptions, other: u64) -> CountOptions {
+    CountOptions {
+        memory: opts.memory.saturating_sub(fixed_bytes(vocab) + other),
+        temp_dir: opts.temp_dir.clone(),
     }
-    let (thresholds, pack) = checked_setup(&corpus, opts)?;
+}
+
+pub(crate) fn check_temp_dir(opts: &BuildOptions) -> Result<()> {
     if !opts.temp_dir.is_dir() {
         return Err(Error::File {
             path: opts.temp_dir.clone(),
             msg: "the directory for temporary files does not exist or is not a directory; create it or give another with --temp-dir / -T".into(),
         });
     }
-    let pruned_words = vocab_limit_mask(&corpus, opts.vocab_limit);
-    // What stays in memory besides the sort buffers: the vocabulary (strings, the id hash map
-    // and the per-word arrays, about 100 bytes a word) and, while counting, the token stream.
-    let vocab_bytes = corpus
-        .words
-        .iter()
-        .map(|w| w.len() as u64 + 100)
-        .sum::<u64>();
-    let tokens_bytes = corpus.tokens.len() as u64 * 4;
-    let slack = 16 << 20;
-    let count_mem = opts
-        .memory
-        .saturating_sub(vocab_bytes + tokens_bytes + slack);
-    progress("counting");
-    let runs = count::count_runs(
-        &corpus.tokens,
-        &pack,
-        &CountOptions {
-            memory: count_mem,
-            temp_dir: opts.temp_dir.clone(),
-        },
-    )?;
-    corpus.tokens = Vec::new();
+    Ok(())
+}
+
+/// Estimates the model of the counted `runs` (N-grams packed by `pack` over `vocab`'s ids) and
+/// writes it to `out`: Kneser-Ney streams through sorted temporary files ([`crate::stream`]);
+/// with `opts.external == Some(false)`, and for add-k and stupid backoff, the counts are
+/// merged into memory and the model is estimated there (byte-identical files; on PTB and gut8
+/// it was no faster and took 2-4x the memory, so it is not the default). The single build,
+/// [`build_to`], and the merge of shard counts ([`crate::shard`]) all end here.
+pub(crate) fn estimate_counted(
+    vocab: &Corpus,
+    runs: Runs,
+    pack: &Packing,
+    opts: &BuildOptions,
+    out: &Outputs,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let (thresholds, _) = checked_setup(vocab, opts)?;
+    let pruned_words = kn::pruned_words(vocab, opts)?;
+    let kn = matches!(opts.smoothing, Smoothing::KneserNey);
+    let memory = opts.memory.saturating_sub(fixed_bytes(vocab));
+    if !kn || opts.external == Some(false) {
+        let count_runs = runs.spilled();
+        let raw = runs.collect(&opts.temp_dir, memory)?;
+        let counted = kn::adjust_stage(raw, *pack, thresholds, pruned_words, opts, progress);
+        progress("estimating");
+        let built = kn::estimate(vocab, counted, opts)?;
+        return write_built(built, out, count_runs, progress);
+    }
     crate::stream::estimate(
-        &corpus.words,
+        &vocab.words,
         runs,
-        &pack,
+        pack,
         &thresholds,
         pruned_words.as_deref(),
         opts,
-        opts.memory.saturating_sub(vocab_bytes + slack),
+        memory,
         out,
         progress,
     )
@@ -127,6 +155,11 @@ pub struct FileSummary {
 
 /// `firth ngram build` as one call: reads `files` (none, or `-`, is standard input, as lmplz
 /// reads it), builds the model inside `opts.memory` and writes it to `out`.
+///
+/// The input is read twice: once for the vocabulary ([`Corpus::scan`]; the packed keys need
+/// its size), then again to count the N-grams straight from the text
+/// ([`count::count_files`]), so no token stream is held and memory does not grow with the
+/// corpus. Standard input is copied to a spool file in `opts.temp_dir` during the first pass.
 pub fn build_files(
     files: &[PathBuf],
     corpus_options: CorpusOptions,
@@ -136,23 +169,51 @@ pub fn build_files(
 ) -> Result<FileSummary> {
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
+    check_temp_dir(opts)?;
     let total: u64 = files
         .iter()
         .filter(|p| p.as_path() != Path::new("-"))
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
+    // Removed when the build ends, however it ends.
+    let spool = files
+        .iter()
+        .any(|p| p.as_path() == Path::new("-"))
+        .then(|| TempFile::named(&opts.temp_dir, "stdin"));
     on(BuildEvent::Read { bytes: 0, total });
-    let corpus = Corpus::read(files, corpus_options, &mut |bytes| {
+    let first = match &spool {
+        Some(f) => Stdin::Spool(f.path.clone()),
+        None => Stdin::Direct,
+    };
+    let vocab = Corpus::scan(files, corpus_options, &first, &mut |bytes| {
         on(BuildEvent::Read { bytes, total })
     })?;
     let stats = CorpusStats {
-        sentences: corpus.sentences,
-        word_tokens: corpus.word_tokens,
-        types: corpus.vocab_size(),
+        sentences: vocab.sentences,
+        word_tokens: vocab.word_tokens,
+        types: vocab.vocab_size(),
     };
     on(BuildEvent::Corpus(&stats));
-    let build = build_to(corpus, opts, out, &mut |stage| on(BuildEvent::Stage(stage)))?;
+    let (_, pack) = checked_setup(&vocab, opts)?;
+    on(BuildEvent::Stage("counting"));
+    let second = match &spool {
+        Some(f) => Stdin::From(f.path.clone()),
+        None => Stdin::Direct,
+    };
+    let runs = count::count_files(
+        files,
+        corpus_options,
+        &second,
+        &vocab,
+        &pack,
+        &count_options(&vocab, opts, 0),
+        &mut |_| {},
+    )?;
+    drop(spool);
+    let build = estimate_counted(&vocab, runs, &pack, opts, out, &mut |stage| {
+        on(BuildEvent::Stage(stage))
+    })?;
     let binary_bytes = out
         .binary
         .and_then(|p| std::fs::metadata(p).ok())

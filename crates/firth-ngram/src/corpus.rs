@@ -4,9 +4,9 @@
 //! `--skip_symbols`). Invalid UTF-8 is an error naming the line, never silently replaced.
 
 use crate::hash::FastMap;
+use crate::input::{for_each_line, Stdin};
 use crate::util::shown;
 use crate::{Error, Result, BOS, EOS, UNK};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// How text becomes tokens.
@@ -27,8 +27,11 @@ pub struct Corpus {
     /// Word strings by id; ids 0, 1, 2 are `<unk>`, `<s>`, `</s>`.
     pub words: Vec<String>,
     index: FastMap<Box<str>, u32>,
-    /// All sentences, each terminated by [`EOS`].
+    /// All sentences, each terminated by [`EOS`]; empty after [`Corpus::scan`], which keeps
+    /// only the vocabulary.
     pub tokens: Vec<u32>,
+    /// Occurrences of each id (`</s>` once per sentence; `<unk>` and `<s>` 0).
+    pub counts: Vec<u64>,
     /// Number of sentences (lines).
     pub sentences: u64,
     /// Number of word tokens, not counting `</s>`.
@@ -71,62 +74,57 @@ impl Corpus {
         }
         let id = self.words.len() as u32;
         self.words.push(w.to_string());
+        self.counts.push(0);
         self.index.insert(w.into(), id);
         id
     }
 
-    /// Reads the files (`-` is standard input) in order. `progress` is called with the number of
-    /// bytes read so far, every few megabytes.
+    /// Reads the files (`-` is standard input) in order, keeping the token stream (for
+    /// [`crate::kn::build`]). `progress` is called with the number of bytes read so far, every
+    /// few megabytes.
     pub fn read(
         paths: &[PathBuf],
         opts: CorpusOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Corpus> {
+        Self::read_with(paths, opts, &Stdin::Direct, true, progress)
+    }
+
+    /// The vocabulary pass of a build: reads the files like [`Corpus::read`] but keeps only
+    /// the words, their counts and the sentence and token totals, not the token stream, so its
+    /// memory is the vocabulary's whatever the corpus size. `stdin` says where `-` is read from
+    /// (and whether it is spooled for a second pass).
+    pub fn scan(
+        paths: &[PathBuf],
+        opts: CorpusOptions,
+        stdin: &Stdin,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Corpus> {
+        Self::read_with(paths, opts, stdin, false, progress)
+    }
+
+    fn read_with(
+        paths: &[PathBuf],
+        opts: CorpusOptions,
+        stdin: &Stdin,
+        keep_tokens: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Corpus> {
         let mut c = Corpus::new();
-        let mut bytes = 0u64;
-        for p in paths {
-            let rd = |source| Error::Read {
-                path: shown(p),
-                err: source,
-            };
-            let inner: Box<dyn Read> = if p == Path::new("-") {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::fs::File::open(p).map_err(rd)?)
-            };
-            let mut r = BufReader::with_capacity(1 << 20, inner);
-            let mut buf = Vec::new();
-            let mut line_no = 0u64;
-            let mut last_report = 0u64;
-            loop {
-                buf.clear();
-                let n = r.read_until(b'\n', &mut buf).map_err(rd)?;
-                if n == 0 {
-                    break;
-                }
-                line_no += 1;
-                bytes += n as u64;
-                let line = std::str::from_utf8(&buf).map_err(|e| Error::Format {
-                    path: shown(p),
-                    line: line_no,
-                    msg: format!(
-                        "invalid UTF-8 at byte {} of the line; convert the file to UTF-8 (e.g. with iconv) or remove binary data",
-                        e.valid_up_to() + 1
-                    ),
-                })?;
-                // lmplz gives a final line without a newline no </s>; so does firth, for parity.
-                let unterminated = !buf.ends_with(b"\n") && p == paths.last().unwrap();
-                c.add_line(line, opts, p, line_no)?;
-                if unterminated {
-                    c.tokens.pop();
-                }
-                if bytes - last_report > (8 << 20) {
-                    last_report = bytes;
-                    progress(bytes);
-                }
+        let mut scratch = Vec::new();
+        for_each_line(paths, stdin, progress, &mut |line| {
+            scratch.clear();
+            c.add_line(line.text, opts, line.path, line.number, &mut scratch)?;
+            if line.unterminated_last {
+                // lmplz gives a final line without a newline no </s>; so does firth.
+                scratch.pop();
+                c.counts[EOS as usize] -= 1;
             }
-        }
-        progress(bytes);
+            if keep_tokens {
+                c.tokens.extend_from_slice(&scratch);
+            }
+            Ok(())
+        })?;
         if c.word_tokens == 0 {
             let names: Vec<String> = paths
                 .iter()
@@ -140,28 +138,76 @@ impl Corpus {
         Ok(c)
     }
 
+    /// The id of `word`, if it is in the vocabulary.
+    #[inline]
+    pub fn id(&self, word: &str) -> Option<u32> {
+        self.index.get(word).copied()
+    }
+
+    /// A vocabulary from its words in id order (the first three `<unk> <s> </s>`) and their
+    /// counts, as read back from a vocabulary file.
+    /// Fails with the first word listed twice.
+    pub(crate) fn from_vocab(
+        words: Vec<String>,
+        counts: Vec<u64>,
+        sentences: u64,
+        word_tokens: u64,
+    ) -> std::result::Result<Corpus, String> {
+        let mut index = FastMap::default();
+        for (i, w) in words.iter().enumerate() {
+            if index
+                .insert(Box::<str>::from(w.as_str()), i as u32)
+                .is_some()
+            {
+                return Err(w.clone());
+            }
+        }
+        Ok(Corpus {
+            words,
+            index,
+            tokens: Vec::new(),
+            counts,
+            sentences,
+            word_tokens,
+        })
+    }
+
+    /// Adds the vocabulary of the text that follows this one: its words not seen yet get the
+    /// next ids in its order, and all counts add up, as if the two texts had been read as one.
+    pub(crate) fn absorb(&mut self, next: &Corpus) {
+        for (w, &n) in next.words.iter().zip(&next.counts) {
+            let id = self.intern(w);
+            self.counts[id as usize] += n;
+        }
+        self.sentences += next.sentences;
+        self.word_tokens += next.word_tokens;
+    }
+
     /// Builds a corpus from in-memory text (tests, library users).
     pub fn from_text(text: &str, opts: CorpusOptions) -> Result<Corpus> {
         let mut c = Corpus::new();
+        let mut toks = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            c.add_line(line, opts, Path::new("<text>"), i as u64 + 1)?;
+            c.add_line(line, opts, Path::new("<text>"), i as u64 + 1, &mut toks)?;
         }
+        c.tokens = toks;
         if c.word_tokens == 0 {
             return Err(Error::Config("no words in the input text".into()));
         }
         Ok(c)
     }
 
+    /// Appends the line's ids and `</s>` to `toks`, counting them.
     fn add_line(
         &mut self,
         line: &str,
         opts: CorpusOptions,
         path: &Path,
         line_no: u64,
+        toks: &mut Vec<u32>,
     ) -> Result<()> {
         let mut err = None;
         let mut words = 0u64;
-        let mut toks = std::mem::take(&mut self.tokens);
         for_each_token(line, opts.chars, |t| {
             let id = self.intern(t);
             if id == UNK || id == BOS || id == EOS {
@@ -170,11 +216,12 @@ impl Corpus {
                 }
                 return;
             }
+            self.counts[id as usize] += 1;
             toks.push(id);
             words += 1;
         });
+        self.counts[EOS as usize] += 1;
         toks.push(EOS);
-        self.tokens = toks;
         if let Some(t) = err {
             return Err(Error::Format {
                 path: shown(path),
@@ -195,12 +242,8 @@ impl Corpus {
     }
 
     /// Occurrences of each id (reserved words included, `</s>` once per sentence).
-    pub fn unigram_counts(&self) -> Vec<u64> {
-        let mut c = vec![0u64; self.words.len()];
-        for &t in &self.tokens {
-            c[t as usize] += 1;
-        }
-        c
+    pub fn unigram_counts(&self) -> &[u64] {
+        &self.counts
     }
 }
 

@@ -13,8 +13,11 @@
 //! file and a k-way merge with a binary heap joins them, so the counting buffer never grows past
 //! the budget.
 
+use crate::corpus::{for_each_token, Corpus, CorpusOptions};
 use crate::extsort::{Merger, RecWriter, TempFile};
-use crate::{Error, Result, BOS};
+
+use crate::input::{for_each_line, Stdin};
+use crate::{Error, Result, BOS, EOS};
 use rayon::slice::ParallelSliceMut;
 use std::path::{Path, PathBuf};
 
@@ -102,6 +105,8 @@ impl Default for CountOptions {
 pub enum Runs {
     Memory(RawCounts),
     Disk(Vec<TempFile>),
+    /// Sorted count files already being merged (the shards of [`crate::shard`]), and how many.
+    Merged(Merger<(u128, u64)>, usize),
 }
 
 impl Runs {
@@ -110,23 +115,27 @@ impl Runs {
         match self {
             Runs::Memory(_) => 0,
             Runs::Disk(r) => r.len(),
+            Runs::Merged(_, n) => *n,
         }
     }
 
-    /// All N-grams with their total counts, in suffix order, as one stream.
-    pub fn stream(self) -> Result<RawStream> {
+    /// All N-grams with their total counts, in suffix order, as one stream; a merge of many
+    /// runs reads at most [`crate::extsort::fan_in`]`(memory)` at once (see
+    /// [`crate::extsort::merge`]), its intermediate runs in `dir`.
+    pub fn stream(self, dir: &Path, memory: u64) -> Result<RawStream> {
         Ok(match self {
             Runs::Memory(r) => RawStream::Memory(r, 0),
-            Runs::Disk(runs) => RawStream::Merge(Merger::new(runs)?, None),
+            Runs::Disk(runs) => RawStream::Merge(crate::extsort::merge(runs, dir, memory)?, None),
+            Runs::Merged(m, _) => RawStream::Merge(m, None),
         })
     }
 
     /// Everything in memory (merging the runs when there are several).
-    pub fn collect(self) -> Result<RawCounts> {
+    pub fn collect(self, dir: &Path, memory: u64) -> Result<RawCounts> {
         if let Runs::Memory(r) = self {
             return Ok(r);
         }
-        let mut s = self.stream()?;
+        let mut s = self.stream(dir, memory)?;
         let mut out = RawCounts::default();
         while let Some((k, c)) = s.next()? {
             out.keys.push(k);
@@ -174,51 +183,142 @@ impl RawStream {
 
 /// Counts every padded N-gram of `tokens` (sentences terminated by `</s>`), in memory.
 pub fn count(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<RawCounts> {
-    count_runs(tokens, pack, opts)?.collect()
+    count_runs(tokens, pack, opts)?.collect(&opts.temp_dir, opts.memory)
 }
 
 /// Counts every padded N-gram of `tokens` into sorted runs of at most `opts.memory` bytes
 /// (24 bytes per buffered window: the key, and its count once the buffer is collapsed).
 pub fn count_runs(tokens: &[u32], pack: &Packing, opts: &CountOptions) -> Result<Runs> {
-    let n = pack.order;
-    let b = pack.bits as usize;
-    // A state whose N words are all <s>: shifting one word in leaves N-1 <s> of history.
-    let mut start = 0u128;
-    for i in 0..n {
-        start |= (BOS as u128) << (b * i);
-    }
-    let top = b * (n - 1);
-    // One more slot than there are tokens: input that fits never touches the disk.
-    let cap = ((opts.memory / 24) as usize)
-        .max(1 << 12)
-        .min(tokens.len() + 1);
-    let mut buf: Vec<u128> = Vec::with_capacity(cap.min(tokens.len()));
-    let mut counts: Vec<u64> = Vec::with_capacity(cap.min(tokens.len()));
-    let mut runs: Vec<TempFile> = Vec::new();
-    let mut state = start;
+    let mut c = Counter::new(pack, opts);
     for &w in tokens {
-        state = (state >> b) | ((w as u128) << top);
-        buf.push(state);
+        c.push(w)?;
+    }
+    c.finish()
+}
+
+/// The counting pass of a build: reads `paths` again and counts every padded N-gram straight
+/// from the text, the words looked up in `vocab` (from [`Corpus::scan`] over the same input),
+/// so no token stream is held. Only the counting buffer grows with the input.
+pub fn count_files(
+    paths: &[PathBuf],
+    corpus_opts: CorpusOptions,
+    stdin: &Stdin,
+    vocab: &Corpus,
+    pack: &Packing,
+    opts: &CountOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Runs> {
+    let mut c = Counter::new(pack, opts);
+    for_each_line(paths, stdin, progress, &mut |line| {
+        let mut missing = None;
+        let mut res = Ok(());
+        for_each_token(line.text, corpus_opts.chars, |t| {
+            if res.is_err() || missing.is_some() {
+                return;
+            }
+            match vocab.id(t) {
+                Some(id) if id > EOS => res = c.push(id),
+                // Reserved words: the vocabulary pass refused them unless skipped.
+                Some(_) => {}
+                None => missing = Some(t.to_string()),
+            }
+        });
+        res?;
+        if let Some(w) = missing {
+            return Err(Error::Format {
+                path: line.path.to_path_buf(),
+                line: line.number,
+                msg: format!("the word {w:?} is not in the vocabulary: the input changed since the vocabulary pass, or the vocabulary file was made from other text; count with the vocabulary of this input"),
+            });
+        }
+        if !line.unterminated_last {
+            c.push(EOS)?;
+        }
+        Ok(())
+    })?;
+    c.finish()
+}
+
+/// The counting buffer: N-gram windows go in as the words arrive, and a full buffer becomes a
+/// sorted, collapsed run on disk. Only the last buffer, when it is the only one, stays in
+/// memory.
+pub struct Counter {
+    b: usize,
+    top: usize,
+    start: u128,
+    state: u128,
+    cap: usize,
+    buf: Vec<u128>,
+    counts: Vec<u64>,
+    runs: Vec<TempFile>,
+    opts: CountOptions,
+}
+
+impl Counter {
+    pub fn new(pack: &Packing, opts: &CountOptions) -> Counter {
+        let n = pack.order;
+        let b = pack.bits as usize;
+        // A state whose N words are all <s>: shifting one word in leaves N-1 <s> of history.
+        let mut start = 0u128;
+        for i in 0..n {
+            start |= (BOS as u128) << (b * i);
+        }
+        let cap = ((opts.memory / 24) as usize).max(1 << 12);
+        Counter {
+            b,
+            top: b * (n - 1),
+            start,
+            state: start,
+            cap,
+            // Reserved in full: pages the input never reaches are never touched, so a small
+            // input costs only what it fills.
+            buf: Vec::with_capacity(cap),
+            counts: Vec::new(),
+            runs: Vec::new(),
+            opts: opts.clone(),
+        }
+    }
+
+    /// The next token (`</s>` ends a sentence).
+    #[inline]
+    pub fn push(&mut self, w: u32) -> Result<()> {
+        self.state = (self.state >> self.b) | ((w as u128) << self.top);
+        self.buf.push(self.state);
         if w == crate::EOS {
-            state = start;
+            self.state = self.start;
         }
-        if buf.len() == cap {
-            sort_collapse(&mut buf, &mut counts);
-            runs.push(write_counts(&opts.temp_dir, &buf, &counts)?);
-            buf.clear();
+        if self.buf.len() == self.cap {
+            self.spill()?;
         }
+        Ok(())
     }
-    if !buf.is_empty() {
-        sort_collapse(&mut buf, &mut counts);
-        if runs.is_empty() {
-            return Ok(Runs::Memory(RawCounts { keys: buf, counts }));
+
+    fn spill(&mut self) -> Result<()> {
+        if self.counts.capacity() == 0 {
+            self.counts.reserve_exact(self.cap);
         }
-        runs.push(write_counts(&opts.temp_dir, &buf, &counts)?);
+        sort_collapse(&mut self.buf, &mut self.counts);
+        self.runs
+            .push(write_counts(&self.opts.temp_dir, &self.buf, &self.counts)?);
+        self.buf.clear();
+        Ok(())
     }
-    if runs.is_empty() {
-        return Ok(Runs::Memory(RawCounts::default()));
+
+    /// The runs: the one buffer in memory when nothing was spilled, else all on disk.
+    pub fn finish(mut self) -> Result<Runs> {
+        if self.runs.is_empty() {
+            let mut buf = std::mem::take(&mut self.buf);
+            sort_collapse(&mut buf, &mut self.counts);
+            return Ok(Runs::Memory(RawCounts {
+                keys: buf,
+                counts: std::mem::take(&mut self.counts),
+            }));
+        }
+        if !self.buf.is_empty() {
+            self.spill()?;
+        }
+        Ok(Runs::Disk(std::mem::take(&mut self.runs)))
     }
-    Ok(Runs::Disk(runs))
 }
 
 /// Sorts the buffer and collapses equal keys in place: `buf` keeps the distinct keys and

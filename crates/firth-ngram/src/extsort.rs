@@ -15,9 +15,12 @@ use std::path::{Path, PathBuf};
 /// Bytes of each writer's buffer, and of each reader's when few files are read at once: large
 /// enough for sequential disk speed.
 const IO_BUF: usize = 256 << 10;
-/// All readers of one merge together get at most this much buffer (each at least 8 KiB), so a
-/// merge of many runs stays inside a small budget.
+/// All readers of one merge together get at most this much buffer, so a merge of many runs
+/// stays inside a small budget.
 const MERGE_BUF: usize = 32 << 20;
+/// The smallest read buffer a run gets in a merge. With `m` bytes for a merge, at most
+/// `m / MIN_READ_BUF` runs are merged at once ([`merge`]); more are first merged in groups.
+const MIN_READ_BUF: usize = 16 << 10;
 
 /// A record with a fixed little-endian encoding of `SIZE` bytes. `Ord` is the sort order.
 pub trait Rec: Copy + Ord + Send + Sync {
@@ -98,6 +101,12 @@ pub struct TempFile {
 }
 
 impl TempFile {
+    /// A name for a new temporary file in `dir` (nothing is created yet); the file, once
+    /// written, is removed when this is dropped.
+    pub fn named(dir: &Path, tag: &str) -> TempFile {
+        Self::new(dir, tag)
+    }
+
     fn new(dir: &Path, tag: &str) -> TempFile {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -161,6 +170,9 @@ pub struct RecReader<R: Rec> {
     r: BufReader<std::fs::File>,
     path: PathBuf,
     buf: Vec<u8>,
+    /// For files firth did not just write (shard count files): each record must be greater
+    /// than the one before, checked as it is read.
+    strict: Option<(u64, Option<R>)>,
     _r: PhantomData<R>,
 }
 
@@ -170,14 +182,24 @@ impl<R: Rec> RecReader<R> {
     }
 
     fn with_buffer(f: &TempFile, bytes: usize) -> Result<RecReader<R>> {
-        let file = std::fs::File::open(&f.path).map_err(|source| Error::Read {
-            path: f.path.clone(),
+        Self::at(&f.path, 0, bytes, false)
+    }
+
+    /// Reads the records of `path` from byte `offset` on. With `strict`, a record not greater
+    /// than the one before is an error naming the file and the record.
+    pub fn at(path: &Path, offset: u64, bytes: usize, strict: bool) -> Result<RecReader<R>> {
+        use std::io::Seek;
+        let rd = |source| Error::Read {
+            path: path.to_path_buf(),
             err: source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(rd)?;
+        file.seek(std::io::SeekFrom::Start(offset)).map_err(rd)?;
         Ok(RecReader {
             r: BufReader::with_capacity(bytes, file),
-            path: f.path.clone(),
+            path: path.to_path_buf(),
             buf: vec![0; R::SIZE],
+            strict: strict.then_some((0, None)),
             _r: PhantomData,
         })
     }
@@ -185,7 +207,20 @@ impl<R: Rec> RecReader<R> {
     #[inline]
     pub fn next(&mut self) -> Result<Option<R>> {
         match self.r.read_exact(&mut self.buf) {
-            Ok(()) => Ok(Some(R::get(&self.buf))),
+            Ok(()) => {
+                let x = R::get(&self.buf);
+                if let Some((i, prev)) = &mut self.strict {
+                    if prev.is_some_and(|p| p >= x) {
+                        return Err(Error::File {
+                            path: self.path.clone(),
+                            msg: format!("record {} is not greater than the one before it: not a sorted count file, or damaged; count the shard again with `firth ngram count`", *i + 1),
+                        });
+                    }
+                    *i += 1;
+                    *prev = Some(x);
+                }
+                Ok(Some(x))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(source) => Err(Error::Read {
                 path: self.path.clone(),
@@ -212,22 +247,71 @@ pub struct Merger<R: Rec> {
     _runs: Vec<TempFile>,
 }
 
+/// Bytes of read buffer for each of `runs` runs merged inside `memory`.
+pub fn read_buffer(memory: u64, runs: usize) -> usize {
+    (merge_memory(memory) / runs.max(1)).clamp(MIN_READ_BUF, IO_BUF)
+}
+
+fn merge_memory(memory: u64) -> usize {
+    (memory.min(MERGE_BUF as u64) as usize).max(2 * MIN_READ_BUF)
+}
+
+/// How many runs one merge may read at once inside `memory` (at least 2).
+pub fn fan_in(memory: u64) -> usize {
+    (merge_memory(memory) / MIN_READ_BUF).max(2)
+}
+
+/// Merges `runs` inside `memory`: when there are more than [`fan_in`] of them, groups of that
+/// many are first merged into longer runs (again, until few enough are left), so a large input
+/// under a small budget never opens thousands of files or shrinks the read buffers below
+/// [`MIN_READ_BUF`].
+pub fn merge<R: Rec>(mut runs: Vec<TempFile>, dir: &Path, memory: u64) -> Result<Merger<R>> {
+    let k = fan_in(memory);
+    while runs.len() > k {
+        let mut longer = Vec::with_capacity(runs.len().div_ceil(k));
+        let mut rest = runs.into_iter().peekable();
+        while rest.peek().is_some() {
+            let group: Vec<TempFile> = rest.by_ref().take(k).collect();
+            longer.push(merge_into_run::<R>(group, dir, memory)?);
+        }
+        runs = longer;
+    }
+    Merger::new(runs, memory)
+}
+
+/// One merge pass: `group` merged into one new run (the group's files are removed).
+pub fn merge_into_run<R: Rec>(group: Vec<TempFile>, dir: &Path, memory: u64) -> Result<TempFile> {
+    let mut m = Merger::<R>::new(group, memory)?;
+    let mut w = RecWriter::<R>::create(dir, "merge")?;
+    while let Some(x) = m.next()? {
+        w.push(&x)?;
+    }
+    w.finish()
+}
+
 impl<R: Rec> Merger<R> {
-    pub fn new(runs: Vec<TempFile>) -> Result<Merger<R>> {
-        let mut readers = Vec::with_capacity(runs.len());
-        let mut heap = BinaryHeap::with_capacity(runs.len());
-        let bytes = (MERGE_BUF / runs.len().max(1)).clamp(8 << 10, IO_BUF);
-        for (i, f) in runs.iter().enumerate() {
-            let mut r = RecReader::with_buffer(f, bytes)?;
+    /// A merge of all `runs` at once, their read buffers sharing `memory` (see [`merge`]).
+    pub fn new(runs: Vec<TempFile>, memory: u64) -> Result<Merger<R>> {
+        let bytes = read_buffer(memory, runs.len());
+        let readers = runs
+            .iter()
+            .map(|f| RecReader::with_buffer(f, bytes))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_readers(readers, runs)
+    }
+
+    /// A merge of open readers; `owned` are removed when the merge is dropped.
+    pub fn from_readers(mut readers: Vec<RecReader<R>>, owned: Vec<TempFile>) -> Result<Merger<R>> {
+        let mut heap = BinaryHeap::with_capacity(readers.len());
+        for (i, r) in readers.iter_mut().enumerate() {
             if let Some(x) = r.next()? {
                 heap.push(std::cmp::Reverse((x, i)));
             }
-            readers.push(r);
         }
         Ok(Merger {
             readers,
             heap,
-            _runs: runs,
+            _runs: owned,
         })
     }
 
@@ -253,6 +337,7 @@ impl<R: Rec> Merger<R> {
 pub struct Sorter<R: Rec> {
     buf: Vec<R>,
     cap: usize,
+    bytes: u64,
     runs: Vec<TempFile>,
     dir: PathBuf,
     tag: &'static str,
@@ -265,6 +350,7 @@ impl<R: Rec> Sorter<R> {
         Sorter {
             buf: Vec::new(),
             cap,
+            bytes,
             runs: Vec::new(),
             dir: dir.to_path_buf(),
             tag,
@@ -298,8 +384,10 @@ impl<R: Rec> Sorter<R> {
         if !self.buf.is_empty() {
             self.spill()?;
         }
+        // The buffer is freed; its memory now holds the merge's read buffers.
         self.buf = Vec::new();
-        Ok(Sorted::Merge(Merger::new(std::mem::take(&mut self.runs))?))
+        let runs = std::mem::take(&mut self.runs);
+        Ok(Sorted::Merge(merge(runs, &self.dir, self.bytes)?))
     }
 }
 

@@ -133,6 +133,10 @@ pub struct BuildOptions {
     /// Keep only the most frequent words (ties by first appearance); n-grams with other words
     /// are pruned, and those words become `<unk>` at query time.
     pub vocab_limit: Option<usize>,
+    /// Keep only the words listed in this file (separated by whitespace), like lmplz
+    /// `--limit_vocab_file`: n-grams with other words are pruned. Listed words the corpus lacks
+    /// are ignored.
+    pub limit_vocab_file: Option<PathBuf>,
     /// Memory for the counting buffer, in bytes (lmplz `-S`).
     pub memory: u64,
     /// Where counting and the streaming estimation keep their temporary files (lmplz `-T`).
@@ -151,6 +155,7 @@ impl Default for BuildOptions {
             discount_fallback: None,
             prune: vec![],
             vocab_limit: None,
+            limit_vocab_file: None,
             memory: 1 << 30,
             temp_dir: std::env::temp_dir(),
             external: None,
@@ -315,7 +320,7 @@ pub fn build_owned(
     estimate(&corpus, counted, opts)
 }
 
-struct Counted {
+pub(crate) struct Counted {
     pack: Packing,
     thresholds: Vec<u64>,
     orders: Vec<OrderCounts>,
@@ -337,7 +342,7 @@ fn count_stage(
             temp_dir: opts.temp_dir.clone(),
         },
     )?;
-    let pruned_words = vocab_limit_mask(corpus, opts.vocab_limit);
+    let pruned_words = pruned_words(corpus, opts)?;
     Ok(adjust_stage(
         raw,
         pack,
@@ -349,7 +354,7 @@ fn count_stage(
 }
 
 /// Adjusted counts of every order, in memory.
-fn adjust_stage(
+pub(crate) fn adjust_stage(
     raw: count::RawCounts,
     pack: Packing,
     thresholds: Vec<u64>,
@@ -359,7 +364,7 @@ fn adjust_stage(
 ) -> Counted {
     progress("adjusting counts");
     let keep_raw = thresholds.iter().any(|&t| t > 0)
-        || opts.vocab_limit.is_some()
+        || pruned_words.is_some()
         || !matches!(opts.smoothing, Smoothing::KneserNey);
     let orders = count::adjust(&raw, &pack, keep_raw);
     drop(raw);
@@ -371,17 +376,60 @@ fn adjust_stage(
     }
 }
 
-/// Which corpus ids fall outside the vocabulary limit.
-pub(crate) fn vocab_limit_mask(corpus: &Corpus, limit: Option<usize>) -> Option<Vec<bool>> {
-    let limit = limit?;
-    let counts = corpus.unigram_counts();
-    let mut ids: Vec<u32> = (3..corpus.vocab_size() as u32).collect();
-    ids.sort_by_key(|&i| std::cmp::Reverse(counts[i as usize]));
-    let mut pruned = vec![false; corpus.vocab_size()];
-    for &i in ids.iter().skip(limit) {
-        pruned[i as usize] = true;
+/// Which corpus ids are cut from the vocabulary: those beyond `--vocab-limit` (the most
+/// frequent are kept, ties by first appearance) and those missing from `--limit-vocab-file`.
+/// `None` when nothing limits the vocabulary.
+pub(crate) fn pruned_words(corpus: &Corpus, opts: &BuildOptions) -> Result<Option<Vec<bool>>> {
+    if opts.vocab_limit.is_none() && opts.limit_vocab_file.is_none() {
+        return Ok(None);
     }
-    Some(pruned)
+    let mut pruned = vec![false; corpus.vocab_size()];
+    if let Some(limit) = opts.vocab_limit {
+        let counts = corpus.unigram_counts();
+        let mut ids: Vec<u32> = (3..corpus.vocab_size() as u32).collect();
+        ids.sort_by_key(|&i| std::cmp::Reverse(counts[i as usize]));
+        for &i in ids.iter().skip(limit) {
+            pruned[i as usize] = true;
+        }
+    }
+    if let Some(path) = &opts.limit_vocab_file {
+        let mut listed = vec![false; corpus.vocab_size()];
+        let mut r = crate::input::open(path, &crate::input::Stdin::Direct)?;
+        let mut buf = Vec::new();
+        let mut line = 0u64;
+        loop {
+            buf.clear();
+            let n = std::io::BufRead::read_until(&mut r, b'\n', &mut buf).map_err(|source| {
+                Error::Read {
+                    path: path.clone(),
+                    err: source,
+                }
+            })?;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            let text = std::str::from_utf8(&buf).map_err(|e| Error::Format {
+                path: path.clone(),
+                line,
+                msg: format!(
+                    "invalid UTF-8 at byte {}; the word list must be UTF-8 text, words separated by whitespace",
+                    e.valid_up_to() + 1
+                ),
+            })?;
+            // Whitespace as in the corpus (KenLM's delimiters); unknown words are ignored, as
+            // lmplz does.
+            crate::corpus::for_each_token(text, false, |w| {
+                if let Some(id) = corpus.id(w) {
+                    listed[id as usize] = true;
+                }
+            });
+        }
+        for (id, p) in pruned.iter_mut().enumerate().skip(3) {
+            *p |= !listed[id];
+        }
+    }
+    Ok(Some(pruned))
 }
 
 /// Which n-grams are pruned: raw count at most the order's threshold, or a word beyond the
@@ -472,7 +520,7 @@ pub(crate) fn key_hash(
     h
 }
 
-fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Built> {
+pub(crate) fn estimate(corpus: &Corpus, counted: Counted, opts: &BuildOptions) -> Result<Built> {
     let Counted {
         pack,
         thresholds,
@@ -769,15 +817,18 @@ pub(crate) fn kn_unigrams(
     remap: &[u32],
     unigrams: &mut [ProbBackoff],
 ) {
-    let v = unigrams.len();
     let mut acc = Acc::default();
     for i in 0..o.len() {
         acc.add(o.adjusted[i], marked[i]);
     }
     let gamma = acc.gamma(&d);
     let denom = acc.denominator as f32;
-    // Uniform over the vocabulary without <s> (KenLM: unigram count - 1, pruned included).
-    let uniform = (1.0f64 / (o.len() - 1) as f32 as f64) as f32;
+    // Uniform over the kept vocabulary without <s> (KenLM: the kept unigram count - 1). The
+    // words cut by a vocabulary limit are read as <unk> at query time; <unk>'s share of the
+    // uniform part is what they get, and the kept words' shares grow to match, so the
+    // distribution still sums to one (their adjusted counts are in gamma as pruned mass).
+    let kept = marked.iter().filter(|&&m| !m).count();
+    let uniform = (1.0f64 / (kept - 1) as f32 as f64) as f32;
     for i in 0..o.len() {
         if marked[i] {
             continue;
@@ -789,16 +840,6 @@ pub(crate) fn kn_unigrams(
             _ => d.apply(o.adjusted[i]) / denom + gamma * uniform,
         };
         unigrams[remap[id as usize] as usize].prob = p;
-    }
-    if marked.iter().any(|&m| m) {
-        // Words cut by the vocabulary limit are read as <unk> at query time, so <unk>
-        // takes their mass: whatever the kept words leave.
-        let kept: f64 = (0..v)
-            .filter(|&i| i as u32 != UNK && i as u32 != BOS)
-            .map(|i| unigrams[i].prob as f64)
-            .sum();
-        let u = &mut unigrams[UNK as usize].prob;
-        *u = (*u as f64).max(1.0 - kept) as f32;
     }
 }
 

@@ -33,8 +33,10 @@ pub mod corpus;
 pub mod count;
 pub mod extsort;
 pub mod hash;
+pub mod input;
 pub mod kn;
 pub mod model;
+pub mod shard;
 pub mod stream;
 pub mod util;
 

@@ -119,7 +119,7 @@ pub(crate) fn estimate(
                     .push(&(g.key, g.adjusted, g.raw))
             }
         };
-        let mut stream = runs.stream()?;
+        let mut stream = runs.stream(dir, memory)?;
         let mut a = Adjuster::new(pack);
         a.start(&mut emit)?;
         while let Some((k, c)) = stream.next()? {

@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use firth_ngram::build::{build_files, BuildEvent};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
 use firth_ngram::model::{Checksum, Model, Rng};
+use firth_ngram::shard::Vocab;
 use firth_ngram::CorpusOptions;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,12 @@ pub struct Args {
 enum Sub {
     /// Count a corpus (one sentence per line) and estimate a model, like KenLM's lmplz.
     Build(BuildArgs),
+    /// Shard step 1: the vocabulary of one shard's text, or (--merge) of all shards' files.
+    Vocab(VocabArgs),
+    /// Shard step 2: count one shard's n-grams with the merged vocabulary into a count file.
+    Count(CountArgs),
+    /// Shard step 3: merge the shards' count files and estimate the model, exactly as `build`.
+    Merge(MergeArgs),
     /// Score text word by word, like KenLM's query: log10 probability, n-gram length, OOVs.
     Query(QueryArgs),
     /// Perplexity of a text, with and without OOVs.
@@ -33,19 +40,36 @@ struct BuildArgs {
     /// Order of the model (lmplz -o).
     #[arg(short = 'o', long, value_parser = crate::validate::at_least_1)]
     order: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    text: TextArgs,
+    /// Text files, one sentence per line, plain or gzip/xz/zstd; standard input when none.
+    files: Vec<PathBuf>,
+}
+
+/// How text is split into tokens.
+#[derive(clap::Args)]
+struct TextArgs {
+    /// Model characters instead of words.
+    #[arg(long)]
+    chars: bool,
+    /// Treat <s>, </s>, <unk> in the text as whitespace instead of failing.
+    #[arg(long)]
+    skip_symbols: bool,
+}
+
+/// Estimation and output flags, the same for `build` and `merge`.
+#[derive(clap::Args)]
+struct ModelArgs {
     /// Write the model as ARPA text here.
     #[arg(long)]
     arpa: Option<PathBuf>,
     /// Write the model in firth's binary format here (loads by mmap).
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Memory budget for the whole build, e.g. 500M, 2G, 40% (lmplz -S). Counting spills sorted
-    /// runs to --temp-dir and the estimation streams sorted files there.
-    #[arg(short = 'S', long, default_value = "1G")]
-    memory: String,
-    /// Directory for spilled runs and the streaming estimation's files (lmplz -T).
-    #[arg(short = 'T', long)]
-    temp_dir: Option<PathBuf>,
+    #[command(flatten)]
+    mem: MemArgs,
     /// Hold the whole model in memory while estimating instead of streaming temporary files
     /// (same files; more memory, and --memory then bounds only counting).
     #[arg(long)]
@@ -59,12 +83,10 @@ struct BuildArgs {
     /// Keep only the K most frequent words; n-grams with other words are pruned.
     #[arg(long, value_name = "K", value_parser = crate::validate::at_least_1)]
     vocab_limit: Option<usize>,
-    /// Model characters instead of words.
-    #[arg(long)]
-    chars: bool,
-    /// Treat <s>, </s>, <unk> in the text as whitespace instead of failing.
-    #[arg(long)]
-    skip_symbols: bool,
+    /// Keep only the words listed in FILE (separated by whitespace); n-grams with other words
+    /// are pruned (lmplz --limit_vocab_file).
+    #[arg(long, value_name = "FILE")]
+    limit_vocab_file: Option<PathBuf>,
     /// Smoothing: kn (interpolated modified Kneser-Ney), add-k, stupid (stupid backoff).
     #[arg(long, default_value = "kn")]
     smoothing: String,
@@ -74,8 +96,62 @@ struct BuildArgs {
     /// Backoff factor for stupid backoff.
     #[arg(long, default_value_t = 0.4, value_parser = crate::validate::finite_positive_f32)]
     alpha: f32,
-    /// Text files, one sentence per line; standard input when none.
+}
+
+/// The memory budget and the temporary directory.
+#[derive(clap::Args)]
+struct MemArgs {
+    /// Memory budget for the whole step, e.g. 500M, 2G, 40% (lmplz -S). Counting spills sorted
+    /// runs to --temp-dir and the estimation streams sorted files there.
+    #[arg(short = 'S', long, default_value = "1G")]
+    memory: String,
+    /// Directory for spilled runs and the streaming estimation's files (lmplz -T).
+    #[arg(short = 'T', long)]
+    temp_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct VocabArgs {
+    /// Write the vocabulary file here.
+    #[arg(long)]
+    out: PathBuf,
+    /// The inputs are shard vocabulary files, in shard order, to merge into one.
+    #[arg(long)]
+    merge: bool,
+    #[command(flatten)]
+    text: TextArgs,
+    /// One shard's text files (plain or gzip/xz/zstd; standard input when none), or with
+    /// --merge the shards' vocabulary files in shard order.
     files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CountArgs {
+    /// Order of the model.
+    #[arg(short = 'o', long, value_parser = crate::validate::at_least_1)]
+    order: usize,
+    /// The merged vocabulary of all shards (`firth ngram vocab --merge`).
+    #[arg(long)]
+    vocab: PathBuf,
+    /// Write the shard's sorted count file here.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    mem: MemArgs,
+    /// This shard's text files (the same as given to `firth ngram vocab`).
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The merged vocabulary the shards were counted with.
+    #[arg(long)]
+    vocab: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The shards' count files (any order).
+    #[arg(required = true)]
+    counts: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -137,42 +213,63 @@ struct GenerateArgs {
 pub fn run(a: Args) -> Result<()> {
     match a.cmd {
         Sub::Build(b) => build(b),
+        Sub::Vocab(v) => vocab(v),
+        Sub::Count(c) => count(c),
+        Sub::Merge(m) => merge(m),
         Sub::Query(q) => query(q),
         Sub::Ppl(p) => ppl(p),
         Sub::Generate(g) => generate(g),
     }
 }
 
-fn build(a: BuildArgs) -> Result<()> {
-    if a.arpa.is_none() && a.binary.is_none() {
+/// The build options and outputs the flags ask for.
+fn model_options(m: &ModelArgs, order: usize) -> Result<(BuildOptions, Smoothing, u64)> {
+    if m.arpa.is_none() && m.binary.is_none() {
         bail!("give an output: --arpa OUT.arpa and/or --binary OUT.bin");
     }
-    let t0 = Instant::now();
-    let smoothing = Smoothing::from_name(&a.smoothing, a.k, a.alpha).map_err(anyhow::Error::msg)?;
-    let discount_fallback = a.discount_fallback.as_deref().map(Discount::fallback_with);
-    let memory = firth_ngram::util::parse_size(&a.memory).map_err(anyhow::Error::msg)?;
+    let smoothing = Smoothing::from_name(&m.smoothing, m.k, m.alpha).map_err(anyhow::Error::msg)?;
+    let (memory, temp_dir) = mem_options(&m.mem)?;
     let opts = BuildOptions {
-        order: a.order,
+        order,
         smoothing,
-        discount_fallback,
-        prune: a.prune.clone(),
-        vocab_limit: a.vocab_limit,
+        discount_fallback: m.discount_fallback.as_deref().map(Discount::fallback_with),
+        prune: m.prune.clone(),
+        vocab_limit: m.vocab_limit,
+        limit_vocab_file: m.limit_vocab_file.clone(),
         memory,
-        temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
-        external: a.in_memory.then_some(false),
+        temp_dir,
+        external: m.in_memory.then_some(false),
     };
-    let outputs = firth_ngram::stream::Outputs {
-        arpa: a.arpa.as_deref(),
-        binary: a.binary.as_deref(),
-        flags: if a.chars {
+    Ok((opts, smoothing, memory))
+}
+
+fn mem_options(m: &MemArgs) -> Result<(u64, PathBuf)> {
+    let memory = firth_ngram::util::parse_size(&m.memory).map_err(anyhow::Error::msg)?;
+    Ok((
+        memory,
+        m.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+    ))
+}
+
+fn outputs(m: &ModelArgs, chars: bool) -> firth_ngram::stream::Outputs<'_> {
+    firth_ngram::stream::Outputs {
+        arpa: m.arpa.as_deref(),
+        binary: m.binary.as_deref(),
+        flags: if chars {
             firth_ngram::model::FLAG_CHARS
         } else {
             0
         },
-    };
+    }
+}
+
+fn build(a: BuildArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let (opts, smoothing, memory) = model_options(&a.model, a.order)?;
+    let outputs = outputs(&a.model, a.text.chars);
     let corpus_options = CorpusOptions {
-        chars: a.chars,
-        skip_symbols: a.skip_symbols,
+        chars: a.text.chars,
+        skip_symbols: a.text.skip_symbols,
     };
     let bar = indicatif::ProgressBar::new(1);
     bar.set_style(
@@ -220,28 +317,134 @@ fn build(a: BuildArgs) -> Result<()> {
         s.finish_and_clear();
     }
     let summary = summary?;
+    report(
+        &summary.build,
+        smoothing,
+        a.order,
+        summary.binary_bytes,
+        memory,
+        t0,
+    );
+    Ok(())
+}
+
+/// The lines lmplz prints (count and discounts per order) and firth's summary.
+fn report(
+    b: &firth_ngram::stream::Summary,
+    smoothing: Smoothing,
+    order: usize,
+    binary_bytes: Option<u64>,
+    memory: u64,
+    t0: Instant,
+) {
     if matches!(smoothing, Smoothing::KneserNey) {
-        let b = &summary.build;
         for (i, (d, n)) in b.discounts.iter().zip(&b.counts).enumerate() {
             eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
         }
     }
-    let size = summary
-        .binary_bytes
+    let size = binary_bytes
         .map(|n| format!(", binary size {n} bytes"))
         .unwrap_or_default();
     eprintln!(
         "built order-{} model in {:.2}s wall, peak RSS {:.0} MB (budget {:.0} MB, {}, {} counting runs spilled){size}",
-        a.order,
+        order,
         t0.elapsed().as_secs_f64(),
         firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64,
         memory as f64 / (1 << 20) as f64,
-        if summary.build.external {
+        if b.external {
             "streamed through temporary files"
         } else {
             "estimated in memory"
         },
-        summary.build.count_runs,
+        b.count_runs,
+    );
+}
+
+fn vocab(a: VocabArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let v = if a.merge {
+        if a.text.chars || a.text.skip_symbols {
+            bail!("--chars and --skip-symbols are read from the shard vocabularies; leave them out with --merge");
+        }
+        Vocab::merge(&a.files)?
+    } else {
+        let stdin = [PathBuf::from("-")];
+        let files = if a.files.is_empty() {
+            &stdin[..]
+        } else {
+            &a.files[..]
+        };
+        Vocab::scan(
+            files,
+            CorpusOptions {
+                chars: a.text.chars,
+                skip_symbols: a.text.skip_symbols,
+            },
+        )?
+    };
+    v.write(&a.out)?;
+    let c = &v.corpus;
+    eprintln!(
+        "wrote {}: {} sentences, {} words, {} types in {:.2}s",
+        a.out.display(),
+        c.sentences,
+        c.word_tokens,
+        c.vocab_size(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn count(a: CountArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let v = Vocab::read(&a.vocab)?;
+    let (memory, temp_dir) = mem_options(&a.mem)?;
+    let opts = BuildOptions {
+        order: a.order,
+        memory,
+        temp_dir,
+        ..BuildOptions::default()
+    };
+    let stdin = [PathBuf::from("-")];
+    let files = if a.files.is_empty() {
+        &stdin[..]
+    } else {
+        &a.files[..]
+    };
+    let n = firth_ngram::shard::count_shard(files, &v, &opts, &a.out)?;
+    eprintln!(
+        "wrote {}: {n} distinct {}-grams in {:.2}s, peak RSS {:.0} MB (budget {:.0} MB)",
+        a.out.display(),
+        a.order,
+        t0.elapsed().as_secs_f64(),
+        firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64,
+        memory as f64 / (1 << 20) as f64,
+    );
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let v = Vocab::read(&a.vocab)?;
+    // The order comes from the count files.
+    let (opts, smoothing, memory) = model_options(&a.model, 0)?;
+    let outputs = outputs(&a.model, v.options.chars);
+    let summary = firth_ngram::shard::merge_build(&v, &a.counts, &opts, &outputs, &mut |stage| {
+        eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64())
+    })?;
+    let binary_bytes = a
+        .model
+        .binary
+        .as_deref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    report(
+        &summary,
+        smoothing,
+        summary.counts.len(),
+        binary_bytes,
+        memory,
+        t0,
     );
     Ok(())
 }
