@@ -36,6 +36,8 @@ enum Command {
     Bleu(cmd::bleu::Args),
     /// Byte-pair encoding, subword-nmt compatible: learn merges, apply them, join subwords back.
     Bpe(cmd::bpe::Args),
+    /// A local page and JSON API to look inside models and vector files (127.0.0.1 by default).
+    Serve(cmd::serve::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -51,5 +53,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Speech(a) => cmd::speech::run(a),
         Command::Bleu(a) => cmd::bleu::run(a),
         Command::Bpe(a) => cmd::bpe::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     }
 }
