@@ -139,6 +139,8 @@ onSubmit("#ng-form", async () => {
 
 // ---- language model ----
 
+// A token as shown: the end of a line (a word model's sentence end) and a space made visible.
+const shownToken = (t) => (t === "\n" || t === "" ? "⏎" : t === " " ? "␣" : t);
 const heat = (p) => `hsla(${Math.round(120 * p)}, 70%, 55%, ${0.25 + 0.5 * p})`;
 
 onSubmit("#lm-form", async () => {
@@ -147,7 +149,7 @@ onSubmit("#lm-form", async () => {
     temperature: +$("#lm-t").value, seed: +$("#lm-seed").value, greedy: $("#lm-greedy").checked, alternatives: 5,
   });
   const out = $("#lm-out");
-  const show = (t) => (r.level === "char" ? (t === "\n" ? "⏎" : t === " " ? "␣" : t) : t);
+  const show = shownToken;
   out.replaceChildren(...r.prompt.map((t) => el("span", { class: "tok prompt", text: show(t) })));
   $("#lm-alt").replaceChildren();
   r.tokens.forEach((t, i) => {
@@ -281,13 +283,20 @@ async function showInsight() {
         else if (loss.length) card.append(lineChart("Loss per epoch", loss, { xLabel: "epoch", yLabel: "loss" }));
         if (score.length) card.append(lineChart("Development score per epoch", score, { xLabel: "epoch", yLabel: "score" }));
       } else if (f.kind === "gradients") {
-        const d = column(f, "distance"), g = column(f, "grad_norm");
-        card.append(el("h2", { text: `Gradient flow (${f.name})` }),
-          lineChart("|dJ_t / dh_(t-d)| against distance d", [{ name: f.name.replace(/^gradients-|\.csv$/g, ""), points: d.map((x, i) => [x, g[i]]) }], { logY: true, xLabel: "distance", yLabel: "gradient norm" }));
+        continue; // all of a run's curves go on one chart, below
       } else {
         card.append(el("h2", { text: `${f.name} (${f.kind})` }), el("p", { class: "hint", text: `${f.rows.length} rows: ${f.header.join(", ")}` }));
       }
       out.append(card);
+    }
+    const grads = r.files.filter((f) => f.kind === "gradients");
+    if (grads.length) {
+      const series = grads.map((f) => {
+        const d = column(f, "distance"), g = column(f, "grad_norm");
+        return { name: f.name.replace(/^gradients-|\.csv$/g, ""), points: d.map((x, i) => [x, g[i]]).filter(([x, y]) => x !== null && y !== null) };
+      });
+      out.prepend(el("div", { class: "card", "data-kind": "gradients" }, el("h2", { text: "Gradient flow: how far back one prediction's loss reaches" }),
+        lineChart("|dJ_t / dh_(t-d)| against distance d", series, { logY: true, xLabel: "distance d", yLabel: "gradient norm" })));
     }
   } catch (e) { showError(e.message); }
 }

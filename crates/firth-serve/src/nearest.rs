@@ -2,18 +2,19 @@
 //!
 //! One query is a scan of the whole unit-length matrix (50,000 × 200 f32 is 40 MB), which is
 //! bound by memory bandwidth: ~1-2 ms however fast the dot product. Under many concurrent
-//! requests, scanning once per query makes them queue behind each other. So queries go to one
-//! worker thread per vector file, which takes every query waiting at that moment and answers
-//! them together: one matrix product Q·Mᵀ per block of rows (faer's GEMM through
-//! `firth_nn::gemm`), so N waiting queries cost one pass over the matrix instead of N. A lone
-//! query takes the plain SIMD scan (`top_k_ids`), which is what the CLI runs.
+//! requests, scanning once per query makes them queue behind each other. So queries go to a
+//! few worker threads per vector file (one per core); a free worker takes every query waiting
+//! at that moment and answers them together: one matrix product Q·Mᵀ per block of rows (faer's
+//! GEMM through `firth_nn::gemm`), so N waiting queries cost one pass over the matrix instead
+//! of N. Each worker runs its batch on its own thread (`firth_nn::par::sequential`): handing
+//! small products to the rayon pool costs more than it saves, and idle pool threads spinning
+//! take cycles from the workers and the HTTP threads. A lone query takes the plain SIMD scan
+//! (`top_k_ids`), which is what the CLI runs.
 
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use firth_nn::gemm::{gemm, Op, Out};
 use firth_vectors::embeddings::{top_k_ids, Embeddings};
-use rayon::prelude::*;
 use tokio::sync::oneshot;
 
 /// Rows of the matrix scored per GEMM: 4096 rows against 256 queries is a 4 MB score block,
@@ -41,9 +42,14 @@ impl Nearest {
     pub fn start(e: Arc<Embeddings>, name: &str) -> std::io::Result<Nearest> {
         let _ = e.normed();
         let (tx, rx) = mpsc::channel::<Query>();
-        std::thread::Builder::new()
-            .name(format!("nearest-{name}"))
-            .spawn(move || worker(&e, rx))?;
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for w in 0..workers {
+            let (e, rx) = (e.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("nearest-{w}-{name}"))
+                .spawn(move || firth_nn::par::sequential(|| worker(&e, &rx)))?;
+        }
         Ok(Nearest { tx })
     }
 
@@ -55,15 +61,22 @@ impl Nearest {
     }
 }
 
-fn worker(e: &Embeddings, rx: mpsc::Receiver<Query>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
+fn worker(e: &Embeddings, rx: &Mutex<mpsc::Receiver<Query>>) {
+    loop {
+        // Hold the receiver only while collecting a batch, so another worker can collect the
+        // next one while this one computes.
+        let batch = {
+            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(first) = rx.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(q) => batch.push(q),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let answers = answer(e, &batch);
         for (q, a) in batch.into_iter().zip(answers) {
             // The requester may have given up (timeout); nothing to do then.
@@ -103,16 +116,13 @@ pub fn answer(e: &Embeddings, batch: &[Query]) -> Vec<Vec<(usize, f32)>> {
             rows,
             d,
         );
-        best.par_iter_mut()
-            .zip(s.par_chunks(rows))
-            .zip(batch.par_iter())
-            .for_each(|((top, row), b)| {
-                for (j, &v) in row.iter().enumerate() {
-                    if top.admits(v) && !b.exclude.contains(&(start + j)) {
-                        top.push(start + j, v);
-                    }
+        for ((top, row), b) in best.iter_mut().zip(s.chunks(rows)).zip(batch) {
+            for (j, &v) in row.iter().enumerate() {
+                if top.admits(v) && !b.exclude.contains(&(start + j)) {
+                    top.push(start + j, v);
                 }
-            });
+            }
+        }
     }
     best.into_iter().map(|t| t.best).collect()
 }

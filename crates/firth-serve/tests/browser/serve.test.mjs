@@ -178,11 +178,13 @@ test("language model: tokens with probabilities, alternatives on click", async (
   assert.deepEqual(await page.$$eval("#lm-out .tok.prompt", (s) => s.map((x) => x.textContent)), ["the", "king"]);
   const want = await api("/api/lm/generate", { model: "lm", prompt: "the king", max_tokens: 12, temperature: 1, seed: 1, greedy: false, alternatives: 5 });
   const shown = await page.$$eval("#lm-out .tok.gen", (s) => s.map((x) => x.firstChild.textContent));
-  assert.deepEqual(shown, want.tokens.map((t) => t.token));
+  // The end of a line is shown as ⏎ (as the page's shownToken does).
+  const visible = (t) => (t === "\n" || t === "" ? "⏎" : t === " " ? "␣" : t);
+  assert.deepEqual(shown, want.tokens.map((t) => visible(t.token)));
   await page.click("#lm-out .tok.gen >> nth=2");
   await page.waitForSelector("#lm-alt tr:nth-child(6)");
   const alts = await page.$$eval("#lm-alt tr td:first-child", (tds) => tds.map((t) => t.textContent));
-  assert.deepEqual(alts.map((a) => a.replace("  ← chosen", "")), want.tokens[2].top.map((t) => t[0]));
+  assert.deepEqual(alts.map((a) => a.replace("  ← chosen", "")), want.tokens[2].top.map((t) => visible(t[0])));
   await shot("lm");
 });
 
@@ -232,8 +234,11 @@ test("insight: training curves and gradient flow", async () => {
   const opts = await page.$$eval("#tab-insight select option", (o) => o.map((x) => x.value));
   assert.ok(opts.includes("grad") && opts.includes("lm-insight"), opts.join(","));
   await page.selectOption("#tab-insight select", "grad");
-  await page.waitForSelector('#in-out [data-file="gradients-rnn.csv"] path.series');
-  assert.equal(await page.$$eval("#in-out path.series", (p) => p.length), 2);
+  await page.waitForSelector('#in-out [data-kind="gradients"] path.series');
+  // `firth lm gradients` wrote one curve per model, and the LSTM's cell as a curve of its own.
+  assert.equal(await page.$$eval("#in-out path.series", (p) => p.length), 3);
+  const legend = await page.$$eval("#in-out svg text", (t) => t.map((x) => x.textContent));
+  for (const name of ["rnn-init", "lstm-init", "lstm-init-cell-c"]) assert.ok(legend.includes(name), legend.join("|"));
   await shot("insight-gradients");
   await page.selectOption("#tab-insight select", "lm-insight");
   await page.waitForSelector('#in-out [data-file="metrics.csv"] path.series');
