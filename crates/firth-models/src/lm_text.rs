@@ -332,20 +332,31 @@ mod tests {
         let e = continue_explained(&mut model, &vocab, &o, 3).unwrap();
         assert_eq!(e.prompt, vec!["the", "cat"]);
         // The same tokens as plain generation with the same seed.
-        let words: Vec<&str> = e.tokens.iter().map(|t| t.token.as_str()).collect();
-        let plain = continue_text(&mut model, &vocab, &o).unwrap();
-        assert_eq!(format!("the cat {}", words.join(" ")), plain);
-        // Each probability equals the softmax of a fresh forward over prompt + earlier tokens.
         let pad = LanguageModel::pad_for(&vocab, Level::Word);
         let mut ids: Vec<u32> = ["the", "cat"]
             .iter()
             .map(|w| vocab.get(w).unwrap())
             .collect();
-        for t in &e.tokens {
+        let plain = generate(
+            &mut model,
+            &ids,
+            pad,
+            5,
+            o.strategy(),
+            None,
+            &mut Rng::new(7),
+        );
+        let words: Vec<String> = plain
+            .iter()
+            .map(|&i| vocab.decode(&[i], Level::Word))
+            .collect();
+        let shown: Vec<String> = e.tokens.iter().map(|t| t.token.clone()).collect();
+        assert_eq!(shown, words);
+        // Each probability equals the softmax of a fresh forward over prompt + earlier tokens.
+        for (t, &id) in e.tokens.iter().zip(&plain) {
             let (_, z) = crate::decode::prime(&mut model, &ids, pad);
             let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
             let total: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
-            let id = vocab.get(&t.token).unwrap();
             let p = (z[id as usize] as f64 - m).exp() / total;
             assert!((p - t.prob).abs() < 1e-5, "{p} {}", t.prob);
             assert_eq!(t.top.len(), 3);

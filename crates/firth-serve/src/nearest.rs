@@ -117,11 +117,7 @@ pub fn answer(e: &Embeddings, batch: &[Query]) -> Vec<Vec<(usize, f32)>> {
             d,
         );
         for ((top, row), b) in best.iter_mut().zip(s.chunks(rows)).zip(batch) {
-            for (j, &v) in row.iter().enumerate() {
-                if top.admits(v) && !b.exclude.contains(&(start + j)) {
-                    top.push(start + j, v);
-                }
-            }
+            top.scan(row, start, &b.exclude);
         }
     }
     best.into_iter().map(|t| t.best).collect()
@@ -142,8 +138,40 @@ impl TopK {
         }
     }
 
-    fn admits(&self, s: f32) -> bool {
-        self.k > 0 && (self.best.len() < self.k || s > self.best[self.best.len() - 1].1)
+    /// The score a row must beat to enter the list.
+    fn threshold(&self) -> f32 {
+        if self.best.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.best[self.k - 1].1
+        }
+    }
+
+    /// Offers rows `start..start + scores.len()`, leaving out `exclude`. Almost every score
+    /// falls below the threshold once the list is full, so groups of 16 are first tested
+    /// together (a comparison the compiler vectorises) and only a group with a candidate is
+    /// looked at one by one.
+    fn scan(&mut self, scores: &[f32], start: usize, exclude: &[usize]) {
+        const W: usize = 16;
+        if self.k == 0 {
+            return;
+        }
+        for (g, group) in scores.chunks(W).enumerate() {
+            let t = self.threshold();
+            let mut any = false;
+            for &v in group {
+                any |= v > t;
+            }
+            if !any {
+                continue;
+            }
+            for (j, &v) in group.iter().enumerate() {
+                let i = start + g * W + j;
+                if v > self.threshold() && !exclude.contains(&i) {
+                    self.push(i, v);
+                }
+            }
+        }
     }
 
     fn push(&mut self, i: usize, s: f32) {

@@ -65,7 +65,7 @@ function buildModels() {
     "--batch", "8", "--lr", "0.01", "--epochs", "3", "--threads", "1", "--quiet");
   const mt = (f) => fx(`crates/firth-cli/tests/fixtures/translate/${f}`);
   run("translate", "train", "--train-src", mt("train.de"), "--train-tgt", mt("train.en"), "--valid-src", mt("valid.de"), "--valid-tgt", mt("valid.en"),
-    "--out", "de-en", "--emb", "16", "--hidden", "16", "--epochs", "3", "--batch-sentences", "8", "--no-valid-bleu", "--threads", "1", "--quiet");
+    "--out", "de-en", "--emb", "16", "--hidden", "16", "--epochs", "40", "--batch-sentences", "8", "--no-valid-bleu", "--threads", "1", "--quiet");
   run("lm", "gradients", "--arch", "rnn,lstm", "--hidden", "16", "--layers", "1", "--train", "valid.txt", "--out", "grad",
     "--positions", "20", "--max-distance", "20", "--threads", "1", "--quiet");
   return ["shakespeare.bin", "shakespeare3.arpa", "lm", "ner", "sentiment", "de-en", "grad"].map((p) => path.join(work, p));
