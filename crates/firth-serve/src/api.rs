@@ -188,7 +188,8 @@ fn timeout() -> ApiError {
     )
 }
 
-fn internal(e: anyhow::Error) -> ApiError {
+/// A model refusing the input (a prompt word it lacks, say): the client can change the input.
+fn refused(e: anyhow::Error) -> ApiError {
     ApiError::bad(format!("{e:#}"))
 }
 
@@ -341,8 +342,8 @@ pub async fn map(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> Reply 
                 format!("not in the vocabulary of {}: {missing:?}", r.model),
             ));
         }
-        let m = firth_vectors::pipeline::map_words(e, &r.words, &r.model, &r.model)
-            .map_err(internal)?;
+        let m =
+            firth_vectors::pipeline::map_words(e, &r.words, &r.model, &r.model).map_err(refused)?;
         let points: Vec<_> = m
             .points
             .iter()
@@ -389,7 +390,7 @@ pub async fn ngram_score(State(reg): Reg, body: Result<Bytes, BytesRejection>) -
         let mut rd = std::io::Cursor::new(r.text.as_bytes());
         let st = m
             .score_text(&mut rd, std::path::Path::new("text"), Some(&mut each))
-            .map_err(|e| internal(e.into()))?;
+            .map_err(|e| refused(e.into()))?;
         Ok(Json(json!({
             "sentences": sentences,
             "perplexity": st.perplexity(),
@@ -468,7 +469,7 @@ pub async fn lm_generate(State(reg): Reg, body: Result<Bytes, BytesRejection>) -
             seed: r.seed,
         };
         let x = firth_models::lm_text::continue_explained(model, vocab, &o, r.alternatives)
-            .map_err(internal)?;
+            .map_err(refused)?;
         Ok(Json(json!({
             "level": format!("{:?}", model.config.level).to_lowercase(),
             "prompt": x.prompt,
@@ -505,7 +506,7 @@ pub async fn tag(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> Reply 
             &model.config,
             std::path::Path::new("text"),
         )
-        .map_err(internal)?;
+        .map_err(refused)?;
         let scheme = vocab.data_scheme.as_deref().and_then(Scheme::parse);
         let tags = firth_models::tagger::predict_all(model, vocab, &enc, scheme, 256).remove(0);
         let entities: Vec<_> = if is_span_tagset(&vocab.tags) {
