@@ -38,6 +38,8 @@ enum Command {
     Bpe(cmd::bpe::Args),
     /// Penn-Treebank-style tokenization of raw English text ("don't." -> "do n't ."), per line.
     Tokenize(cmd::tokenize::Args),
+    /// A local page and JSON API to look inside models and vector files (127.0.0.1 by default).
+    Serve(cmd::serve::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -54,5 +56,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bleu(a) => cmd::bleu::run(a),
         Command::Bpe(a) => cmd::bpe::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     }
 }

@@ -148,6 +148,46 @@ pub fn continue_text(
 ) -> Result<String> {
     let level = model.config.level;
     let pad = LanguageModel::pad_for(vocab, level);
+    let prompt = encode_prompt(vocab, level, o)?;
+    let out = match o.beam {
+        Some(b) => {
+            let beams = beam_search(model, &prompt, pad, b, o.max_tokens, Some(pad));
+            beams.into_iter().next().map(|b| b.0).unwrap_or_default()
+        }
+        None => generate(
+            model,
+            &prompt,
+            pad,
+            o.max_tokens,
+            o.strategy(),
+            None,
+            &mut Rng::new(o.seed),
+        ),
+    };
+    let mut text = vocab.decode(&prompt, level);
+    if level == Level::Word && !text.is_empty() && !out.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(&vocab.decode(&out, level));
+    Ok(text.trim_end().to_string())
+}
+
+impl GenerateOptions {
+    fn strategy(&self) -> Strategy {
+        if self.greedy {
+            Strategy::Greedy
+        } else {
+            Strategy::Sample {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+            }
+        }
+    }
+}
+
+/// The prompt's token ids, after checking the sampling settings.
+fn encode_prompt(vocab: &firth_text::Vocab, level: Level, o: &GenerateOptions) -> Result<Vec<u32>> {
     let prompt = match level {
         Level::Word => {
             let unk = vocab.get(UNK);
@@ -169,38 +209,70 @@ pub fn continue_text(
     if !sane {
         bail!("--temperature must be positive and --top-p in (0, 1]");
     }
-    let out = match o.beam {
-        Some(b) => {
-            let beams = beam_search(model, &prompt, pad, b, o.max_tokens, Some(pad));
-            beams.into_iter().next().map(|b| b.0).unwrap_or_default()
+    Ok(prompt)
+}
+
+/// One generated token and how sure the model was of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenChoice {
+    pub token: String,
+    /// p(token | prompt and the tokens before it), from the model's softmax at temperature 1
+    /// (what the model believes, whatever the sampler's settings were).
+    pub prob: f64,
+    /// The most probable tokens at this position with their probabilities, most probable first.
+    pub top: Vec<(String, f64)>,
+}
+
+/// A continuation with its evidence, for showing a model's uncertainty (`firth serve`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explained {
+    /// The prompt as the model read it, one entry per token.
+    pub prompt: Vec<String>,
+    pub tokens: Vec<TokenChoice>,
+}
+
+/// Continues a prompt as [`continue_text`] does without a beam (the same tokens for the same
+/// options and seed) and keeps, for every generated token, its probability and the
+/// `alternatives` most probable tokens at its position.
+pub fn continue_explained(
+    model: &mut LanguageModel<f32>,
+    vocab: &firth_text::Vocab,
+    o: &GenerateOptions,
+    alternatives: usize,
+) -> Result<Explained> {
+    use crate::decode::{choose, log_softmax, prime, StepDecoder};
+    let level = model.config.level;
+    let pad = LanguageModel::pad_for(vocab, level);
+    let prompt = encode_prompt(vocab, level, o)?;
+    let name = |id: u32| vocab.decode(&[id], level);
+    let strategy = o.strategy();
+    let mut rng = Rng::new(o.seed);
+    let (mut state, mut z) = prime(model, &prompt, pad);
+    let mut tokens = Vec::with_capacity(o.max_tokens);
+    for n in 0..o.max_tokens {
+        let tok = choose(&z, strategy, &mut rng);
+        let lp = log_softmax(&z);
+        let mut order: Vec<u32> = (0..lp.len() as u32).collect();
+        order.sort_by(|&a, &b| lp[b as usize].total_cmp(&lp[a as usize]).then(a.cmp(&b)));
+        order.truncate(alternatives);
+        tokens.push(TokenChoice {
+            token: name(tok),
+            prob: lp[tok as usize].exp(),
+            top: order
+                .iter()
+                .map(|&i| (name(i), lp[i as usize].exp()))
+                .collect(),
+        });
+        if n + 1 == o.max_tokens {
+            break;
         }
-        None => {
-            let strategy = if o.greedy {
-                Strategy::Greedy
-            } else {
-                Strategy::Sample {
-                    temperature: o.temperature,
-                    top_k: o.top_k,
-                    top_p: o.top_p,
-                }
-            };
-            generate(
-                model,
-                &prompt,
-                pad,
-                o.max_tokens,
-                strategy,
-                None,
-                &mut Rng::new(o.seed),
-            )
-        }
-    };
-    let mut text = vocab.decode(&prompt, level);
-    if level == Level::Word && !text.is_empty() && !out.is_empty() {
-        text.push(' ');
+        z.clear();
+        z.extend_from_slice(model.step(&mut state, &[tok]));
     }
-    text.push_str(&vocab.decode(&out, level));
-    Ok(text.trim_end().to_string())
+    Ok(Explained {
+        prompt: prompt.iter().map(|&i| name(i)).collect(),
+        tokens,
+    })
 }
 
 #[cfg(test)]
@@ -349,8 +421,70 @@ mod tests {
             },
         );
         assert!(unk.unwrap().starts_with(&format!("the {UNK}")));
-        let e = continue_prompt(&dir, &GenerateOptions { top_p: 0.0, ..o }).unwrap_err();
+        let e = continue_prompt(
+            &dir,
+            &GenerateOptions {
+                top_p: 0.0,
+                ..o.clone()
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("--top-p in (0, 1]"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn explained_continuations_match_generation_and_a_fresh_forward() {
+        let text = "the cat sat\nthe dog ran\n".repeat(3);
+        let dir = saved_model("explain", &text, Level::Word);
+        let (mut model, vocab) = LanguageModel::load(&dir).unwrap();
+        let o = GenerateOptions {
+            prompt: "the cat".into(),
+            greedy: false,
+            temperature: 0.9,
+            top_k: 0,
+            top_p: 1.0,
+            beam: None,
+            max_tokens: 5,
+            seed: 7,
+        };
+        let e = continue_explained(&mut model, &vocab, &o, 3).unwrap();
+        assert_eq!(e.prompt, vec!["the", "cat"]);
+        // The same tokens as plain generation with the same seed.
+        let pad = LanguageModel::pad_for(&vocab, Level::Word);
+        let mut ids: Vec<u32> = ["the", "cat"]
+            .iter()
+            .map(|w| vocab.get(w).unwrap())
+            .collect();
+        let plain = generate(
+            &mut model,
+            &ids,
+            pad,
+            5,
+            o.strategy(),
+            None,
+            &mut Rng::new(7),
+        );
+        let words: Vec<String> = plain
+            .iter()
+            .map(|&i| vocab.decode(&[i], Level::Word))
+            .collect();
+        let shown: Vec<String> = e.tokens.iter().map(|t| t.token.clone()).collect();
+        assert_eq!(shown, words);
+        // Each probability equals the softmax of a fresh forward over prompt + earlier tokens.
+        for (t, &id) in e.tokens.iter().zip(&plain) {
+            let (_, z) = crate::decode::prime(&mut model, &ids, pad);
+            let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let total: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
+            let p = (z[id as usize] as f64 - m).exp() / total;
+            assert!((p - t.prob).abs() < 1e-5, "{p} {}", t.prob);
+            assert_eq!(t.top.len(), 3);
+            assert!(t.top.windows(2).all(|w| w[0].1 >= w[1].1));
+            let best = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let p_best = (best - m).exp() / total;
+            assert!((t.top[0].1 - p_best).abs() < 1e-5);
+            ids.push(id);
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }

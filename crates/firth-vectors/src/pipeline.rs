@@ -265,14 +265,28 @@ pub fn embedding_map(vectors: &Path, words: &[String]) -> anyhow::Result<Embeddi
     use anyhow::Context;
     let e = formats::load(vectors)
         .with_context(|| format!("cannot read word vectors from {}", vectors.display()))?;
+    map_words(
+        &e,
+        words,
+        &vectors.display().to_string(),
+        &firth_text::file_label(vectors),
+    )
+}
+
+/// [`embedding_map`] over loaded vectors (what `firth serve` calls, where the file stays
+/// loaded): `what` names them in errors, `label` in the title.
+pub fn map_words(
+    e: &crate::embeddings::Embeddings,
+    words: &[String],
+    what: &str,
+    label: &str,
+) -> anyhow::Result<EmbeddingMap> {
+    use anyhow::Context;
     let mut rows = Vec::new();
     for w in words {
-        let v = e.get(w).with_context(|| {
-            format!(
-                "'{w}' is not in {}; choose words from its vocabulary",
-                vectors.display()
-            )
-        })?;
+        let v = e
+            .get(w)
+            .with_context(|| format!("'{w}' is not in {what}; choose words from its vocabulary"))?;
         rows.extend_from_slice(v);
     }
     let pts = crate::embeddings::pca2(&rows, e.dim);
@@ -281,10 +295,7 @@ pub fn embedding_map(vectors: &Path, words: &[String]) -> anyhow::Result<Embeddi
         .zip(&pts)
         .map(|(w, &(x, y))| (w.clone(), x as f64, y as f64))
         .collect();
-    let title = format!(
-        "Word vectors, 2-D PCA ({})",
-        firth_text::file_label(vectors)
-    );
+    let title = format!("Word vectors, 2-D PCA ({label})");
     Ok(EmbeddingMap { points, title })
 }
 

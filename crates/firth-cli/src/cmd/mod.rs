@@ -5,6 +5,7 @@ pub mod insight;
 pub mod lm;
 pub mod ngram;
 pub mod quickstart;
+pub mod serve;
 pub mod speech;
 pub mod tag;
 pub mod tokenize;
