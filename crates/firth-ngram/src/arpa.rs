@@ -127,6 +127,57 @@ pub fn read_arpa(path: &Path) -> Result<Model> {
 /// bytes), counts in the `\data\` header that the input cannot hold are refused before the
 /// tables are allocated.
 pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result<Model> {
+    // Both callbacks fill the tables; they never run at the same time.
+    let tables: std::cell::RefCell<Vec<TableBuilder>> = Default::default();
+    let v = parse_arpa(
+        r,
+        path,
+        len,
+        &mut |n, count, _vocab| {
+            let mut t = tables.borrow_mut();
+            t.push(TableBuilder::new(count as usize));
+            debug_assert_eq!(t.len() + 1, n);
+        },
+        &mut |n, ids, prob, backoff| {
+            let mut tables = tables.borrow_mut();
+            let t = &mut tables[n - 2];
+            let (slot, dup) = t.insert(hash::ngram(ids));
+            if dup {
+                return Err(format!("duplicate {n}-gram"));
+            }
+            t.slots[slot].prob = prob;
+            t.slots[slot].backoff = backoff;
+            Ok(())
+        },
+    )?;
+    Ok(Model::from_parts(Parts {
+        words: v.words,
+        unigrams: v.unigrams,
+        tables: tables.into_inner().into_iter().map(|t| t.slots).collect(),
+        counts: v.counts,
+        flags: 0,
+    }))
+}
+
+/// An ARPA file's vocabulary and unigrams (ids: `<unk>` 0, `<s>` 1, `</s>` 2, then the other
+/// unigrams in file order) and its n-gram counts (`<unk>` counted when it was added).
+pub(crate) struct ArpaVocab {
+    pub words: Vec<String>,
+    pub unigrams: Vec<ProbBackoff>,
+    pub counts: Vec<u64>,
+}
+
+/// Parses ARPA text; the one reader behind both binary layouts. `begin(n, count, vocab)` is
+/// called before the n-grams of each order n >= 2, `entry(n, ids, prob, backoff)` for each of
+/// them (ids in reading order; backoff 0 where the file has none); an `Err` from `entry`
+/// becomes an error at that line.
+pub(crate) fn parse_arpa<R: BufRead>(
+    r: R,
+    path: &Path,
+    len: Option<u64>,
+    begin: &mut dyn FnMut(usize, u64, usize),
+    entry: &mut dyn FnMut(usize, &[u32], f32, f32) -> std::result::Result<(), String>,
+) -> Result<ArpaVocab> {
     let mut l = Lines {
         r,
         line: 0,
@@ -209,7 +260,6 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
     }
     let mut unigrams: Vec<ProbBackoff> = vec![ProbBackoff::default(); 3];
     let mut seen_special = [false; 3];
-    let mut tables: Vec<TableBuilder> = Vec::new();
     let mut header = first_section;
     let mut ids: Vec<u32> = Vec::with_capacity(n_max);
     for n in 1..=n_max {
@@ -218,7 +268,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                 "expected the section header \\{n}-grams:, found {header:?}"
             )));
         }
-        let mut table = (n > 1).then(|| TableBuilder::new(declared[n - 1] as usize));
+        if n > 1 {
+            begin(n, declared[n - 1], words.len());
+        }
         let mut got = 0u64;
         let next_header = loop {
             let Some(s) = l.next(&mut buf)? else {
@@ -296,16 +348,10 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                     declared[n - 1]
                 )));
             }
-            match table.as_mut() {
-                None => unigrams[ids[0] as usize] = ProbBackoff { prob, backoff },
-                Some(t) => {
-                    let (slot, dup) = t.insert(hash::ngram(&ids));
-                    if dup {
-                        return Err(l.err(format!("duplicate {n}-gram {s:?}")));
-                    }
-                    t.slots[slot].prob = prob;
-                    t.slots[slot].backoff = backoff;
-                }
+            if n == 1 {
+                unigrams[ids[0] as usize] = ProbBackoff { prob, backoff };
+            } else if let Err(msg) = entry(n, &ids, prob, backoff) {
+                return Err(l.err(format!("{msg} {s:?}")));
             }
         };
         if got != declared[n - 1] {
@@ -313,9 +359,6 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                 "\\{n}-grams: has {got} entries but the header declares {}; the file is truncated or its counts are wrong",
                 declared[n - 1]
             )));
-        }
-        if let Some(t) = table {
-            tables.push(t);
         }
         header = next_header;
     }
@@ -342,13 +385,11 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
         };
         counts[0] += 1;
     }
-    Ok(Model::from_parts(Parts {
+    Ok(ArpaVocab {
         words,
         unigrams,
-        tables: tables.into_iter().map(|t| t.slots).collect(),
         counts,
-        flags: 0,
-    }))
+    })
 }
 
 /// Loading a model of either format lives here, beside the ARPA reader, so that the model

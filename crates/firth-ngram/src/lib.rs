@@ -34,13 +34,18 @@ pub mod count;
 pub mod extsort;
 pub mod hash;
 pub mod kn;
+pub mod lm;
 pub mod model;
+pub mod quantize;
 pub mod stream;
+pub mod trie;
 pub mod util;
 
 pub use corpus::{Corpus, CorpusOptions};
 pub use kn::{BuildOptions, Discount, Smoothing};
+pub use lm::{AnyModel, Scorer};
 pub use model::{Model, PplStats, State};
+pub use trie::TrieModel;
 
 use std::path::PathBuf;
 
