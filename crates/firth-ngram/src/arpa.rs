@@ -167,6 +167,10 @@ pub(crate) struct ArpaVocab {
     pub counts: Vec<u64>,
 }
 
+/// Receives one n-gram of order >= 2: order, ids in reading order, log10 prob and backoff.
+pub(crate) type EntrySink<'a> =
+    dyn FnMut(usize, &[u32], f32, f32) -> std::result::Result<(), String> + 'a;
+
 /// Parses ARPA text; the one reader behind both binary layouts. `begin(n, count, vocab)` is
 /// called before the n-grams of each order n >= 2, `entry(n, ids, prob, backoff)` for each of
 /// them (ids in reading order; backoff 0 where the file has none); an `Err` from `entry`
@@ -176,7 +180,7 @@ pub(crate) fn parse_arpa<R: BufRead>(
     path: &Path,
     len: Option<u64>,
     begin: &mut dyn FnMut(usize, u64, usize),
-    entry: &mut dyn FnMut(usize, &[u32], f32, f32) -> std::result::Result<(), String>,
+    entry: &mut EntrySink,
 ) -> Result<ArpaVocab> {
     let mut l = Lines {
         r,

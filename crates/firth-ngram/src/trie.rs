@@ -917,7 +917,7 @@ impl TrieModel {
         };
         let l = m.l.clone();
         let bytes = m.bytes();
-        assert!(bytes.len() >= l.total && bytes.as_ptr() as usize % 8 == 0);
+        assert!(bytes.len() >= l.total && (bytes.as_ptr() as usize).is_multiple_of(8));
         let base = bytes.as_ptr();
         // SAFETY (all `add`s below): every offset comes from `TrieLayout::compute`, which keeps
         // each section inside `l.total` bytes, checked above to be in the buffer; sections are
@@ -1302,6 +1302,66 @@ fn write_parts_arpa(p: &TrieParts, w: &mut dyn Write) -> std::io::Result<()> {
         writeln!(w)?;
     }
     writeln!(w, "\\end\\")
+}
+
+/// What [`convert`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Arpa,
+    Probing,
+    Trie(Option<Quant>),
+}
+
+/// Converts a model file between ARPA, the probing layout and the trie layout; `chars` marks
+/// the output as a character model (binary outputs only; a trie input keeps its own mark).
+/// Returns the output's size in bytes. A probing file cannot be the input: it keeps hashes of
+/// the n-grams, not their words.
+pub fn convert(input: &Path, output: &Path, to: Target, chars: bool) -> Result<u64> {
+    let flags = if chars { crate::model::FLAG_CHARS } else { 0 };
+    let parts = if is_trie(input)? {
+        let mut p = TrieModel::load(input, Checksum::Verify)?.to_parts();
+        p.flags |= flags;
+        Some(p)
+    } else if crate::model::is_binary(input)? {
+        return Err(Error::File {
+            path: shown(input),
+            msg: "a probing binary keeps only hashes of its n-grams, not their words, so it cannot be converted; convert the ARPA file it was built from (or build again with --arpa)".into(),
+        });
+    } else {
+        None
+    };
+    match (to, parts) {
+        (Target::Trie(q), Some(p)) => write_trie(&p, q, output),
+        (Target::Trie(q), None) => arpa_to_trie(input, output, q, flags),
+        (Target::Probing, Some(p)) => {
+            parts_to_probing(&p).write_binary(output)?;
+            file_size(output)
+        }
+        (Target::Probing, None) => {
+            crate::arpa::read_arpa(input)?
+                .with_chars(chars)
+                .write_binary(output)?;
+            file_size(output)
+        }
+        (Target::Arpa, Some(p)) => {
+            write_atomic(output, |w| write_parts_arpa(&p, w))?;
+            file_size(output)
+        }
+        (Target::Arpa, None) => {
+            let p = TrieParts::read_arpa(input)?;
+            write_atomic(output, |w| write_parts_arpa(&p, w))?;
+            file_size(output)
+        }
+    }
+}
+
+fn file_size(p: &Path) -> Result<u64> {
+    std::fs::metadata(p)
+        .map(|m| m.len())
+        .map_err(|source| Error::Read {
+            path: shown(p),
+            err: source,
+        })
 }
 
 /// The header, the size against it and (unless skipped) the checksum of a trie file's bytes.

@@ -4,8 +4,9 @@
 use anyhow::{bail, Context, Result};
 use firth_ngram::build::{build_files, BuildEvent};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
-use firth_ngram::model::{Checksum, Model, Rng};
-use firth_ngram::CorpusOptions;
+use firth_ngram::model::{Checksum, Rng};
+use firth_ngram::trie::{Quant, Target};
+use firth_ngram::{AnyModel, CorpusOptions, Scorer};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +27,59 @@ enum Sub {
     Ppl(PplArgs),
     /// Sample sentences from a model.
     Generate(GenerateArgs),
+    /// Convert a model between ARPA, the probing layout and the trie layout.
+    Convert(ConvertArgs),
+}
+
+/// Binary layout and quantization flags, shared by `build` and `convert`.
+#[derive(clap::Args)]
+struct LayoutFlags {
+    /// Binary layout: probing (hash tables, fastest) or trie (bit-packed, smallest; like KenLM's
+    /// trie).
+    #[arg(long, default_value = "probing", value_parser = ["probing", "trie"])]
+    layout: String,
+    /// Trie only: quantize probabilities to this many bits (1-25), like build_binary -q.
+    #[arg(short = 'q', long, value_name = "BITS")]
+    prob_bits: Option<u8>,
+    /// Trie only: quantize backoffs to this many bits (2-25; default: -q's), like build_binary -b.
+    #[arg(short = 'b', long, value_name = "BITS")]
+    backoff_bits: Option<u8>,
+}
+
+impl LayoutFlags {
+    /// The trie's quantization, or an error for quantization flags without a trie.
+    fn quant(&self) -> Result<Option<Quant>> {
+        match (self.prob_bits, self.backoff_bits) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => bail!("-b needs -q (quantize probabilities too), e.g. -q 8 -b 8"),
+            (Some(q), b) => {
+                if self.layout != "trie" {
+                    bail!("-q/-b quantize the trie layout only: add --layout trie");
+                }
+                Ok(Some(Quant::new(q, b.unwrap_or(q))?))
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Model to read: ARPA or a trie file (a probing file keeps no words and cannot be read back).
+    input: PathBuf,
+    /// File to write.
+    output: PathBuf,
+    /// What to write: arpa, probing or trie.
+    #[arg(long, value_parser = ["arpa", "probing", "trie"])]
+    to: String,
+    /// Trie only: quantize probabilities to this many bits (1-25).
+    #[arg(short = 'q', long, value_name = "BITS")]
+    prob_bits: Option<u8>,
+    /// Trie only: quantize backoffs to this many bits (2-25; default: -q's).
+    #[arg(short = 'b', long, value_name = "BITS")]
+    backoff_bits: Option<u8>,
+    /// Mark the output as a character model.
+    #[arg(long)]
+    chars: bool,
 }
 
 #[derive(clap::Args)]
@@ -36,9 +90,11 @@ struct BuildArgs {
     /// Write the model as ARPA text here.
     #[arg(long)]
     arpa: Option<PathBuf>,
-    /// Write the model in firth's binary format here (loads by mmap).
+    /// Write the model in firth's binary format here (loads by mmap), in the --layout.
     #[arg(long)]
     binary: Option<PathBuf>,
+    #[command(flatten)]
+    layout: LayoutFlags,
     /// Memory budget for the whole build, e.g. 500M, 2G, 40% (lmplz -S). Counting spills sorted
     /// runs to --temp-dir and the estimation streams sorted files there.
     #[arg(short = 'S', long, default_value = "1G")]
@@ -140,6 +196,7 @@ pub fn run(a: Args) -> Result<()> {
         Sub::Query(q) => query(q),
         Sub::Ppl(p) => ppl(p),
         Sub::Generate(g) => generate(g),
+        Sub::Convert(c) => convert(c),
     }
 }
 
@@ -147,6 +204,8 @@ fn build(a: BuildArgs) -> Result<()> {
     if a.arpa.is_none() && a.binary.is_none() {
         bail!("give an output: --arpa OUT.arpa and/or --binary OUT.bin");
     }
+    let quant = a.layout.quant()?;
+    let trie = a.layout.layout == "trie";
     let t0 = Instant::now();
     let smoothing = Smoothing::from_name(&a.smoothing, a.k, a.alpha).map_err(anyhow::Error::msg)?;
     let discount_fallback = a.discount_fallback.as_deref().map(Discount::fallback_with);
@@ -161,14 +220,22 @@ fn build(a: BuildArgs) -> Result<()> {
         temp_dir: a.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
         external: a.in_memory.then_some(false),
     };
+    let flags = if a.chars {
+        firth_ngram::model::FLAG_CHARS
+    } else {
+        0
+    };
+    // A trie is made from the ARPA file (written to the temporary directory when not asked
+    // for), since it needs the n-grams' words.
+    let trie_out = a.binary.as_deref().filter(|_| trie);
+    let temp_arpa = (trie_out.is_some() && a.arpa.is_none()).then(|| {
+        opts.temp_dir
+            .join(format!(".firth-trie-{}.arpa", std::process::id()))
+    });
     let outputs = firth_ngram::stream::Outputs {
-        arpa: a.arpa.as_deref(),
-        binary: a.binary.as_deref(),
-        flags: if a.chars {
-            firth_ngram::model::FLAG_CHARS
-        } else {
-            0
-        },
+        arpa: a.arpa.as_deref().or(temp_arpa.as_deref()),
+        binary: if trie { None } else { a.binary.as_deref() },
+        flags,
     };
     let corpus_options = CorpusOptions {
         chars: a.chars,
@@ -219,15 +286,32 @@ fn build(a: BuildArgs) -> Result<()> {
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let summary = summary?;
+    let summary = summary.inspect_err(|_| {
+        if let Some(t) = &temp_arpa {
+            let _ = std::fs::remove_file(t);
+        }
+    })?;
+    let mut binary_bytes = summary.binary_bytes;
+    if let (Some(out), Some(arpa)) = (trie_out, outputs.arpa) {
+        let t = Instant::now();
+        let r = firth_ngram::trie::arpa_to_trie(arpa, out, quant, flags);
+        if let Some(t) = &temp_arpa {
+            let _ = std::fs::remove_file(t);
+        }
+        binary_bytes = Some(r?);
+        eprintln!(
+            "{:>7.2}s wrote the trie in {:.2}s",
+            t0.elapsed().as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     if matches!(smoothing, Smoothing::KneserNey) {
         let b = &summary.build;
         for (i, (d, n)) in b.discounts.iter().zip(&b.counts).enumerate() {
             eprintln!("{} {} D1={} D2={} D3+={}", i + 1, n, d.0[1], d.0[2], d.0[3]);
         }
     }
-    let size = summary
-        .binary_bytes
+    let size = binary_bytes
         .map(|n| format!(", binary size {n} bytes"))
         .unwrap_or_default();
     eprintln!(
@@ -246,7 +330,7 @@ fn build(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
+fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<AnyModel> {
     let t = Instant::now();
     // Verified on another thread while the input is read and scored; every command waits
     // for the verdict before it prints a result.
@@ -255,7 +339,7 @@ fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     } else {
         Checksum::Background
     };
-    let m = Model::load_with(path, checksum)?;
+    let m = AnyModel::load_with(path, checksum)?;
     if m.lacks_checksum() {
         eprintln!(
             "warning: {} was written by an older firth and has no checksum, so damage cannot be detected; rebuild it with `firth ngram build --binary`",
@@ -264,8 +348,9 @@ fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     }
     let m = if chars { m.with_chars(true) } else { m };
     eprintln!(
-        "loaded {} (order {}, {} words) in {:.1} ms",
+        "loaded {} ({}, order {}, {} words) in {:.1} ms",
         path.display(),
+        m.layout(),
         m.order(),
         m.vocab_size(),
         t.elapsed().as_secs_f64() * 1e3
@@ -307,7 +392,7 @@ fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Re
 
 /// Standard output that waits for the model's background checksum before its first byte.
 struct AfterVerification<'m, W> {
-    model: &'m Model,
+    model: &'m AnyModel,
     inner: W,
     verified: bool,
 }
@@ -430,5 +515,32 @@ fn generate(g: GenerateArgs) -> Result<()> {
         let s = m.generate_text(&mut rng, g.temperature, g.max_len);
         writeln!(out, "{s}")?;
     }
+    Ok(())
+}
+
+fn convert(c: ConvertArgs) -> Result<()> {
+    let to = match c.to.as_str() {
+        "trie" => Target::Trie(
+            LayoutFlags {
+                layout: "trie".into(),
+                prob_bits: c.prob_bits,
+                backoff_bits: c.backoff_bits,
+            }
+            .quant()?,
+        ),
+        _ if c.prob_bits.is_some() || c.backoff_bits.is_some() => {
+            bail!("-q/-b quantize the trie layout only: use --to trie")
+        }
+        "arpa" => Target::Arpa,
+        _ => Target::Probing,
+    };
+    let t = Instant::now();
+    let bytes = firth_ngram::trie::convert(&c.input, &c.output, to, c.chars)?;
+    eprintln!(
+        "wrote {} ({}, {bytes} bytes) in {:.2}s",
+        c.output.display(),
+        c.to,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
