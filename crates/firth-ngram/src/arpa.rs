@@ -4,6 +4,7 @@
 
 use crate::hash;
 use crate::model::{is_binary, Checksum, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::quantize::{extends, NO_EXTENSION};
 use crate::util::shown;
 use crate::{Error, Result};
 use std::io::{BufRead, BufReader};
@@ -127,32 +128,63 @@ pub fn read_arpa(path: &Path) -> Result<Model> {
 /// bytes), counts in the `\data\` header that the input cannot hold are refused before the
 /// tables are allocated.
 pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result<Model> {
-    // Both callbacks fill the tables; they never run at the same time.
+    // Both callbacks fill the tables; they never run at the same time. A zero backoff is
+    // stored as -0.0 (no longer n-gram has this context) until a longer n-gram shows that it
+    // is one, so queries can drop it from their state (see `Model::score`).
     let tables: std::cell::RefCell<Vec<TableBuilder>> = Default::default();
+    let unigram_extends: std::cell::RefCell<Vec<bool>> = Default::default();
     let v = parse_arpa(
         r,
         path,
         len,
-        &mut |n, count, _vocab| {
+        &mut |n, count, vocab| {
             let mut t = tables.borrow_mut();
             t.push(TableBuilder::new(count as usize));
             debug_assert_eq!(t.len() + 1, n);
+            if n == 2 {
+                *unigram_extends.borrow_mut() = vec![false; vocab];
+            }
         },
         &mut |n, ids, prob, backoff| {
             let mut tables = tables.borrow_mut();
+            if n == 2 {
+                unigram_extends.borrow_mut()[ids[0] as usize] = true;
+            } else {
+                let ctx = &mut tables[n - 3];
+                if let Some(c) = ctx.find(hash::ngram(&ids[..n - 1])) {
+                    if !extends(ctx.slots[c].backoff) {
+                        ctx.slots[c].backoff = 0.0;
+                    }
+                }
+            }
             let t = &mut tables[n - 2];
             let (slot, dup) = t.insert(hash::ngram(ids));
             if dup {
                 return Err(format!("duplicate {n}-gram"));
             }
             t.slots[slot].prob = prob;
-            t.slots[slot].backoff = backoff;
+            t.slots[slot].backoff = if backoff == 0.0 {
+                NO_EXTENSION
+            } else {
+                backoff
+            };
             Ok(())
         },
     )?;
+    let mut unigrams = v.unigrams;
+    let ext = unigram_extends.into_inner();
+    for (i, u) in unigrams.iter_mut().enumerate() {
+        if u.backoff == 0.0 {
+            u.backoff = if ext.get(i).copied().unwrap_or(false) {
+                0.0
+            } else {
+                NO_EXTENSION
+            };
+        }
+    }
     Ok(Model::from_parts(Parts {
         words: v.words,
-        unigrams: v.unigrams,
+        unigrams,
         tables: tables.into_inner().into_iter().map(|t| t.slots).collect(),
         counts: v.counts,
         flags: 0,

@@ -28,9 +28,10 @@ pub trait Scorer {
     /// writes the state after `word` into `out`.
     fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize);
     /// A hint that the n-grams ending in the last word of `sentence` (ids after the implicit
-    /// `<s>`) are scored next; a layout that can fetch them early does.
+    /// `<s>`) with up to `depth` context words are scored next; a layout that can fetch them
+    /// early does.
     #[inline]
-    fn prefetch_ngrams(&self, _sentence: &[u32]) {}
+    fn prefetch_ngrams(&self, _sentence: &[u32], _depth: usize) {}
 
     /// Scores one sentence as KenLM's Python module does (`score`, `full_scores`): its
     /// whitespace-separated words (characters, for a character model), from the `<s>` context
@@ -128,9 +129,10 @@ pub trait Scorer {
             let mut o = s;
             for i in 0..ids.len() {
                 // The next word's n-grams depend only on the words, not on this word's result:
-                // fetch their slots now so they arrive while this word is scored.
+                // fetch their slots now so they arrive while this word is scored. Its context
+                // is at most this word's plus this word.
                 if i + 1 < ids.len() {
-                    self.prefetch_ngrams(&ids[..i + 2]);
+                    self.prefetch_ngrams(&ids[..i + 2], s.len() + 1);
                 }
                 let id = ids[i];
                 let (p, len) = self.score(&s, id, &mut o);
@@ -246,8 +248,8 @@ impl Scorer for Model {
         Model::score(self, state, word, out)
     }
     #[inline]
-    fn prefetch_ngrams(&self, sentence: &[u32]) {
-        Model::prefetch_ngrams(self, sentence)
+    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
+        Model::prefetch_ngrams(self, sentence, depth)
     }
 }
 
@@ -398,8 +400,8 @@ impl Scorer for AnyModel {
         either!(self, m => Scorer::score(m, state, word, out))
     }
     #[inline]
-    fn prefetch_ngrams(&self, sentence: &[u32]) {
-        either!(self, m => Scorer::prefetch_ngrams(m, sentence))
+    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
+        either!(self, m => Scorer::prefetch_ngrams(m, sentence, depth))
     }
     // The loops dispatch once, not per word.
     fn score_text(

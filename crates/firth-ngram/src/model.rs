@@ -27,6 +27,7 @@
 
 use crate::hash;
 use crate::lm::Scorer;
+use crate::quantize::extends;
 use crate::util::{shown, write_atomic};
 use crate::{Error, Result, BOS, EOS, UNK};
 use std::io::{BufRead, Write};
@@ -835,16 +836,16 @@ impl Model {
         })
     }
 
-    /// Prefetches the slots of every n-gram ending in the last word of `sentence` (word ids
-    /// after the implicit `<s>`), up to the model's order.
+    /// Prefetches the slots of the n-grams ending in the last word of `sentence` (word ids
+    /// after the implicit `<s>`) with up to `depth` context words, up to the model's order.
     #[inline]
-    pub fn prefetch_ngrams(&self, sentence: &[u32]) {
+    pub fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
         let Some((&w, ctx)) = sentence.split_last() else {
             return;
         };
         let mut h = hash::word(w);
         for (k, &c) in ctx.iter().rev().chain(std::iter::once(&BOS)).enumerate() {
-            if k + 2 > self.order() {
+            if k + 2 > self.order() || k >= depth {
                 break;
             }
             h = hash::extend(h, c);
@@ -891,6 +892,10 @@ impl Model {
             hashes[k] = h;
             prefetch(self.table(k + 2), h);
         }
+        // The state keeps context up to the longest matched n-gram that may extend to the
+        // right: a backoff of -0.0 marks one that is no longer n-gram's context, so the next
+        // word cannot match through it (and its backoff adds nothing).
+        let mut keep = extends(uni.backoff) as usize;
         let mut k = 0;
         while k < state.len {
             let t = self.table(k + 2);
@@ -899,8 +904,12 @@ impl Model {
                     prob = t[i].prob;
                     matched = k + 2;
                     if k + 1 < n - 1 {
+                        let b = t[i].backoff;
                         out.words[k + 1] = state.words[k];
-                        out.backoffs[k + 1] = t[i].backoff;
+                        out.backoffs[k + 1] = b;
+                        if extends(b) {
+                            keep = matched;
+                        }
                     }
                 }
                 None => break,
@@ -910,7 +919,7 @@ impl Model {
         for j in matched - 1..state.len {
             prob += state.backoffs[j];
         }
-        out.len = matched.min(n - 1);
+        out.len = keep.min(n - 1);
         (prob, matched)
     }
 

@@ -840,30 +840,32 @@ impl Level {
         }
     }
 
-    /// The pointer stored with record `i` (0..=count): its high bits from the table.
-    #[inline(always)]
-    fn next(&self, i: u64) -> u64 {
-        // SAFETY: i <= count, and the table has table_len entries.
-        let low = unsafe {
-            get_bits(
-                self.base,
-                i * self.total_bits + self.next_at,
-                self.next_mask,
-            )
-        };
-        if self.table_len <= 1 {
-            return low.min(self.child_count);
-        }
-        let table = unsafe { std::slice::from_raw_parts(self.table, self.table_len) };
-        let high = table.partition_point(|&t| t <= i).saturating_sub(1) as u64;
-        ((high << self.next_bits) | low).min(self.child_count)
-    }
-
-    /// The children of record `i`, clamped so a damaged file cannot point outside the arrays.
+    /// The children of record `i`: the pointers stored with records `i` and `i + 1`, their high
+    /// bits from the table (one search: the second high part is the first's or a little more).
+    /// Clamped so a damaged file cannot point outside the arrays.
     #[inline(always)]
     fn children(&self, i: u64) -> (u64, u64) {
-        let a = self.next(i);
-        let b = self.next(i + 1);
+        let at = i * self.total_bits + self.next_at;
+        // SAFETY: i < count, so records i and i + 1 (the end record) lie in the section.
+        let (la, lb) = unsafe {
+            (
+                get_bits(self.base, at, self.next_mask),
+                get_bits(self.base, at + self.total_bits, self.next_mask),
+            )
+        };
+        let (a, b) = if self.table_len <= 1 {
+            (la, lb)
+        } else {
+            // SAFETY: the table has table_len entries inside the section.
+            let table = unsafe { std::slice::from_raw_parts(self.table, self.table_len) };
+            let mut h = table.partition_point(|&t| t <= i).saturating_sub(1);
+            let a = ((h as u64) << self.next_bits) | la;
+            while h + 1 < table.len() && table[h + 1] <= i + 1 {
+                h += 1;
+            }
+            (a, ((h as u64) << self.next_bits) | lb)
+        };
+        let b = b.min(self.child_count);
         (a.min(b), b)
     }
 }
