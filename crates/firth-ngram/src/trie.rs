@@ -192,21 +192,16 @@ impl TrieParts {
     /// Puts every order in key order (ARPA files from lmplz and firth already are) and refuses
     /// duplicates.
     fn sort(&mut self, path: &Path) -> Result<()> {
-        use rayon::prelude::*;
         let mut dup = None;
         for (i, d) in self.orders.iter_mut().enumerate() {
-            if d.keys.windows(2).any(|w| w[0] >= w[1]) {
-                let mut perm: Vec<u32> = (0..d.keys.len() as u32).collect();
-                perm.par_sort_unstable_by_key(|&j| d.keys[j as usize]);
-                d.keys = perm.iter().map(|&j| d.keys[j as usize]).collect();
-                d.probs = perm.iter().map(|&j| d.probs[j as usize]).collect();
-                if !d.backoffs.is_empty() {
-                    d.backoffs = perm.iter().map(|&j| d.backoffs[j as usize]).collect();
-                }
-                if let Some(w) = d.keys.windows(2).position(|w| w[0] == w[1]) {
-                    dup = Some((i + 2, d.keys[w]));
-                    break;
-                }
+            *d = sorted(
+                std::mem::take(&mut d.keys),
+                std::mem::take(&mut d.probs),
+                std::mem::take(&mut d.backoffs),
+            );
+            if let Some(w) = d.keys.windows(2).position(|w| w[0] == w[1]) {
+                dup = Some((i + 2, d.keys[w]));
+                break;
             }
         }
         match dup {
@@ -239,6 +234,8 @@ struct TrieLayout {
     uni_next: usize,
     uni_next_bits: u32,
     levels: Vec<LevelLayout>,
+    /// The trie id of each ARPA id, to write the ARPA file back in its order.
+    id_map: usize,
     vocab_table: usize,
     total: usize,
 }
@@ -354,6 +351,8 @@ impl TrieLayout {
         if chops[0] != 0 {
             return None;
         }
+        let id_map = off;
+        off = off.checked_add(pad8(vocab.checked_mul(4)?)?)?;
         let vocab_table = off;
         off = off.checked_add(vocab_bytes(vocab_slots, vocab, strings_len)?)?;
         Some(TrieLayout {
@@ -370,6 +369,7 @@ impl TrieLayout {
             uni_next,
             uni_next_bits,
             levels,
+            id_map,
             vocab_table,
             total: off,
         })
@@ -511,8 +511,10 @@ fn mask(bits: u32) -> u64 {
 }
 
 /// Builds the trie's bytes (without the trailer).
-fn layout_bytes(parts: &TrieParts, quant: Option<Quant>) -> Result<(TrieLayout, Vec<u64>)> {
+fn layout_bytes(arpa_parts: &TrieParts, quant: Option<Quant>) -> Result<(TrieLayout, Vec<u64>)> {
     use rayon::prelude::*;
+    let (parts, to_trie) = renumber(arpa_parts);
+    let parts = &parts;
     let order = parts.order();
     let vocab = parts.words.len();
     let b = word_bits(vocab);
@@ -705,8 +707,87 @@ fn layout_bytes(parts: &TrieParts, quant: Option<Quant>) -> Result<(TrieLayout, 
             }
         }
     }
+    for (i, &t) in to_trie.iter().enumerate() {
+        let o = l.id_map + 4 * i;
+        bytes[o..o + 4].copy_from_slice(&t.to_le_bytes());
+    }
     write_vocab(&mut bytes[l.vocab_table..], l.vocab_slots, &parts.words);
     Ok((l, words))
+}
+
+/// The trie's own word ids: `<unk>`, `<s>`, `</s>` stay 0, 1, 2 and the other words are
+/// numbered in the order of their strings' hashes, so any set of words (a node's children) has
+/// ids spread evenly over the vocabulary and a search can interpolate (KenLM's trie sorts its
+/// vocabulary by hash for the same reason). Returns the renumbered parts (keys re-sorted) and
+/// each ARPA id's trie id.
+fn renumber(p: &TrieParts) -> (TrieParts, Vec<u32>) {
+    use rayon::prelude::*;
+    let v = p.words.len();
+    let mut rest: Vec<u32> = (3.min(v) as u32..v as u32).collect();
+    rest.sort_by_cached_key(|&i| (hash::string(p.words[i as usize].as_bytes()), i));
+    let mut to_trie: Vec<u32> = (0..v as u32).collect();
+    for (j, &i) in rest.iter().enumerate() {
+        to_trie[i as usize] = j as u32 + 3;
+    }
+    let mut words = vec![String::new(); v];
+    let mut unigrams = vec![ProbBackoff::default(); v];
+    for i in 0..v {
+        words[to_trie[i] as usize] = p.words[i].clone();
+        unigrams[to_trie[i] as usize] = p.unigrams[i];
+    }
+    let b = word_bits(v);
+    let orders = p
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let n = i + 2;
+            let keys: Vec<u128> = d
+                .keys
+                .par_iter()
+                .map(|&k| {
+                    let mut out = 0u128;
+                    for (j, w) in key_words(k, n, b).enumerate() {
+                        out |= (to_trie[w as usize] as u128) << (b as usize * j);
+                    }
+                    out
+                })
+                .collect();
+            sorted(keys, d.probs.clone(), d.backoffs.clone())
+        })
+        .collect();
+    (
+        TrieParts {
+            words,
+            unigrams,
+            orders,
+            flags: p.flags,
+        },
+        to_trie,
+    )
+}
+
+/// One order's n-grams sorted by key.
+fn sorted(keys: Vec<u128>, probs: Vec<f32>, backoffs: Vec<f32>) -> OrderData {
+    use rayon::prelude::*;
+    if keys.windows(2).all(|w| w[0] < w[1]) {
+        return OrderData {
+            keys,
+            probs,
+            backoffs,
+        };
+    }
+    let mut perm: Vec<u32> = (0..keys.len() as u32).collect();
+    perm.par_sort_unstable_by_key(|&j| keys[j as usize]);
+    OrderData {
+        keys: perm.iter().map(|&j| keys[j as usize]).collect(),
+        probs: perm.iter().map(|&j| probs[j as usize]).collect(),
+        backoffs: if backoffs.is_empty() {
+            backoffs
+        } else {
+            perm.iter().map(|&j| backoffs[j as usize]).collect()
+        },
+    }
 }
 
 fn missing_suffix(parts: &TrieParts, n: usize, key: u128) -> Error {
@@ -756,6 +837,8 @@ struct Level {
     next_mask: u64,
     table: *const u64,
     table_len: usize,
+    /// Words are below this.
+    vocab: u64,
     /// Children live in the next level, which has this many records.
     child_count: u64,
     prob_centres: *const f32,
@@ -778,6 +861,7 @@ impl Level {
             next_mask: 0,
             table: std::ptr::null(),
             table_len: 0,
+            vocab: 0,
             child_count: 0,
             prob_centres: std::ptr::null(),
             backoff_centres: std::ptr::null(),
@@ -791,16 +875,36 @@ impl Level {
         unsafe { get_bits(self.base, i * self.total_bits, self.word_mask) }
     }
 
-    /// The record of `word` among records `lo..hi` (sorted by word), if there.
+    /// The record of `word` among records `lo..hi` (sorted by word), if there. Trie ids are
+    /// spread evenly (see [`renumber`]), so the search guesses the position from the value,
+    /// starting from the bounds 0 and |V| without reading a record (as KenLM's search does),
+    /// and falls back to halving if guessing is slow.
     #[inline(always)]
     fn find(&self, mut lo: u64, mut hi: u64, word: u32) -> Option<u64> {
         let w = word as u64;
-        while hi - lo > 8 {
-            let mid = lo + (hi - lo) / 2;
-            if self.word(mid) <= w {
-                lo = mid;
+        let (mut lo_v, mut hi_v) = (0u64, self.vocab);
+        // Keys in lo..hi are distinct, sorted and in lo_v..hi_v.
+        let mut guesses = 0;
+        while hi - lo > 4 {
+            if w < lo_v || w >= hi_v {
+                return None;
+            }
+            let pivot = if guesses < 6 {
+                lo + (((w - lo_v) as u128 * (hi - lo) as u128) / (hi_v - lo_v) as u128) as u64
             } else {
-                hi = mid;
+                lo + (hi - lo) / 2
+            };
+            guesses += 1;
+            let k = self.word(pivot);
+            if k == w {
+                return Some(pivot);
+            }
+            if k < w {
+                lo = pivot + 1;
+                lo_v = k + 1;
+            } else {
+                hi = pivot;
+                hi_v = k;
             }
         }
         (lo..hi).find(|&i| self.word(i) == w)
@@ -949,6 +1053,7 @@ impl TrieModel {
                     next_mask: mask(ll.next_bits),
                     table: base.add(ll.table) as *const u64,
                     table_len: ll.table_len,
+                    vocab: l.vocab as u64,
                     child_count: if middle { l.counts[n] } else { 0 },
                     prob_centres: if l.quant.is_some() {
                         base.add(ll.prob_centres) as *const f32
@@ -1166,7 +1271,7 @@ impl TrieModel {
     }
 
     /// Every n-gram back out of the trie, in key order (the ARPA writer's order).
-    pub fn to_parts(&self) -> TrieParts {
+    pub fn to_parts(&self) -> Result<TrieParts> {
         let order = self.l.order;
         let b = self.l.word_bits;
         let mut orders: Vec<OrderData> = Vec::with_capacity(order.saturating_sub(1));
@@ -1195,26 +1300,64 @@ impl TrieModel {
             }
             orders.push(d);
         }
-        let words = (0..self.l.vocab as u32)
-            .map(|i| self.word(i).to_string())
+        // Back to the ARPA file's ids and order.
+        let v = self.l.vocab;
+        let to_trie: Vec<u32> = self.bytes()[self.l.id_map..self.l.id_map + 4 * v]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        TrieParts {
+        let mut to_arpa = vec![u32::MAX; v];
+        for (i, &t) in to_trie.iter().enumerate() {
+            match to_arpa.get_mut(t as usize) {
+                Some(x) if *x == u32::MAX => *x = i as u32,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "the trie file is damaged: its word id map is not a permutation; {REBUILD}"
+                    )))
+                }
+            }
+        }
+        let words = to_trie.iter().map(|&t| self.word(t).to_string()).collect();
+        let unigrams = to_trie
+            .iter()
+            .map(|&t| self.unigrams()[t as usize])
+            .collect();
+        let orders = orders
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let n = i + 2;
+                let keys = d
+                    .keys
+                    .iter()
+                    .map(|&k| {
+                        let mut out = 0u128;
+                        for (j, w) in key_words(k, n, b).enumerate() {
+                            out |= (to_arpa[w as usize] as u128) << (b as usize * j);
+                        }
+                        out
+                    })
+                    .collect();
+                sorted(keys, d.probs, d.backoffs)
+            })
+            .collect();
+        Ok(TrieParts {
             words,
-            unigrams: self.unigrams().to_vec(),
+            unigrams,
             orders,
             flags: self.l.flags,
-        }
+        })
     }
 
-    /// The same model in the probing layout.
-    pub fn to_probing(&self) -> Model {
-        let p = self.to_parts();
-        parts_to_probing(&p)
+    /// The same model in the probing layout (ARPA ids).
+    pub fn to_probing(&self) -> Result<Model> {
+        Ok(parts_to_probing(&self.to_parts()?))
     }
 
-    /// Writes the model as ARPA text, n-grams in key order (as lmplz and firth write them).
+    /// Writes the model as ARPA text, in the order of the ARPA file it was made from (the order
+    /// lmplz and firth write).
     pub fn write_arpa(&self, path: &Path) -> Result<()> {
-        let p = self.to_parts();
+        let p = self.to_parts()?;
         write_atomic(path, |w| write_parts_arpa(&p, w))
     }
 }
@@ -1321,7 +1464,7 @@ pub enum Target {
 pub fn convert(input: &Path, output: &Path, to: Target, chars: bool) -> Result<u64> {
     let flags = if chars { crate::model::FLAG_CHARS } else { 0 };
     let parts = if is_trie(input)? {
-        let mut p = TrieModel::load(input, Checksum::Verify)?.to_parts();
+        let mut p = TrieModel::load(input, Checksum::Verify)?.to_parts()?;
         p.flags |= flags;
         Some(p)
     } else if crate::model::is_binary(input)? {

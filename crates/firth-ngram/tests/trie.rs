@@ -77,7 +77,7 @@ fn unquantized_trie_scores_equal_probing_and_arpa_to_the_bit() {
         };
         assert_eq!(t(&mapped), t(&probing));
         // Back to probing from the trie: the same model.
-        assert_eq!(scores(&mem.to_probing(), &probe), want);
+        assert_eq!(scores(&mem.to_probing().unwrap(), &probe), want);
     }
     let _ = std::fs::remove_dir_all(dir);
 }
