@@ -27,11 +27,24 @@ pub trait Scorer {
     /// Scores `word` after `state`: log10 p(word | state) and the length of the n-gram used;
     /// writes the state after `word` into `out`.
     fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize);
+    /// What a layout can prepare for a word before scoring it.
+    type Ahead: Copy + Default;
     /// A hint that the n-grams ending in the last word of `sentence` (ids after the implicit
-    /// `<s>`) with up to `depth` context words are scored next; a layout that can fetch them
-    /// early does.
+    /// `<s>`) with up to `depth` context words are scored next: a layout that can fetch them
+    /// early does, and returns what [`Scorer::score_ahead`] can reuse.
+    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) -> Self::Ahead;
+    /// [`Scorer::score`] given what [`Scorer::prefetch_ngrams`] returned for this word (with a
+    /// depth of at least `state.len()`).
     #[inline]
-    fn prefetch_ngrams(&self, _sentence: &[u32], _depth: usize) {}
+    fn score_ahead(
+        &self,
+        state: &State,
+        word: u32,
+        out: &mut State,
+        _ahead: &Self::Ahead,
+    ) -> (f32, usize) {
+        self.score(state, word, out)
+    }
 
     /// Scores one sentence as KenLM's Python module does (`score`, `full_scores`): its
     /// whitespace-separated words (characters, for a character model), from the `<s>` context
@@ -125,17 +138,23 @@ pub trait Scorer {
                 }
             });
             ids.push(EOS);
-            let mut s = self.begin_state();
-            let mut o = s;
+            // Two states used in turn: the references swap, not the states.
+            let mut s0 = self.begin_state();
+            let mut s1 = s0;
+            let (mut s, mut o) = (&mut s0, &mut s1);
+            let mut ahead = self.prefetch_ngrams(&ids[..1], s.len());
             for i in 0..ids.len() {
                 // The next word's n-grams depend only on the words, not on this word's result:
                 // fetch their slots now so they arrive while this word is scored. Its context
                 // is at most this word's plus this word.
-                if i + 1 < ids.len() {
-                    self.prefetch_ngrams(&ids[..i + 2], s.len() + 1);
-                }
+                let next = if i + 1 < ids.len() {
+                    self.prefetch_ngrams(&ids[..i + 2], s.len() + 1)
+                } else {
+                    Default::default()
+                };
                 let id = ids[i];
-                let (p, len) = self.score(&s, id, &mut o);
+                let (p, len) = self.score_ahead(s, id, o, &ahead);
+                ahead = next;
                 std::mem::swap(&mut s, &mut o);
                 st.tokens += 1;
                 st.log10_prob += p as f64;
@@ -247,9 +266,20 @@ impl Scorer for Model {
     fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
         Model::score(self, state, word, out)
     }
+    type Ahead = crate::model::Ahead;
     #[inline]
-    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
+    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) -> Self::Ahead {
         Model::prefetch_ngrams(self, sentence, depth)
+    }
+    #[inline]
+    fn score_ahead(
+        &self,
+        state: &State,
+        word: u32,
+        out: &mut State,
+        ahead: &Self::Ahead,
+    ) -> (f32, usize) {
+        Model::score_ahead(self, state, word, out, ahead)
     }
 }
 
@@ -279,6 +309,9 @@ impl Scorer for TrieModel {
     fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
         TrieModel::score(self, state, word, out)
     }
+    // Only the unigram entry could be fetched early (the deeper records depend on it).
+    type Ahead = ();
+    fn prefetch_ngrams(&self, _sentence: &[u32], _depth: usize) {}
 }
 
 /// A model of either binary layout (an ARPA file loads as probing).
@@ -399,10 +432,9 @@ impl Scorer for AnyModel {
     fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
         either!(self, m => Scorer::score(m, state, word, out))
     }
-    #[inline]
-    fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
-        either!(self, m => Scorer::prefetch_ngrams(m, sentence, depth))
-    }
+    // Per-word calls on an `AnyModel` prepare nothing; `score_text` runs on the concrete model.
+    type Ahead = ();
+    fn prefetch_ngrams(&self, _sentence: &[u32], _depth: usize) {}
     // The loops dispatch once, not per word.
     fn score_text(
         &self,

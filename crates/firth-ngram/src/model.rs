@@ -381,6 +381,9 @@ impl Sections {
     }
 }
 
+/// Hashes of one word's n-grams, computed ahead of scoring it (see [`Model::prefetch_ngrams`]).
+pub type Ahead = [u64; MAX_ORDER];
+
 /// The history a word is scored in: up to N-1 previous words (most recent first) and their
 /// backoffs. Only as many words as the model has as a context are kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -836,12 +839,14 @@ impl Model {
         })
     }
 
-    /// Prefetches the slots of the n-grams ending in the last word of `sentence` (word ids
-    /// after the implicit `<s>`) with up to `depth` context words, up to the model's order.
+    /// Hashes the n-grams ending in the last word of `sentence` (word ids after the implicit
+    /// `<s>`) with up to `depth` context words (up to the model's order) and prefetches their
+    /// slots; [`Model::score_ahead`] then probes with these hashes.
     #[inline]
-    pub fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) {
+    pub fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) -> Ahead {
+        let mut hashes = [0u64; MAX_ORDER];
         let Some((&w, ctx)) = sentence.split_last() else {
-            return;
+            return hashes;
         };
         let mut h = hash::word(w);
         for (k, &c) in ctx.iter().rev().chain(std::iter::once(&BOS)).enumerate() {
@@ -849,8 +854,10 @@ impl Model {
                 break;
             }
             h = hash::extend(h, c);
+            hashes[k] = h;
             prefetch(self.table(k + 2), h);
         }
+        hashes
     }
 
     /// The state at the start of a sentence: the context `<s>`.
@@ -877,12 +884,6 @@ impl Model {
     /// used, and writes the state after `word` into `out`.
     #[inline]
     pub fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
-        let n = self.order();
-        let uni = self.unigrams()[word as usize];
-        let mut prob = uni.prob;
-        let mut matched = 1;
-        out.words[0] = word;
-        out.backoffs[0] = uni.backoff;
         // Hash every candidate n-gram and prefetch all their slots before probing any: the
         // probes of one word then overlap their cache misses.
         let mut hashes = [0u64; MAX_ORDER];
@@ -892,6 +893,26 @@ impl Model {
             hashes[k] = h;
             prefetch(self.table(k + 2), h);
         }
+        self.score_ahead(state, word, out, &hashes)
+    }
+
+    /// [`Model::score`] with the hashes of `word`'s n-grams already computed (and their slots
+    /// prefetched) by [`Model::prefetch_ngrams`] for the same words with a depth of at least
+    /// `state.len()`.
+    #[inline]
+    pub fn score_ahead(
+        &self,
+        state: &State,
+        word: u32,
+        out: &mut State,
+        hashes: &Ahead,
+    ) -> (f32, usize) {
+        let n = self.order();
+        let uni = self.unigrams()[word as usize];
+        let mut prob = uni.prob;
+        let mut matched = 1;
+        out.words[0] = word;
+        out.backoffs[0] = uni.backoff;
         // The state keeps context up to the longest matched n-gram that may extend to the
         // right: a backoff of -0.0 marks one that is no longer n-gram's context, so the next
         // word cannot match through it (and its backoff adds nothing).
