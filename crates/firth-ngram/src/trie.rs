@@ -889,8 +889,10 @@ impl Level {
             if w < lo_v || w >= hi_v {
                 return None;
             }
+            // A node's children are distinct words, so hi - lo <= |V| < 2^32 and the product
+            // fits; the clamp keeps a damaged file's ranges inside lo..hi anyway.
             let pivot = if guesses < 6 {
-                lo + (((w - lo_v) as u128 * (hi - lo) as u128) / (hi_v - lo_v) as u128) as u64
+                lo + ((w - lo_v).wrapping_mul(hi - lo) / (hi_v - lo_v)).min(hi - lo - 1)
             } else {
                 lo + (hi - lo) / 2
             };
@@ -910,15 +912,12 @@ impl Level {
         (lo..hi).find(|&i| self.word(i) == w)
     }
 
+    /// The probability of the record at bit `at` (a record's start, `i * total_bits`).
     #[inline(always)]
-    fn prob(&self, i: u64) -> f32 {
-        // SAFETY: i < count; codes index tables of 2^bits centres.
+    fn prob(&self, at: u64) -> f32 {
+        // SAFETY: `at` starts a record (i < count); codes index tables of 2^bits centres.
         unsafe {
-            let raw = get_bits(
-                self.base,
-                i * self.total_bits + self.prob_at,
-                self.prob_mask,
-            );
+            let raw = get_bits(self.base, at + self.prob_at, self.prob_mask);
             if self.prob_centres.is_null() {
                 f32::from_bits(raw as u32)
             } else {
@@ -927,15 +926,12 @@ impl Level {
         }
     }
 
+    /// The backoff of the record at bit `at`.
     #[inline(always)]
-    fn backoff(&self, i: u64) -> f32 {
+    fn backoff(&self, at: u64) -> f32 {
         // SAFETY: as in `prob`.
         unsafe {
-            let raw = get_bits(
-                self.base,
-                i * self.total_bits + self.backoff_at,
-                self.backoff_mask,
-            );
+            let raw = get_bits(self.base, at + self.backoff_at, self.backoff_mask);
             if self.backoff_centres.is_null() {
                 f32::from_bits(raw as u32)
             } else {
@@ -950,6 +946,12 @@ impl Level {
     #[inline(always)]
     fn children(&self, i: u64) -> (u64, u64) {
         let at = i * self.total_bits + self.next_at;
+        self.children_at(i, at)
+    }
+
+    /// [`Level::children`] with `at` = the bit of record `i`'s pointer.
+    #[inline(always)]
+    fn children_at(&self, i: u64, at: u64) -> (u64, u64) {
         // SAFETY: i < count, so records i and i + 1 (the end record) lie in the section.
         let (la, lb) = unsafe {
             (
@@ -983,6 +985,9 @@ pub struct TrieModel {
     unigrams: *const ProbBackoff,
     uni_next: *const u8,
     uni_next_mask: u64,
+    uni_next_bits: u64,
+    /// Records of order 2 (the unigrams' children).
+    bigrams: u64,
     vocab: *const VocabSlot,
     offsets: *const u64,
     strings: *const u8,
@@ -1015,6 +1020,8 @@ impl TrieModel {
             unigrams: std::ptr::null(),
             uni_next: std::ptr::null(),
             uni_next_mask: 0,
+            uni_next_bits: 0,
+            bigrams: 0,
             vocab: std::ptr::null(),
             offsets: std::ptr::null(),
             strings: std::ptr::null(),
@@ -1032,6 +1039,8 @@ impl TrieModel {
             m.unigrams = base.add(l.unigrams) as *const ProbBackoff;
             m.uni_next = base.add(l.uni_next);
             m.uni_next_mask = mask(l.uni_next_bits);
+            m.uni_next_bits = l.uni_next_bits as u64;
+            m.bigrams = l.counts.get(1).copied().unwrap_or(0);
             m.vocab = base.add(l.vocab_table) as *const VocabSlot;
             m.offsets = base.add(l.offsets()) as *const u64;
             m.strings = base.add(l.strings());
@@ -1198,8 +1207,8 @@ impl TrieModel {
     /// The bigrams ending in `w`: its children.
     #[inline(always)]
     fn unigram_children(&self, w: u32) -> (u64, u64) {
-        let bits = self.l.uni_next_bits as u64;
-        let limit = self.l.counts[1];
+        let bits = self.uni_next_bits;
+        let limit = self.bigrams;
         // SAFETY: w < vocab (the unigram lookup before this checked it), so entries w and w + 1
         // lie among the |V| + 1 packed entries.
         let (a, b) = unsafe {
@@ -1249,16 +1258,17 @@ impl TrieModel {
                 let Some(i) = lv.find(lo, hi, state.words[k]) else {
                     break;
                 };
-                prob = lv.prob(i);
+                let at = i * lv.total_bits;
+                prob = lv.prob(at);
                 matched = k + 2;
                 if matched < n {
-                    let b = lv.backoff(i);
+                    let b = lv.backoff(at);
                     out.words[k + 1] = state.words[k];
                     out.backoffs[k + 1] = b;
                     if extends(b) {
                         keep = matched;
                     }
-                    (lo, hi) = lv.children(i);
+                    (lo, hi) = lv.children_at(i, at + lv.next_at);
                 }
                 k += 1;
             }
@@ -1291,10 +1301,11 @@ impl TrieModel {
                     (orders[n - 3].keys[j as usize], pl.children(j))
                 };
                 for i in lo..hi {
+                    let at = i * lv.total_bits;
                     d.keys.push((pk << b) | lv.word(i) as u128);
-                    d.probs.push(lv.prob(i));
+                    d.probs.push(lv.prob(at));
                     if n < order {
-                        d.backoffs.push(lv.backoff(i));
+                        d.backoffs.push(lv.backoff(at));
                     }
                 }
             }
