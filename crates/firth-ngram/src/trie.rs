@@ -837,8 +837,6 @@ struct Level {
     next_mask: u64,
     table: *const u64,
     table_len: usize,
-    /// table_len / entries in 32-bit fixed point: a record's expected table position.
-    table_scale: u64,
     /// Words are below this.
     vocab: u64,
     /// Children live in the next level, which has this many records.
@@ -863,7 +861,6 @@ impl Level {
             next_mask: 0,
             table: std::ptr::null(),
             table_len: 0,
-            table_scale: 0,
             vocab: 0,
             child_count: 0,
             prob_centres: std::ptr::null(),
@@ -952,42 +949,6 @@ impl Level {
         self.children_at(i, at)
     }
 
-    /// The high part of record `i`'s pointer: the last table entry `<= i`. Pointers grow about
-    /// linearly with the record index, so the search starts at the proportional guess and
-    /// gallops from there (a few steps, where halving the whole table would take log2 of it).
-    #[inline(always)]
-    fn high_of(&self, table: &[u64], i: u64) -> usize {
-        let last = table.len() - 1;
-        let guess = (((i as u128 * self.table_scale as u128) >> 32) as usize).min(last);
-        let (mut lo, mut hi);
-        if table[guess] <= i {
-            lo = guess;
-            let mut step = 1;
-            loop {
-                hi = lo.saturating_add(step).min(last + 1);
-                if hi > last || table[hi] > i {
-                    break;
-                }
-                lo = hi;
-                step *= 2;
-            }
-        } else {
-            hi = guess;
-            let mut step = 1;
-            loop {
-                lo = hi.saturating_sub(step);
-                // table[0] is 0, so this ends.
-                if table[lo] <= i {
-                    break;
-                }
-                hi = lo;
-                step *= 2;
-            }
-        }
-        // table[lo] <= i < table[hi] (or hi is past the end).
-        lo + table[lo + 1..hi].partition_point(|&t| t <= i)
-    }
-
     /// [`Level::children`] with `at` = the bit of record `i`'s pointer.
     #[inline(always)]
     fn children_at(&self, i: u64, at: u64) -> (u64, u64) {
@@ -1003,7 +964,7 @@ impl Level {
         } else {
             // SAFETY: the table has table_len entries inside the section.
             let table = unsafe { std::slice::from_raw_parts(self.table, self.table_len) };
-            let mut h = self.high_of(table, i);
+            let mut h = table.partition_point(|&t| t <= i).saturating_sub(1);
             let a = ((h as u64) << self.next_bits) | la;
             while h + 1 < table.len() && table[h + 1] <= i + 1 {
                 h += 1;
@@ -1101,10 +1062,6 @@ impl TrieModel {
                     next_mask: mask(ll.next_bits),
                     table: base.add(ll.table) as *const u64,
                     table_len: ll.table_len,
-                    table_scale: ((ll.table_len as u128) << 32)
-                        .checked_div(ll.entries as u128)
-                        .unwrap_or(0)
-                        .min(u64::MAX as u128) as u64,
                     vocab: l.vocab as u64,
                     child_count: if middle { l.counts[n] } else { 0 },
                     prob_centres: if l.quant.is_some() {
