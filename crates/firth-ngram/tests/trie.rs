@@ -233,3 +233,45 @@ fn damaged_trie_files_are_refused() {
     assert!(e.contains("m.trie") && e.contains("damaged"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn states_keep_only_context_that_can_extend() {
+    // The probing model read from ARPA and the trie mark the same n-grams as extending, so
+    // their states have the same length word by word; the model built in memory has no marks
+    // and keeps every matched word, so its states are never shorter; the scores agree.
+    let text = synthetic(2000, 9);
+    let dir = tmpdir("trie-states");
+    let b = build_text(
+        &text,
+        &BuildOptions {
+            order: 4,
+            ..Default::default()
+        },
+    );
+    let ap = dir.join("m.arpa");
+    b.write_arpa(&ap).unwrap();
+    let arpa = Model::load(&ap).unwrap();
+    let trie = TrieModel::from_parts(&TrieParts::read_arpa(&ap).unwrap(), None).unwrap();
+    let mut shorter = 0;
+    for l in probe_text(&text).lines() {
+        let (mut sa, mut st, mut sb) = (
+            arpa.begin_state(),
+            trie.begin_state(),
+            b.model.begin_state(),
+        );
+        for w in l.split_whitespace().chain(["</s>"]) {
+            let (mut oa, mut ot, mut ob) = (sa, st, sb);
+            let pa = arpa.score(&sa, arpa.word_id(w), &mut oa);
+            let pt = trie.score(&st, trie.word_id(w), &mut ot);
+            let pb = b.model.score(&sb, b.model.word_id(w), &mut ob);
+            assert_eq!(pa, pt);
+            assert_eq!(pa, pb);
+            assert_eq!(oa.len(), ot.len());
+            assert!(oa.len() <= ob.len());
+            shorter += (oa.len() < ob.len()) as usize;
+            (sa, st, sb) = (oa, ot, ob);
+        }
+    }
+    assert!(shorter > 0, "some states are minimised");
+    let _ = std::fs::remove_dir_all(dir);
+}
