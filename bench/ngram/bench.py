@@ -114,6 +114,23 @@ def prepare(src_train, src_test, name):
     return d, out[0], out[1]
 
 
+def prepare_gut8():
+    """gut8 folded into lines of at most 200 characters; every 100th line held out as test."""
+    lines = "/tmp/gut8.lines"
+    if not os.path.exists(lines):
+        src = os.environ.get("GUT8", "../shared/data/gutenberg-en-text8style/gut8")
+        with open(lines, "w") as g:
+            subprocess.run(["fold", "-s", "-w", "200", src], stdout=g, check=True)
+    d = os.path.join(WORK, "gut8")
+    os.makedirs(d, exist_ok=True)
+    train, test = os.path.join(d, "train.txt"), os.path.join(d, "test.txt")
+    if not os.path.exists(train):
+        with open(lines) as f, open(train, "w") as tr, open(test, "w") as te:
+            for i, line in enumerate(f):
+                (te if i % 100 == 99 else tr).write(line if line.endswith("\n") else line + "\n")
+    return d, train, test
+
+
 def row(name, f, k, unit, fmt="{:.2f}"):
     if k is None:
         return f"| {name} | {fmt.format(f)} {unit} | (KenLM skipped) | |"
@@ -300,19 +317,7 @@ def main():
         out.append(bench("PTB", train, test, train, a.order, a.repeat, kb, [2, 3, 4, 5], ["0", "0", "1"],
                          a.memory))
     if a.gut8:
-        lines = "/tmp/gut8.lines"
-        if not os.path.exists(lines):
-            src = os.environ.get("GUT8", "../shared/data/gutenberg-en-text8style/gut8")
-            with open(lines, "w") as g:
-                subprocess.run(["fold", "-s", "-w", "200", src], stdout=g, check=True)
-        d = os.path.join(WORK, "gut8")
-        os.makedirs(d, exist_ok=True)
-        train, test = os.path.join(d, "train.txt"), os.path.join(d, "test.txt")
-        if not os.path.exists(train):
-            # Hold out every 100th line as test text.
-            with open(lines) as f, open(train, "w") as tr, open(test, "w") as te:
-                for i, line in enumerate(f):
-                    (te if i % 100 == 99 else tr).write(line if line.endswith("\n") else line + "\n")
+        d, train, test = prepare_gut8()
         out.append(bench("gut8 (19M words)", train, test, test, a.order, a.repeat, kb, [], None,
                          a.memory))
     print("\n".join(out))

@@ -4,6 +4,7 @@
 
 use crate::hash;
 use crate::model::{is_binary, Checksum, Model, Parts, ProbBackoff, TableBuilder, MAX_ORDER};
+use crate::quantize::{extends, NO_EXTENSION};
 use crate::util::shown;
 use crate::{Error, Result};
 use std::io::{BufRead, BufReader};
@@ -110,6 +111,14 @@ fn parse_prob(s: &str) -> Option<f32> {
 /// added with log10 probability -100 when absent (as KenLM does); `<s>` and `</s>` must be
 /// present.
 pub fn read_arpa(path: &Path) -> Result<Model> {
+    let (r, len) = open_arpa(path)?;
+    read_arpa_from(r, path, len)
+}
+
+/// Opens an ARPA file, plain or gzip/xz/zstd (by its first bytes), with its size in bytes when
+/// plain: the decompressed size is unknown, so the `\data\` header's counts are then not
+/// checked against it.
+pub fn open_arpa(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>)> {
     let rd = |source| Error::Read {
         path: shown(path),
         err: source,
@@ -119,19 +128,106 @@ pub fn read_arpa(path: &Path) -> Result<Model> {
     let got = std::io::Read::read(&mut f, &mut head).map_err(rd)?;
     let len = f.metadata().map_err(rd)?.len();
     if crate::input::Compression::detect(&head[..got]) != crate::input::Compression::None {
-        // The decompressed size is unknown, so the header's counts are not checked against it.
-        let r = crate::input::open(path, &crate::input::Stdin::Direct)?;
-        return read_arpa_from(r, path, None);
+        return Ok((
+            crate::input::open(path, &crate::input::Stdin::Direct)?,
+            None,
+        ));
     }
     drop(f);
     let file = std::fs::File::open(path).map_err(rd)?;
-    read_arpa_from(BufReader::with_capacity(1 << 20, file), path, Some(len))
+    Ok((Box::new(BufReader::with_capacity(1 << 20, file)), Some(len)))
 }
 
 /// Reads ARPA text from any reader; `path` names it in errors. With `len` (the input's size in
 /// bytes), counts in the `\data\` header that the input cannot hold are refused before the
 /// tables are allocated.
 pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result<Model> {
+    // Both callbacks fill the tables; they never run at the same time. A zero backoff is
+    // stored as -0.0 (no longer n-gram has this context) until a longer n-gram shows that it
+    // is one, so queries can drop it from their state (see `Model::score`).
+    let tables: std::cell::RefCell<Vec<TableBuilder>> = Default::default();
+    let unigram_extends: std::cell::RefCell<Vec<bool>> = Default::default();
+    let v = parse_arpa(
+        r,
+        path,
+        len,
+        &mut |n, count, vocab| {
+            let mut t = tables.borrow_mut();
+            t.push(TableBuilder::new(count as usize));
+            debug_assert_eq!(t.len() + 1, n);
+            if n == 2 {
+                *unigram_extends.borrow_mut() = vec![false; vocab];
+            }
+        },
+        &mut |n, ids, prob, backoff| {
+            let mut tables = tables.borrow_mut();
+            if n == 2 {
+                unigram_extends.borrow_mut()[ids[0] as usize] = true;
+            } else {
+                let ctx = &mut tables[n - 3];
+                if let Some(c) = ctx.find(hash::ngram(&ids[..n - 1])) {
+                    if !extends(ctx.slots[c].backoff) {
+                        ctx.slots[c].backoff = 0.0;
+                    }
+                }
+            }
+            let t = &mut tables[n - 2];
+            let (slot, dup) = t.insert(hash::ngram(ids));
+            if dup {
+                return Err(format!("duplicate {n}-gram"));
+            }
+            t.slots[slot].prob = prob;
+            t.slots[slot].backoff = if backoff == 0.0 {
+                NO_EXTENSION
+            } else {
+                backoff
+            };
+            Ok(())
+        },
+    )?;
+    let mut unigrams = v.unigrams;
+    let ext = unigram_extends.into_inner();
+    for (i, u) in unigrams.iter_mut().enumerate() {
+        if u.backoff == 0.0 {
+            u.backoff = if ext.get(i).copied().unwrap_or(false) {
+                0.0
+            } else {
+                NO_EXTENSION
+            };
+        }
+    }
+    Ok(Model::from_parts(Parts {
+        words: v.words,
+        unigrams,
+        tables: tables.into_inner().into_iter().map(|t| t.slots).collect(),
+        counts: v.counts,
+        flags: 0,
+    }))
+}
+
+/// An ARPA file's vocabulary and unigrams (ids: `<unk>` 0, `<s>` 1, `</s>` 2, then the other
+/// unigrams in file order) and its n-gram counts (`<unk>` counted when it was added).
+pub(crate) struct ArpaVocab {
+    pub words: Vec<String>,
+    pub unigrams: Vec<ProbBackoff>,
+    pub counts: Vec<u64>,
+}
+
+/// Receives one n-gram of order >= 2: order, ids in reading order, log10 prob and backoff.
+pub(crate) type EntrySink<'a> =
+    dyn FnMut(usize, &[u32], f32, f32) -> std::result::Result<(), String> + 'a;
+
+/// Parses ARPA text; the one reader behind both binary layouts. `begin(n, count, vocab)` is
+/// called before the n-grams of each order n >= 2, `entry(n, ids, prob, backoff)` for each of
+/// them (ids in reading order; backoff 0 where the file has none); an `Err` from `entry`
+/// becomes an error at that line.
+pub(crate) fn parse_arpa<R: BufRead>(
+    r: R,
+    path: &Path,
+    len: Option<u64>,
+    begin: &mut dyn FnMut(usize, u64, usize),
+    entry: &mut EntrySink,
+) -> Result<ArpaVocab> {
     let mut l = Lines {
         r,
         line: 0,
@@ -214,7 +310,6 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
     }
     let mut unigrams: Vec<ProbBackoff> = vec![ProbBackoff::default(); 3];
     let mut seen_special = [false; 3];
-    let mut tables: Vec<TableBuilder> = Vec::new();
     let mut header = first_section;
     let mut ids: Vec<u32> = Vec::with_capacity(n_max);
     for n in 1..=n_max {
@@ -223,7 +318,9 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                 "expected the section header \\{n}-grams:, found {header:?}"
             )));
         }
-        let mut table = (n > 1).then(|| TableBuilder::new(declared[n - 1] as usize));
+        if n > 1 {
+            begin(n, declared[n - 1], words.len());
+        }
         let mut got = 0u64;
         let next_header = loop {
             let Some(s) = l.next(&mut buf)? else {
@@ -301,16 +398,10 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                     declared[n - 1]
                 )));
             }
-            match table.as_mut() {
-                None => unigrams[ids[0] as usize] = ProbBackoff { prob, backoff },
-                Some(t) => {
-                    let (slot, dup) = t.insert(hash::ngram(&ids));
-                    if dup {
-                        return Err(l.err(format!("duplicate {n}-gram {s:?}")));
-                    }
-                    t.slots[slot].prob = prob;
-                    t.slots[slot].backoff = backoff;
-                }
+            if n == 1 {
+                unigrams[ids[0] as usize] = ProbBackoff { prob, backoff };
+            } else if let Err(msg) = entry(n, &ids, prob, backoff) {
+                return Err(l.err(format!("{msg} {s:?}")));
             }
         };
         if got != declared[n - 1] {
@@ -318,9 +409,6 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
                 "\\{n}-grams: has {got} entries but the header declares {}; the file is truncated or its counts are wrong",
                 declared[n - 1]
             )));
-        }
-        if let Some(t) = table {
-            tables.push(t);
         }
         header = next_header;
     }
@@ -347,13 +435,11 @@ pub fn read_arpa_from<R: BufRead>(r: R, path: &Path, len: Option<u64>) -> Result
         };
         counts[0] += 1;
     }
-    Ok(Model::from_parts(Parts {
+    Ok(ArpaVocab {
         words,
         unigrams,
-        tables: tables.into_iter().map(|t| t.slots).collect(),
         counts,
-        flags: 0,
-    }))
+    })
 }
 
 /// Loading a model of either format lives here, beside the ARPA reader, so that the model

@@ -51,10 +51,19 @@ pub fn for_each_token(line: &str, chars: bool, mut f: impl FnMut(&str)) {
             }
         }
     } else {
-        for t in line.split([' ', '\t', '\n', '\r', '\0']) {
-            if !t.is_empty() {
-                f(t)
+        // The delimiters are ASCII, so splitting the bytes cuts only at character boundaries.
+        let b = line.as_bytes();
+        let mut start = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0) {
+                if i > start {
+                    f(&line[start..i]);
+                }
+                start = i + 1;
             }
+        }
+        if b.len() > start {
+            f(&line[start..]);
         }
     }
 }

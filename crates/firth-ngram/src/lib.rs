@@ -20,6 +20,9 @@
 //!    order, so a whole build stays inside a memory budget; it is what [`build::build_to`] uses.
 //! 5. [`model`]: that structure *is* the binary file: building, ARPA loading and `mmap` loading all
 //!    end in the same bytes, so querying has one code path.
+//! 6. [`trie`]: the smaller layout, KenLM's trie: bit-packed records per order sorted by reversed
+//!    n-gram, compressed pointers, optionally [`quantize`]d values; made from ARPA text.
+//!    [`lm`] is the one query interface over both layouts ([`Scorer`], [`AnyModel`]).
 
 // Index loops over parallel arrays (keys, counts, marks) read better than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -35,14 +38,19 @@ pub mod extsort;
 pub mod hash;
 pub mod input;
 pub mod kn;
+pub mod lm;
 pub mod model;
+pub mod quantize;
 pub mod shard;
 pub mod stream;
+pub mod trie;
 pub mod util;
 
 pub use corpus::{Corpus, CorpusOptions};
 pub use kn::{BuildOptions, Discount, Smoothing};
+pub use lm::{AnyModel, Scorer};
 pub use model::{Model, PplStats, State};
+pub use trie::TrieModel;
 
 use std::path::PathBuf;
 

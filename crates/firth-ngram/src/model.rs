@@ -26,6 +26,8 @@
 //! word costs one probe per matched order and no backoff lookups.
 
 use crate::hash;
+use crate::lm::Scorer;
+use crate::quantize::extends;
 use crate::util::{shown, write_atomic};
 use crate::{Error, Result, BOS, EOS, UNK};
 use std::io::{BufRead, Write};
@@ -34,13 +36,13 @@ use std::path::Path;
 /// Highest supported order.
 pub const MAX_ORDER: usize = 16;
 const MAGIC: &[u8; 8] = b"FIRTHNG\x01";
-const ENDIAN: u32 = 0x0102_0304;
+pub(crate) const ENDIAN: u32 = 0x0102_0304;
 const VERSION: u32 = 2;
 /// The last version without a checksum trailer; still readable.
 const VERSION_WITHOUT_CHECKSUM: u32 = 1;
 const HEADER: usize = 56;
-const TRAILER: usize = 8;
-const TRAILER_TAG: &[u8; 4] = b"CRC1";
+pub(crate) const TRAILER: usize = 8;
+pub(crate) const TRAILER_TAG: &[u8; 4] = b"CRC1";
 
 /// Whether loading a binary model verifies its checksum (reading the whole file once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,20 +58,20 @@ pub enum Checksum {
 }
 
 /// A writer that keeps the CRC-32 of everything written through it.
-struct CrcWriter<'a, W: Write> {
+pub(crate) struct CrcWriter<'a, W: Write> {
     inner: &'a mut W,
     hasher: crc32fast::Hasher,
 }
 
 impl<'a, W: Write> CrcWriter<'a, W> {
-    fn new(inner: &'a mut W) -> Self {
+    pub(crate) fn new(inner: &'a mut W) -> Self {
         CrcWriter {
             inner,
             hasher: crc32fast::Hasher::new(),
         }
     }
     /// Appends the trailer: the CRC of everything written so far and the tag.
-    fn finish(self) -> std::io::Result<()> {
+    pub(crate) fn finish(self) -> std::io::Result<()> {
         let crc = self.hasher.finalize();
         self.inner.write_all(&crc.to_le_bytes())?;
         self.inner.write_all(TRAILER_TAG)
@@ -109,7 +111,7 @@ pub struct Entry {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-struct VocabSlot {
+pub(crate) struct VocabSlot {
     key: u64,
     id: u32,
     _pad: u32,
@@ -236,14 +238,14 @@ pub struct Parts {
     pub flags: u64,
 }
 
-enum Backing {
+pub(crate) enum Backing {
     Owned(Vec<u64>),
     /// Shared with the thread of a background checksum.
     Mapped(std::sync::Arc<memmap2::Mmap>),
 }
 
 /// Where a model's checksum stands.
-enum Verification {
+pub(crate) enum Verification {
     Done,
     /// A background check: the thread returns the damage message, if any.
     Pending(std::thread::JoinHandle<std::result::Result<(), String>>),
@@ -267,8 +269,33 @@ struct Layout {
     total: usize,
 }
 
+/// Waits for a pending checksum and returns the verdict; `source` names the file in errors.
+pub(crate) fn settle(
+    verification: &std::sync::Mutex<Verification>,
+    source: Option<&Path>,
+) -> Result<()> {
+    let mut v = verification
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *v = match std::mem::replace(&mut *v, Verification::Done) {
+        Verification::Pending(handle) => match handle.join() {
+            Ok(Ok(())) => Verification::Done,
+            Ok(Err(msg)) => Verification::Failed(msg),
+            Err(_) => Verification::Failed("the checksum thread failed".into()),
+        },
+        settled => settled,
+    };
+    match &*v {
+        Verification::Failed(msg) => Err(Error::File {
+            path: shown(source.unwrap_or(Path::new("model"))),
+            msg: msg.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `x` rounded up to a multiple of 8; None when that overflows (a corrupt header's size).
-fn pad8(x: usize) -> Option<usize> {
+pub(crate) fn pad8(x: usize) -> Option<usize> {
     Some(x.checked_add(7)? & !7)
 }
 
@@ -354,13 +381,16 @@ impl Sections {
     }
 }
 
+/// Hashes of one word's n-grams, computed ahead of scoring it (see [`Model::prefetch_ngrams`]).
+pub type Ahead = [u64; MAX_ORDER];
+
 /// The history a word is scored in: up to N-1 previous words (most recent first) and their
 /// backoffs. Only as many words as the model has as a context are kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct State {
-    len: usize,
-    words: [u32; MAX_ORDER],
-    backoffs: [f32; MAX_ORDER],
+    pub(crate) len: usize,
+    pub(crate) words: [u32; MAX_ORDER],
+    pub(crate) backoffs: [f32; MAX_ORDER],
 }
 
 impl State {
@@ -421,38 +451,9 @@ pub struct FullScore {
 }
 
 impl Model {
-    /// Scores one sentence as KenLM's Python module does (`score`, `full_scores`): its
-    /// whitespace-separated words (characters, for a character model), from the `<s>` context
-    /// when `bos` and from no context otherwise, then `</s>` when `eos`.
+    /// Scores one sentence as KenLM's Python module does (see [`Scorer::full_scores`]).
     pub fn full_scores(&self, sentence: &str, bos: bool, eos: bool) -> Vec<FullScore> {
-        let mut ids = Vec::new();
-        if self.is_chars() {
-            crate::corpus::for_each_token(sentence, true, |w| ids.push(self.word_id(w)));
-        } else {
-            ids.extend(sentence.split_whitespace().map(|w| self.word_id(w)));
-        }
-        let words = ids.len();
-        if eos {
-            ids.push(EOS);
-        }
-        let mut s = if bos {
-            self.begin_state()
-        } else {
-            self.null_state()
-        };
-        let mut o = s;
-        ids.iter()
-            .enumerate()
-            .map(|(i, &id)| {
-                let (log10_prob, ngram_len) = self.score(&s, id, &mut o);
-                std::mem::swap(&mut s, &mut o);
-                FullScore {
-                    log10_prob,
-                    ngram_len,
-                    oov: i < words && id == UNK,
-                }
-            })
-            .collect()
+        Scorer::full_scores(self, sentence, bos, eos)
     }
 
     /// Lays out `parts` in memory.
@@ -509,7 +510,7 @@ impl Model {
                     bytes[o + 12..o + 16].copy_from_slice(&e.backoff.to_le_bytes());
                 }
             }
-            write_vocab(&mut bytes[l.vocab_table..], &l, &parts.words);
+            write_vocab(&mut bytes[l.vocab_table..], l.vocab_slots, &parts.words);
         }
         Model::new(Backing::Owned(buf), l)
     }
@@ -586,7 +587,7 @@ impl Model {
                 }
             }
             let mut tail = vec![0u8; l.total - l.vocab_table];
-            write_vocab(&mut tail, &l, words);
+            write_vocab(&mut tail, l.vocab_slots, words);
             w.write_all(&tail)?;
             w.finish()
         });
@@ -659,25 +660,7 @@ impl Model {
     /// at once for a model verified at load or not verified at all. A damaged file is an
     /// error on every call.
     pub fn verified(&self) -> Result<()> {
-        let mut v = self
-            .verification
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *v = match std::mem::replace(&mut *v, Verification::Done) {
-            Verification::Pending(handle) => match handle.join() {
-                Ok(Ok(())) => Verification::Done,
-                Ok(Err(msg)) => Verification::Failed(msg),
-                Err(_) => Verification::Failed("the checksum thread failed".into()),
-            },
-            settled => settled,
-        };
-        match &*v {
-            Verification::Failed(msg) => Err(Error::File {
-                path: shown(self.source.as_deref().unwrap_or(Path::new("model"))),
-                msg: msg.clone(),
-            }),
-            _ => Ok(()),
-        }
+        settle(&self.verification, self.source.as_deref())
     }
 
     /// [`Model::load_binary`] on the bytes of a file (copied); `path` names it in errors.
@@ -736,28 +719,8 @@ impl Model {
 
     fn check_vocab(&self) -> std::result::Result<(), String> {
         let offs: &[u64] = self.slice(self.l.offsets, self.l.vocab + 1);
-        let mut prev = 0;
-        for &o in offs {
-            if o < prev || o as usize > self.l.strings_len {
-                return Err(format!(
-                    "the file is damaged: corrupt vocabulary offsets; {REBUILD}"
-                ));
-            }
-            prev = o;
-        }
         let s = &self.bytes()[self.l.strings..self.l.strings + self.l.strings_len];
-        if std::str::from_utf8(s).is_err() {
-            return Err(format!(
-                "the file is damaged: its vocabulary is not UTF-8; {REBUILD}"
-            ));
-        }
-        if self.l.vocab < 3
-            || self.word(UNK) != "<unk>"
-            || self.word(BOS) != "<s>"
-            || self.word(EOS) != "</s>"
-        {
-            return Err("vocabulary lacks <unk>, <s>, </s> at ids 0, 1, 2".into());
-        }
+        check_vocab_sections(offs, s)?;
         for (i, &s) in self.l.slots.iter().enumerate().skip(1) {
             if s == 0 {
                 return Err(format!("order {} has an empty table", i + 1));
@@ -832,22 +795,16 @@ impl Model {
 
     /// The id of `w`, or `<unk>`'s id 0 when it is not in the vocabulary.
     pub fn word_id(&self, w: &str) -> u32 {
-        // SAFETY: resolved and checked in `Model::new`.
-        let slots = unsafe { std::slice::from_raw_parts(self.p.vocab, self.l.vocab_slots) };
-        let k = hash::string(w.as_bytes());
-        let n = slots.len();
-        let mut i = hash::home(k, n);
-        loop {
-            let s = slots[i];
-            if s.key == 0 {
-                return UNK;
-            }
-            if s.key == k && (s.id as usize) < self.l.vocab && self.word_bytes(s.id) == w.as_bytes()
-            {
-                return s.id;
-            }
-            i = if i + 1 == n { 0 } else { i + 1 };
-        }
+        // SAFETY: resolved and checked in `Model::new`; offsets checked by `check_vocab`
+        // (mapped files) or made from whole words (built models).
+        let (slots, offsets, strings) = unsafe {
+            (
+                std::slice::from_raw_parts(self.p.vocab, self.l.vocab_slots),
+                std::slice::from_raw_parts(self.p.offsets, self.l.vocab + 1),
+                std::slice::from_raw_parts(self.p.strings, self.l.strings_len),
+            )
+        };
+        vocab_lookup(slots, offsets, strings, w)
     }
 
     /// Probability and backoff of an n-gram given by ids in reading order, if present.
@@ -882,21 +839,25 @@ impl Model {
         })
     }
 
-    /// Prefetches the slots of every n-gram ending in the last word of `sentence` (word ids
-    /// after the implicit `<s>`), up to the model's order.
+    /// Hashes the n-grams ending in the last word of `sentence` (word ids after the implicit
+    /// `<s>`) with up to `depth` context words (up to the model's order) and prefetches their
+    /// slots; [`Model::score_ahead`] then probes with these hashes.
     #[inline]
-    pub fn prefetch_ngrams(&self, sentence: &[u32]) {
+    pub fn prefetch_ngrams(&self, sentence: &[u32], depth: usize) -> Ahead {
+        let mut hashes = [0u64; MAX_ORDER];
         let Some((&w, ctx)) = sentence.split_last() else {
-            return;
+            return hashes;
         };
         let mut h = hash::word(w);
         for (k, &c) in ctx.iter().rev().chain(std::iter::once(&BOS)).enumerate() {
-            if k + 2 > self.order() {
+            if k + 2 > self.order() || k >= depth {
                 break;
             }
             h = hash::extend(h, c);
+            hashes[k] = h;
             prefetch(self.table(k + 2), h);
         }
+        hashes
     }
 
     /// The state at the start of a sentence: the context `<s>`.
@@ -923,12 +884,6 @@ impl Model {
     /// used, and writes the state after `word` into `out`.
     #[inline]
     pub fn score(&self, state: &State, word: u32, out: &mut State) -> (f32, usize) {
-        let n = self.order();
-        let uni = self.unigrams()[word as usize];
-        let mut prob = uni.prob;
-        let mut matched = 1;
-        out.words[0] = word;
-        out.backoffs[0] = uni.backoff;
         // Hash every candidate n-gram and prefetch all their slots before probing any: the
         // probes of one word then overlap their cache misses.
         let mut hashes = [0u64; MAX_ORDER];
@@ -938,6 +893,30 @@ impl Model {
             hashes[k] = h;
             prefetch(self.table(k + 2), h);
         }
+        self.score_ahead(state, word, out, &hashes)
+    }
+
+    /// [`Model::score`] with the hashes of `word`'s n-grams already computed (and their slots
+    /// prefetched) by [`Model::prefetch_ngrams`] for the same words with a depth of at least
+    /// `state.len()`.
+    #[inline]
+    pub fn score_ahead(
+        &self,
+        state: &State,
+        word: u32,
+        out: &mut State,
+        hashes: &Ahead,
+    ) -> (f32, usize) {
+        let n = self.order();
+        let uni = self.unigrams()[word as usize];
+        let mut prob = uni.prob;
+        let mut matched = 1;
+        out.words[0] = word;
+        out.backoffs[0] = uni.backoff;
+        // The state keeps context up to the longest matched n-gram that may extend to the
+        // right: a backoff of -0.0 marks one that is no longer n-gram's context, so the next
+        // word cannot match through it (and its backoff adds nothing).
+        let mut keep = extends(uni.backoff) as usize;
         let mut k = 0;
         while k < state.len {
             let t = self.table(k + 2);
@@ -946,8 +925,12 @@ impl Model {
                     prob = t[i].prob;
                     matched = k + 2;
                     if k + 1 < n - 1 {
+                        let b = t[i].backoff;
                         out.words[k + 1] = state.words[k];
-                        out.backoffs[k + 1] = t[i].backoff;
+                        out.backoffs[k + 1] = b;
+                        if extends(b) {
+                            keep = matched;
+                        }
                     }
                 }
                 None => break,
@@ -957,160 +940,33 @@ impl Model {
         for j in matched - 1..state.len {
             prob += state.backoffs[j];
         }
-        out.len = matched.min(n - 1);
+        out.len = keep.min(n - 1);
         (prob, matched)
     }
 
-    /// log10 p(w | state) for every id w, `<s>` set to -inf: the next-word distribution.
+    /// log10 p(w | state) for every id w, `<s>` set to -inf (see [`Scorer::distribution`]).
     pub fn distribution(&self, state: &State) -> Vec<f32> {
-        let mut out = self.null_state();
-        (0..self.vocab_size() as u32)
-            .map(|w| {
-                if w == BOS {
-                    f32::NEG_INFINITY
-                } else {
-                    self.score(state, w, &mut out).0
-                }
-            })
-            .collect()
+        Scorer::distribution(self, state)
     }
 
-    /// Scores text (one sentence per line) as KenLM's `query` does: each line starts in the `<s>`
-    /// context and ends with `</s>`. Calls `each` on every token when given.
+    /// Scores text as KenLM's `query` does (see [`Scorer::score_text`]).
     pub fn score_text(
         &self,
         r: &mut dyn BufRead,
         path: &Path,
-        mut each: Option<&mut dyn FnMut(WordScore)>,
+        each: Option<&mut dyn FnMut(WordScore)>,
     ) -> Result<PplStats> {
-        let chars = self.is_chars();
-        let mut st = PplStats::default();
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        let mut ids: Vec<u32> = Vec::new();
-        let mut words: Vec<String> = Vec::new();
-        loop {
-            buf.clear();
-            let n = r
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| Error::Read {
-                    path: shown(path),
-                    err: source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let line = std::str::from_utf8(&buf).map_err(|e| Error::Format {
-                path: shown(path),
-                line: line_no,
-                msg: format!(
-                    "invalid UTF-8 at byte {} of the line; convert the file to UTF-8 (e.g. with iconv)",
-                    e.valid_up_to() + 1
-                ),
-            })?;
-            ids.clear();
-            words.clear();
-            let want_words = each.is_some();
-            crate::corpus::for_each_token(line, chars, |w| {
-                ids.push(self.word_id(w));
-                if want_words {
-                    words.push(w.to_string());
-                }
-            });
-            ids.push(EOS);
-            let mut s = self.begin_state();
-            let mut o = s;
-            for i in 0..ids.len() {
-                // The next word's n-grams depend only on the words, not on this word's result:
-                // fetch their slots now so they arrive while this word is scored.
-                if i + 1 < ids.len() {
-                    self.prefetch_ngrams(&ids[..i + 2]);
-                }
-                let id = ids[i];
-                let (p, len) = self.score(&s, id, &mut o);
-                std::mem::swap(&mut s, &mut o);
-                st.tokens += 1;
-                st.log10_prob += p as f64;
-                if id == UNK {
-                    st.oov += 1;
-                    st.log10_prob_oov += p as f64;
-                }
-                if let Some(f) = each.as_mut() {
-                    let end = i + 1 == ids.len();
-                    f(WordScore {
-                        word: if end { "</s>" } else { &words[i] },
-                        id,
-                        ngram_len: len,
-                        log10_prob: p,
-                        end,
-                    });
-                }
-            }
-            st.sentences += 1;
-        }
-        Ok(st)
+        Scorer::score_text(self, r, path, each)
     }
 
-    /// Samples one sentence (words, without `<s>`/`</s>`), at most `max_len` words. The next-word
-    /// distribution is raised to `1 / temperature` and renormalised; `<unk>` is never drawn.
+    /// Samples one sentence (see [`Scorer::generate`]).
     pub fn generate(&self, rng: &mut Rng, temperature: f64, max_len: usize) -> Vec<String> {
-        let mut s = self.begin_state();
-        let mut out = Vec::new();
-        let mut weights = vec![0f64; self.vocab_size()];
-        while out.len() < max_len {
-            let d = self.distribution(&s);
-            let mut total = 0.0;
-            for (i, &lp) in d.iter().enumerate() {
-                let w = if i as u32 == UNK || i as u32 == BOS {
-                    0.0
-                } else {
-                    10f64.powf(lp as f64 / temperature)
-                };
-                weights[i] = w;
-                total += w;
-            }
-            let mut x = rng.next_f64() * total;
-            let mut pick = EOS;
-            for (i, &w) in weights.iter().enumerate() {
-                if w > 0.0 {
-                    pick = i as u32;
-                    if x < w {
-                        break;
-                    }
-                    x -= w;
-                }
-            }
-            if pick == EOS {
-                break;
-            }
-            let mut o = s;
-            self.score(&s, pick, &mut o);
-            s = o;
-            out.push(self.word(pick).to_string());
-        }
-        out
+        Scorer::generate(self, rng, temperature, max_len)
     }
 
-    /// One sampled sentence as text: words joined by spaces, or, for a character model, the
-    /// characters run together with each `<sp>` (how a space is stored, since ARPA words
-    /// cannot contain one) turned back into a space.
+    /// One sampled sentence as text (see [`Scorer::generate_text`]).
     pub fn generate_text(&self, rng: &mut Rng, temperature: f64, max_len: usize) -> String {
-        let words = self.generate(rng, temperature, max_len);
-        if self.is_chars() {
-            words
-                .iter()
-                .map(|w| {
-                    if w == crate::corpus::SPACE_TOKEN {
-                        " "
-                    } else {
-                        w.as_str()
-                    }
-                })
-                .collect()
-        } else {
-            words.join(" ")
-        }
+        Scorer::generate_text(self, rng, temperature, max_len)
     }
 }
 
@@ -1131,10 +987,17 @@ impl Rng {
     }
 }
 
-/// The vocabulary table, word offsets and strings into `b`, which starts at `l.vocab_table`.
-fn write_vocab(b: &mut [u8], l: &Layout, words: &[String]) {
-    let base = l.vocab_table;
-    let vocab_slots = l.vocab_slots;
+/// Bytes of the vocabulary sections: the hash table, the word offsets and the strings, which
+/// follow each other in both binary layouts.
+pub(crate) fn vocab_bytes(vocab_slots: usize, vocab: usize, strings_len: usize) -> Option<usize> {
+    vocab_slots
+        .checked_mul(16)?
+        .checked_add(vocab.checked_add(1)?.checked_mul(8)?)?
+        .checked_add(pad8(strings_len)?)
+}
+
+/// The vocabulary table, word offsets and strings into `b`, which starts at the table.
+pub(crate) fn write_vocab(b: &mut [u8], vocab_slots: usize, words: &[String]) {
     let mut vs = vec![VocabSlot::default(); vocab_slots];
     for (id, w) in words.iter().enumerate() {
         let k = hash::string(w.as_bytes());
@@ -1148,15 +1011,14 @@ fn write_vocab(b: &mut [u8], l: &Layout, words: &[String]) {
             _pad: 0,
         };
     }
-    let mut o = l.vocab_table - base;
+    let mut o = 0;
     for s in &vs {
         b[o..o + 8].copy_from_slice(&s.key.to_le_bytes());
         b[o + 8..o + 12].copy_from_slice(&s.id.to_le_bytes());
         o += 16;
     }
     let mut so = 0u64;
-    let mut o = l.offsets - base;
-    let mut sp = l.strings - base;
+    let mut sp = o + (words.len() + 1) * 8;
     for w in words {
         b[o..o + 8].copy_from_slice(&so.to_le_bytes());
         o += 8;
@@ -1165,6 +1027,68 @@ fn write_vocab(b: &mut [u8], l: &Layout, words: &[String]) {
         so += w.len() as u64;
     }
     b[o..o + 8].copy_from_slice(&so.to_le_bytes());
+}
+
+/// The bytes of word `id` given the offsets and strings sections (offsets checked at load).
+#[inline]
+pub(crate) fn vocab_word<'a>(offsets: &[u64], strings: &'a [u8], id: u32) -> &'a [u8] {
+    let (a, b) = (
+        offsets[id as usize] as usize,
+        offsets[id as usize + 1] as usize,
+    );
+    &strings[a..b]
+}
+
+/// The id of `w` in a vocabulary table, or `<unk>`'s id 0.
+#[inline]
+pub(crate) fn vocab_lookup(slots: &[VocabSlot], offsets: &[u64], strings: &[u8], w: &str) -> u32 {
+    let k = hash::string(w.as_bytes());
+    let n = slots.len();
+    let vocab = offsets.len() - 1;
+    let mut i = hash::home(k, n);
+    loop {
+        let s = slots[i];
+        if s.key == 0 {
+            return UNK;
+        }
+        if s.key == k
+            && (s.id as usize) < vocab
+            && vocab_word(offsets, strings, s.id) == w.as_bytes()
+        {
+            return s.id;
+        }
+        i = if i + 1 == n { 0 } else { i + 1 };
+    }
+}
+
+/// Checks the word offsets and strings of a mapped file: offsets non-decreasing and in bounds,
+/// strings UTF-8, and `<unk>`, `<s>`, `</s>` at ids 0, 1, 2.
+pub(crate) fn check_vocab_sections(
+    offsets: &[u64],
+    strings: &[u8],
+) -> std::result::Result<(), String> {
+    let mut prev = 0;
+    for &o in offsets {
+        if o < prev || o as usize > strings.len() {
+            return Err(format!(
+                "the file is damaged: corrupt vocabulary offsets; {REBUILD}"
+            ));
+        }
+        prev = o;
+    }
+    if std::str::from_utf8(strings).is_err() {
+        return Err(format!(
+            "the file is damaged: its vocabulary is not UTF-8; {REBUILD}"
+        ));
+    }
+    if offsets.len() < 4
+        || vocab_word(offsets, strings, UNK) != b"<unk>"
+        || vocab_word(offsets, strings, BOS) != b"<s>"
+        || vocab_word(offsets, strings, EOS) != b"</s>"
+    {
+        return Err("vocabulary lacks <unk>, <s>, </s> at ids 0, 1, 2".into());
+    }
+    Ok(())
 }
 
 fn write_header(b: &mut [u8], l: &Layout) {
@@ -1185,7 +1109,7 @@ fn write_header(b: &mut [u8], l: &Layout) {
 
 /// CRC-32 of `b`, computed over chunks on all threads and combined: the same value as
 /// `crc32fast::hash(b)`, in a fraction of the time for a large model.
-fn crc32_parallel(b: &[u8]) -> u32 {
+pub(crate) fn crc32_parallel(b: &[u8]) -> u32 {
     use rayon::prelude::*;
     const CHUNK: usize = 8 << 20;
     if b.len() <= CHUNK {
@@ -1238,23 +1162,28 @@ fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, Str
     Ok(l)
 }
 
-const REBUILD: &str =
+pub(crate) const REBUILD: &str =
     "rebuild it with `firth ngram build --binary` (or from the ARPA file) or restore a copy";
 
 /// Bits in which `b`'s first 8 bytes differ from the magic (64 when shorter).
 fn magic_distance(b: &[u8]) -> u32 {
+    magic_distance_to(b, MAGIC)
+}
+
+/// Bits in which `b`'s first 8 bytes differ from `magic` (64 when shorter).
+pub(crate) fn magic_distance_to(b: &[u8], magic: &[u8; 8]) -> u32 {
     if b.len() < 8 {
         return 64;
     }
     b[..8]
         .iter()
-        .zip(MAGIC)
+        .zip(magic)
         .map(|(x, y)| (x ^ y).count_ones())
         .sum()
 }
 
 /// Magic numbers this close to ours are ours with flipped bits, not another format.
-const MAGIC_DAMAGE_BITS: u32 = 3;
+pub(crate) const MAGIC_DAMAGE_BITS: u32 = 3;
 
 fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
     let distance = magic_distance(b);

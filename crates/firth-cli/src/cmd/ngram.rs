@@ -4,9 +4,11 @@
 use anyhow::{bail, Context, Result};
 use firth_ngram::build::{build_files, BuildEvent};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
-use firth_ngram::model::{Checksum, Model, Rng};
+use firth_ngram::model::{Checksum, Rng};
 use firth_ngram::shard::Vocab;
-use firth_ngram::CorpusOptions;
+use firth_ngram::stream::Outputs;
+use firth_ngram::trie::{Quant, Target};
+use firth_ngram::{AnyModel, CorpusOptions, Scorer};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +35,59 @@ enum Sub {
     Ppl(PplArgs),
     /// Sample sentences from a model.
     Generate(GenerateArgs),
+    /// Convert a model between ARPA, the probing layout and the trie layout.
+    Convert(ConvertArgs),
+}
+
+/// Binary layout and quantization flags, shared by `build` and `convert`.
+#[derive(clap::Args)]
+struct LayoutFlags {
+    /// Binary layout: probing (hash tables, fastest) or trie (bit-packed, smallest; like KenLM's
+    /// trie).
+    #[arg(long, default_value = "probing", value_parser = ["probing", "trie"])]
+    layout: String,
+    /// Trie only: quantize probabilities to this many bits (1-25), like build_binary -q.
+    #[arg(short = 'q', long, value_name = "BITS")]
+    prob_bits: Option<u8>,
+    /// Trie only: quantize backoffs to this many bits (2-25; default: -q's), like build_binary -b.
+    #[arg(short = 'b', long, value_name = "BITS")]
+    backoff_bits: Option<u8>,
+}
+
+impl LayoutFlags {
+    /// The trie's quantization, or an error for quantization flags without a trie.
+    fn quant(&self) -> Result<Option<Quant>> {
+        match (self.prob_bits, self.backoff_bits) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => bail!("-b needs -q (quantize probabilities too), e.g. -q 8 -b 8"),
+            (Some(q), b) => {
+                if self.layout != "trie" {
+                    bail!("-q/-b quantize the trie layout only: add --layout trie");
+                }
+                Ok(Some(Quant::new(q, b.unwrap_or(q))?))
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Model to read: ARPA or a trie file (a probing file keeps no words and cannot be read back).
+    input: PathBuf,
+    /// File to write.
+    output: PathBuf,
+    /// What to write: arpa, probing or trie.
+    #[arg(long, value_parser = ["arpa", "probing", "trie"])]
+    to: String,
+    /// Trie only: quantize probabilities to this many bits (1-25).
+    #[arg(short = 'q', long, value_name = "BITS")]
+    prob_bits: Option<u8>,
+    /// Trie only: quantize backoffs to this many bits (2-25; default: -q's).
+    #[arg(short = 'b', long, value_name = "BITS")]
+    backoff_bits: Option<u8>,
+    /// Mark the output as a character model.
+    #[arg(long)]
+    chars: bool,
 }
 
 #[derive(clap::Args)]
@@ -65,11 +120,13 @@ struct ModelArgs {
     /// Write the model as ARPA text here.
     #[arg(long)]
     arpa: Option<PathBuf>,
-    /// Write the model in firth's binary format here (loads by mmap).
+    /// Write the model in firth's binary format here (loads by mmap), in the --layout.
     #[arg(long)]
     binary: Option<PathBuf>,
     #[command(flatten)]
     mem: MemArgs,
+    #[command(flatten)]
+    layout: LayoutFlags,
     /// Hold the whole model in memory while estimating instead of streaming temporary files
     /// (same files; more memory, and --memory then bounds only counting).
     #[arg(long)]
@@ -219,6 +276,7 @@ pub fn run(a: Args) -> Result<()> {
         Sub::Query(q) => query(q),
         Sub::Ppl(p) => ppl(p),
         Sub::Generate(g) => generate(g),
+        Sub::Convert(c) => convert(c),
     }
 }
 
@@ -251,10 +309,68 @@ fn mem_options(m: &MemArgs) -> Result<(u64, PathBuf)> {
     ))
 }
 
-fn outputs(m: &ModelArgs, chars: bool) -> firth_ngram::stream::Outputs<'_> {
-    firth_ngram::stream::Outputs {
-        arpa: m.arpa.as_deref(),
-        binary: m.binary.as_deref(),
+/// How a trie gets written: it is made from the ARPA file (written to the temporary directory
+/// when --arpa is not given), since it needs the n-grams' words, which the estimation's
+/// probing tables do not keep.
+struct TriePlan {
+    quant: Option<Quant>,
+    /// The trie file (--binary with --layout trie).
+    out: Option<PathBuf>,
+    /// The ARPA file made only to build the trie from, removed afterwards.
+    temp_arpa: Option<PathBuf>,
+}
+
+impl TriePlan {
+    fn new(m: &ModelArgs, temp_dir: &Path) -> Result<TriePlan> {
+        let quant = m.layout.quant()?;
+        let out = m.binary.clone().filter(|_| m.layout.layout == "trie");
+        let temp_arpa = (out.is_some() && m.arpa.is_none())
+            .then(|| temp_dir.join(format!(".firth-trie-{}.arpa", std::process::id())));
+        Ok(TriePlan {
+            quant,
+            out,
+            temp_arpa,
+        })
+    }
+
+    /// Removes the temporary ARPA file (after a failed estimation, or once the trie is built).
+    fn remove_temp(&self) {
+        if let Some(t) = &self.temp_arpa {
+            let _ = std::fs::remove_file(t);
+        }
+    }
+
+    /// After the estimation: builds the trie from the ARPA file when one was asked for, and
+    /// removes the temporary ARPA file. Returns the trie's size.
+    fn write(&self, outputs: &Outputs, t0: Instant) -> Result<Option<u64>> {
+        let result = match (&self.out, outputs.arpa) {
+            (Some(out), Some(arpa)) => {
+                let t = Instant::now();
+                let r = firth_ngram::trie::arpa_to_trie(arpa, out, self.quant, outputs.flags);
+                eprintln!(
+                    "{:>7.2}s wrote the trie in {:.2}s",
+                    t0.elapsed().as_secs_f64(),
+                    t.elapsed().as_secs_f64()
+                );
+                r.map(Some)
+            }
+            _ => Ok(None),
+        };
+        self.remove_temp();
+        Ok(result?)
+    }
+}
+
+/// The files the estimation writes: a trie's ARPA goes where `TriePlan` says, and the probing
+/// binary only when no trie was asked for.
+fn outputs<'a>(m: &'a ModelArgs, trie: &'a TriePlan, chars: bool) -> Outputs<'a> {
+    Outputs {
+        arpa: m.arpa.as_deref().or(trie.temp_arpa.as_deref()),
+        binary: if trie.out.is_some() {
+            None
+        } else {
+            m.binary.as_deref()
+        },
         flags: if chars {
             firth_ngram::model::FLAG_CHARS
         } else {
@@ -266,7 +382,8 @@ fn outputs(m: &ModelArgs, chars: bool) -> firth_ngram::stream::Outputs<'_> {
 fn build(a: BuildArgs) -> Result<()> {
     let t0 = Instant::now();
     let (opts, smoothing, memory) = model_options(&a.model, a.order)?;
-    let outputs = outputs(&a.model, a.text.chars);
+    let trie = TriePlan::new(&a.model, &opts.temp_dir)?;
+    let outputs = outputs(&a.model, &trie, a.text.chars);
     let corpus_options = CorpusOptions {
         chars: a.text.chars,
         skip_symbols: a.text.skip_symbols,
@@ -316,12 +433,13 @@ fn build(a: BuildArgs) -> Result<()> {
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let summary = summary?;
+    let summary = summary.inspect_err(|_| trie.remove_temp())?;
+    let trie_bytes = trie.write(&outputs, t0)?;
     report(
         &summary.build,
         smoothing,
         a.order,
-        summary.binary_bytes,
+        trie_bytes.or(summary.binary_bytes),
         memory,
         t0,
     );
@@ -428,16 +546,20 @@ fn merge(a: MergeArgs) -> Result<()> {
     let v = Vocab::read(&a.vocab)?;
     // The order comes from the count files.
     let (opts, smoothing, memory) = model_options(&a.model, 0)?;
-    let outputs = outputs(&a.model, v.options.chars);
+    let trie = TriePlan::new(&a.model, &opts.temp_dir)?;
+    let outputs = outputs(&a.model, &trie, v.options.chars);
     let summary = firth_ngram::shard::merge_build(&v, &a.counts, &opts, &outputs, &mut |stage| {
         eprintln!("{:>7.2}s {stage}", t0.elapsed().as_secs_f64())
-    })?;
-    let binary_bytes = a
-        .model
-        .binary
-        .as_deref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len());
+    })
+    .inspect_err(|_| trie.remove_temp())?;
+    let trie_bytes = trie.write(&outputs, t0)?;
+    let binary_bytes = trie_bytes.or_else(|| {
+        a.model
+            .binary
+            .as_deref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+    });
     report(
         &summary,
         smoothing,
@@ -449,7 +571,7 @@ fn merge(a: MergeArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
+fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<AnyModel> {
     let t = Instant::now();
     // Verified on another thread while the input is read and scored; every command waits
     // for the verdict before it prints a result.
@@ -458,7 +580,7 @@ fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     } else {
         Checksum::Background
     };
-    let m = Model::load_with(path, checksum)?;
+    let m = AnyModel::load_with(path, checksum)?;
     if m.lacks_checksum() {
         eprintln!(
             "warning: {} was written by an older firth and has no checksum, so damage cannot be detected; rebuild it with `firth ngram build --binary`",
@@ -467,8 +589,9 @@ fn load(path: &Path, chars: bool, open: &OpenFlags) -> Result<Model> {
     }
     let m = if chars { m.with_chars(true) } else { m };
     eprintln!(
-        "loaded {} (order {}, {} words) in {:.1} ms",
+        "loaded {} ({}, order {}, {} words) in {:.1} ms",
         path.display(),
+        m.layout(),
         m.order(),
         m.vocab_size(),
         t.elapsed().as_secs_f64() * 1e3
@@ -510,7 +633,7 @@ fn print_summary(out: &mut dyn Write, st: &firth_ngram::PplStats) -> std::io::Re
 
 /// Standard output that waits for the model's background checksum before its first byte.
 struct AfterVerification<'m, W> {
-    model: &'m Model,
+    model: &'m AnyModel,
     inner: W,
     verified: bool,
 }
@@ -633,5 +756,32 @@ fn generate(g: GenerateArgs) -> Result<()> {
         let s = m.generate_text(&mut rng, g.temperature, g.max_len);
         writeln!(out, "{s}")?;
     }
+    Ok(())
+}
+
+fn convert(c: ConvertArgs) -> Result<()> {
+    let to = match c.to.as_str() {
+        "trie" => Target::Trie(
+            LayoutFlags {
+                layout: "trie".into(),
+                prob_bits: c.prob_bits,
+                backoff_bits: c.backoff_bits,
+            }
+            .quant()?,
+        ),
+        _ if c.prob_bits.is_some() || c.backoff_bits.is_some() => {
+            bail!("-q/-b quantize the trie layout only: use --to trie")
+        }
+        "arpa" => Target::Arpa,
+        _ => Target::Probing,
+    };
+    let t = Instant::now();
+    let bytes = firth_ngram::trie::convert(&c.input, &c.output, to, c.chars)?;
+    eprintln!(
+        "wrote {} ({}, {bytes} bytes) in {:.2}s",
+        c.output.display(),
+        c.to,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
