@@ -1185,24 +1185,31 @@ pub(crate) fn magic_distance_to(b: &[u8], magic: &[u8; 8]) -> u32 {
 /// Magic numbers this close to ours are ours with flipped bits, not another format.
 pub(crate) const MAGIC_DAMAGE_BITS: u32 = 3;
 
-fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
-    let distance = magic_distance(b);
+/// The checks every firth binary model's header starts with, for the probing and trie files
+/// alike: the magic (a few flipped bits are damage; more is another format, `not_ours`), the
+/// header's `header_len` bytes present, and the endianness mark. Returns the version field.
+pub(crate) fn check_header_start(
+    b: &[u8],
+    magic: &[u8; 8],
+    header_len: usize,
+    not_ours: &str,
+) -> std::result::Result<u32, String> {
+    let distance = magic_distance_to(b, magic);
     if distance > MAGIC_DAMAGE_BITS {
-        return Err("not a firth binary n-gram model (bad magic); pass an ARPA file or rebuild with `firth ngram build --binary`".into());
+        return Err(not_ours.into());
     }
     if distance > 0 {
         return Err(format!(
             "the file is damaged: {distance} bits of its magic number are flipped; {REBUILD}"
         ));
     }
-    if b.len() < HEADER {
+    if b.len() < header_len {
         return Err(format!(
-            "the file is damaged: it ends at byte {} inside the {HEADER}-byte header (truncated); {REBUILD}",
+            "the file is damaged: it ends at byte {} inside the {header_len}-byte header (truncated); {REBUILD}",
             b.len()
         ));
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
     if u32_at(8) == ENDIAN.swap_bytes() {
         return Err("binary model was written on a machine of the other endianness; rebuild it here or use the ARPA file".into());
     }
@@ -1211,7 +1218,17 @@ fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
             "the file is damaged: its endianness mark is corrupt; {REBUILD}"
         ));
     }
-    let version = u32_at(12);
+    Ok(u32_at(12))
+}
+
+fn read_header(b: &[u8]) -> std::result::Result<(Layout, u32), String> {
+    let version = check_header_start(
+        b,
+        MAGIC,
+        HEADER,
+        "not a firth binary n-gram model (bad magic); pass an ARPA file or rebuild with `firth ngram build --binary`",
+    )?;
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
     if version != VERSION && version != VERSION_WITHOUT_CHECKSUM {
         return Err(format!("binary model version {version} is not supported (this firth reads versions {VERSION_WITHOUT_CHECKSUM} and {VERSION}); the file is damaged or from a newer firth; {REBUILD}"));
     }

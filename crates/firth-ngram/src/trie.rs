@@ -407,32 +407,13 @@ impl TrieLayout {
     }
 
     fn read_header(b: &[u8]) -> std::result::Result<TrieLayout, String> {
-        let distance = magic_distance_to(b, MAGIC);
-        if distance > MAGIC_DAMAGE_BITS {
-            return Err("not a firth trie model (bad magic)".into());
-        }
-        if distance > 0 {
-            return Err(format!(
-                "the file is damaged: {distance} bits of its magic number are flipped; {REBUILD}"
-            ));
-        }
-        if b.len() < HEADER {
-            return Err(format!(
-                "the file is damaged: it ends at byte {} inside the {HEADER}-byte header (truncated); {REBUILD}",
-                b.len()
-            ));
-        }
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let version = crate::model::check_header_start(
+            b,
+            MAGIC,
+            HEADER,
+            "not a firth trie model (bad magic)",
+        )?;
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        if u32_at(8) == ENDIAN.swap_bytes() {
-            return Err("binary model was written on a machine of the other endianness; rebuild it here or use the ARPA file".into());
-        }
-        if u32_at(8) != ENDIAN {
-            return Err(format!(
-                "the file is damaged: its endianness mark is corrupt; {REBUILD}"
-            ));
-        }
-        let version = u32_at(12);
         if version != VERSION {
             return Err(format!("trie model version {version} is not supported (this firth reads version {VERSION}); the file is damaged or from a newer firth; {REBUILD}"));
         }
