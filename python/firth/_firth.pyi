@@ -21,7 +21,7 @@ class FirthError(ValueError):
 # firth.ngram
 
 class Model:
-    """An n-gram model (ARPA or firth binary), scored as ``kenlm.Model`` scores."""
+    """An n-gram model (ARPA, or a firth binary: probing or trie), scored as ``kenlm.Model`` scores."""
 
     path: str
     def __init__(self, path: _Path, *, verify: bool = True) -> None: ...
@@ -62,6 +62,15 @@ def build(
     alpha: float = 0.4,
     progress: bool = True,
 ) -> Dict[str, Any]: ...
+def convert(
+    input: str,
+    output: str,
+    to: str,
+    *,
+    q: Optional[int] = None,
+    b: Optional[int] = None,
+    chars: bool = False,
+) -> int: ...
 
 # firth.vectors
 

@@ -1,7 +1,7 @@
 """Count n-gram language models, shaped like the ``kenlm`` module.
 
 >>> import firth.ngram as kenlm          # or: from firth import ngram
->>> m = kenlm.Model("lm.arpa")           # ARPA (plain or .gz) or firth's binary format
+>>> m = kenlm.Model("lm.arpa")           # ARPA (plain or compressed) or firth's binary (probing or trie)
 >>> m.score("the cat sat", bos=True, eos=True)   # log10 probability
 >>> m.perplexity("the cat sat")
 >>> list(m.full_scores("the cat sat"))  # [(log10 prob, n-gram length, oov), ...]
@@ -16,11 +16,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from firth._firth import Model
 from firth._firth import build as _build
+from firth._firth import convert as _convert
 
 #: kenlm's other name for :class:`Model`.
 LanguageModel = Model
 
-__all__ = ["Model", "LanguageModel", "build"]
+__all__ = ["Model", "LanguageModel", "build", "convert"]
 
 _Path = Union[str, "PathLike[str]"]
 
@@ -78,3 +79,21 @@ def build(
         alpha=alpha,
         progress=progress,
     )
+
+
+def convert(
+    input: _Path,
+    output: _Path,
+    to: str,
+    *,
+    q: Optional[int] = None,
+    b: Optional[int] = None,
+    chars: bool = False,
+) -> int:
+    """Rewrites a model file as ``to="arpa"``, ``"probing"`` or ``"trie"`` (``firth ngram
+    convert``). ``q`` and ``b`` quantize a trie's probabilities and backoffs to that many bits
+    (``b`` defaults to ``q``), as KenLM's ``build_binary -q -b trie``. The input is an ARPA
+    file (plain or compressed) or a trie; a probing file keeps only hashes of the n-grams and
+    cannot be converted. Returns the output's size in bytes. Runs with the GIL released.
+    """
+    return _convert(str(input), str(output), to, q=q, b=b, chars=chars)

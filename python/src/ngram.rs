@@ -5,19 +5,21 @@ use std::time::Instant;
 
 use firth_ngram::build::{build_files, BuildEvent};
 use firth_ngram::kn::{BuildOptions, Discount, Smoothing};
-use firth_ngram::model::{Checksum, Model as NgramModel};
+use firth_ngram::model::Checksum;
 use firth_ngram::CorpusOptions;
+use firth_ngram::{AnyModel, Scorer};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::job::{self, ngram_error};
 use crate::FirthError;
 
-/// A loaded n-gram model (ARPA text, plain or gzip, or firth's binary format), scored as
+/// A loaded n-gram model (ARPA text, plain or gzip/xz/zstd, or firth's binary file in the
+/// probing or the trie layout, quantized or not), scored as
 /// KenLM's `kenlm.Model` scores: log10 probabilities, `<s>`/`</s>` added as asked.
 #[pyclass(module = "firth.ngram", frozen)]
 pub struct Model {
-    m: NgramModel,
+    m: AnyModel,
     #[pyo3(get)]
     path: String,
 }
@@ -35,7 +37,7 @@ impl Model {
             Checksum::Skip
         };
         let m = py
-            .detach(|| NgramModel::load_with(&path, checksum))
+            .detach(|| AnyModel::load_with(&path, checksum))
             .map_err(ngram_error)?;
         Ok(Model {
             m,
@@ -315,8 +317,50 @@ fn build<'py>(
     Ok(d.into_any())
 }
 
+/// `firth ngram convert`: rewrites a model file as ARPA, the probing layout or the trie layout
+/// (`q`/`b`: quantized trie). Returns the output's size in bytes.
+#[pyfunction]
+#[pyo3(signature = (input, output, to, *, q = None, b = None, chars = false))]
+fn convert(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    to: &str,
+    q: Option<u8>,
+    b: Option<u8>,
+    chars: bool,
+) -> PyResult<u64> {
+    use firth_ngram::trie::{Quant, Target};
+    let target = match (to, q, b) {
+        ("trie", None, None) => Target::Trie(None),
+        ("trie", None, Some(_)) => {
+            return Err(FirthError::new_err(
+                "b needs q (quantize probabilities too), e.g. q=8, b=8",
+            ))
+        }
+        ("trie", Some(q), b) => {
+            Target::Trie(Some(Quant::new(q, b.unwrap_or(q)).map_err(ngram_error)?))
+        }
+        (_, Some(_), _) | (_, _, Some(_)) => {
+            return Err(FirthError::new_err(
+                "q/b quantize the trie layout only: use to=\"trie\"",
+            ))
+        }
+        ("arpa", ..) => Target::Arpa,
+        ("probing", ..) => Target::Probing,
+        (other, ..) => {
+            return Err(FirthError::new_err(format!(
+                "to={other:?}: use \"arpa\", \"probing\" or \"trie\""
+            )))
+        }
+    };
+    py.detach(|| firth_ngram::trie::convert(&input, &output, target, chars))
+        .map_err(ngram_error)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
+    m.add_function(wrap_pyfunction!(convert, m)?)?;
     Ok(())
 }

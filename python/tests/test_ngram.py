@@ -86,3 +86,21 @@ def test_scores_equal_the_kenlm_module_when_it_is_installed(toy_arpa, toy_text):
         assert [p for p, _, _ in a] == pytest.approx([p for p, _, _ in b], abs=1e-5)
         assert ours.perplexity(line) == pytest.approx(theirs.perplexity(line), rel=1e-4)
     assert ours.order == theirs.order
+
+
+def test_tries_load_and_score_like_the_arpa_file(tmp_path, toy_arpa, toy_text):
+    trie, quantized, back = tmp_path / "m.trie", tmp_path / "q.trie", tmp_path / "back.arpa"
+    assert ngram.convert(toy_arpa, trie, "trie") == trie.stat().st_size
+    ngram.convert(toy_arpa, quantized, "trie", q=8, b=8)
+    assert quantized.stat().st_size < trie.stat().st_size
+    a, t, qt = ngram.Model(toy_arpa), ngram.Model(trie), ngram.Model(quantized)
+    assert t.order == a.order and t.vocab_size == a.vocab_size
+    for line in toy_text.read_text().splitlines()[:50]:
+        # The unquantized trie holds the ARPA file's values: the same float32 sums.
+        assert t.score(line) == a.score(line)
+        assert abs(qt.score(line) - a.score(line)) < 0.05 * (len(line.split()) + 1)
+    # A trie gives its ARPA file back.
+    ngram.convert(trie, back, "arpa")
+    assert back.read_bytes() == toy_arpa.read_bytes()
+    with pytest.raises(firth.FirthError, match="trie layout only"):
+        ngram.convert(toy_arpa, tmp_path / "x", "probing", q=8)
