@@ -622,23 +622,11 @@ impl Model {
     /// Maps a binary model file. Validates the header, the size and (with [`Checksum::Verify`])
     /// the checksum of the whole file; the tables are used in place.
     pub fn load_binary(path: &Path, checksum: Checksum) -> Result<Model> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Read {
-            path: shown(path),
-            err: source,
-        })?;
-        // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
-        // or rewrites it while mapped (firth itself only ever replaces files by rename).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Read {
-            path: shown(path),
-            err: source,
-        })?;
+        let map = map_model_file(path)?;
         let bad = |msg: String| Error::File {
             path: shown(path),
             msg,
         };
-        // Before the checksum reads the pages in, so they can come in as huge pages.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
         let now = match checksum {
             Checksum::Background => Checksum::Skip,
             c => c,
@@ -1160,6 +1148,22 @@ fn check_binary(b: &[u8], checksum: Checksum) -> std::result::Result<Layout, Str
         }
     }
     Ok(l)
+}
+
+/// Maps a binary model file (probing or trie) read-only, asking for huge pages before the
+/// checksum reads the pages in, so they can come in as huge pages.
+pub(crate) fn map_model_file(path: &Path) -> Result<memmap2::Mmap> {
+    let rd = |source| Error::Read {
+        path: shown(path),
+        err: source,
+    };
+    let file = std::fs::File::open(path).map_err(rd)?;
+    // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
+    // or rewrites it while mapped (firth itself only ever replaces files by rename).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(rd)?;
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Ok(map)
 }
 
 pub(crate) const REBUILD: &str =

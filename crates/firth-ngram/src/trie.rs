@@ -1082,22 +1082,11 @@ impl TrieModel {
 
     /// Maps a trie file, validating header, size and (unless skipped) the checksum.
     pub fn load(path: &Path, checksum: Checksum) -> Result<TrieModel> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Read {
-            path: shown(path),
-            err: source,
-        })?;
-        // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
-        // or rewrites it while mapped (firth itself only ever replaces files by rename).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Read {
-            path: shown(path),
-            err: source,
-        })?;
+        let map = crate::model::map_model_file(path)?;
         let bad = |msg: String| Error::File {
             path: shown(path),
             msg,
         };
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
         let now = match checksum {
             Checksum::Background => Checksum::Skip,
             c => c,
