@@ -394,6 +394,27 @@ pub struct State {
 }
 
 impl State {
+    /// No context.
+    pub(crate) fn null() -> State {
+        State {
+            len: 0,
+            words: [0; MAX_ORDER],
+            backoffs: [0.0; MAX_ORDER],
+        }
+    }
+
+    /// The context `<s>` with its backoff, for a model of `order` > 1 (no context for a unigram
+    /// model): the state every layout starts a sentence in.
+    pub(crate) fn sentence_start(order: usize, bos_backoff: f32) -> State {
+        let mut s = State::null();
+        if order > 1 {
+            s.len = 1;
+            s.words[0] = BOS;
+            s.backoffs[0] = bos_backoff;
+        }
+        s
+    }
+
     /// Number of context words kept.
     pub fn len(&self) -> usize {
         self.len
@@ -850,22 +871,12 @@ impl Model {
 
     /// The state at the start of a sentence: the context `<s>`.
     pub fn begin_state(&self) -> State {
-        let mut s = self.null_state();
-        if self.order() > 1 {
-            s.len = 1;
-            s.words[0] = BOS;
-            s.backoffs[0] = self.unigrams()[BOS as usize].backoff;
-        }
-        s
+        State::sentence_start(self.order(), self.unigrams()[BOS as usize].backoff)
     }
 
     /// A state with no context.
     pub fn null_state(&self) -> State {
-        State {
-            len: 0,
-            words: [0; MAX_ORDER],
-            backoffs: [0.0; MAX_ORDER],
-        }
+        State::null()
     }
 
     /// Scores `word` after `state`: returns log10 p(word | state) and the length of the n-gram

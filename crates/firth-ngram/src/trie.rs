@@ -1196,22 +1196,14 @@ impl TrieModel {
         (a.min(b), b)
     }
 
+    /// The state at the start of a sentence: the context `<s>`.
     pub fn begin_state(&self) -> State {
-        let mut s = self.null_state();
-        if self.order() > 1 {
-            s.len = 1;
-            s.words[0] = BOS;
-            s.backoffs[0] = self.unigrams()[BOS as usize].backoff;
-        }
-        s
+        State::sentence_start(self.order(), self.unigrams()[BOS as usize].backoff)
     }
 
+    /// A state with no context.
     pub fn null_state(&self) -> State {
-        State {
-            len: 0,
-            words: [0; MAX_ORDER],
-            backoffs: [0.0; MAX_ORDER],
-        }
+        State::null()
     }
 
     /// Scores `word` after `state` (see [`Model::score`]). The state written to `out` keeps
