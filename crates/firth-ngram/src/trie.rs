@@ -901,27 +901,31 @@ impl Level {
     /// The probability of the record at bit `at` (a record's start, `i * total_bits`).
     #[inline(always)]
     fn prob(&self, at: u64) -> f32 {
-        // SAFETY: `at` starts a record (i < count); codes index tables of 2^bits centres.
-        unsafe {
-            let raw = get_bits(self.base, at + self.prob_at, self.prob_mask);
-            if self.prob_centres.is_null() {
-                f32::from_bits(raw as u32)
-            } else {
-                *self.prob_centres.add(raw as usize)
-            }
-        }
+        self.value(at + self.prob_at, self.prob_mask, self.prob_centres)
     }
 
     /// The backoff of the record at bit `at`.
     #[inline(always)]
     fn backoff(&self, at: u64) -> f32 {
-        // SAFETY: as in `prob`.
+        self.value(
+            at + self.backoff_at,
+            self.backoff_mask,
+            self.backoff_centres,
+        )
+    }
+
+    /// The value stored at bit `at`: a float's bits, or with `centres` (quantized) a code into
+    /// that table of bin centres.
+    #[inline(always)]
+    fn value(&self, at: u64, mask: u64, centres: *const f32) -> f32 {
+        // SAFETY: `at` lies in a record (i < count) of this level, and a code indexes a table of
+        // 2^bits centres.
         unsafe {
-            let raw = get_bits(self.base, at + self.backoff_at, self.backoff_mask);
-            if self.backoff_centres.is_null() {
+            let raw = get_bits(self.base, at, mask);
+            if centres.is_null() {
                 f32::from_bits(raw as u32)
             } else {
-                *self.backoff_centres.add(raw as usize)
+                *centres.add(raw as usize)
             }
         }
     }
