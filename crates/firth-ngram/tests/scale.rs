@@ -14,27 +14,9 @@ use std::path::{Path, PathBuf};
 
 /// `firth ngram build` on `files`: the ARPA and binary bytes, and the summary.
 fn build(files: &[PathBuf], opts: &BuildOptions, dir: &Path) -> (Vec<u8>, Vec<u8>, FileSummary) {
-    let (arpa, bin) = (dir.join("single.arpa"), dir.join("single.bin"));
-    let s = build_files(
-        files,
-        CorpusOptions::default(),
-        opts,
-        &Outputs {
-            arpa: Some(&arpa),
-            binary: Some(&bin),
-            flags: 0,
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    let out = (
-        std::fs::read(&arpa).unwrap(),
-        std::fs::read(&bin).unwrap(),
-        s,
-    );
-    std::fs::remove_file(&arpa).unwrap();
-    std::fs::remove_file(&bin).unwrap();
-    out
+    written_files(dir, "single", |outputs| {
+        build_files(files, CorpusOptions::default(), opts, outputs, &mut |_| {}).unwrap()
+    })
 }
 
 /// Writes `text` split into `n` shard files of whole lines, in order.

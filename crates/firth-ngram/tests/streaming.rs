@@ -15,27 +15,9 @@ fn build_files(
     tag: &str,
 ) -> (Vec<u8>, Vec<u8>, Summary) {
     let c = Corpus::from_text(text, CorpusOptions::default()).unwrap();
-    let arpa = dir.join(format!("{tag}.arpa"));
-    let bin = dir.join(format!("{tag}.bin"));
-    let s = firth_ngram::build::build_to(
-        c,
-        opts,
-        &Outputs {
-            arpa: Some(&arpa),
-            binary: Some(&bin),
-            flags: 0,
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    let out = (
-        std::fs::read(&arpa).unwrap(),
-        std::fs::read(&bin).unwrap(),
-        s,
-    );
-    std::fs::remove_file(&arpa).unwrap();
-    std::fs::remove_file(&bin).unwrap();
-    out
+    written_files(dir, tag, |outputs| {
+        firth_ngram::build::build_to(c, opts, outputs, &mut |_| {}).unwrap()
+    })
 }
 
 /// Builds `text` in memory and streamed with a budget so small that counting and every sort

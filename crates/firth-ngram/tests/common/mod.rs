@@ -48,3 +48,29 @@ pub fn synthetic(lines: usize, seed: u64) -> String {
     }
     out
 }
+
+/// Runs a build that writes `dir/TAG.arpa` and `dir/TAG.bin` through the `Outputs` it is given,
+/// and returns both files' bytes (removing the files) with the build's own result.
+pub fn written_files<S>(
+    dir: &Path,
+    tag: &str,
+    build: impl FnOnce(&firth_ngram::stream::Outputs) -> S,
+) -> (Vec<u8>, Vec<u8>, S) {
+    let (arpa, bin) = (
+        dir.join(format!("{tag}.arpa")),
+        dir.join(format!("{tag}.bin")),
+    );
+    let s = build(&firth_ngram::stream::Outputs {
+        arpa: Some(&arpa),
+        binary: Some(&bin),
+        flags: 0,
+    });
+    let out = (
+        std::fs::read(&arpa).unwrap(),
+        std::fs::read(&bin).unwrap(),
+        s,
+    );
+    std::fs::remove_file(&arpa).unwrap();
+    std::fs::remove_file(&bin).unwrap();
+    out
+}
