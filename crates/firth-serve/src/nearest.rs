@@ -10,11 +10,16 @@
 //! small products to the rayon pool costs more than it saves, and idle pool threads spinning
 //! take cycles from the workers and the HTTP threads. A lone query takes the plain SIMD scan
 //! (`top_k_ids`), which is what the CLI runs.
+//!
+//! Where the CPU has 8-bit dot products (AVX-512 VNNI), every batch instead goes through
+//! [`QuantizedRows`]: a quarter of the bytes and about a quarter of the time per row, with an
+//! error bound that keeps the answers exactly `top_k_ids`'s (see that module).
 
 use std::sync::{mpsc, Arc, Mutex};
 
 use firth_nn::gemm::{gemm, Op, Out};
 use firth_vectors::embeddings::{top_k_ids, Embeddings};
+use firth_vectors::quantized::{fast_kernel_available, NeighbourQuery, QuantizedRows};
 use tokio::sync::oneshot;
 
 /// Rows of the matrix scored per GEMM: 1024 rows against 256 queries is a 1 MB score block,
@@ -40,17 +45,18 @@ pub struct Nearest {
 }
 
 impl Nearest {
-    /// Starts the worker thread over `e`'s unit-length rows (computed here, once).
+    /// Starts the worker threads over `e`'s unit-length rows (computed here, once), and their
+    /// 8-bit copy where the CPU scores it faster ([`Scan`]).
     pub fn start(e: Arc<Embeddings>, name: &str) -> std::io::Result<Nearest> {
-        let _ = e.normed();
+        let scan = Arc::new(Scan::new(e));
         let (tx, rx) = mpsc::channel::<Query>();
         let rx = Arc::new(Mutex::new(rx));
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         for w in 0..workers {
-            let (e, rx) = (e.clone(), rx.clone());
+            let (scan, rx) = (scan.clone(), rx.clone());
             std::thread::Builder::new()
                 .name(format!("nearest-{w}-{name}"))
-                .spawn(move || firth_nn::par::sequential(|| worker(&e, &rx)))?;
+                .spawn(move || firth_nn::par::sequential(|| worker(&scan, &rx)))?;
         }
         Ok(Nearest { tx })
     }
@@ -63,7 +69,50 @@ impl Nearest {
     }
 }
 
-fn worker(e: &Embeddings, rx: &Mutex<mpsc::Receiver<Query>>) {
+/// A vector file's rows and how they are scanned: through [`QuantizedRows`] (exact, and about
+/// 4x faster) where the CPU has 8-bit dot products, else by the f32 product below.
+pub struct Scan {
+    e: Arc<Embeddings>,
+    quantized: Option<QuantizedRows>,
+}
+
+impl Scan {
+    pub fn new(e: Arc<Embeddings>) -> Scan {
+        let quantized = if fast_kernel_available() {
+            QuantizedRows::new(e.normed(), e.dim)
+        } else {
+            let _ = e.normed();
+            None
+        };
+        Scan { e, quantized }
+    }
+
+    /// Whether queries go through the 8-bit copy.
+    pub fn quantized(&self) -> bool {
+        self.quantized.is_some()
+    }
+
+    /// The answers to `batch`, each exactly what `top_k_ids` gives for that query alone (the
+    /// f32 product up to the rounding of a dot product summed in another order).
+    pub fn answer(&self, batch: &[Query]) -> Vec<Vec<(usize, f32)>> {
+        match &self.quantized {
+            Some(q) => {
+                let queries: Vec<NeighbourQuery> = batch
+                    .iter()
+                    .map(|b| NeighbourQuery {
+                        q: &b.q,
+                        k: b.k,
+                        exclude: &b.exclude,
+                    })
+                    .collect();
+                q.top_k(self.e.normed(), &queries)
+            }
+            None => answer_f32(&self.e, batch),
+        }
+    }
+}
+
+fn worker(scan: &Scan, rx: &Mutex<mpsc::Receiver<Query>>) {
     loop {
         // Hold the receiver only while collecting a batch, so another worker can collect the
         // next one while this one computes.
@@ -79,7 +128,7 @@ fn worker(e: &Embeddings, rx: &Mutex<mpsc::Receiver<Query>>) {
             }
             batch
         };
-        let answers = answer(e, &batch);
+        let answers = scan.answer(&batch);
         for (q, a) in batch.into_iter().zip(answers) {
             // The requester may have given up (timeout); nothing to do then.
             let _ = q.reply.send(a);
@@ -87,9 +136,8 @@ fn worker(e: &Embeddings, rx: &Mutex<mpsc::Receiver<Query>>) {
     }
 }
 
-/// The answers to `batch`, each exactly what `top_k_ids` gives for that query alone (up to
-/// the rounding of a dot product summed in another order).
-pub fn answer(e: &Embeddings, batch: &[Query]) -> Vec<Vec<(usize, f32)>> {
+/// [`Scan::answer`] without the 8-bit copy.
+pub fn answer_f32(e: &Embeddings, batch: &[Query]) -> Vec<Vec<(usize, f32)>> {
     let (d, n) = (e.dim, e.len());
     let norm = e.normed();
     if batch.len() == 1 {
@@ -217,7 +265,7 @@ mod tests {
                 reply,
             });
         }
-        let got = answer(&e, &batch);
+        let got = answer_f32(&e, &batch);
         for (g, s) in got.iter().zip(&singles) {
             assert_eq!(g.len(), 10);
             for (a, b) in g.iter().zip(s) {
@@ -225,5 +273,10 @@ mod tests {
                 assert!((a.1 - b.1).abs() < 1e-5);
             }
         }
+        // The scan the server runs (8-bit where the CPU has VNNI) gives top_k_ids's answers
+        // exactly, one query or several.
+        let scan = Scan::new(Arc::new(e));
+        assert_eq!(scan.answer(&batch), singles);
+        assert_eq!(scan.answer(&batch[..1]), singles[..1]);
     }
 }

@@ -12,6 +12,7 @@ pub mod glove;
 pub mod hogwild;
 pub mod huffman;
 pub mod pipeline;
+pub mod quantized;
 pub mod simd;
 pub mod tokens;
 pub mod word2vec;
