@@ -13,7 +13,7 @@
 //!
 //!   q·m − q̂·m̂ = q·(m − m̂) + (q − q̂)·m̂,  so  |q·m − q̂·m̂| ≤ ‖q‖·‖m − m̂‖ + ‖q − q̂‖·‖m̂‖,
 //!
-//! with ‖q‖ = 1, e_m = ‖m − m̂‖ and ‖m̂‖ kept per row, and e_q = ‖q − q̂‖ per query. Every row's
+//! with e_m = ‖m − m̂‖ and ‖m̂‖ kept per row, and ‖q‖ and e_q = ‖q − q̂‖ per query. Every row's
 //! true score then lies in [q̂·m̂ − b, q̂·m̂ + b]. The k-th largest lower end L is at most the
 //! k-th largest true score, so a row whose upper end is below L cannot be among the k best.
 //! The rows that survive (a few dozen for word vectors, out of tens of thousands) are scored
@@ -57,7 +57,8 @@ pub struct QuantizedRows {
     kernel: Kernel,
 }
 
-/// One neighbour query: a unit-length `q`, how many rows, and rows to leave out.
+/// One neighbour query: `q` (of any length; the server's are unit vectors), how many rows,
+/// and rows to leave out.
 pub struct NeighbourQuery<'a> {
     pub q: &'a [f32],
     pub k: usize,
@@ -110,6 +111,11 @@ struct Query {
     offset: i32,
     /// e_q = ‖q − s_q·q̃‖, rounded up.
     err: f32,
+    /// ‖q‖, rounded up (1 for the unit queries the server asks).
+    len: f32,
+    /// What widens each end beyond the bound: the rounding of the f32 dot product that ranks
+    /// the survivors (at most dim·2⁻²⁴·‖q‖‖m‖ each way) and of the scores computed here.
+    slack: f32,
 }
 
 /// Symmetric 8-bit quantization of `x`: (x̃, s, ‖x − s·x̃‖, ‖s·x̃‖), the norms computed in f64.
@@ -143,7 +149,13 @@ impl QuantizedRows {
     }
 
     fn with_kernel(norm: &[f32], dim: usize, kernel: Kernel) -> Option<QuantizedRows> {
-        if dim == 0 || !norm.len().is_multiple_of(dim) || norm.iter().any(|v| !v.is_finite()) {
+        // Past 66,000 dimensions the kernel's i32 sums (up to 255·127 per element) could
+        // overflow.
+        if dim == 0
+            || dim > 66_000
+            || !norm.len().is_multiple_of(dim)
+            || norm.iter().any(|v| !v.is_finite())
+        {
             return None;
         }
         let rows = norm.len() / dim;
@@ -202,6 +214,7 @@ impl QuantizedRows {
     fn prepare(&self, q: &[f32]) -> Query {
         let q: Vec<f64> = q.iter().map(|&v| v as f64).collect();
         let (t, scale, err, _) = quantize(&q);
+        let len = round_up(q.iter().map(|v| v * v).sum::<f64>().sqrt());
         let mut words = vec![0i32; self.groups];
         for (i, &v) in t.iter().enumerate() {
             words[i / 4] |= ((v as u8) as i32) << (8 * (i % 4));
@@ -211,6 +224,8 @@ impl QuantizedRows {
             scale,
             offset: 128 * t.iter().map(|&v| v as i32).sum::<i32>(),
             err: round_up(err),
+            len,
+            slack: (1e-6 + 2e-7 * self.dim as f32) * len.max(1.0),
         }
     }
 
@@ -229,9 +244,6 @@ impl QuantizedRows {
         for p in &prepared {
             words.extend_from_slice(&p.words);
         }
-        // Lower and upper ends are widened by the rounding of the f32 dot product that ranks
-        // the survivors (at most dim·2⁻²⁴·‖q‖‖m‖ each way) and of the scores computed here.
-        let slack = 1e-6 + 2e-7 * self.dim as f32;
         let mut states: Vec<Selection> = queries.iter().map(|b| Selection::new(b.k)).collect();
         for tile in 0..self.scale.len() / TILE {
             let mut i = 0;
@@ -244,16 +256,9 @@ impl QuantizedRows {
                     &mut states[range.clone()],
                 );
                 if q == QUERIES {
-                    self.group::<QUERIES>(
-                        tile,
-                        w,
-                        s,
-                        &prepared[range.clone()],
-                        &queries[range],
-                        slack,
-                    );
+                    self.group::<QUERIES>(tile, w, s, &prepared[range.clone()], &queries[range]);
                 } else {
-                    self.group::<1>(tile, w, s, &prepared[range.clone()], &queries[range], slack);
+                    self.group::<1>(tile, w, s, &prepared[range.clone()], &queries[range]);
                 }
                 i += q;
             }
@@ -275,7 +280,6 @@ impl QuantizedRows {
         states: &mut [Selection],
         prepared: &[Query],
         queries: &[NeighbourQuery],
-        slack: f32,
     ) {
         let base = tile * TILE;
         let rows = Rows {
@@ -290,12 +294,13 @@ impl QuantizedRows {
                 scale: p.scale,
                 offset: p.offset,
                 err: p.err,
+                len: p.len,
                 // The kernel's ends leave out the slack and round differently from offer's;
                 // a floor two slacks down lets through every row offer would take.
                 floor: if s.k == 0 {
                     f32::INFINITY
                 } else {
-                    s.threshold() - 2.0 * slack
+                    s.threshold() - 2.0 * p.slack
                 },
             };
         }
@@ -323,7 +328,6 @@ impl QuantizedRows {
                     &dots[j],
                     &rows,
                     &prepared[j],
-                    slack,
                     base,
                     queries[j].exclude,
                 );
@@ -347,11 +351,12 @@ struct Terms {
     scale: f32,
     offset: i32,
     err: f32,
+    len: f32,
     floor: f32,
 }
 
 /// Σ (m̃ + 128)·q̃ for the tile's rows and `Q` queries into `dots`, and per query the mask of
-/// rows whose upper end s_q·s·(Σ − offset) + e_m + e_q·‖m̂‖ reaches the floor. Plain loops
+/// rows whose upper end s_q·s·(Σ − offset) + ‖q‖·e_m + e_q·‖m̂‖ reaches the floor. Plain loops
 /// (any CPU); [`vnni::tile`] computes the same.
 fn tile_portable<const Q: usize>(
     rows: &Rows,
@@ -377,7 +382,7 @@ fn tile_portable<const Q: usize>(
         let t = &terms[j];
         for l in 0..TILE {
             let approx = t.scale * rows.scale[l] * (dots[j][l] - t.offset) as f32;
-            if approx + rows.err[l] + t.err * rows.norm[l] >= t.floor {
+            if approx + t.len * rows.err[l] + t.err * rows.norm[l] >= t.floor {
                 masks[j] |= 1 << l;
             }
         }
@@ -440,7 +445,11 @@ mod vnni {
                     _mm512_mul_ps(_mm512_set1_ps(t.scale), scale),
                     _mm512_cvtepi32_ps(sum),
                 );
-                let bound = _mm512_fmadd_ps(_mm512_set1_ps(t.err), norm, err);
+                let bound = _mm512_fmadd_ps(
+                    _mm512_set1_ps(t.err),
+                    norm,
+                    _mm512_mul_ps(_mm512_set1_ps(t.len), err),
+                );
                 let upper = _mm512_add_ps(approx, bound);
                 let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(upper, _mm512_set1_ps(t.floor));
                 masks[j] |= (m as u32) << (h * LANES);
@@ -485,7 +494,6 @@ impl Selection {
         dots: &[i32; TILE],
         rows: &Rows,
         q: &Query,
-        slack: f32,
         base: usize,
         exclude: &[usize],
     ) {
@@ -493,7 +501,7 @@ impl Selection {
             let l = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let approx = q.scale * rows.scale[l] * (dots[l] - q.offset) as f32;
-            let bound = rows.err[l] + q.err * rows.norm[l] + slack;
+            let bound = q.len * rows.err[l] + q.err * rows.norm[l] + q.slack;
             let upper = approx + bound;
             if upper < self.threshold() || exclude.contains(&(base + l)) {
                 continue;
@@ -591,6 +599,7 @@ mod tests {
             let index = QuantizedRows::with_kernel(&m, d, kernel).unwrap();
             let excl: Vec<Vec<usize>> = (0..20).map(|i| vec![i % n, (i * 7) % n]).collect();
             let neg: Vec<f32> = m[d..2 * d].iter().map(|v| -v).collect();
+            let long: Vec<f32> = m[2 * d..3 * d].iter().map(|v| 7.5 * v).collect();
             let mut qs: Vec<NeighbourQuery> = (0..20)
                 .map(|i| NeighbourQuery {
                     q: &m[(i % n) * d..(i % n + 1) * d],
@@ -601,6 +610,12 @@ mod tests {
             qs.push(NeighbourQuery {
                 q: &neg,
                 k: 4,
+                exclude: &[],
+            });
+            // Not unit length: the bound scales with ‖q‖.
+            qs.push(NeighbourQuery {
+                q: &long,
+                k: 6,
                 exclude: &[],
             });
             let got = index.top_k(&m, &qs);
@@ -645,6 +660,7 @@ mod tests {
             scale: q.scale,
             offset: q.offset,
             err: q.err,
+            len: q.len,
             floor: f32::NEG_INFINITY,
         }];
         let mut dots = [[0i32; TILE]];
@@ -656,7 +672,7 @@ mod tests {
         // q̂·m̂ = s_q·s·(127·64 − 64·64) with s = 1/127 and s_q = 1/127; the floor just above
         // this row's upper end keeps it out, just below lets it in.
         let approx = (127.0 * 64.0 - 64.0 * 64.0) / (127.0f32 * 127.0);
-        let upper = approx + index.err[0] + q.err * index.norm[0];
+        let upper = approx + q.len * index.err[0] + q.err * index.norm[0];
         terms[0].floor = upper + 1e-4;
         assert_eq!(
             tile_portable::<1>(&rows, &q.words, 1, &terms, &mut dots)[0] & 1,
