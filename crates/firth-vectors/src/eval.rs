@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::embeddings::{cosadd_query, top_k_ids, Embeddings};
+use crate::quantized::{fast_kernel_available, NeighbourQuery, QuantizedRows};
 use crate::VecError;
 
 /// gensim's `ok_vocab`: uppercased word -> id of its first (most frequent) spelling among the
@@ -132,16 +133,54 @@ pub fn analogy_outcomes(
         }
     }
     let row = |i: usize| &norm[i * d..(i + 1) * d];
-    let results: Vec<bool> = items
-        .par_iter()
-        .map(|it| match it {
-            Item::Q(ids, q) => {
-                let query = cosadd_query(row(ids[0]), row(ids[1]), row(ids[2]));
+    // Each question's query and left-out words, then its 5 nearest rows: through the 8-bit
+    // copy where the CPU has VNNI (exactly top_k_ids's answers, several times faster), in
+    // batches that share each pass over the rows.
+    let asked: Vec<(Vec<f32>, Vec<usize>)> = items
+        .iter()
+        .filter_map(|it| match it {
+            Item::Q(ids, _) => {
                 let mut excl = vec![ids[0], ids[1], ids[2]];
                 excl.dedup();
+                Some((cosadd_query(row(ids[0]), row(ids[1]), row(ids[2])), excl))
+            }
+            _ => None,
+        })
+        .collect();
+    let rows = &norm[..limit * d];
+    let quantized = if fast_kernel_available() && asked.len() >= 64 {
+        QuantizedRows::new(rows, d)
+    } else {
+        None
+    };
+    let tops: Vec<Vec<(usize, f32)>> = asked
+        .par_chunks(64)
+        .flat_map_iter(|batch| match &quantized {
+            Some(qr) => {
+                let queries: Vec<NeighbourQuery> = batch
+                    .iter()
+                    .map(|(q, excl)| NeighbourQuery {
+                        q,
+                        k: 5,
+                        exclude: excl,
+                    })
+                    .collect();
+                qr.top_k(rows, &queries)
+            }
+            None => batch
+                .iter()
+                .map(|(q, excl)| top_k_ids(norm, d, q, 5, excl, limit))
+                .collect(),
+        })
+        .collect();
+    let mut tops = tops.into_iter();
+    let results: Vec<bool> = items
+        .iter()
+        .map(|it| match it {
+            Item::Q(_, q) => {
                 // gensim: top 5 after dropping the query ids, then the first whose uppercase form
                 // is not a query word; if none qualifies the last one stands.
-                let top = top_k_ids(norm, d, &query, 5, &excl, limit);
+                let top = tops.next().expect("one answer per question");
                 let mut predicted = None;
                 for (i, _) in &top {
                     let p = e.words[*i].to_uppercase();
