@@ -487,6 +487,7 @@ fn lm_train<'py>(
         residual: o.flag("residual")?,
         context: o.take("context")?,
         rnn_sigmoid,
+        reverse: o.flag("reverse")?,
         eval_batch: o.take("eval_batch")?,
         checkpoint_every: o.take("checkpoint_every")?.unwrap_or(0),
         seed: o.take("seed")?.unwrap_or(1),
