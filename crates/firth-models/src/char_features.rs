@@ -304,6 +304,11 @@ impl CharFeatures {
     }
 }
 
+/// Steps per forward pass of [`run`]: the state carries across passes, so this only bounds
+/// the activations kept at once (a batch of long sentences would otherwise hold every step's
+/// gates, hundreds of MB per LM, next to the features).
+const STEPS: usize = 128;
+
 /// The top layer's outputs (T, B, H) of `model` over the sentences `batch` (indices into
 /// `chars`, their strings picked by `pick`), padded with newlines to the longest.
 fn run(
@@ -327,8 +332,13 @@ fn run(
     }
     let mut state = model.start_state(b_n, pad);
     let mut rng = firth_nn::Rng::new(0);
-    model.forward_body(&ids, steps, b_n, &mut state, false, &mut rng);
-    model.top().to_vec()
+    let mut out = Vec::with_capacity(steps * b_n * model.config.hidden);
+    for block in ids.chunks(STEPS * b_n) {
+        let t = block.len() / b_n;
+        model.forward_body(block, t, b_n, &mut state, false, &mut rng);
+        out.extend_from_slice(model.top());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -405,9 +415,10 @@ pub(crate) mod tests {
         let words = [
             "the", "cat", "sat", "on", "a", "mat", "Émile", "ate", "12", "figs", ".",
         ];
+        // Lengths up to 89 words, more characters than one forward pass of `run` reads.
         let sentences: Vec<Vec<String>> = (0..2 * BATCH + 5)
             .map(|i| {
-                (0..1 + (i * 7) % 9)
+                (0..1 + (i * 7) % 9 + if i % 10 == 3 { 80 } else { 0 })
                     .map(|k| words[(i + 3 * k) % words.len()].to_string())
                     .collect()
             })
@@ -441,6 +452,7 @@ pub(crate) mod tests {
                 }
             }
         }
+        assert!(sentences.iter().any(|s| s.join(" ").len() > 2 * STEPS));
         assert_eq!(cf.unknown_chars(), 0);
         std::fs::remove_dir_all(&dir).ok();
     }
