@@ -3,8 +3,19 @@
 # skip-gram vectors trained on Gutenberg text tokenised like CoNLL, PTB and the CoNLL
 # train/dev tokens (eng.testb is never read for the vectors).
 # Usage: bench/tagger/conll03-ner.sh SEED. Last line: the --json summary (test F1).
+# Optional: CHAR_LM=FWD_DIR,BWD_DIR adds `--char-lm` (contextual character-LM features,
+# docs/tagging.md) and writes to ner-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
+extra=()
+run=ner-s$seed
+if [ -n "${CHAR_LM:-}" ]; then
+    extra+=(--char-lm "$CHAR_LM")
+    run=ner-charlm-s$seed
+fi
+if [ -n "${MAX_SECONDS:-}" ]; then
+    extra+=(--max-seconds "$MAX_SECONDS")
+fi
 C=$DATA/conll2003
 vec=$RUNS/vec100n.txt
 if [ ! -s "$vec" ]; then
@@ -14,6 +25,6 @@ if [ ! -s "$vec" ]; then
         --dim 100 --window 5 --min-count 3 --epochs 5 --threads "$THREADS" --seed 1 >&2
 fi
 "$FIRTH" tag train --preset conll03-ner --train "$C/eng.train" --dev "$C/eng.testa" \
-    --test "$C/eng.testb" --embeddings "$vec" --out "$RUNS/ner-s$seed" \
-    --threads "$THREADS" --seed "$seed" --quiet --json
+    --test "$C/eng.testb" --embeddings "$vec" --out "$RUNS/$run" \
+    --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
 finished

@@ -2,8 +2,19 @@
 # UD English EWT UPOS with the ewt-upos preset (BiLSTM, character BiLSTM, softmax) and
 # skip-gram vectors on gut8 plus the lower-cased CoNLL-2003 training tokens.
 # Usage: bench/tagger/ewt-upos.sh SEED. Last line: the --json summary (test accuracy).
+# Optional: CHAR_LM=FWD_DIR,BWD_DIR adds `--char-lm` (contextual character-LM features,
+# docs/tagging.md) and writes to upos-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
+extra=()
+run=upos-s$seed
+if [ -n "${CHAR_LM:-}" ]; then
+    extra+=(--char-lm "$CHAR_LM")
+    run=upos-charlm-s$seed
+fi
+if [ -n "${MAX_SECONDS:-}" ]; then
+    extra+=(--max-seconds "$MAX_SECONDS")
+fi
 E=$DATA/ud-english-ewt/pos-tsv-ud2.1-2017
 vec=$RUNS/vec100.txt
 if [ ! -s "$vec" ]; then
@@ -13,6 +24,6 @@ if [ ! -s "$vec" ]; then
         --dim 100 --window 5 --min-count 3 --epochs 3 --threads "$THREADS" --seed 1 >&2
 fi
 "$FIRTH" tag train --preset ewt-upos --train "$E/en-ud-train.upos.tsv" --dev "$E/en-ud-dev.upos.tsv" \
-    --test "$E/en-ud-test.upos.tsv" --embeddings "$vec" --out "$RUNS/upos-s$seed" \
-    --threads "$THREADS" --seed "$seed" --quiet --json
+    --test "$E/en-ud-test.upos.tsv" --embeddings "$vec" --out "$RUNS/$run" \
+    --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
 finished

@@ -15,7 +15,7 @@ Options are ``firth tag train``'s flags with underscores: ``preset`` (``conll03-
 """
 
 from os import PathLike
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 from firth._firth import Tagger
 from firth._firth import tag_train as _train
@@ -34,6 +34,7 @@ def train(
     token_col: Optional[int] = None,
     tag_col: Optional[int] = None,
     embeddings: Optional[_Path] = None,
+    char_lm: Optional[Tuple[_Path, _Path]] = None,
     resume: bool = False,
     max_steps: Optional[int] = None,
     max_seconds: Optional[float] = None,
@@ -42,7 +43,8 @@ def train(
     **options: Any,
 ) -> Tagger:
     """Trains a tagger into ``out`` as ``firth tag train`` does and returns the best
-    epoch's model (with the run's ``summary``)."""
+    epoch's model (with the run's ``summary``). ``char_lm`` is ``--char-lm``: the directories
+    of a forward and a backward (``reverse=True``) character LM from ``firth.lm.train``."""
     return _train(
         str(train),
         out=str(out),
@@ -51,6 +53,7 @@ def train(
         token_col=token_col,
         tag_col=tag_col,
         embeddings=None if embeddings is None else str(embeddings),
+        char_lm=None if char_lm is None else (str(char_lm[0]), str(char_lm[1])),
         resume=resume,
         max_steps=max_steps,
         max_seconds=max_seconds,

@@ -487,6 +487,7 @@ fn lm_train<'py>(
         residual: o.flag("residual")?,
         context: o.take("context")?,
         rnn_sigmoid,
+        reverse: o.flag("reverse")?,
         eval_batch: o.take("eval_batch")?,
         checkpoint_every: o.take("checkpoint_every")?.unwrap_or(0),
         seed: o.take("seed")?.unwrap_or(1),
@@ -769,8 +770,14 @@ impl Tagger {
         py.detach(|| {
             let mut g = job::lock(&self.inner)?;
             let (m, v) = &mut *g;
-            let enc = encode(&strip_tags(&sents), v, &m.config, Path::new("<sentences>"))
-                .map_err(|e| any_error(e, None))?;
+            let enc = encode(
+                &strip_tags(&sents),
+                v,
+                &m.config,
+                m.char_lm.as_ref(),
+                Path::new("<sentences>"),
+            )
+            .map_err(|e| any_error(e, None))?;
             let scheme = v.data_scheme.as_deref().and_then(Scheme::parse);
             Ok(predict_all(m, v, &enc, scheme, 256))
         })
@@ -800,6 +807,7 @@ impl Tagger {
                 std::slice::from_ref(&sent),
                 v,
                 &m.config,
+                m.char_lm.as_ref(),
                 Path::new("<sentence>"),
             )
             .map_err(|e| any_error(e, None))?;
@@ -831,8 +839,8 @@ impl Tagger {
 /// summary.
 #[pyfunction]
 #[pyo3(signature = (train, *, out, dev = None, test = None, token_col = None, tag_col = None,
-    embeddings = None, resume = false, max_steps = None, max_seconds = None, threads = None,
-    progress = true, **options))]
+    embeddings = None, char_lm = None, resume = false, max_steps = None, max_seconds = None,
+    threads = None, progress = true, **options))]
 #[allow(clippy::too_many_arguments)]
 fn tag_train<'py>(
     py: Python<'py>,
@@ -843,6 +851,7 @@ fn tag_train<'py>(
     token_col: Option<usize>,
     tag_col: Option<usize>,
     embeddings: Option<PathBuf>,
+    char_lm: Option<(PathBuf, PathBuf)>,
     resume: bool,
     max_steps: Option<u64>,
     max_seconds: Option<f64>,
@@ -892,6 +901,7 @@ fn tag_train<'py>(
         test,
         columns,
         embeddings,
+        char_lm: char_lm.map(|(f, b)| [f, b]),
         out: out.clone(),
         resume,
         limits: limits(max_steps, max_seconds),

@@ -274,3 +274,124 @@ fn zero_char_and_case_dims_turn_those_features_off() {
     assert!(out.join("model.safetensors").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--char-lm FWD_DIR,BWD_DIR` with two tiny character LMs trained here: the tagger trains,
+/// keeps copies of both LMs, and a copy of its directory (the original LMs gone) predicts
+/// exactly what the original does and scores what training reported; bad values are refused
+/// with what to do.
+#[test]
+fn character_lm_features_train_save_and_load() {
+    let dir = tmp("charlm");
+    let lm = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let text = fixture("lm.txt");
+        let mut args = vec![
+            "lm",
+            "train",
+            "--train",
+            text.to_str().unwrap(),
+            "--valid",
+            text.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--level",
+            "char",
+            "--hidden",
+            "6",
+            "--layers",
+            "1",
+            "--emb",
+            "4",
+            "--bptt",
+            "8",
+            "--batch",
+            "2",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let (fwd, bwd) = (lm("fwd", &[]), lm("bwd", &["--reverse"]));
+    let pair = |a: &Path, b: &Path| format!("{},{}", a.display(), b.display());
+    let out = dir.join("m");
+    let o = train(
+        &out,
+        &fixture("train.conll"),
+        &["--epochs", "3", "--char-lm", &pair(&fwd, &bwd)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for d in ["char-lm-fwd", "char-lm-bwd"] {
+        assert!(out.join(d).join("model.safetensors").exists(), "{d}");
+    }
+    // The model directory alone, moved elsewhere, with the LMs it was given deleted.
+    let moved = dir.join("moved");
+    for f in [
+        "model.safetensors",
+        "char-lm-fwd/model.safetensors",
+        "char-lm-bwd/model.safetensors",
+    ] {
+        std::fs::create_dir_all(moved.join(f).parent().unwrap()).unwrap();
+        std::fs::copy(out.join(f), moved.join(f)).unwrap();
+    }
+    let predict = |m: &Path| {
+        let o = run(&[
+            "tag",
+            "predict",
+            m.to_str().unwrap(),
+            fixture("dev.conll").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let before = predict(&out);
+    // Bad values, while the LMs are still there: not two directories, or swapped.
+    let o = train(
+        &dir.join("bad"),
+        &fixture("train.conll"),
+        &["--char-lm", fwd.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("FWD_DIR,BWD_DIR"), "{}", stderr(&o));
+    let o = train(
+        &dir.join("bad"),
+        &fixture("train.conll"),
+        &["--char-lm", &pair(&bwd, &fwd)],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("swap the two"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&fwd).unwrap();
+    std::fs::remove_dir_all(&bwd).unwrap();
+    assert_eq!(predict(&moved), before);
+    let o = run(&[
+        "tag",
+        "eval",
+        moved.to_str().unwrap(),
+        fixture("dev.conll").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["accuracy"], s["test_accuracy"]);
+    // Without its LMs the model cannot read its inputs, and says what is missing.
+    std::fs::remove_dir_all(moved.join("char-lm-bwd")).unwrap();
+    let o = run(&[
+        "tag",
+        "predict",
+        moved.to_str().unwrap(),
+        fixture("dev.conll").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("must hold the two LMs"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

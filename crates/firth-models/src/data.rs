@@ -17,17 +17,23 @@ pub struct Corpus {
 
 impl Corpus {
     /// Reads the files. Without a validation file, the last `valid_fraction` of the training
-    /// file's lines is held out (and is then not part of training).
+    /// file's lines is held out (and is then not part of training). With `reverse`, every
+    /// line of every file is read backwards ([`reverse_lines`]).
     pub fn load(
         train: &Path,
         valid: Option<&Path>,
         test: Option<&Path>,
         level: Level,
         valid_fraction: f64,
+        reverse: bool,
     ) -> Result<Corpus> {
-        let text = read_text(train)?;
+        let read = |p: &Path| -> Result<String> {
+            let text = read_text(p)?;
+            Ok(if reverse { reverse_lines(&text) } else { text })
+        };
+        let text = read(train)?;
         let (train_text, valid_text) = match valid {
-            Some(v) => (text, read_text(v)?),
+            Some(v) => (text, read(v)?),
             None => {
                 let (a, b) = split_last_lines(&text, valid_fraction);
                 if b.trim().is_empty() {
@@ -45,7 +51,7 @@ impl Corpus {
         let train_ids = encode(&train_text, train)?;
         let valid_ids = encode(&valid_text, valid.unwrap_or(train))?;
         let test_ids = match test {
-            Some(p) => Some(encode(&read_text(p)?, p)?),
+            Some(p) => Some(encode(&read(p)?, p)?),
             None => None,
         };
         Ok(Corpus {
@@ -56,6 +62,22 @@ impl Corpus {
             test: test_ids,
         })
     }
+}
+
+/// Each line's characters in reverse order, line ends kept where they are: what a backward
+/// character LM reads. "ab c\nde\n" becomes "c ba\ned\n"; a `\r` before a `\n` stays
+/// before it, so Windows line ends survive the round trip.
+pub fn reverse_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line
+            .strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let body = body.unwrap_or(line);
+        out.extend(body.chars().rev());
+        out.push_str(&line[body.len()..]);
+    }
+    out
 }
 
 /// Splits text before the first line of its last `fraction` of lines.
@@ -143,6 +165,15 @@ mod tests {
         assert_eq!(x, vec![3, 8]);
         assert_eq!(y, vec![4, 9]);
         assert_eq!(b.predictions(), 8);
+    }
+
+    #[test]
+    fn lines_reverse_in_place_and_back() {
+        assert_eq!(reverse_lines("ab c\nde\n"), "c ba\ned\n");
+        assert_eq!(reverse_lines("xyz"), "zyx");
+        assert_eq!(reverse_lines("ab\r\n\nçé\n"), "ba\r\n\néç\n");
+        let t = "Peter Blackburn\nEU rejects German call .\n";
+        assert_eq!(reverse_lines(&reverse_lines(t)), t);
     }
 
     #[test]

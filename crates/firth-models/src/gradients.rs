@@ -345,6 +345,7 @@ mod tests {
             init_range: 0.6,
             forget_bias: 0.0,
             rnn_sigmoid: false,
+            reverse: false,
         };
         LanguageModel::new(config, &mut Rng::new(3)).unwrap()
     }

@@ -2,6 +2,7 @@
 //! loop (truncated BPTT), evaluation and decoding.
 
 pub mod agreement;
+pub mod char_features;
 pub mod classifier;
 pub mod data;
 pub mod decode;

@@ -60,6 +60,10 @@ pub struct LmConfig {
     pub init_range: f64,
     pub forget_bias: f64,
     pub rnn_sigmoid: bool,
+    /// Trained on each line read backwards (`--reverse`): a backward character LM, whose
+    /// consumers ([`crate::char_features`]) check this before reading it right to left.
+    #[serde(default)]
+    pub reverse: bool,
 }
 
 impl LmConfig {
@@ -82,6 +86,7 @@ impl LmConfig {
             init_range: 0.1,
             forget_bias: 0.0,
             rnn_sigmoid: false,
+            reverse: false,
         }
     }
 

@@ -50,7 +50,7 @@ pub fn score_text(
 ) -> Result<TextScore> {
     let level = model.config.level;
     let ids = vocab
-        .encode(text, level)
+        .encode(&model_order(model, text), level)
         .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     if ids.len() < 2 {
         bail!("{what}: too little text to score");
@@ -79,9 +79,19 @@ pub struct HiddenStates {
 /// bounds the activations kept at once.
 const HIDDEN_BLOCK: usize = 256;
 
+/// `text` as the model reads it: each line backwards for a backward (`--reverse`) model.
+fn model_order<'a>(model: &LanguageModel<f32>, text: &'a str) -> std::borrow::Cow<'a, str> {
+    if model.config.reverse {
+        crate::data::reverse_lines(text).into()
+    } else {
+        text.into()
+    }
+}
+
 /// The output of every layer at every token of `text` (named `what` in errors), the text read
 /// as one stream from the start state, as [`score_text`] reads it with one column: row t is
-/// the state after reading token t, from which the model predicts token t + 1.
+/// the state after reading token t, from which the model predicts token t + 1. A backward
+/// model reads (and its rows follow) each line backwards.
 pub fn hidden_states(
     model: &mut LanguageModel<f32>,
     vocab: &firth_text::Vocab,
@@ -90,7 +100,7 @@ pub fn hidden_states(
 ) -> Result<HiddenStates> {
     let level = model.config.level;
     let ids = vocab
-        .encode(text, level)
+        .encode(&model_order(model, text), level)
         .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     if ids.is_empty() {
         bail!("{what}: no tokens to read");
@@ -148,7 +158,7 @@ pub fn continue_text(
 ) -> Result<String> {
     let level = model.config.level;
     let pad = LanguageModel::pad_for(vocab, level);
-    let prompt = encode_prompt(vocab, level, o)?;
+    let prompt = encode_prompt(model, vocab, o)?;
     let out = match o.beam {
         Some(b) => {
             let beams = beam_search(model, &prompt, pad, b, o.max_tokens, Some(pad));
@@ -169,6 +179,8 @@ pub fn continue_text(
         text.push(' ');
     }
     text.push_str(&vocab.decode(&out, level));
+    // A backward model wrote the text before the prompt, right to left.
+    let text = model_order(model, &text).into_owned();
     Ok(text.trim_end().to_string())
 }
 
@@ -186,8 +198,14 @@ impl GenerateOptions {
     }
 }
 
-/// The prompt's token ids, after checking the sampling settings.
-fn encode_prompt(vocab: &firth_text::Vocab, level: Level, o: &GenerateOptions) -> Result<Vec<u32>> {
+/// The prompt's token ids in the order the model reads them, after checking the sampling
+/// settings.
+fn encode_prompt(
+    model: &LanguageModel<f32>,
+    vocab: &firth_text::Vocab,
+    o: &GenerateOptions,
+) -> Result<Vec<u32>> {
+    let level = model.config.level;
     let prompt = match level {
         Level::Word => {
             let unk = vocab.get(UNK);
@@ -201,7 +219,7 @@ fn encode_prompt(vocab: &firth_text::Vocab, level: Level, o: &GenerateOptions) -
                 .collect::<Result<Vec<u32>>>()?
         }
         Level::Char => vocab
-            .encode(&o.prompt, level)
+            .encode(&model_order(model, &o.prompt), level)
             .map_err(|e| anyhow::anyhow!("--prompt: {e}"))?,
     };
     // Written so that NaN fails too.
@@ -243,7 +261,7 @@ pub fn continue_explained(
     use crate::decode::{choose, log_softmax, prime, StepDecoder};
     let level = model.config.level;
     let pad = LanguageModel::pad_for(vocab, level);
-    let prompt = encode_prompt(vocab, level, o)?;
+    let prompt = encode_prompt(model, vocab, o)?;
     let name = |id: u32| vocab.decode(&[id], level);
     let strategy = o.strategy();
     let mut rng = Rng::new(o.seed);

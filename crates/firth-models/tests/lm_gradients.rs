@@ -23,6 +23,7 @@ fn config(arch: Arch) -> LmConfig {
         init_range: 0.4,
         forget_bias: 0.0,
         rnn_sigmoid: false,
+        reverse: false,
     }
 }
 

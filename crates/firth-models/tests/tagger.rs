@@ -29,6 +29,7 @@ fn config(vocab: &TagVocab, crf: bool, cell: CellKind) -> TaggerConfig {
         case_dim: 2,
         word_dropout: 0.0,
         char_dropout: 0.0,
+        char_lm_dim: 0,
     }
 }
 
@@ -36,7 +37,7 @@ fn setup(crf: bool, cell: CellKind) -> (Tagger<f64>, Vec<Encoded>) {
     let sents = parse_columns(TRAIN, "t", None, true, false).unwrap();
     let vocab = TagVocab::build(&sents, &[], true, Some(Scheme::Bioes)).unwrap();
     let cfg = config(&vocab, crf, cell);
-    let data = encode(&sents, &vocab, &cfg, Path::new("t")).unwrap();
+    let data = encode(&sents, &vocab, &cfg, None, Path::new("t")).unwrap();
     (Tagger::new(cfg, &mut Rng::new(4)).unwrap(), data)
 }
 
@@ -63,6 +64,56 @@ fn gradients_softmax_and_crf() {
         );
         assert!(worst < 1e-5, "crf={crf}: worst {worst:e} at {at}");
     }
+}
+
+/// The same check with character-LM features (frozen inputs, random here) widening the
+/// encoder's input: every element of every parameter is checked, so the input layer's
+/// columns that read the features are covered; and the features reach the loss.
+#[test]
+fn gradients_with_character_lm_features() {
+    let sents = parse_columns(TRAIN, "t", None, true, false).unwrap();
+    let vocab = TagVocab::build(&sents, &[], true, Some(Scheme::Bioes)).unwrap();
+    let cfg = TaggerConfig {
+        char_lm_dim: 4,
+        ..config(&vocab, true, CellKind::Lstm)
+    };
+    // Encoding needs the LMs themselves; without them it says so.
+    let e = encode(&sents, &vocab, &cfg, None, Path::new("t")).unwrap_err();
+    assert!(e.to_string().contains("4 character-LM features"), "{e}");
+    let mut data = encode(
+        &sents,
+        &vocab,
+        &config(&vocab, true, CellKind::Lstm),
+        None,
+        Path::new("t"),
+    )
+    .unwrap();
+    let mut rng = Rng::new(9);
+    for s in &mut data {
+        s.lm = (0..s.words.len() * 4)
+            .map(|_| rng.uniform_f32() - 0.5)
+            .collect();
+    }
+    let mut model = Tagger::<f64>::new(cfg, &mut Rng::new(4)).unwrap();
+    let mut b = Batch::default();
+    b.fill(&data, &[0, 1, 2]);
+    assert_eq!(b.lm.len(), b.rows.len() * 4);
+    let loss = |m: &mut Tagger<f64>, b: &Batch| m.forward(b, false, &mut Rng::new(0));
+    let (worst, at) = check_params(
+        &mut model,
+        |m| {
+            let l = loss(m, &b);
+            m.backward(&b, 1.0);
+            l
+        },
+        |m| loss(m, &b),
+        usize::MAX,
+    );
+    assert!(worst < 1e-5, "worst {worst:e} at {at}");
+    let before = loss(&mut model, &b);
+    data[1].lm[0] += 1.0;
+    b.fill(&data, &[0, 1, 2]);
+    assert_ne!(loss(&mut model, &b), before);
 }
 
 #[test]
@@ -93,7 +144,7 @@ fn unknown_tags_and_label_errors() {
     let vocab = TagVocab::build(&sents, &[], true, None).unwrap();
     let cfg = config(&vocab, true, CellKind::Lstm);
     let dev = parse_columns("a O\nb B-FOO\n", "dev.txt", None, true, false).unwrap();
-    let e = encode(&dev, &vocab, &cfg, Path::new("dev.txt")).unwrap_err();
+    let e = encode(&dev, &vocab, &cfg, None, Path::new("dev.txt")).unwrap_err();
     let msg = format!("{e:#}");
     assert!(msg.contains("dev.txt:2:") && msg.contains("B-FOO"), "{msg}");
     let pos = parse_columns("a DET\nb NOUN\n", "p", None, true, false).unwrap();
@@ -164,7 +215,7 @@ fn the_output_layer_on_the_hidden_states_gives_the_predicted_tags() {
     let sents = parse_columns(TRAIN, "t", None, true, false).unwrap();
     let vocab = TagVocab::build(&sents, &[], true, Some(Scheme::Bioes)).unwrap();
     let cfg = config(&vocab, false, CellKind::Lstm);
-    let data = encode(&sents, &vocab, &cfg, Path::new("t")).unwrap();
+    let data = encode(&sents, &vocab, &cfg, None, Path::new("t")).unwrap();
     let mut model = Tagger::<f32>::new(cfg, &mut Rng::new(9)).unwrap();
     let d = 2 * model.config.hidden;
     let k = model.config.tags;

@@ -504,6 +504,7 @@ pub async fn tag(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> Reply 
             &strip_tags(&sents),
             vocab,
             &model.config,
+            model.char_lm.as_ref(),
             std::path::Path::new("text"),
         )
         .map_err(refused)?;

@@ -119,6 +119,11 @@ pub struct TrainArgs {
     /// Window model: how many previous tokens it sees.
     #[arg(long, value_parser = crate::validate::at_least_1)]
     context: Option<usize>,
+    /// Read every line backwards (with --level char): a backward character LM, for
+    /// `firth tag train --char-lm FWD_DIR,BWD_DIR`. Saved in the model, so `lm eval` and
+    /// `lm generate` read text backwards too.
+    #[arg(long)]
+    reverse: bool,
     /// Vanilla RNN nonlinearity.
     #[arg(long, value_enum)]
     activation: Option<Activation>,
@@ -226,6 +231,7 @@ fn options(a: &TrainArgs) -> LmOptions {
         residual: a.residual,
         context: a.context,
         rnn_sigmoid: a.activation == Some(Activation::Sigmoid),
+        reverse: a.reverse,
         eval_batch: a.eval_batch,
         checkpoint_every: a.checkpoint_every,
         seed: a.run.seed,

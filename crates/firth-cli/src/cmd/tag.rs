@@ -119,6 +119,11 @@ pub struct TrainArgs {
     /// Keep the word embeddings fixed.
     #[arg(long)]
     freeze: bool,
+    /// A forward and a backward character LM (`firth lm train --level char`, the second with
+    /// --reverse) whose states around each word are frozen extra word features (Akbik et al.
+    /// 2018); both are copied into --out.
+    #[arg(long, value_name = "FWD_DIR,BWD_DIR", value_parser = firth_models::char_features::parse_dirs)]
+    char_lm: Option<[PathBuf; 2]>,
     /// Look words up as written (default: lower-cased, digits as 0; characters keep case).
     #[arg(long)]
     cased: bool,
@@ -234,6 +239,7 @@ pub fn train(a: TrainArgs) -> Result<TagSummary> {
         test: a.test.clone(),
         columns: columns(a.token_col, a.tag_col),
         embeddings: a.embeddings.clone(),
+        char_lm: a.char_lm.clone(),
         out: a.out.clone(),
         resume: a.resume,
         limits: Limits::seconds(a.max_seconds),
@@ -309,7 +315,13 @@ fn predict(a: PredictArgs) -> Result<()> {
     let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
         .with_context(|| format!("reading {}", a.input.display()))?;
     // Gold tags, if present, are only copied through; they need not be in the label set.
-    let enc = encode(&strip_tags(&sents), &vocab, &model.config, &a.input)?;
+    let enc = encode(
+        &strip_tags(&sents),
+        &vocab,
+        &model.config,
+        model.char_lm.as_ref(),
+        &a.input,
+    )?;
     let scheme = vocab.data_scheme.as_deref().and_then(Scheme::parse);
     let pred = predict_all(&mut model, &vocab, &enc, scheme, 256);
     let mut out = String::new();
@@ -337,7 +349,13 @@ fn eval(a: EvalArgs) -> Result<()> {
     if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {
         eprintln!("warning: {w}");
     }
-    let enc = encode(&strip_tags(&gold), &vocab, &model.config, &a.file)?;
+    let enc = encode(
+        &strip_tags(&gold),
+        &vocab,
+        &model.config,
+        model.char_lm.as_ref(),
+        &a.file,
+    )?;
     let s = evaluate(&mut model, &vocab, &gold, &enc, 256);
     if a.json {
         let mut o = serde_json::json!({"accuracy": s.accuracy, "sentences": s.sentences,

@@ -19,6 +19,8 @@ pub struct Batch {
     pub char_ids: Vec<u32>,       // (Lc, N)
     pub char_lengths: Vec<usize>, // (N)
     pub cases: Vec<u32>,          // (N) capitalisation class of each real token
+    /// Character-LM features of each real token, (N, char_lm_dim); empty without them.
+    pub lm: Vec<f32>,
 }
 
 impl Batch {
@@ -61,6 +63,12 @@ impl Batch {
                 .iter()
                 .map(|&(i, t)| data[i].cases.get(t).copied().unwrap_or(4)),
         );
+        self.lm.clear();
+        for &(i, t) in &self.origin {
+            let f = &data[i].lm;
+            let k = f.len() / data[i].words.len();
+            self.lm.extend_from_slice(&f[t * k..(t + 1) * k]);
+        }
         self.char_lengths.clear();
         self.char_lengths.extend(
             self.origin

@@ -8,7 +8,8 @@
 //! word ids (L, B) ──emb──▶ (L, B, E) ─┐
 //! chars of each token (Lc, N) ──char emb──▶ (Lc, N, Ec) ──char BiLSTM──▶ [h→_last ; h←_first]
 //!                                      (N, 2C) scattered to the token rows ──▶ (L, B, 2C)
-//! concat (L, B, E + 2C) ──dropout──▶ encoder ──▶ (L, B, D) ──gather real rows──▶ (N, D)
+//! capitalisation class ──case emb──▶ (N, Ek); character-LM features (N, Kl), frozen
+//! concat (L, B, E + 2C + Ek + Kl) ──dropout──▶ encoder ──▶ (L, B, D) ──gather real rows──▶ (N, D)
 //!   ──dropout──▶ linear ──▶ scores (N, K) ──▶ softmax cross-entropy   or   CRF over (L, B, K)
 //! ```
 //!
@@ -20,7 +21,12 @@
 //!
 //! Words are looked up lower-cased with digits mapped to 0 when `lowercase` is set (the
 //! character features keep the case); unknown words and characters map to id 0.
+//!
+//! The character-LM features ([`crate::char_features`], `--char-lm`) are computed once per
+//! sentence when it is encoded ([`encode`]) and are inputs, not parameters: no gradient flows
+//! into the LMs.
 
+use crate::char_features::CharFeatures;
 use crate::encoder::{EncoderConfig, SeqEncoder};
 use anyhow::{bail, Context, Result};
 use firth_nn::checkpoint::Tensors;
@@ -84,6 +90,11 @@ pub struct TaggerConfig {
     /// Training only: dropout on the character embeddings, before the character BiLSTM.
     #[serde(default)]
     pub char_dropout: f32,
+    /// Width of the frozen contextual character-LM features ([`crate::char_features`])
+    /// concatenated last to each word's input; 0 = off. A model with them keeps copies of
+    /// its two LMs next to its weights ([`crate::char_features::DIRS`]).
+    #[serde(default)]
+    pub char_lm_dim: usize,
 }
 
 /// The tagger's layers and the activations of its last forward pass.
@@ -97,6 +108,8 @@ pub struct Tagger<T> {
     pub encoder: SeqEncoder<T>,
     pub out: Linear<T>,
     pub crf: Option<Crf<T>>,
+    /// The LMs behind the character-LM features (`char_lm_dim` > 0), which [`encode`] runs.
+    pub char_lm: Option<CharFeatures>,
     in_drop: Dropout<T>,
     out_drop: Dropout<T>,
     char_drop: Dropout<T>,
@@ -151,7 +164,10 @@ impl<T: Gemm> Tagger<T> {
             (c.case_dim > 0).then(|| Embedding::new("case_emb", CASE_CLASSES, c.case_dim, r, rng));
         let enc_cfg = EncoderConfig {
             cell: c.cell,
-            input: c.emb + if c.char_dim > 0 { 2 * c.char_hidden } else { 0 } + c.case_dim,
+            input: c.emb
+                + if c.char_dim > 0 { 2 * c.char_hidden } else { 0 }
+                + c.case_dim
+                + c.char_lm_dim,
             hidden: c.hidden,
             layers: c.layers,
             bidirectional: true,
@@ -168,6 +184,7 @@ impl<T: Gemm> Tagger<T> {
             encoder,
             out,
             crf,
+            char_lm: None,
             in_drop: Dropout::new(c.dropout as f64, DropoutKind::Standard),
             out_drop: Dropout::new(c.dropout as f64, DropoutKind::Standard),
             char_drop: Dropout::new(c.char_dropout as f64, DropoutKind::Standard),
@@ -204,8 +221,14 @@ impl<T: Gemm> Tagger<T> {
         let e = self.config.emb;
         let cf = self.char_feat();
         let kc = self.config.case_dim;
-        let din = e + cf + kc;
+        let kl = self.config.char_lm_dim;
+        let din = e + cf + kc + kl;
         let n = b.rows.len();
+        assert_eq!(
+            b.lm.len(),
+            n * kl,
+            "the batch's character-LM features are (N, char_lm_dim)"
+        );
         resize(&mut self.x, l_n * b_n * din);
         self.x.fill(T::ZERO);
         self.word_ids.clear();
@@ -240,7 +263,16 @@ impl<T: Gemm> Tagger<T> {
             let kv = &ke.weight.value;
             for (&r, &c) in b.rows.iter().zip(&b.cases) {
                 let c = c as usize;
-                self.x[r * din + e + cf..(r + 1) * din].copy_from_slice(&kv[c * kc..(c + 1) * kc]);
+                self.x[r * din + e + cf..r * din + e + cf + kc]
+                    .copy_from_slice(&kv[c * kc..(c + 1) * kc]);
+            }
+        }
+        if kl > 0 {
+            for (&r, f) in b.rows.iter().zip(b.lm.chunks_exact(kl)) {
+                let dst = &mut self.x[(r + 1) * din - kl..(r + 1) * din];
+                for (d, &v) in dst.iter_mut().zip(f) {
+                    *d = T::from_f32(v);
+                }
             }
         }
         self.in_drop.forward(&mut self.x, b_n * din, train, rng);
@@ -289,7 +321,7 @@ impl<T: Gemm> Tagger<T> {
         let e = self.config.emb;
         let cf = self.char_feat();
         let kc = self.config.case_dim;
-        let din = e + cf + kc;
+        let din = e + cf + kc + self.config.char_lm_dim;
         // d scores (N, K), into self.logits.
         if let Some(crf) = &mut self.crf {
             self.emis.fill(T::ZERO);
@@ -317,7 +349,7 @@ impl<T: Gemm> Tagger<T> {
             resize(&mut self.d_case, n * kc);
             for (k, &r) in b.rows.iter().enumerate() {
                 self.d_case[k * kc..(k + 1) * kc]
-                    .copy_from_slice(&self.d_x[r * din + e + cf..(r + 1) * din]);
+                    .copy_from_slice(&self.d_x[r * din + e + cf..r * din + e + cf + kc]);
             }
             ke.backward(&b.cases, &self.d_case);
         }
@@ -465,6 +497,7 @@ impl Tagger<f32> {
         }
         let mut model = Tagger::new(config, &mut Rng::new(0))?;
         t.load_params("model.", &mut model.params_mut(), file)?;
+        model.char_lm = CharFeatures::of_model(file, model.config.char_lm_dim)?;
         Ok((model, vocab))
     }
 }

@@ -4,6 +4,7 @@
 use super::task::{TagTask, TagTrainConfig};
 use super::vocab::{encode, normalize, TagVocab};
 use super::{evaluate, TagScores, Tagger, TaggerConfig, MODEL};
+use crate::char_features::CharFeatures;
 use crate::trainer::{Limits, Observer, Trainer};
 use anyhow::{bail, Context, Result};
 use firth_nn::optim::OptimKind;
@@ -65,6 +66,9 @@ pub struct TagData {
     pub columns: Option<Columns>,
     /// Pretrained word vectors to start from.
     pub embeddings: Option<PathBuf>,
+    /// A forward and a backward character LM (`--char-lm FWD_DIR,BWD_DIR`) whose states
+    /// become frozen word features ([`crate::char_features`]); copied into `out`.
+    pub char_lm: Option<[PathBuf; 2]>,
     pub out: PathBuf,
     pub resume: bool,
     pub limits: Limits,
@@ -119,6 +123,7 @@ fn resolve(o: &TaggerOptions) -> Resolved {
             case_dim: o.case_dim.unwrap_or(case_dim),
             word_dropout: o.word_dropout.unwrap_or(word_dropout),
             char_dropout: o.char_dropout.unwrap_or(char_dropout),
+            char_lm_dim: 0,
         },
         crf: o.crf.or(crf),
         emb: o.emb,
@@ -178,6 +183,19 @@ pub fn strip_tags(sents: &[Sentence]) -> Vec<Sentence> {
             line: s.line,
         })
         .collect()
+}
+
+/// What computing the character-LM features cost: characters read per second (both LMs
+/// together), unknown characters, and the process's peak memory so far.
+pub(crate) fn char_lm_note(lm: &CharFeatures, seconds: f64) -> String {
+    format!(
+        "character-LM features ({} per word): {} characters read by the two LMs in {seconds:.1} s ({:.0} characters/s); {} characters unknown to the LMs read as their fallback; peak memory {:.0} MiB",
+        lm.dim(),
+        lm.chars_read(),
+        lm.chars_read() as f64 / seconds.max(1e-9),
+        lm.unknown_chars(),
+        firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64
+    )
 }
 
 /// Trains a tagger as `firth tag train` does and tests the best epoch's model. Messages (the
@@ -260,7 +278,17 @@ pub fn train_tagger(
     if r.train.batch == 0 || r.train.epochs == 0 {
         bail!("--batch and --epochs must be at least 1");
     }
-    let train_enc = encode(&train, &vocab, &cfg, &data.train)?;
+    let char_lm = data
+        .char_lm
+        .as_ref()
+        .map(|[f, b]| CharFeatures::load(f, b))
+        .transpose()?;
+    let cfg = TaggerConfig {
+        char_lm_dim: char_lm.as_ref().map_or(0, CharFeatures::dim),
+        ..cfg
+    };
+    let lm_start = Instant::now();
+    let train_enc = encode(&train, &vocab, &cfg, char_lm.as_ref(), &data.train)?;
     // A dev or test tag never seen in training counts as an error (the model cannot
     // predict it), with a warning.
     let mut held_out = |d: &Option<Vec<Sentence>>, p: &Option<PathBuf>| -> Result<Option<_>> {
@@ -270,11 +298,24 @@ pub fn train_tagger(
         if let Some(w) = vocab.unseen_tags(d, p)?.warning(p) {
             obs.note(&format!("warning: {w}"));
         }
-        Ok(Some(encode(&strip_tags(d), &vocab, &cfg, p)?))
+        Ok(Some(encode(
+            &strip_tags(d),
+            &vocab,
+            &cfg,
+            char_lm.as_ref(),
+            p,
+        )?))
     };
     let dev_enc = held_out(&dev, &data.dev)?;
     let test_enc = held_out(&test, &data.test)?;
+    if let Some(lm) = &char_lm {
+        obs.note(&char_lm_note(lm, lm_start.elapsed().as_secs_f64()));
+        std::fs::create_dir_all(&data.out)
+            .with_context(|| format!("creating {}", data.out.display()))?;
+        lm.save_to(&data.out)?;
+    }
     let mut model = Tagger::new(cfg.clone(), &mut Rng::new(r.train.seed))?;
+    model.char_lm = char_lm;
     let hits = match (&pretrained, data.resume) {
         (Some(v), false) => Some(super::init_embeddings(&mut model, &vocab, |w| {
             v.get(w).map(|s| s.to_vec())
@@ -290,13 +331,17 @@ pub fn train_tagger(
     );
     let mut trainer = Trainer::start(task, r.train.loop_config(), &data.out, data.resume)?;
     obs.note(&format!(
-        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}, chars {}x{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
+        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}, chars {}x{}{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
         cfg.cell,
         cfg.layers,
         cfg.hidden,
         cfg.emb,
         cfg.char_dim,
         cfg.char_hidden,
+        match cfg.char_lm_dim {
+            0 => String::new(),
+            d => format!(", character-LM features {d}"),
+        },
         if cfg.crf { "CRF" } else { "softmax" },
         cfg.tags,
         vocab.scheme.as_ref().map_or(String::new(), |s| format!(" ({s})")),

@@ -1,6 +1,7 @@
 //! The tagger's vocabularies (words, characters, labels) and sentences as ids.
 
 use super::TaggerConfig;
+use crate::char_features::CharFeatures;
 use anyhow::{bail, Context, Result};
 use firth_text::conll::{convert, is_span_tagset, split_tag, Scheme, Sentence};
 use serde::{Deserialize, Serialize};
@@ -310,18 +311,40 @@ pub struct Encoded {
     pub tags: Vec<u32>,
     /// Capitalisation class of each token ([`case_class`]).
     pub cases: Vec<u32>,
+    /// Frozen character-LM features, (tokens, char_lm_dim) row-major; empty without them.
+    pub lm: Vec<f32>,
 }
 
 /// Encodes sentences; gold tags outside the label set are an error naming file and line.
+/// A model with character-LM features (`cfg.char_lm_dim` > 0) needs its LMs, `char_lm`
+/// ([`super::Tagger::char_lm`]), which read every sentence here, once.
 pub fn encode(
     sentences: &[Sentence],
     vocab: &TagVocab,
     cfg: &TaggerConfig,
+    char_lm: Option<&CharFeatures>,
     file: &Path,
 ) -> Result<Vec<Encoded>> {
+    let lm = match (cfg.char_lm_dim, char_lm) {
+        (0, _) => None,
+        (d, Some(lm)) if lm.dim() == d => Some(lm),
+        (d, lm) => bail!(
+            "{}: the model reads {d} character-LM features per word, but {}; load the model with Tagger::load, which brings its LMs",
+            file.display(),
+            lm.map_or("no LMs were given".to_string(), |l| format!("the LMs given give {}", l.dim()))
+        ),
+    };
+    let mut features = match lm {
+        Some(lm) => {
+            let words: Vec<&[String]> = sentences.iter().map(|s| &s.tokens[..]).collect();
+            lm.extract(&words)
+        }
+        None => vec![Vec::new(); sentences.len()],
+    };
     sentences
         .iter()
-        .map(|s| {
+        .zip(&mut features)
+        .map(|(s, lm)| {
             if s.tokens.is_empty() {
                 bail!("{}:{}: empty sentence", file.display(), s.line);
             }
@@ -358,6 +381,7 @@ pub fn encode(
                     .collect(),
                 tags,
                 cases: s.tokens.iter().map(|w| case_class(w)).collect(),
+                lm: std::mem::take(lm),
             })
         })
         .collect()
