@@ -26,6 +26,21 @@ gut8_sg200() {
     echo "$out"
 }
 
+# The optional flags a recipe takes from the environment: CHAR_LM=FWD_DIR,BWD_DIR adds
+# `--char-lm` and names the run NAME-charlm-sSEED instead of NAME-sSEED; MAX_SECONDS=S adds
+# `--max-seconds S`. Usage: optional_flags NAME SEED; sets `extra` (the flags) and `run`.
+optional_flags() {
+    extra=()
+    run=$1-s$2
+    if [ -n "${CHAR_LM:-}" ]; then
+        extra+=(--char-lm "$CHAR_LM")
+        run=$1-charlm-s$2
+    fi
+    if [ -n "${MAX_SECONDS:-}" ]; then
+        extra+=(--max-seconds "$MAX_SECONDS")
+    fi
+}
+
 # The time a recipe took, printed before its JSON summary.
 started=$(date +%s)
 finished() { echo "recipe wall time: $(( $(date +%s) - started )) s" >&2; }

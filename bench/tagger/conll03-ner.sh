@@ -7,15 +7,7 @@
 # docs/tagging.md) and writes to ner-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
-extra=()
-run=ner-s$seed
-if [ -n "${CHAR_LM:-}" ]; then
-    extra+=(--char-lm "$CHAR_LM")
-    run=ner-charlm-s$seed
-fi
-if [ -n "${MAX_SECONDS:-}" ]; then
-    extra+=(--max-seconds "$MAX_SECONDS")
-fi
+optional_flags ner "$seed"
 C=$DATA/conll2003
 vec=$RUNS/vec100n.txt
 if [ ! -s "$vec" ]; then

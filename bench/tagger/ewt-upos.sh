@@ -6,15 +6,7 @@
 # docs/tagging.md) and writes to upos-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
-extra=()
-run=upos-s$seed
-if [ -n "${CHAR_LM:-}" ]; then
-    extra+=(--char-lm "$CHAR_LM")
-    run=upos-charlm-s$seed
-fi
-if [ -n "${MAX_SECONDS:-}" ]; then
-    extra+=(--max-seconds "$MAX_SECONDS")
-fi
+optional_flags upos "$seed"
 E=$DATA/ud-english-ewt/pos-tsv-ud2.1-2017
 vec=$RUNS/vec100.txt
 if [ ! -s "$vec" ]; then
