@@ -18,7 +18,7 @@ underscores: ``preset`` (``sst2``, ``sst5``), ``cell``, ``layers``, ``hidden``, 
 """
 
 from os import PathLike
-from typing import Any, Dict, Optional, Union, overload
+from typing import Any, Dict, Optional, Tuple, Union, overload
 
 from firth._firth import Classifier
 from firth._firth import classify_train as _train
@@ -45,6 +45,7 @@ def train(
     format: Optional[str] = None,
     dev_fraction: float = 0.1,
     embeddings: Optional[_Path] = None,
+    char_lm: Optional[Tuple[_Path, _Path]] = None,
     folds: Optional[int] = None,
     resume: bool = False,
     max_steps: Optional[int] = None,
@@ -55,7 +56,10 @@ def train(
 ) -> Union[Classifier, Dict[str, Any]]:
     """Trains a classifier into ``out`` as ``firth classify train`` does and returns the
     best epoch's model (with the run's ``summary``). ``embeddings`` starts from pretrained
-    word vectors (any format ``firth.vectors`` reads).
+    word vectors (any format ``firth.vectors`` reads). ``char_lm`` is ``--char-lm``: the
+    directories of a forward and a backward (``reverse=True``) character LM from
+    ``firth.lm.train``, whose states around each word become frozen word features; both are
+    copied into ``out``, so ``load(out)`` needs nothing else.
 
     With ``folds=K`` it is ``firth classify train --folds K`` instead: K-fold
     cross-validation over the training file's sentences (shuffled by ``seed``), each fold in
@@ -72,6 +76,7 @@ def train(
         format=format,
         dev_fraction=dev_fraction,
         embeddings=None if embeddings is None else str(embeddings),
+        char_lm=None if char_lm is None else (str(char_lm[0]), str(char_lm[1])),
         folds=folds,
         resume=resume,
         max_steps=max_steps,

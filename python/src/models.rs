@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use clap::ValueEnum;
 use firth_models::classifier::{
-    cross_validate, encode_tokens, evaluate as classifier_scores, sentence_vectors,
-    train_classifier, Bundle, ClassifierOptions, ClassifyData, ClassifyPreset,
+    cross_validate, evaluate as classifier_scores, sentence_vectors, train_classifier, Bundle,
+    ClassifierOptions, ClassifyData, ClassifyPreset,
 };
 use firth_models::lm::LanguageModel as Lm;
 use firth_models::lm_text::{continue_text, hidden_states, score_text, GenerateOptions};
@@ -566,8 +566,10 @@ impl Classifier {
     fn probs(&self, py: Python<'_>, sents: Vec<Vec<String>>) -> PyResult<(Vec<u32>, Vec<f32>)> {
         py.detach(|| {
             let mut b = job::lock(&self.inner)?;
-            let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
-            let sc = classifier_scores(&mut b.model, &ids, None, 128);
+            let enc = b
+                .encode(&sents, Path::new("<sentences>"))
+                .map_err(|e| any_error(e, None))?;
+            let sc = classifier_scores(&mut b.model, &enc.sents, &enc.lm, None, 128);
             Ok((sc.predictions, sc.probs))
         })
     }
@@ -615,8 +617,10 @@ impl Classifier {
         let n = sents.len();
         let (v, d) = py.detach(|| {
             let mut b = job::lock(&self.inner)?;
-            let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
-            let v = sentence_vectors(&mut b.model, &ids, 128);
+            let enc = b
+                .encode(&sents, Path::new("<sentences>"))
+                .map_err(|e| any_error(e, None))?;
+            let v = sentence_vectors(&mut b.model, &enc.sents, &enc.lm, 128);
             Ok::<_, PyErr>((v, b.model.pool.dim))
         })?;
         Ok(PyArray1::from_vec(py, v).reshape([n, d])?.into_any())
@@ -640,8 +644,8 @@ impl Classifier {
 /// the run's summary.
 #[pyfunction]
 #[pyo3(signature = (train, *, out, dev = None, test = None, format = None, dev_fraction = 0.1,
-    embeddings = None, folds = None, resume = false, max_steps = None, max_seconds = None,
-    threads = None, progress = true, **options))]
+    embeddings = None, char_lm = None, folds = None, resume = false, max_steps = None,
+    max_seconds = None, threads = None, progress = true, **options))]
 #[allow(clippy::too_many_arguments)]
 fn classify_train<'py>(
     py: Python<'py>,
@@ -652,6 +656,7 @@ fn classify_train<'py>(
     format: Option<String>,
     dev_fraction: f64,
     embeddings: Option<PathBuf>,
+    char_lm: Option<(PathBuf, PathBuf)>,
     folds: Option<usize>,
     resume: bool,
     max_steps: Option<u64>,
@@ -701,6 +706,7 @@ fn classify_train<'py>(
         format,
         dev_fraction,
         embeddings,
+        char_lm: char_lm.map(|(f, b)| [f, b]),
         out: out.clone(),
         resume,
         limits: limits(max_steps, max_seconds),

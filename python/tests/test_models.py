@@ -84,6 +84,44 @@ def test_classifier_trains_and_predicts(tmp_path):
     assert clf.labels[int(p.argmax())] == "positive"
 
 
+def test_classifier_with_character_lm_features(lm_text, tmp_path):
+    """``char_lm=(fwd, bwd)``: two tiny character LMs feed the classifier; the model
+    directory keeps copies of both, so it loads and predicts the same after the originals are
+    gone; a swapped pair is refused, naming what to do."""
+    import shutil
+
+    lms = {}
+    for name, reverse in [("fwd", False), ("bwd", True)]:
+        lms[name] = tmp_path / name
+        firth.lm.train(lm_text / "train.txt", valid=lm_text / "valid.txt", out=lms[name],
+                       level="char", reverse=reverse, layers=1, hidden=6, emb=4, bptt=8,
+                       batch=4, epochs=1, seed=1, progress=False)
+    rng = random.Random(4)
+    def line():
+        pos = rng.random() < 0.5
+        words = ["the", "cat" if pos else "dog", "sat" if pos else "ran"]
+        return ("positive" if pos else "negative") + "\t" + " ".join(words)
+    (tmp_path / "train.tsv").write_text("\n".join(line() for _ in range(200)) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(line() for _ in range(40)) + "\n")
+    kw = dict(dev=tmp_path / "dev.tsv", hidden=8, emb=8, epochs=2, lr=0.01, seed=1,
+              progress=False)
+    clf = firth.classify.train(tmp_path / "train.tsv", out=tmp_path / "run",
+                               char_lm=(lms["fwd"], lms["bwd"]), **kw)
+    for d in ["char-lm-fwd", "char-lm-bwd"]:
+        assert (tmp_path / "run" / d / "model.safetensors").exists()
+    sents = ["the cat sat", ["the", "dog", "ran"]]
+    p = clf.predict_proba(sents)
+    v = clf.sentence_vectors(sents)
+    with pytest.raises(firth.FirthError, match="swap the two"):
+        firth.classify.train(tmp_path / "train.tsv", out=tmp_path / "bad",
+                             char_lm=(lms["bwd"], lms["fwd"]), **kw)
+    shutil.rmtree(lms["fwd"])
+    shutil.rmtree(lms["bwd"])
+    loaded = firth.classify.load(tmp_path / "run")
+    assert np.array_equal(loaded.predict_proba(sents), p)
+    assert np.array_equal(loaded.sentence_vectors(sents), v)
+
+
 def test_tagger_trains_and_predicts(tmp_path):
     rng = random.Random(3)
     names, verbs = ["anna", "bob", "carl", "dora"], ["runs", "sings", "eats", "sleeps"]

@@ -383,3 +383,165 @@ fn pretrained_vectors_and_the_nan_stop() {
     assert!(e.contains("became"), "{e}");
     assert!(e.contains("--resume"), "{e}");
 }
+
+/// Trains a tiny LM on the tagger tests' LM text (`--level char`, with `--reverse` for a
+/// backward one, or `--level word`) into `dir/name`.
+fn tiny_lm(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tag/lm.txt");
+    let out = dir.join(name);
+    ok(firth()
+        .args(["lm", "train", "--train"])
+        .arg(&text)
+        .arg("--valid")
+        .arg(&text)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--hidden",
+            "6",
+            "--layers",
+            "1",
+            "--emb",
+            "4",
+            "--bptt",
+            "8",
+            "--batch",
+            "2",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+        ])
+        .args(extra)
+        .output()
+        .unwrap());
+    out
+}
+
+/// `--char-lm FWD_DIR,BWD_DIR` with two tiny character LMs trained here: the classifier
+/// trains, keeps copies of both LMs, resumes, and a copy of its directory (the original LMs
+/// gone) predicts exactly what the original does and scores what training reported; bad
+/// values are refused with what to do, never with a panic.
+#[test]
+fn character_lm_features_train_save_and_load() {
+    let d = data("charlm");
+    let fwd = tiny_lm(&d, "fwd", &["--level", "char"]);
+    let bwd = tiny_lm(&d, "bwd", &["--level", "char", "--reverse"]);
+    let word = tiny_lm(&d, "word", &["--level", "word"]);
+    let pair = |a: &Path, b: &Path| format!("{},{}", a.display(), b.display());
+    let s = json(&ok(train(
+        &d,
+        "m",
+        &["--epochs", "2", "--char-lm", &pair(&fwd, &bwd)],
+    )
+    .output()
+    .unwrap()));
+    let m = d.join("m");
+    for l in ["char-lm-fwd", "char-lm-bwd"] {
+        assert!(m.join(l).join("model.safetensors").exists(), "{l}");
+    }
+    // Resuming reads the checkpoint, whose LMs are the copies in its directory.
+    let r = json(&ok(train(
+        &d,
+        "m",
+        &["--epochs", "3", "--char-lm", &pair(&fwd, &bwd), "--resume"],
+    )
+    .output()
+    .unwrap()));
+    assert_eq!(r["epochs_completed"], 3);
+    let plain = d.join("plain.txt");
+    std::fs::write(&plain, "the film was great .\nthe plot was not funny .\n").unwrap();
+    let predict = |model: &Path| {
+        ok(firth()
+            .args(["classify", "predict", "--json"])
+            .arg(model)
+            .arg(&plain)
+            .output()
+            .unwrap())
+    };
+    let before = predict(&m);
+    // Bad values: not two directories, swapped, a word-level LM.
+    let e = err(train(&d, "bad", &["--char-lm", fwd.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(e.contains("FWD_DIR,BWD_DIR"), "{e}");
+    let e = err(train(&d, "bad", &["--char-lm", &pair(&bwd, &fwd)])
+        .output()
+        .unwrap());
+    assert!(e.contains("swap the two"), "{e}");
+    let e = err(train(&d, "bad", &["--char-lm", &pair(&word, &bwd)])
+        .output()
+        .unwrap());
+    assert!(e.contains("word-level LM") && e.contains("word"), "{e}");
+    // The model directory alone, moved elsewhere, with the LMs it was given deleted.
+    let moved = d.join("moved");
+    for f in [
+        "model.safetensors",
+        "char-lm-fwd/model.safetensors",
+        "char-lm-bwd/model.safetensors",
+    ] {
+        std::fs::create_dir_all(moved.join(f).parent().unwrap()).unwrap();
+        std::fs::copy(m.join(f), moved.join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(&fwd).unwrap();
+    std::fs::remove_dir_all(&bwd).unwrap();
+    assert_eq!(predict(&moved), before);
+    let e = json(&ok(firth()
+        .args(["classify", "eval", "--json"])
+        .arg(&moved)
+        .arg(d.join("test.tsv"))
+        .output()
+        .unwrap()));
+    assert_eq!(e["accuracy"], r["test_accuracy"]);
+    assert!(s["test_accuracy"].is_number());
+    // Without its LMs the model cannot read its inputs, and says what is missing.
+    std::fs::remove_dir_all(moved.join("char-lm-bwd")).unwrap();
+    let e = err(firth()
+        .args(["classify", "predict"])
+        .arg(&moved)
+        .arg(&plain)
+        .output()
+        .unwrap());
+    assert!(e.contains("must hold the two LMs"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// With --folds every fold's model directory keeps its own copies of the LMs.
+#[test]
+fn character_lm_features_with_folds() {
+    let d = data("charlm-folds");
+    let fwd = tiny_lm(&d, "fwd", &["--level", "char"]);
+    let bwd = tiny_lm(&d, "bwd", &["--level", "char", "--reverse"]);
+    let cv = json(&ok(firth()
+        .args(["classify", "train", "--train"])
+        .arg(d.join("train.tsv"))
+        .arg("--out")
+        .arg(d.join("cv"))
+        .arg("--char-lm")
+        .arg(format!("{},{}", fwd.display(), bwd.display()))
+        .args([
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--emb",
+            "8",
+            "--threads",
+            "1",
+            "--quiet",
+            "--json",
+        ])
+        .output()
+        .unwrap()));
+    assert_eq!(cv["fold_accuracy"].as_array().unwrap().len(), 2);
+    for k in 1..=2 {
+        for l in ["char-lm-fwd", "char-lm-bwd"] {
+            let f = d.join(format!("cv/fold-{k}/{l}/model.safetensors"));
+            assert!(f.exists(), "{}", f.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

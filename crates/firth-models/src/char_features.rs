@@ -206,6 +206,43 @@ impl CharFeatures {
         Ok(Some(lms))
     }
 
+    /// The LMs that a model reading `dim` character-LM features per word (0: none) needs to
+    /// encode its inputs, checked: `lm` when it gives `dim` features, `None` when `dim` is 0,
+    /// else an error naming `what` (the data being encoded). Shared by the tagger and the
+    /// classifier, whose loaders bring the LMs ([`Self::of_model`]).
+    pub fn for_model<'a>(
+        dim: usize,
+        lm: Option<&'a CharFeatures>,
+        what: &Path,
+    ) -> Result<Option<&'a CharFeatures>> {
+        match (dim, lm) {
+            (0, _) => Ok(None),
+            (d, Some(lm)) if lm.dim() == d => Ok(Some(lm)),
+            (d, lm) => bail!(
+                "{}: the model reads {d} character-LM features per word, but {}; load the model from its directory (Tagger::load, Bundle::load), which brings the LMs kept there",
+                what.display(),
+                lm.map_or("no LMs were given".to_string(), |l| format!(
+                    "the LMs given give {}",
+                    l.dim()
+                ))
+            ),
+        }
+    }
+
+    /// What computing the features has cost so far, for a training run's log: characters
+    /// read per second (both LMs together) over `seconds`, characters unknown to the LMs, and
+    /// the process's peak memory.
+    pub fn note(&self, seconds: f64) -> String {
+        format!(
+            "character-LM features ({} per word): {} characters read by the two LMs in {seconds:.1} s ({:.0} characters/s); {} characters unknown to the LMs read as their fallback; peak memory {:.0} MiB",
+            self.dim(),
+            self.chars_read(),
+            self.chars_read() as f64 / seconds.max(1e-9),
+            self.unknown_chars(),
+            firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64
+        )
+    }
+
     /// Features per word: the forward LM's top width plus the backward LM's.
     pub fn dim(&self) -> usize {
         self.fwd.model.config.hidden + self.bwd.model.config.hidden

@@ -542,9 +542,14 @@ pub async fn classify(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> R
         };
         let tokens: Vec<String> = r.text.split_whitespace().map(String::from).collect();
         let mut b = lock(m);
-        let ids = firth_models::classifier::encode_tokens(&b.vocab, &tokens);
+        // Ids, and the features of the model's character LMs when it reads them.
+        let enc = b
+            .encode(&[&tokens[..]], std::path::Path::new("text"))
+            .map_err(refused)?;
+        let ids = &enc.sents[0];
+        let lm: Vec<&[f32]> = enc.lm.iter().map(|f| &f[..]).collect();
         let mut rng = firth_nn::Rng::new(0);
-        b.model.forward(&[&ids[..]], None, false, &mut rng);
+        b.model.forward(&[&ids[..]], &lm, None, false, &mut rng);
         let probs: Vec<f32> = b.model.probs().to_vec();
         let best = (0..probs.len())
             .max_by(|&x, &y| probs[x].total_cmp(&probs[y]).then(y.cmp(&x)))

@@ -5,8 +5,8 @@ use crate::plot::{line_chart, Series};
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use firth_models::classifier::{
-    cross_validate, encode_tokens, evaluate, train_classifier, Bundle, ClassifierOptions,
-    ClassifyData, ClassifyPreset, ClassifySummary,
+    cross_validate, evaluate, train_classifier, Bundle, ClassifierOptions, ClassifyData,
+    ClassifyPreset, ClassifySummary,
 };
 use firth_models::trainer::{EpochRecord, Limits};
 use firth_nn::optim::OptimKind;
@@ -114,6 +114,12 @@ pub struct TrainArgs {
     /// Keep the embeddings fixed.
     #[arg(long)]
     freeze: bool,
+    /// A forward and a backward character LM (`firth lm train --level char`, the second with
+    /// --reverse) whose states around each word are frozen extra word features (Akbik et al.
+    /// 2018), next to its embedding; both are copied into --out (each fold's directory with
+    /// --folds).
+    #[arg(long, value_name = "FWD_DIR,BWD_DIR", value_parser = firth_models::char_features::parse_dirs)]
+    char_lm: Option<[PathBuf; 2]>,
     /// K-fold cross-validation instead of one run: each fold of the training file's
     /// sentences in turn is the test set of a model trained on the others (models in
     /// OUT/fold-k, the per-fold and mean test accuracy in OUT/cv.json). Takes no --test.
@@ -210,6 +216,7 @@ pub fn train(a: TrainArgs) -> Result<ClassifySummary> {
         format: a.format,
         dev_fraction: a.dev_fraction,
         embeddings: a.embeddings.clone(),
+        char_lm: a.char_lm.clone(),
         out: a.out.clone(),
         resume: a.resume,
         limits: Limits::seconds(a.max_seconds),
@@ -246,6 +253,7 @@ fn folds(a: TrainArgs) -> Result<()> {
         format: a.format,
         dev_fraction: a.dev_fraction,
         embeddings: a.embeddings.clone(),
+        char_lm: a.char_lm.clone(),
         out: a.out.clone(),
         resume: false,
         limits: Limits::seconds(a.max_seconds),
@@ -324,9 +332,9 @@ fn predict(a: PredictArgs) -> Result<()> {
     if sents.is_empty() {
         bail!("{}: no sentences", a.file.display());
     }
-    let ids: Vec<Vec<u32>> = sents.iter().map(|t| encode_tokens(&b.vocab, t)).collect();
+    let enc = b.encode(&sents, &a.file)?;
     let mut model = b.model;
-    let sc = evaluate(&mut model, &ids, None, 128);
+    let sc = evaluate(&mut model, &enc.sents, &enc.lm, None, 128);
     let c = b.labels.len();
     let mut out = String::new();
     for (i, toks) in sents.iter().enumerate() {
@@ -371,10 +379,8 @@ fn eval(a: EvalArgs) -> Result<()> {
         &ex.iter().map(|e| e.label.clone()).collect::<Vec<_>>(),
         &a.file,
     )?;
-    let ids: Vec<Vec<u32>> = ex
-        .iter()
-        .map(|e| encode_tokens(&b.vocab, &e.tokens))
-        .collect();
+    let tokens: Vec<&[String]> = ex.iter().map(|e| &e.tokens[..]).collect();
+    let enc = b.encode(&tokens, &a.file)?;
     let unknown: HashSet<&str> = ex
         .iter()
         .flat_map(|e| e.tokens.iter())
@@ -382,7 +388,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         .map(|t| t.as_str())
         .collect();
     let mut model = b.model;
-    let sc = evaluate(&mut model, &ids, Some(&y), 128);
+    let sc = evaluate(&mut model, &enc.sents, &enc.lm, Some(&y), 128);
     let c = b.labels.len();
     // confusion[gold][predicted]
     let mut confusion = vec![vec![0usize; c]; c];

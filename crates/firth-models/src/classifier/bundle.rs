@@ -1,6 +1,9 @@
-//! A classifier's file: weights, config, labels and vocabulary.
+//! A classifier's file: weights, config, labels and vocabulary (and, for a model with
+//! character-LM features, the two LMs kept next to it).
 
+use super::data::{encode_sentences, Encoded};
 use super::{Classifier, ClassifierConfig, MODEL};
+use crate::char_features::CharFeatures;
 use anyhow::{bail, Context, Result};
 use firth_nn::checkpoint::Tensors;
 use firth_nn::{ParamSet, Rng};
@@ -27,6 +30,8 @@ impl Bundle {
         Ok(t)
     }
 
+    /// The classifier in `t`, read from `file`; a model with character-LM features also
+    /// loads the LMs kept in `file`'s directory ([`CharFeatures::of_model`]).
     pub fn from_tensors(t: &Tensors, file: &Path) -> Result<Bundle> {
         let kind = t.meta("firth", file)?;
         if kind != MODEL_KIND && kind != CKPT_KIND {
@@ -51,6 +56,7 @@ impl Bundle {
         }
         let mut model = Classifier::new(config, &mut Rng::new(0))?;
         t.load_params("model.", &mut model.params_mut(), file)?;
+        model.char_lm = CharFeatures::of_model(file, model.config.char_lm_dim)?;
         Ok(Bundle {
             model,
             labels,
@@ -67,6 +73,18 @@ impl Bundle {
         };
         let t = Tensors::load(&file)?;
         Self::from_tensors(&t, &file)
+    }
+
+    /// Sentences (token lists, each non-empty) as this model's inputs: ids and, for a model
+    /// with character-LM features, the features its LMs give them. Errors name `what`.
+    pub fn encode<S: AsRef<[String]> + Sync>(&self, sents: &[S], what: &Path) -> Result<Encoded> {
+        encode_sentences(
+            &self.vocab,
+            &self.model.config,
+            self.model.char_lm.as_ref(),
+            sents,
+            what,
+        )
     }
 
     /// Label ids of `labels` in this model's label set; unknown labels are an error naming them.

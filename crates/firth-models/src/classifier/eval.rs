@@ -13,10 +13,13 @@ pub struct Scores {
     pub probs: Vec<f32>,
 }
 
-/// Scores `sents` (with `labels`, or predictions only) in batches of `batch`.
+/// Scores `sents` (with `labels`, or predictions only) in batches of `batch`; `lm` are their
+/// character-LM features ([`super::Encoded::lm`]: one entry per sentence, or none for a model
+/// without them).
 pub fn evaluate(
     model: &mut Classifier<f32>,
     sents: &[Vec<u32>],
+    lm: &[Vec<f32>],
     labels: Option<&[u32]>,
     batch: usize,
 ) -> Scores {
@@ -29,8 +32,9 @@ pub fn evaluate(
     let mut probs = Vec::with_capacity(sents.len() * c);
     for (k, chunk) in sents.chunks(batch).enumerate() {
         let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
+        let feats = batch_features(lm, k * batch, chunk.len());
         let y = labels.map(|l| &l[k * batch..k * batch + chunk.len()]);
-        loss += model.forward(&refs, y, false, &mut rng);
+        loss += model.forward(&refs, &feats, y, false, &mut rng);
         for (j, row) in model.probs().chunks_exact(c).enumerate() {
             let best = argmax(row);
             if y.is_some_and(|y| y[j] == best) {
@@ -51,15 +55,32 @@ pub fn evaluate(
 
 /// The sentence vectors of `sents` (N, D, rows in input order), in batches of `batch`: the
 /// pooled encoder states the output layer turns into class scores ([`Classifier::pooled`]).
-pub fn sentence_vectors(model: &mut Classifier<f32>, sents: &[Vec<u32>], batch: usize) -> Vec<f32> {
+/// `lm` as for [`evaluate`].
+pub fn sentence_vectors(
+    model: &mut Classifier<f32>,
+    sents: &[Vec<u32>],
+    lm: &[Vec<f32>],
+    batch: usize,
+) -> Vec<f32> {
+    let batch = batch.max(1);
     let mut rng = Rng::new(0);
     let mut out = Vec::with_capacity(sents.len() * model.pool.dim);
-    for chunk in sents.chunks(batch.max(1)) {
+    for (k, chunk) in sents.chunks(batch).enumerate() {
         let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
-        model.forward(&refs, None, false, &mut rng);
+        let feats = batch_features(lm, k * batch, chunk.len());
+        model.forward(&refs, &feats, None, false, &mut rng);
         out.extend_from_slice(model.pooled());
     }
     out
+}
+
+/// The features of sentences `start..start + n` ([`Classifier::forward`]'s `lm`): none when
+/// the model reads none.
+pub(super) fn batch_features(lm: &[Vec<f32>], start: usize, n: usize) -> Vec<&[f32]> {
+    if lm.is_empty() {
+        return Vec::new();
+    }
+    lm[start..start + n].iter().map(|f| &f[..]).collect()
 }
 
 pub(super) fn argmax(row: &[f32]) -> u32 {

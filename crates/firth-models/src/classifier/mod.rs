@@ -3,19 +3,26 @@
 //! For a batch of B sentences padded to L tokens (time-major, padding after each end):
 //!
 //! ```text
-//! ids (L, B) → x = dropout(E[ids]) (L, B, E) → h = encoder(x) (L, B, D)
+//! ids (L, B) → x = dropout([E[ids] ; F]) (L, B, E + Kl) → h = encoder(x) (L, B, D)
 //!   → s = dropout(pool(h, lengths)) (B, D) → z = s·Wᵀ + b (B, C) → L = mean_b −log softmax(z)_y
 //! ```
+//!
+//! F (L, B, Kl) are the frozen contextual character-LM features of each word
+//! ([`crate::char_features`], `--char-lm`; Kl = `char_lm_dim`, 0 = none), zero at padding.
+//! They are computed once per sentence when the data is encoded ([`encode_set`],
+//! [`Bundle::encode`]) and are inputs, not parameters: no gradient flows into the LMs.
 //!
 //! Backward runs the same chain in reverse: dz = (softmax(z) − onehot(y)) / B (fused in
 //! [`softmax_cross_entropy_backward`]), ds = dz·W, dh from the pooling layer (only valid
 //! positions receive gradient), dx from the encoder, and the embedding rows of the sentence's
-//! words get dx (unless the embeddings are frozen, when that last step is skipped).
+//! words get dx's first E columns (unless the embeddings are frozen, when that last step is
+//! skipped); the Kl feature columns of dx are dropped.
 //!
 //! Training goes through the one loop ([`crate::trainer`]) as a [`ClassifyTask`]: early
 //! stopping on the development set, `model.safetensors` holding the epoch with the best
 //! development accuracy, and the test set scored with it ([`train_classifier`]).
 
+use crate::char_features::CharFeatures;
 use crate::encoder::{EncoderConfig, SeqEncoder};
 use anyhow::{bail, Result};
 use firth_nn::dropout::{Dropout, DropoutKind};
@@ -34,7 +41,7 @@ mod task;
 
 pub use crate::trainer::{CHECKPOINT, MODEL};
 pub use bundle::Bundle;
-pub use data::{encode_set, encode_tokens, label_set, Encoded};
+pub use data::{encode_sentences, encode_set, encode_tokens, label_set, Encoded};
 pub use eval::{evaluate, sentence_vectors, Scores};
 pub use pipeline::{
     cross_validate, train_classifier, ClassifierOptions, ClassifyData, ClassifyPreset,
@@ -57,6 +64,12 @@ pub struct ClassifierConfig {
     pub init_range: f64,
     /// Embeddings are not trained.
     pub freeze_emb: bool,
+    /// Width of the frozen contextual character-LM features ([`crate::char_features`])
+    /// concatenated after each word's embedding; 0 = off. A model with them keeps copies of
+    /// its two LMs next to its weights ([`crate::char_features::DIRS`]). Configs saved before
+    /// the field existed read as 0, so those models load unchanged.
+    #[serde(default)]
+    pub char_lm_dim: usize,
 }
 
 impl ClassifierConfig {
@@ -84,6 +97,8 @@ pub struct Classifier<T> {
     pub enc: SeqEncoder<T>,
     pub pool: Pooling<T>,
     pub out: Linear<T>,
+    /// The LMs behind the character-LM features (`char_lm_dim` > 0), which encoding runs.
+    pub char_lm: Option<CharFeatures>,
     emb_drop: Dropout<T>,
     pool_drop: Dropout<T>,
     steps: usize,
@@ -91,13 +106,14 @@ pub struct Classifier<T> {
     lengths: Vec<usize>,
     ids: Vec<u32>,     // (L, B), padding id 0
     targets: Vec<u32>, // (B)
-    x: Vec<T>,         // (L, B, E) after dropout
+    x: Vec<T>,         // (L, B, E + Kl) after dropout
     pooled: Vec<T>,    // (B, D) after dropout
     probs: Vec<T>,     // (B, C) logits, then probabilities
     nll: Vec<f64>,     // (B)
     d_pooled: Vec<T>,  // (B, D)
     d_h: Vec<T>,       // (L, B, D)
-    d_x: Vec<T>,       // (L, B, E)
+    d_x: Vec<T>,       // (L, B, E + Kl)
+    d_emb: Vec<T>,     // (L, B, E), the embedding columns of d_x (only when Kl > 0)
 }
 
 impl<T: Gemm> Classifier<T> {
@@ -109,7 +125,7 @@ impl<T: Gemm> Classifier<T> {
         let enc = SeqEncoder::new(
             &EncoderConfig {
                 cell: c.cell,
-                input: c.emb,
+                input: c.emb + c.char_lm_dim,
                 hidden: c.hidden,
                 layers: c.layers,
                 bidirectional: c.bidirectional,
@@ -129,6 +145,7 @@ impl<T: Gemm> Classifier<T> {
             enc,
             pool,
             out,
+            char_lm: None,
             steps: 0,
             batch: 0,
             lengths: Vec::new(),
@@ -141,14 +158,18 @@ impl<T: Gemm> Classifier<T> {
             d_pooled: Vec::new(),
             d_h: Vec::new(),
             d_x: Vec::new(),
+            d_emb: Vec::new(),
         })
     }
 
-    /// Forward over `sents` (token ids, each non-empty). With `labels`, returns the summed
-    /// cross-entropy; without, 0. Probabilities are left in [`Self::probs`] either way.
+    /// Forward over `sents` (token ids, each non-empty) with their character-LM features
+    /// `lm` (one (len, Kl) slice per sentence; empty for a model without them). With
+    /// `labels`, returns the summed cross-entropy; without, 0. Probabilities are left in
+    /// [`Self::probs`] either way.
     pub fn forward(
         &mut self,
         sents: &[&[u32]],
+        lm: &[&[f32]],
         labels: Option<&[u32]>,
         train: bool,
         rng: &mut Rng,
@@ -160,6 +181,16 @@ impl<T: Gemm> Classifier<T> {
             "empty sentence in a batch"
         );
         let (e, c) = (self.config.emb, self.config.classes);
+        let kl = self.config.char_lm_dim;
+        let din = e + kl;
+        assert!(
+            if kl == 0 {
+                lm.is_empty()
+            } else {
+                lm.len() == b && lm.iter().zip(sents).all(|(f, s)| f.len() == s.len() * kl)
+            },
+            "character-LM features: one (len, char_lm_dim) slice per sentence, or none without them"
+        );
         self.steps = l;
         self.batch = b;
         self.lengths.clear();
@@ -171,9 +202,27 @@ impl<T: Gemm> Classifier<T> {
                 self.ids[t * b + j] = id;
             }
         }
-        self.x.resize(l * b * e, T::ZERO);
-        self.emb.forward(&self.ids, &mut self.x);
-        self.emb_drop.forward(&mut self.x, b * e, train, rng);
+        self.x.resize(l * b * din, T::ZERO);
+        if kl == 0 {
+            self.emb.forward(&self.ids, &mut self.x);
+        } else {
+            // Row r = t·B + j of x is [E[ids[r]] ; F_j[t]], or [E[0] ; 0] past the sentence's
+            // end (padding, which the encoder does not read).
+            for (r, row) in self.x.chunks_exact_mut(din).enumerate() {
+                let (t, j) = (r / b, r % b);
+                let (emb, feat) = row.split_at_mut(e);
+                self.emb.forward(&self.ids[r..r + 1], emb);
+                match lm[j].get(t * kl..(t + 1) * kl) {
+                    Some(f) => {
+                        for (d, &v) in feat.iter_mut().zip(f) {
+                            *d = T::from_f32(v);
+                        }
+                    }
+                    None => feat.fill(T::ZERO),
+                }
+            }
+        }
+        self.emb_drop.forward(&mut self.x, b * din, train, rng);
         self.enc.forward(&self.x, l, b, &self.lengths, train, rng);
         let pooled = self.pool.forward(self.enc.output(), l, b, &self.lengths);
         self.pooled.clear();
@@ -232,7 +281,18 @@ impl<T: Gemm> Classifier<T> {
             self.d_x.resize(self.x.len(), T::ZERO);
             self.enc.backward(&self.x, &self.d_h, Some(&mut self.d_x));
             self.emb_drop.backward(&mut self.d_x);
-            self.emb.backward(&self.ids, &self.d_x);
+            let (e, kl) = (self.config.emb, self.config.char_lm_dim);
+            if kl == 0 {
+                self.emb.backward(&self.ids, &self.d_x);
+            } else {
+                // d_emb (L, B, E) = the embedding columns of d_x (L, B, E + Kl); the feature
+                // columns have nowhere to go (the LMs are frozen).
+                self.d_emb.clear();
+                for row in self.d_x.chunks_exact(e + kl) {
+                    self.d_emb.extend_from_slice(&row[..e]);
+                }
+                self.emb.backward(&self.ids, &self.d_emb);
+            }
         }
     }
 
@@ -285,6 +345,7 @@ mod tests {
             classes: 3,
             init_range: 0.5,
             freeze_emb: false,
+            char_lm_dim: 0,
         }
     }
 
@@ -306,15 +367,92 @@ mod tests {
                 &mut m,
                 |m| {
                     let mut r = Rng::new(1);
-                    let l = m.forward(&refs, Some(&labels), true, &mut r);
+                    let l = m.forward(&refs, &[], Some(&labels), true, &mut r);
                     m.backward(1.0);
                     l
                 },
-                |m| m.forward(&refs, Some(&labels), false, &mut Rng::new(1)),
+                |m| m.forward(&refs, &[], Some(&labels), false, &mut Rng::new(1)),
                 20,
             );
             assert!(err < 1e-5, "{pooling:?} bi={bi} {cell:?}: {err} at {at}");
         }
+    }
+
+    /// The same check with character-LM features (frozen inputs, random here) widening the
+    /// encoder's input, with dropout on (the same mask in the analytic and the numeric pass):
+    /// every element of every parameter is checked, so the input columns that read the
+    /// features are covered. The features reach the loss, and padding reads none.
+    #[test]
+    fn whole_model_gradients_with_character_lm_features() {
+        let sents: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4], vec![5], vec![6, 2, 1]];
+        let labels = [2u32, 0, 1];
+        let kl = 3;
+        let mut rng = Rng::new(9);
+        let mut lm: Vec<Vec<f32>> = sents
+            .iter()
+            .map(|s| (0..s.len() * kl).map(|_| rng.uniform_f32() - 0.5).collect())
+            .collect();
+        for (pooling, bi, cell, dropout) in [
+            (PoolKind::Max, true, CellKind::Lstm, 0.0),
+            (PoolKind::Attention, true, CellKind::Gru, 0.3),
+            (PoolKind::Last, false, CellKind::RnnTanh, 0.0),
+        ] {
+            let c = ClassifierConfig {
+                char_lm_dim: kl,
+                dropout,
+                ..config(pooling, bi, cell)
+            };
+            let mut m = Classifier::<f64>::new(c, &mut Rng::new(5)).unwrap();
+            let refs: Vec<&[u32]> = sents.iter().map(|s| &s[..]).collect();
+            let feats: Vec<&[f32]> = lm.iter().map(|f| &f[..]).collect();
+            let (err, at) = check_params(
+                &mut m,
+                |m| {
+                    let l = m.forward(&refs, &feats, Some(&labels), true, &mut Rng::new(1));
+                    m.backward(1.0);
+                    l
+                },
+                |m| m.forward(&refs, &feats, Some(&labels), true, &mut Rng::new(1)),
+                usize::MAX,
+            );
+            assert!(err < 1e-5, "{pooling:?} bi={bi} {cell:?}: {err} at {at}");
+        }
+        let mut m = Classifier::<f64>::new(
+            ClassifierConfig {
+                char_lm_dim: kl,
+                ..config(PoolKind::Mean, true, CellKind::Lstm)
+            },
+            &mut Rng::new(5),
+        )
+        .unwrap();
+        let refs: Vec<&[u32]> = sents.iter().map(|s| &s[..]).collect();
+        let loss = |m: &mut Classifier<f64>, lm: &[Vec<f32>]| {
+            let feats: Vec<&[f32]> = lm.iter().map(|f| &f[..]).collect();
+            m.forward(&refs, &feats, Some(&labels), false, &mut Rng::new(0))
+        };
+        let before = loss(&mut m, &lm);
+        lm[1][2] += 1.0;
+        assert_ne!(loss(&mut m, &lm), before);
+        // Row t·B + j of x is [E[ids] ; F_j[t]]: sentence 1 (one word) reads its features at
+        // t = 0 and zeros in its padded rows.
+        let (x, din) = (&m.x, 3 + kl);
+        let want: Vec<f64> = lm[1].iter().map(|&v| v as f64).collect();
+        assert_eq!(&x[din + 3..2 * din], &want[..]);
+        for t in 1..4 {
+            let r = t * 3 + 1;
+            assert!(x[r * din + 3..(r + 1) * din].iter().all(|&v| v == 0.0));
+        }
+    }
+
+    /// A config saved before `char_lm_dim` existed (an older model's) still reads, as a
+    /// model without character-LM features.
+    #[test]
+    fn a_config_without_char_lm_dim_reads_as_zero() {
+        let c = config(PoolKind::Max, true, CellKind::Lstm);
+        let mut j = serde_json::to_value(&c).unwrap();
+        j.as_object_mut().unwrap().remove("char_lm_dim").unwrap();
+        let back: ClassifierConfig = serde_json::from_value(j).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]
@@ -323,7 +461,7 @@ mod tests {
         c.freeze_emb = true;
         let mut m = Classifier::<f64>::new(c, &mut Rng::new(2)).unwrap();
         let s: Vec<&[u32]> = vec![&[1, 2], &[3]];
-        m.forward(&s, Some(&[0, 1]), true, &mut Rng::new(0));
+        m.forward(&s, &[], Some(&[0, 1]), true, &mut Rng::new(0));
         m.backward(1.0);
         assert!(m.emb.weight.grad.iter().all(|&g| g == 0.0));
         let n_all = m.params().len();
@@ -344,9 +482,9 @@ mod tests {
                     .unwrap();
             let d = m.pool.dim;
             assert_eq!(d, 8, "two directions of 4 units");
-            let v = sentence_vectors(&mut m, &s, 2);
+            let v = sentence_vectors(&mut m, &s, &[], 2);
             assert_eq!(v.len(), s.len() * d);
-            let probs = evaluate(&mut m, &s, None, 3).probs;
+            let probs = evaluate(&mut m, &s, &[], None, 3).probs;
             let (w, b) = (&m.out.weight.value, &m.out.bias.as_ref().unwrap().value);
             for (i, row) in v.chunks_exact(d).enumerate() {
                 // softmax(W v + b), by hand in f64.
@@ -366,7 +504,7 @@ mod tests {
                 }
             }
             // A sentence's vector does not depend on its batch companions.
-            let alone = sentence_vectors(&mut m, &s[1..2], 1);
+            let alone = sentence_vectors(&mut m, &s[1..2], &[], 1);
             for (x, y) in alone.iter().zip(&v[d..2 * d]) {
                 assert!((x - y).abs() < 1e-6, "{pooling:?}");
             }
@@ -381,8 +519,8 @@ mod tests {
         )
         .unwrap();
         let a = vec![vec![1u32, 2, 3, 4, 5, 6], vec![2u32]];
-        let alone = evaluate(&mut m, &a[1..], None, 8).probs;
-        let together = evaluate(&mut m, &a, None, 8).probs;
+        let alone = evaluate(&mut m, &a[1..], &[], None, 8).probs;
+        let together = evaluate(&mut m, &a, &[], None, 8).probs;
         for (x, y) in alone.iter().zip(&together[3..]) {
             assert!((x - y).abs() < 1e-6);
         }
@@ -400,7 +538,7 @@ mod tests {
         m.out.weight.value.fill(0.0);
         m.out.bias.as_mut().unwrap().value = vec![0.0, 1.0, 0.0];
         let s = vec![vec![1u32], vec![2, 3], vec![4], vec![5, 6, 1]];
-        let sc = evaluate(&mut m, &s, Some(&[1, 1, 0, 2]), 3);
+        let sc = evaluate(&mut m, &s, &[], Some(&[1, 1, 0, 2]), 3);
         assert_eq!(sc.predictions, vec![1, 1, 1, 1]);
         assert!((sc.accuracy - 50.0).abs() < 1e-9);
         // loss = -log softmax((0,1,0))_y averaged: two of log(e/(2+e)), two of log(1/(2+e)).

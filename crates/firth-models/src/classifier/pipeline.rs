@@ -7,6 +7,7 @@ use super::data::{encode_set, label_set};
 use super::eval::evaluate;
 use super::task::{shuffle, ClassifyTask, ClassifyTrainConfig};
 use super::{Classifier, ClassifierConfig, MODEL};
+use crate::char_features::CharFeatures;
 use crate::trainer::{Limits, Observer, Trainer};
 use anyhow::{bail, Context, Result};
 use firth_nn::optim::OptimKind;
@@ -68,6 +69,10 @@ pub struct ClassifyData {
     /// Held out of the training data when there is no `dev`.
     pub dev_fraction: f64,
     pub embeddings: Option<PathBuf>,
+    /// A forward and a backward character LM (`--char-lm FWD_DIR,BWD_DIR`) whose states
+    /// become frozen word features ([`crate::char_features`]); copied into `out` (into each
+    /// `out/fold-k` with `--folds`).
+    pub char_lm: Option<[PathBuf; 2]>,
     pub out: PathBuf,
     pub resume: bool,
     pub limits: Limits,
@@ -129,6 +134,7 @@ fn resolve(o: &ClassifierOptions) -> Result<Resolved> {
             classes: 0,
             init_range: o.init_range.unwrap_or(0.1),
             freeze_emb: o.freeze,
+            char_lm_dim: 0,
         },
         emb: o.emb,
         sst: SstOptions {
@@ -337,6 +343,13 @@ fn fit(
     wall: std::time::Instant,
     obs: &mut dyn Observer,
 ) -> Result<(ClassifySummary, Trainer<ClassifyTask>)> {
+    // The LMs are loaded (and checked) first, so that a wrong --char-lm fails fast; their
+    // width widens the encoder's input.
+    let char_lm = data
+        .char_lm
+        .as_ref()
+        .map(|[f, b]| CharFeatures::load(f, b))
+        .transpose()?;
     let labels = label_set(&train_ex);
     let vectors = match &data.embeddings {
         Some(p) => Some(
@@ -384,6 +397,7 @@ fn fit(
         vocab: vocab.len(),
         emb,
         classes: labels.len(),
+        char_lm_dim: char_lm.as_ref().map_or(0, CharFeatures::dim),
         ..r.model.clone()
     };
     let mut model = Classifier::<f32>::new(config.clone(), &mut Rng::new(r.train.seed))?;
@@ -396,22 +410,36 @@ fn fit(
             }
         }
     }
-    let train_set = encode_set(&vocab, &labels, &train_ex, &data.train)?;
+    let lm_start = std::time::Instant::now();
+    let lm = char_lm.as_ref();
+    let train_set = encode_set(&vocab, &labels, &config, lm, &train_ex, &data.train)?;
     let dev_path = data.dev.clone().unwrap_or_else(|| data.train.clone());
-    let dev_set = encode_set(&vocab, &labels, &dev_ex, &dev_path)?;
+    let dev_set = encode_set(&vocab, &labels, &config, lm, &dev_ex, &dev_path)?;
     // Cross-validation's test folds come from the training file.
     let test_path = data.test.as_ref().unwrap_or(&data.train);
     let test_set = match &test_ex {
-        Some(t) => Some(encode_set(&vocab, &labels, t, test_path)?),
+        Some(t) => Some(encode_set(&vocab, &labels, &config, lm, t, test_path)?),
         None => None,
     };
+    if let Some(lm) = &char_lm {
+        obs.note(&lm.note(lm_start.elapsed().as_secs_f64()));
+        // The model directory keeps its LMs, so that it loads and runs on its own.
+        std::fs::create_dir_all(&data.out)
+            .with_context(|| format!("creating {}", data.out.display()))?;
+        lm.save_to(&data.out)?;
+    }
+    model.char_lm = char_lm;
     obs.note(&format!(
-        "{} {:?} x{} hidden {}, emb {}, {:?} pooling, {} parameters; labels [{}]; {} training / {} dev{} examples; vocabulary {}{}",
+        "{} {:?} x{} hidden {}, emb {}{}, {:?} pooling, {} parameters; labels [{}]; {} training / {} dev{} examples; vocabulary {}{}",
         if config.bidirectional { "bidirectional" } else { "unidirectional" },
         config.cell,
         config.layers,
         config.hidden,
         emb,
+        match config.char_lm_dim {
+            0 => String::new(),
+            d => format!(", character-LM features {d}"),
+        },
         config.pooling,
         model.num_params(),
         labels.join(", "),
@@ -441,10 +469,10 @@ fn fit(
     let best = Bundle::load(&data.out.join(MODEL))?;
     let mut model = best.model;
     let dev = &trainer.task.dev;
-    let dev = evaluate(&mut model, &dev.sents, Some(&dev.labels), 128);
+    let dev = evaluate(&mut model, &dev.sents, &dev.lm, Some(&dev.labels), 128);
     let test = test_set.as_ref().map(|t| {
         (
-            evaluate(&mut model, &t.sents, Some(&t.labels), 128),
+            evaluate(&mut model, &t.sents, &t.lm, Some(&t.labels), 128),
             t.sents.len(),
         )
     });
@@ -505,6 +533,7 @@ mod tests {
             format: None,
             dev_fraction: 0.1,
             embeddings: None,
+            char_lm: None,
             out: dir.join(out),
             resume: false,
             limits: Limits::default(),

@@ -108,10 +108,16 @@ impl Task for ClassifyTask {
     fn train_step(&mut self, step: usize, rng: &mut Rng) -> StepOutcome {
         let idx = &self.plan[step];
         let sents: Vec<&[u32]> = idx.iter().map(|&i| &self.train.sents[i][..]).collect();
+        // (len, Kl) per sentence, or none for a model without character-LM features.
+        let lm: Vec<&[f32]> = if self.train.lm.is_empty() {
+            Vec::new()
+        } else {
+            idx.iter().map(|&i| &self.train.lm[i][..]).collect()
+        };
         let y: Vec<u32> = idx.iter().map(|&i| self.train.labels[i]).collect();
         let model = &mut self.bundle.model;
         model.zero_grad();
-        let loss = model.forward(&sents, Some(&y), true, rng);
+        let loss = model.forward(&sents, &lm, Some(&y), true, rng);
         let c = model.config.classes;
         // The probabilities here are the training forward's, with dropout.
         let correct = model
@@ -136,6 +142,7 @@ impl Task for ClassifyTask {
         let dev = evaluate(
             &mut self.bundle.model,
             &self.dev.sents,
+            &self.dev.lm,
             Some(&self.dev.labels),
             128,
         );

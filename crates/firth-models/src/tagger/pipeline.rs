@@ -185,19 +185,6 @@ pub fn strip_tags(sents: &[Sentence]) -> Vec<Sentence> {
         .collect()
 }
 
-/// What computing the character-LM features cost: characters read per second (both LMs
-/// together), unknown characters, and the process's peak memory so far.
-pub(crate) fn char_lm_note(lm: &CharFeatures, seconds: f64) -> String {
-    format!(
-        "character-LM features ({} per word): {} characters read by the two LMs in {seconds:.1} s ({:.0} characters/s); {} characters unknown to the LMs read as their fallback; peak memory {:.0} MiB",
-        lm.dim(),
-        lm.chars_read(),
-        lm.chars_read() as f64 / seconds.max(1e-9),
-        lm.unknown_chars(),
-        firth_text::peak_rss_bytes() as f64 / (1 << 20) as f64
-    )
-}
-
 /// Trains a tagger as `firth tag train` does and tests the best epoch's model. Messages (the
 /// model's description, warnings) go to `obs.note`. Returns the summary and the finished run.
 pub fn train_tagger(
@@ -309,7 +296,7 @@ pub fn train_tagger(
     let dev_enc = held_out(&dev, &data.dev)?;
     let test_enc = held_out(&test, &data.test)?;
     if let Some(lm) = &char_lm {
-        obs.note(&char_lm_note(lm, lm_start.elapsed().as_secs_f64()));
+        obs.note(&lm.note(lm_start.elapsed().as_secs_f64()));
         std::fs::create_dir_all(&data.out)
             .with_context(|| format!("creating {}", data.out.display()))?;
         lm.save_to(&data.out)?;

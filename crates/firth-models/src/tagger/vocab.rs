@@ -325,15 +325,7 @@ pub fn encode(
     char_lm: Option<&CharFeatures>,
     file: &Path,
 ) -> Result<Vec<Encoded>> {
-    let lm = match (cfg.char_lm_dim, char_lm) {
-        (0, _) => None,
-        (d, Some(lm)) if lm.dim() == d => Some(lm),
-        (d, lm) => bail!(
-            "{}: the model reads {d} character-LM features per word, but {}; load the model with Tagger::load, which brings its LMs",
-            file.display(),
-            lm.map_or("no LMs were given".to_string(), |l| format!("the LMs given give {}", l.dim()))
-        ),
-    };
+    let lm = CharFeatures::for_model(cfg.char_lm_dim, char_lm, file)?;
     let mut features = match lm {
         Some(lm) => {
             let words: Vec<&[String]> = sentences.iter().map(|s| &s.tokens[..]).collect();
