@@ -1,6 +1,9 @@
 //! End-to-end checks of `firth classify`: learning a toy task, exact resume, label-set and
 //! bad-input errors, pretrained vectors, the NaN stop, predict and eval.
 
+mod common;
+
+use common::tiny_lm;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -382,41 +385,6 @@ fn pretrained_vectors_and_the_nan_stop() {
     .unwrap());
     assert!(e.contains("became"), "{e}");
     assert!(e.contains("--resume"), "{e}");
-}
-
-/// Trains a tiny LM on the tagger tests' LM text (`--level char`, with `--reverse` for a
-/// backward one, or `--level word`) into `dir/name`.
-fn tiny_lm(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tag/lm.txt");
-    let out = dir.join(name);
-    ok(firth()
-        .args(["lm", "train", "--train"])
-        .arg(&text)
-        .arg("--valid")
-        .arg(&text)
-        .arg("--out")
-        .arg(&out)
-        .args([
-            "--hidden",
-            "6",
-            "--layers",
-            "1",
-            "--emb",
-            "4",
-            "--bptt",
-            "8",
-            "--batch",
-            "2",
-            "--epochs",
-            "2",
-            "--threads",
-            "1",
-            "--quiet",
-        ])
-        .args(extra)
-        .output()
-        .unwrap());
-    out
 }
 
 /// `--char-lm FWD_DIR,BWD_DIR` with two tiny character LMs trained here: the classifier

@@ -1,6 +1,9 @@
 //! End-to-end checks of `firth tag`: train/predict/eval on a tiny CoNLL file, conlleval-style
 //! output, resume, and bad input (malformed lines, unknown tags, label-set mismatch).
 
+mod common;
+
+use common::tiny_lm;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -282,42 +285,10 @@ fn zero_char_and_case_dims_turn_those_features_off() {
 #[test]
 fn character_lm_features_train_save_and_load() {
     let dir = tmp("charlm");
-    let lm = |name: &str, extra: &[&str]| {
-        let out = dir.join(name);
-        let text = fixture("lm.txt");
-        let mut args = vec![
-            "lm",
-            "train",
-            "--train",
-            text.to_str().unwrap(),
-            "--valid",
-            text.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--level",
-            "char",
-            "--hidden",
-            "6",
-            "--layers",
-            "1",
-            "--emb",
-            "4",
-            "--bptt",
-            "8",
-            "--batch",
-            "2",
-            "--epochs",
-            "2",
-            "--threads",
-            "1",
-            "--quiet",
-        ];
-        args.extend_from_slice(extra);
-        let o = run(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        out
-    };
-    let (fwd, bwd) = (lm("fwd", &[]), lm("bwd", &["--reverse"]));
+    let (fwd, bwd) = (
+        tiny_lm(&dir, "fwd", &["--level", "char"]),
+        tiny_lm(&dir, "bwd", &["--level", "char", "--reverse"]),
+    );
     let pair = |a: &Path, b: &Path| format!("{},{}", a.display(), b.display());
     let out = dir.join("m");
     let o = train(

@@ -73,3 +73,41 @@ pub fn refused(o: Output, needles: &[&str]) -> String {
     }
     err
 }
+
+/// Trains a tiny LM (hidden 6, 2 epochs) on the tagger fixtures' LM text into `dir/name`;
+/// `extra` picks the kind (`--level char`, with `--reverse` for a backward one, or
+/// `--level word`). The tagger and classifier `--char-lm` tests read these.
+pub fn tiny_lm(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tag/lm.txt");
+    let out = dir.join(name);
+    let mut args = vec![
+        "lm",
+        "train",
+        "--train",
+        s(&text),
+        "--valid",
+        s(&text),
+        "--out",
+        s(&out),
+    ];
+    args.extend([
+        "--hidden",
+        "6",
+        "--layers",
+        "1",
+        "--emb",
+        "4",
+        "--bptt",
+        "8",
+        "--batch",
+        "2",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
+    args.extend_from_slice(extra);
+    ok(firth(&args));
+    out
+}
