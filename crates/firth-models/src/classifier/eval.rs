@@ -32,7 +32,7 @@ pub fn evaluate(
     let mut probs = Vec::with_capacity(sents.len() * c);
     for (k, chunk) in sents.chunks(batch).enumerate() {
         let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
-        let feats = batch_features(lm, k * batch, chunk.len());
+        let feats = batch_features(lm, k * batch..k * batch + chunk.len());
         let y = labels.map(|l| &l[k * batch..k * batch + chunk.len()]);
         loss += model.forward(&refs, &feats, y, false, &mut rng);
         for (j, row) in model.probs().chunks_exact(c).enumerate() {
@@ -67,20 +67,23 @@ pub fn sentence_vectors(
     let mut out = Vec::with_capacity(sents.len() * model.pool.dim);
     for (k, chunk) in sents.chunks(batch).enumerate() {
         let refs: Vec<&[u32]> = chunk.iter().map(|s| &s[..]).collect();
-        let feats = batch_features(lm, k * batch, chunk.len());
+        let feats = batch_features(lm, k * batch..k * batch + chunk.len());
         model.forward(&refs, &feats, None, false, &mut rng);
         out.extend_from_slice(model.pooled());
     }
     out
 }
 
-/// The features of sentences `start..start + n` ([`Classifier::forward`]'s `lm`): none when
-/// the model reads none.
-pub(super) fn batch_features(lm: &[Vec<f32>], start: usize, n: usize) -> Vec<&[f32]> {
+/// The features of the sentences `rows` ([`Classifier::forward`]'s `lm`): none when the
+/// model reads none.
+pub(super) fn batch_features(
+    lm: &[Vec<f32>],
+    rows: impl IntoIterator<Item = usize>,
+) -> Vec<&[f32]> {
     if lm.is_empty() {
         return Vec::new();
     }
-    lm[start..start + n].iter().map(|f| &f[..]).collect()
+    rows.into_iter().map(|i| &lm[i][..]).collect()
 }
 
 pub(super) fn argmax(row: &[f32]) -> u32 {

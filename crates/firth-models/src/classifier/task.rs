@@ -2,7 +2,7 @@
 
 use super::bundle::Bundle;
 use super::data::Encoded;
-use super::eval::{argmax, evaluate};
+use super::eval::{argmax, batch_features, evaluate};
 use crate::trainer::{check_model_settings, Evaluation, Schedule, StepOutcome, Task, TrainConfig};
 use anyhow::{bail, Result};
 use firth_nn::checkpoint::Tensors;
@@ -109,11 +109,7 @@ impl Task for ClassifyTask {
         let idx = &self.plan[step];
         let sents: Vec<&[u32]> = idx.iter().map(|&i| &self.train.sents[i][..]).collect();
         // (len, Kl) per sentence, or none for a model without character-LM features.
-        let lm: Vec<&[f32]> = if self.train.lm.is_empty() {
-            Vec::new()
-        } else {
-            idx.iter().map(|&i| &self.train.lm[i][..]).collect()
-        };
+        let lm = batch_features(&self.train.lm, idx.iter().copied());
         let y: Vec<u32> = idx.iter().map(|&i| self.train.labels[i]).collect();
         let model = &mut self.bundle.model;
         model.zero_grad();
