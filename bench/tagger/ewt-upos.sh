@@ -11,12 +11,12 @@ seed=${1:?usage: $0 SEED}
 optional_flags upos "$seed"
 E=$DATA/ud-english-ewt/pos-tsv-ud2.1-2017
 vec=$RUNS/vecewt100.txt
+# A column file's first column, lower-cased, one sentence per line (-DOCSTART- dropped).
+lower_tokens() { awk 'NF==0{printf "\n"; next} $1!="-DOCSTART-"{printf "%s ", tolower($1)}' "$1"; }
 if [ ! -s "$vec" ]; then
-    (cat "$DATA/gutenberg-en-text8style/gut8"; echo; awk 'NF==0{printf "\n"; next} \
-        $1!="-DOCSTART-"{printf "%s ", tolower($1)}' "$DATA/conll2003/eng.train"; echo
-     for _ in 1 2 3 4 5; do
-         awk 'NF==0{printf "\n"; next} {printf "%s ", tolower($1)}' "$E/en-ud-train.upos.tsv"
-     done) > "$RUNS/upos_w2v_corpus.txt"
+    (cat "$DATA/gutenberg-en-text8style/gut8"; echo
+     lower_tokens "$DATA/conll2003/eng.train"; echo
+     for _ in 1 2 3 4 5; do lower_tokens "$E/en-ud-train.upos.tsv"; done) > "$RUNS/upos_w2v_corpus.txt"
     "$FIRTH" vectors word2vec --input "$RUNS/upos_w2v_corpus.txt" --output "$vec" --format text \
         --dim 100 --window 5 --min-count 3 --epochs 3 --threads "$THREADS" --seed 1 >&2
 fi
