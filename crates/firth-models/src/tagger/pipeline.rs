@@ -86,39 +86,69 @@ struct Resolved {
     train: TagTrainConfig,
 }
 
-fn resolve(o: &TaggerOptions) -> Resolved {
-    // (optim, lr, lr_decay, epochs, batch, crf, scheme, case_dim, word_dropout, char_dropout).
+/// What a preset sets; explicit options override each field.
+struct PresetValues {
+    optim: OptimKind,
+    lr: f64,
+    lr_decay: f64,
+    epochs: usize,
+    batch: usize,
+    /// None: CRF for span tags, softmax otherwise.
+    crf: Option<bool>,
+    scheme: Option<Scheme>,
+    case_dim: usize,
+    word_dropout: f32,
+    char_dropout: f32,
+}
+
+impl PresetValues {
     // UPOS uses lazy Adam (touched embedding rows only): test 95.19 ± 0.08 over 3 seeds against
     // dense Adam's 95.05 ± 0.03 (docs/tagging.md); NER keeps dense Adam, which is what was
     // measured there.
-    let p = match o.preset {
-        Some(TagPreset::Conll03Ner) => (
-            OptimKind::Adam,
-            2e-3,
-            0.05,
-            20,
-            16,
-            Some(true),
-            Some(Scheme::Bioes),
-            10,
-            0.05,
-            0.5,
-        ),
-        Some(TagPreset::EwtUpos) => (
-            OptimKind::LazyAdam,
-            2e-3,
-            0.1,
-            15,
-            32,
-            Some(false),
-            None,
-            0,
-            0.0,
-            0.0,
-        ),
-        None => (OptimKind::Adam, 1e-3, 0.0, 20, 32, None, None, 0, 0.0, 0.0),
-    };
-    let (optim, lr, lr_decay, epochs, batch, crf, scheme, case_dim, word_dropout, char_dropout) = p;
+    fn of(preset: Option<TagPreset>) -> PresetValues {
+        match preset {
+            Some(TagPreset::Conll03Ner) => PresetValues {
+                optim: OptimKind::Adam,
+                lr: 2e-3,
+                lr_decay: 0.05,
+                epochs: 20,
+                batch: 16,
+                crf: Some(true),
+                scheme: Some(Scheme::Bioes),
+                case_dim: 10,
+                word_dropout: 0.05,
+                char_dropout: 0.5,
+            },
+            Some(TagPreset::EwtUpos) => PresetValues {
+                optim: OptimKind::LazyAdam,
+                lr: 2e-3,
+                lr_decay: 0.1,
+                epochs: 15,
+                batch: 32,
+                crf: Some(false),
+                scheme: None,
+                case_dim: 0,
+                word_dropout: 0.0,
+                char_dropout: 0.0,
+            },
+            None => PresetValues {
+                optim: OptimKind::Adam,
+                lr: 1e-3,
+                lr_decay: 0.0,
+                epochs: 20,
+                batch: 32,
+                crf: None,
+                scheme: None,
+                case_dim: 0,
+                word_dropout: 0.0,
+                char_dropout: 0.0,
+            },
+        }
+    }
+}
+
+fn resolve(o: &TaggerOptions) -> Resolved {
+    let p = PresetValues::of(o.preset);
     Resolved {
         model: TaggerConfig {
             cell: o.cell.unwrap_or(CellKind::Lstm),
@@ -136,20 +166,20 @@ fn resolve(o: &TaggerOptions) -> Resolved {
             lowercase: !o.cased,
             freeze: o.freeze,
             init_range: o.init_range.unwrap_or(0.1),
-            case_dim: o.case_dim.unwrap_or(case_dim),
-            word_dropout: o.word_dropout.unwrap_or(word_dropout),
-            char_dropout: o.char_dropout.unwrap_or(char_dropout),
+            case_dim: o.case_dim.unwrap_or(p.case_dim),
+            word_dropout: o.word_dropout.unwrap_or(p.word_dropout),
+            char_dropout: o.char_dropout.unwrap_or(p.char_dropout),
             char_lm_dim: 0,
         },
-        crf: o.crf.or(crf),
+        crf: o.crf.or(p.crf),
         emb: o.emb,
-        scheme: o.scheme.or(scheme),
+        scheme: o.scheme.or(p.scheme),
         train: TagTrainConfig {
-            epochs: o.epochs.unwrap_or(epochs),
-            batch: o.batch.unwrap_or(batch),
-            lr: o.lr.unwrap_or(lr),
-            optim: o.optim.unwrap_or(optim),
-            lr_decay: o.lr_decay.unwrap_or(lr_decay),
+            epochs: o.epochs.unwrap_or(p.epochs),
+            batch: o.batch.unwrap_or(p.batch),
+            lr: o.lr.unwrap_or(p.lr),
+            optim: o.optim.unwrap_or(p.optim),
+            lr_decay: o.lr_decay.unwrap_or(p.lr_decay),
             weight_decay: o.weight_decay.unwrap_or(0.0),
             clip: o.clip.unwrap_or(5.0),
             seed: o.seed,
