@@ -107,7 +107,8 @@ impl PresetValues {
     // UPOS uses lazy Adam (touched embedding rows only): test 95.19 ± 0.08 over 3 seeds against
     // dense Adam's 95.05 ± 0.03 (docs/tagging.md); NER keeps dense Adam, which is what was
     // measured there. UPOS's two layers and 50-unit character LSTM each raised dev accuracy by
-    // about 0.2 over three seeds (session 13, docs/tagging.md), at about twice the time per epoch.
+    // 0.15-0.2 over three seeds (session 13, docs/tagging.md), together at 2.4 times the time
+    // per epoch; NER with two layers was lower on dev (one seed), so it keeps one.
     fn of(preset: Option<TagPreset>) -> PresetValues {
         match preset {
             Some(TagPreset::Conll03Ner) => PresetValues {
