@@ -1,7 +1,8 @@
 # Shared by the recipe scripts in bench/classify and bench/tagger (sourced, not run).
 # Environment: FIRTH_DATA (default ../shared/data), FIRTH_RUNS (default runs/recipes: models,
-# word vectors, logs), THREADS (default 2). The vectors each recipe needs are trained once,
-# with a fixed seed, and reused by every recipe seed.
+# word vectors, logs), THREADS (default 2). The vectors each recipe needs are trained once and
+# reused: with seed 1 for every recipe seed, except ewt-upos.sh, which draws its vectors with
+# the run's seed (a new draw moves accuracy as much as the changes being compared).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${FIRTH_DATA:-../shared/data}

@@ -436,13 +436,20 @@ pub fn train_tagger(
 mod tests {
     use super::*;
 
+    /// The options a user gives with `--preset` and nothing else.
+    fn only(preset: Option<TagPreset>) -> TaggerOptions {
+        TaggerOptions {
+            preset,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn ewt_upos_preset_is_two_layers_with_a_wider_char_lstm_and_flags_override_it() {
         let model = |preset, layers| {
             resolve(&TaggerOptions {
-                preset,
                 layers,
-                ..Default::default()
+                ..only(preset)
             })
             .model
         };
@@ -457,9 +464,8 @@ mod tests {
     fn presets_pick_their_optimizer_and_flags_override_it() {
         let with = |preset, optim| {
             resolve(&TaggerOptions {
-                preset,
                 optim,
-                ..Default::default()
+                ..only(preset)
             })
             .train
             .optim
