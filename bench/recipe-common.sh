@@ -1,8 +1,9 @@
 # Shared by the recipe scripts in bench/classify and bench/tagger (sourced, not run).
 # Environment: FIRTH_DATA (default ../shared/data), FIRTH_RUNS (default runs/recipes: models,
-# word vectors, logs), THREADS (default 2). The vectors each recipe needs are trained once and
-# reused: with seed 1 for every recipe seed, except ewt-upos.sh, which draws its vectors with
-# the run's seed (a new draw moves accuracy as much as the changes being compared).
+# word vectors, logs), THREADS (default 2). Each recipe draws its word vectors with the run's
+# seed and keeps them for the next run of that seed: a new draw of the vectors moves accuracy
+# as much as the changes being compared (docs/tagging.md, docs/classify.md), so the spread over
+# seeds includes it. With THREADS=1 the vectors, and so the whole run, are exact for a seed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${FIRTH_DATA:-../shared/data}
@@ -17,12 +18,13 @@ cargo build --release -q -p firth-cli
 FIRTH=target/release/firth
 
 # Skip-gram vectors (200 d) on gut8: 19M words of Gutenberg fiction, lower case.
+# Usage: gut8_sg200 SEED; prints the file's path.
 gut8_sg200() {
-    local out=$RUNS/gut8-sg200.bin
+    local out=$RUNS/gut8-sg200-s$1.bin
     if [ ! -s "$out" ]; then
         "$FIRTH" vectors word2vec --input "$DATA/gutenberg-en-text8style/gut8" --output "$out" \
             --model skipgram --dim 200 --window 5 --negative 5 --sample 1e-4 --min-count 5 \
-            --epochs 5 --threads "$THREADS" --seed 1 >&2
+            --epochs 5 --threads "$THREADS" --seed "$1" >&2
     fi
     echo "$out"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CoNLL-2003 English NER with the conll03-ner preset (BiLSTM-CRF, character BiLSTM) and
 # skip-gram vectors trained on Gutenberg text tokenised like CoNLL, PTB and the CoNLL
-# train/dev tokens (eng.testb is never read for the vectors).
+# train/dev tokens (eng.testb is never read for the vectors), drawn with the run's seed.
 # Usage: bench/tagger/conll03-ner.sh SEED. Last line: the --json summary (test F1).
 # Optional: CHAR_LM=FWD_DIR,BWD_DIR adds `--char-lm` (contextual character-LM features,
 # docs/tagging.md) and writes to ner-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
@@ -9,12 +9,16 @@ source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
 optional_flags ner "$seed"
 C=$DATA/conll2003
-vec=$RUNS/vec100n.txt
-if [ ! -s "$vec" ]; then
+vec=$RUNS/vec100n-s$seed.txt
+corpus=$RUNS/ner_w2v_corpus.txt
+if [ ! -s "$corpus" ]; then   # written under a temporary name: seeds may run side by side
     python3 bench/tagger/ner_w2v_corpus.py "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" \
-        "$DATA/ptb/ptb.train.txt" "$C/eng.train" "$C/eng.testa" --repeat 3 > "$RUNS/ner_w2v_corpus.txt"
-    "$FIRTH" vectors word2vec --input "$RUNS/ner_w2v_corpus.txt" --output "$vec" --format text \
-        --dim 100 --window 5 --min-count 3 --epochs 5 --threads "$THREADS" --seed 1 >&2
+        "$DATA/ptb/ptb.train.txt" "$C/eng.train" "$C/eng.testa" --repeat 3 > "$corpus.$$"
+    mv "$corpus.$$" "$corpus"
+fi
+if [ ! -s "$vec" ]; then
+    "$FIRTH" vectors word2vec --input "$corpus" --output "$vec" --format text \
+        --dim 100 --window 5 --min-count 3 --epochs 5 --threads "$THREADS" --seed "$seed" >&2
 fi
 "$FIRTH" tag train --preset conll03-ner --train "$C/eng.train" --dev "$C/eng.testa" \
     --test "$C/eng.testb" --embeddings "$vec" --out "$RUNS/$run" \
