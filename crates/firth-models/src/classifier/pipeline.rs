@@ -553,7 +553,7 @@ mod tests {
         }
     }
 
-    /// The options with only `preset` set, or with it and one change.
+    /// The options with only `preset` set; a test changes one field on top with `..only(p)`.
     fn only(preset: Option<ClassifyPreset>) -> ClassifierOptions {
         ClassifierOptions {
             preset,
