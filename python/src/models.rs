@@ -688,6 +688,7 @@ fn classify_train<'py>(
         init_range: o.take("init_range")?,
         freeze: o.flag("freeze")?,
         seed: o.take("seed")?.unwrap_or(1),
+        average: o.take("average")?,
     };
     o.done()?;
     let format = match format {
@@ -891,6 +892,7 @@ fn tag_train<'py>(
         seed: o.take("seed")?.unwrap_or(1),
         cased: o.flag("cased")?,
         freeze: o.flag("freeze")?,
+        average: o.take("average")?,
     };
     o.done()?;
     let columns = match (token_col, tag_col) {

@@ -412,6 +412,7 @@ pub fn loop_config(settings: &LmTrainConfig) -> TrainConfig {
         checkpoint_every: settings.checkpoint_every,
         keep: Keep::Last,
         warmup_steps: 0,
+        average: 0.0,
     }
 }
 

@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// Keep the embeddings fixed.
     #[arg(long)]
     freeze: bool,
+    /// Score and keep an exponential moving average of the weights with this decay per update
+    /// (Polyak averaging; e.g. 0.999), instead of the weights as trained.
+    #[arg(long, value_parser = crate::validate::fraction_below_1)]
+    average: Option<f64>,
     /// A forward and a backward character LM (`firth lm train --level char`, the second with
     /// --reverse) whose states around each word are frozen extra word features (Akbik et al.
     /// 2018), next to its embedding; both are copied into --out (each fold's directory with
@@ -203,6 +207,7 @@ fn options(a: &TrainArgs) -> ClassifierOptions {
         init_range: a.init_range,
         freeze: a.freeze,
         seed: a.run.seed,
+        average: a.average,
     }
 }
 

@@ -56,6 +56,8 @@ pub struct ClassifierOptions {
     /// Keep the embeddings fixed.
     pub freeze: bool,
     pub seed: u64,
+    /// Score and keep a moving average of the weights with this decay (0 = off).
+    pub average: Option<f64>,
 }
 
 /// The data of a run and where it writes.
@@ -195,6 +197,7 @@ fn resolve(o: &ClassifierOptions) -> Result<Resolved> {
             lr_decay: o.lr_decay.unwrap_or(0.9),
             patience: o.patience.unwrap_or(p.patience),
             seed: o.seed,
+            average: o.average.unwrap_or(0.0),
         },
     };
     if r.train.batch == 0 || r.train.epochs == 0 {

@@ -26,6 +26,9 @@ pub struct ClassifyTrainConfig {
     /// Stop after this many epochs without a better development accuracy (0 = never).
     pub patience: usize,
     pub seed: u64,
+    /// Decay of the moving average of the weights that is scored and kept (0 = off).
+    #[serde(default)]
+    pub average: f64,
 }
 
 impl ClassifyTrainConfig {
@@ -37,6 +40,7 @@ impl ClassifyTrainConfig {
         };
         TrainConfig {
             patience: self.patience,
+            average: self.average,
             ..TrainConfig::best_epoch(
                 self.epochs,
                 self.lr,

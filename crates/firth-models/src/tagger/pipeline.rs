@@ -56,6 +56,8 @@ pub struct TaggerOptions {
     pub cased: bool,
     /// Keep the word embeddings fixed.
     pub freeze: bool,
+    /// Score and keep a moving average of the weights with this decay (0 = off).
+    pub average: Option<f64>,
 }
 
 /// The files of a run and where it writes.
@@ -193,6 +195,7 @@ fn resolve(o: &TaggerOptions) -> Resolved {
             weight_decay: o.weight_decay.unwrap_or(0.0),
             clip: o.clip.unwrap_or(5.0),
             seed: o.seed,
+            average: o.average.unwrap_or(0.0),
         },
     }
 }

@@ -27,6 +27,9 @@ pub struct TagTrainConfig {
     /// Global-norm clipping threshold (0 = off).
     pub clip: f64,
     pub seed: u64,
+    /// Decay of the moving average of the weights that is scored and kept (0 = off).
+    #[serde(default)]
+    pub average: f64,
 }
 
 impl TagTrainConfig {
@@ -35,15 +38,18 @@ impl TagTrainConfig {
         let schedule = Schedule::Inverse {
             decay: self.lr_decay,
         };
-        TrainConfig::best_epoch(
-            self.epochs,
-            self.lr,
-            schedule,
-            self.optim,
-            self.weight_decay,
-            self.clip,
-            self.seed,
-        )
+        TrainConfig {
+            average: self.average,
+            ..TrainConfig::best_epoch(
+                self.epochs,
+                self.lr,
+                schedule,
+                self.optim,
+                self.weight_decay,
+                self.clip,
+                self.seed,
+            )
+        }
     }
 }
 

@@ -129,6 +129,7 @@ pub fn resolve(o: &TranslateOptions) -> Result<Resolved> {
         patience: o.patience.unwrap_or(0),
         checkpoint_every: o.checkpoint_every.unwrap_or(0),
         warmup_steps: o.warmup_steps.unwrap_or(200),
+        average: 0.0,
         ..TrainConfig::best_epoch(
             o.epochs.unwrap_or(epochs),
             o.lr.unwrap_or(1e-3),
