@@ -1178,7 +1178,11 @@ mod tests {
         let k3 = 1.0 - 4.0 / 13.0;
         let want = [a2[0] + k3 * (0.0 - a2[0]), a2[1] + k3 * (4.0 - a2[1])];
         for (a, b) in avg.values[0].iter().zip(want) {
-            assert!((*a as f64 - b).abs() < 1e-6, "{:?} vs {want:?}", avg.values[0]);
+            assert!(
+                (*a as f64 - b).abs() < 1e-6,
+                "{:?} vs {want:?}",
+                avg.values[0]
+            );
         }
         // Swapping twice restores both; off, nothing is kept.
         assert!(avg.swap(&mut [&mut p]));
@@ -1201,7 +1205,10 @@ mod tests {
         let mut full = Trainer::new(Logistic::new(), cfg.clone(), &full_dir);
         full.run(Limits::default(), &mut ()).unwrap();
         let avg = full.average.values[0].clone();
-        assert_ne!(avg, full.task.w.value, "the average differs from the last weights");
+        assert_ne!(
+            avg, full.task.w.value,
+            "the average differs from the last weights"
+        );
         let saved = Tensors::load(&full_dir.join(MODEL)).unwrap();
         assert_eq!(saved.get("model.w", &full_dir).unwrap().1, &avg[..]);
         let mut scored = Logistic::new();
