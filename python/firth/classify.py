@@ -12,7 +12,7 @@
 Data files are SST trees, TSV (``label<TAB>text``) or positive/negative pairs, detected from
 the content unless ``format`` says. Options are ``firth classify train``'s flags with
 underscores: ``preset`` (``sst2``, ``sst5``), ``cell``, ``layers``, ``hidden``, ``emb``,
-``bidirectional``, ``pooling`` (``last``, ``mean``, ``max``, ``attention``), ``dropout``,
+``bidirectional``, ``pooling`` (``last``, ``mean``, ``max``, ``attention``), ``dropout``, ``word_dropout``,
 ``lr``, ``optim``, ``weight_decay``, ``clip``, ``lr_decay``, ``epochs``, ``batch``,
 ``patience``, ``init_range``, ``freeze``, ``average``, ``sst_binary``, ``phrases``, ``seed``.
 """

@@ -677,6 +677,7 @@ fn classify_train<'py>(
         bidirectional: o.take("bidirectional")?,
         pooling: o.choice("pooling")?,
         dropout: o.take("dropout")?,
+        word_dropout: o.take("word_dropout")?,
         lr: o.take("lr")?,
         optim: o.choice("optim")?,
         weight_decay: o.take("weight_decay")?,

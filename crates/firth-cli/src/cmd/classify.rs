@@ -85,6 +85,9 @@ pub struct TrainArgs {
     pooling: Option<PoolKind>,
     #[arg(long, value_parser = crate::validate::fraction_below_1)]
     dropout: Option<f64>,
+    /// In training, replace each token by <unk> with this probability (default 0).
+    #[arg(long, value_parser = crate::validate::fraction_below_1)]
+    word_dropout: Option<f64>,
     #[arg(long, value_parser = crate::validate::finite_positive)]
     lr: Option<f64>,
     #[arg(long, value_enum)]
@@ -196,6 +199,7 @@ fn options(a: &TrainArgs) -> ClassifierOptions {
         bidirectional: a.bidirectional,
         pooling: a.pooling,
         dropout: a.dropout,
+        word_dropout: a.word_dropout,
         lr: a.lr,
         optim: a.optim,
         weight_decay: a.weight_decay,

@@ -70,6 +70,11 @@ pub struct ClassifierConfig {
     /// the field existed read as 0, so those models load unchanged.
     #[serde(default)]
     pub char_lm_dim: usize,
+    /// Training only: probability that a token's id is replaced by `<unk>` (id 0), so the
+    /// `<unk>` row that unseen words read is trained and no single word decides a sentence.
+    /// Configs saved before the field existed read as 0.
+    #[serde(default)]
+    pub word_dropout: f64,
 }
 
 impl ClassifierConfig {
@@ -85,6 +90,9 @@ impl ClassifierConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             bail!("--dropout must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.word_dropout) {
+            bail!("--word-dropout must be in [0, 1)");
         }
         Ok(())
     }
@@ -197,9 +205,11 @@ impl<T: Gemm> Classifier<T> {
         self.lengths.extend(sents.iter().map(|s| s.len()));
         self.ids.clear();
         self.ids.resize(l * b, 0);
+        let wp = self.config.word_dropout;
         for (j, s) in sents.iter().enumerate() {
             for (t, &id) in s.iter().enumerate() {
-                self.ids[t * b + j] = id;
+                let dropped = train && wp > 0.0 && (rng.uniform_f32() as f64) < wp;
+                self.ids[t * b + j] = if dropped { 0 } else { id };
             }
         }
         self.x.resize(l * b * din, T::ZERO);
@@ -346,6 +356,7 @@ mod tests {
             init_range: 0.5,
             freeze_emb: false,
             char_lm_dim: 0,
+            word_dropout: 0.0,
         }
     }
 
@@ -453,6 +464,41 @@ mod tests {
         j.as_object_mut().unwrap().remove("char_lm_dim").unwrap();
         let back: ClassifierConfig = serde_json::from_value(j).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// Word dropout replaces tokens by `<unk>` (id 0) in training only, at about its rate, and
+    /// the `<unk>` row then receives the dropped tokens' gradient.
+    #[test]
+    fn word_dropout_reads_unk_in_training_only() {
+        let c = ClassifierConfig {
+            word_dropout: 0.3,
+            ..config(PoolKind::Mean, true, CellKind::Lstm)
+        };
+        let mut m = Classifier::<f32>::new(c, &mut Rng::new(2)).unwrap();
+        let sents: Vec<Vec<u32>> = (0..50)
+            .map(|i| (0..40).map(|t| 1 + (i + t) % 6).collect())
+            .collect();
+        let refs: Vec<&[u32]> = sents.iter().map(|s| &s[..]).collect();
+        let labels: Vec<u32> = (0..50).map(|i| i % 3).collect();
+        let mut rng = Rng::new(9);
+        m.forward(&refs, &[], Some(&labels), true, &mut rng);
+        let dropped = m.ids.iter().filter(|&&id| id == 0).count() as f64 / m.ids.len() as f64;
+        assert!((dropped - 0.3).abs() < 0.03, "{dropped}");
+        m.backward(1.0);
+        assert!(
+            m.emb.weight.grad[..3].iter().any(|&g| g != 0.0),
+            "<unk> row trained"
+        );
+        m.forward(&refs, &[], None, false, &mut rng);
+        assert!(
+            m.ids.iter().all(|&id| id != 0),
+            "no dropout outside training"
+        );
+        let bad = ClassifierConfig {
+            word_dropout: 1.0,
+            ..config(PoolKind::Mean, true, CellKind::Lstm)
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

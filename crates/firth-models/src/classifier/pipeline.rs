@@ -44,6 +44,8 @@ pub struct ClassifierOptions {
     pub bidirectional: Option<bool>,
     pub pooling: Option<PoolKind>,
     pub dropout: Option<f64>,
+    /// Replace training tokens by `<unk>` with this probability.
+    pub word_dropout: Option<f64>,
     pub lr: Option<f64>,
     pub optim: Option<OptimKind>,
     pub weight_decay: Option<f64>,
@@ -181,6 +183,7 @@ fn resolve(o: &ClassifierOptions) -> Result<Resolved> {
             init_range: o.init_range.unwrap_or(0.1),
             freeze_emb: o.freeze,
             char_lm_dim: 0,
+            word_dropout: o.word_dropout.unwrap_or(0.0),
         },
         emb: o.emb,
         sst: SstOptions {
