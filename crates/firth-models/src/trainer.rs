@@ -205,6 +205,9 @@ impl TrainConfig {
         if self.epochs == 0 {
             anyhow::bail!("--epochs must be at least 1");
         }
+        if !(0.0..1.0).contains(&self.average) {
+            anyhow::bail!("--average must be in [0, 1): the decay of the weights' moving average");
+        }
         Ok(())
     }
 
@@ -649,6 +652,7 @@ impl<T: Task> Trainer<T> {
     /// A fresh run, or the one in `out_dir` when `resume`; refuses to overwrite a run that
     /// `resume` was not asked for.
     pub fn start(task: T, config: TrainConfig, out_dir: &Path, resume: bool) -> Result<Trainer<T>> {
+        config.check()?;
         if resume {
             return Trainer::resume(task, config, out_dir);
         }
@@ -1236,6 +1240,14 @@ mod tests {
         for d in [full_dir, plain_dir, part_dir] {
             std::fs::remove_dir_all(d).ok();
         }
+        // A decay outside [0, 1) is refused before anything runs.
+        let mut bad = config(6);
+        bad.average = 1.0;
+        let dir = temp("avg-bad");
+        let e = Trainer::start(Logistic::new(), bad, &dir, false)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("--average"), "{e:#}");
     }
 
     #[test]
