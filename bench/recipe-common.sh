@@ -29,6 +29,27 @@ gut8_sg200() {
     echo "$out"
 }
 
+# Writes FILE from COMMAND's standard output unless FILE is already there, under a temporary
+# name first (seeds may run side by side, and an interrupted run leaves no half file).
+# Usage: write_once FILE COMMAND [ARGS...]
+write_once() {
+    local out=$1
+    shift
+    if [ ! -s "$out" ]; then
+        "$@" > "$out.$$"
+        mv "$out.$$" "$out"
+    fi
+}
+
+# 100-d skip-gram vectors with a window of 2 for a tagger recipe, as text, drawn with the run's
+# seed and kept for the next run of that seed. Usage: tagger_vectors CORPUS OUT SEED EPOCHS
+tagger_vectors() {
+    if [ ! -s "$2" ]; then
+        "$FIRTH" vectors word2vec --input "$1" --output "$2" --format text \
+            --dim 100 --window 2 --min-count 3 --epochs "$4" --threads "$THREADS" --seed "$3" >&2
+    fi
+}
+
 # The optional flags a recipe takes from the environment: CHAR_LM=FWD_DIR,BWD_DIR adds
 # `--char-lm` and names the run NAME-charlm-sSEED instead of NAME-sSEED; MAX_SECONDS=S adds
 # `--max-seconds S`. Usage: optional_flags NAME SEED; sets `extra` (the flags) and `run`.

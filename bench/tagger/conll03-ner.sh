@@ -13,15 +13,10 @@ optional_flags ner "$seed"
 C=$DATA/conll2003
 vec=$RUNS/vec100nw2-s$seed.txt
 corpus=$RUNS/ner_w2v_corpus.txt
-if [ ! -s "$corpus" ]; then   # written under a temporary name: seeds may run side by side
-    python3 bench/tagger/ner_w2v_corpus.py "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" \
-        "$DATA/ptb/ptb.train.txt" "$C/eng.train" "$C/eng.testa" --repeat 3 > "$corpus.$$"
-    mv "$corpus.$$" "$corpus"
-fi
-if [ ! -s "$vec" ]; then
-    "$FIRTH" vectors word2vec --input "$corpus" --output "$vec" --format text \
-        --dim 100 --window 2 --min-count 3 --epochs 5 --threads "$THREADS" --seed "$seed" >&2
-fi
+write_once "$corpus" python3 bench/tagger/ner_w2v_corpus.py \
+    "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" "$DATA/ptb/ptb.train.txt" \
+    "$C/eng.train" "$C/eng.testa" --repeat 3
+tagger_vectors "$corpus" "$vec" "$seed" 5
 "$FIRTH" tag train --preset conll03-ner --train "$C/eng.train" --dev "$C/eng.testa" \
     --test "$C/eng.testb" --embeddings "$vec" --out "$RUNS/$run" \
     --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json

@@ -15,17 +15,14 @@ E=$DATA/ud-english-ewt/pos-tsv-ud2.1-2017
 vec=$RUNS/vecewt100w2-s$seed.txt
 # A column file's first column, lower-cased, one sentence per line (-DOCSTART- dropped).
 lower_tokens() { awk 'NF==0{printf "\n"; next} $1!="-DOCSTART-"{printf "%s ", tolower($1)}' "$1"; }
+corpus_text() {
+    cat "$DATA/gutenberg-en-text8style/gut8"; echo
+    lower_tokens "$DATA/conll2003/eng.train"; echo
+    for _ in 1 2 3 4 5; do lower_tokens "$E/en-ud-train.upos.tsv"; done
+}
 corpus=$RUNS/upos_w2v_corpus.txt
-if [ ! -s "$corpus" ]; then   # written under a temporary name: seeds may run side by side
-    (cat "$DATA/gutenberg-en-text8style/gut8"; echo
-     lower_tokens "$DATA/conll2003/eng.train"; echo
-     for _ in 1 2 3 4 5; do lower_tokens "$E/en-ud-train.upos.tsv"; done) > "$corpus.$$"
-    mv "$corpus.$$" "$corpus"
-fi
-if [ ! -s "$vec" ]; then
-    "$FIRTH" vectors word2vec --input "$corpus" --output "$vec" --format text \
-        --dim 100 --window 2 --min-count 3 --epochs 3 --threads "$THREADS" --seed "$seed" >&2
-fi
+write_once "$corpus" corpus_text
+tagger_vectors "$corpus" "$vec" "$seed" 3
 "$FIRTH" tag train --preset ewt-upos --train "$E/en-ud-train.upos.tsv" --dev "$E/en-ud-dev.upos.tsv" \
     --test "$E/en-ud-test.upos.tsv" --embeddings "$vec" --out "$RUNS/$run" \
     --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
