@@ -76,6 +76,17 @@ impl<T: Real> Dropout<T> {
     }
 }
 
+/// Word dropout: each id becomes 0 (`<unk>`) with probability `p`, one uniform draw per id in
+/// order; the caller passes only real tokens (no padding). The taggers' and classifiers' way to
+/// train the `<unk>` row that unseen words read.
+pub fn drop_words<'a>(ids: impl IntoIterator<Item = &'a mut u32>, p: f32, rng: &mut Rng) {
+    for id in ids {
+        if rng.uniform_f32() < p {
+            *id = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

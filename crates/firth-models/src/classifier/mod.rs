@@ -25,7 +25,7 @@
 use crate::char_features::CharFeatures;
 use crate::encoder::{EncoderConfig, SeqEncoder};
 use anyhow::{bail, Result};
-use firth_nn::dropout::{Dropout, DropoutKind};
+use firth_nn::dropout::{drop_words, Dropout, DropoutKind};
 use firth_nn::embedding::Embedding;
 use firth_nn::linear::Linear;
 use firth_nn::pooling::{PoolKind, Pooling};
@@ -205,11 +205,15 @@ impl<T: Gemm> Classifier<T> {
         self.lengths.extend(sents.iter().map(|s| s.len()));
         self.ids.clear();
         self.ids.resize(l * b, 0);
-        let wp = self.config.word_dropout;
+        let wp = self.config.word_dropout as f32;
         for (j, s) in sents.iter().enumerate() {
             for (t, &id) in s.iter().enumerate() {
-                let dropped = train && wp > 0.0 && (rng.uniform_f32() as f64) < wp;
-                self.ids[t * b + j] = if dropped { 0 } else { id };
+                self.ids[t * b + j] = id;
+            }
+            if train && wp > 0.0 {
+                // Sentence j's tokens, (L, B) strided; padding is never dropped.
+                let real = self.ids.iter_mut().skip(j).step_by(b).take(s.len());
+                drop_words(real, wp, rng);
             }
         }
         self.x.resize(l * b * din, T::ZERO);

@@ -235,11 +235,7 @@ impl<T: Gemm> Tagger<T> {
         self.word_ids.extend(b.rows.iter().map(|&r| b.words[r]));
         let wp = self.config.word_dropout;
         if train && wp > 0.0 {
-            for id in &mut self.word_ids {
-                if rng.uniform_f32() < wp {
-                    *id = 0;
-                }
-            }
+            firth_nn::dropout::drop_words(&mut self.word_ids, wp, rng);
         }
         let ev = &self.word_emb.weight.value;
         for (&r, &id) in b.rows.iter().zip(&self.word_ids) {
