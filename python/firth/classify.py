@@ -14,7 +14,8 @@ the content unless ``format`` says. Options are ``firth classify train``'s flags
 underscores: ``preset`` (``sst2``, ``sst5``), ``cell``, ``layers``, ``hidden``, ``emb``,
 ``bidirectional``, ``pooling`` (``last``, ``mean``, ``max``, ``attention``), ``dropout``, ``word_dropout``,
 ``lr``, ``optim``, ``weight_decay``, ``clip``, ``lr_decay``, ``epochs``, ``batch``,
-``patience``, ``init_range``, ``freeze``, ``average``, ``sst_binary``, ``phrases``, ``seed``.
+``patience``, ``init_range``, ``freeze``, ``multichannel``, ``average``, ``sst_binary``, ``phrases``,
+``seed``.
 """
 
 from os import PathLike

@@ -688,6 +688,7 @@ fn classify_train<'py>(
         patience: o.take("patience")?,
         init_range: o.take("init_range")?,
         freeze: o.flag("freeze")?,
+        multichannel: o.flag("multichannel")?,
         seed: o.take("seed")?.unwrap_or(1),
         average: o.take("average")?,
     };

@@ -3,9 +3,14 @@
 //! For a batch of B sentences padded to L tokens (time-major, padding after each end):
 //!
 //! ```text
-//! ids (L, B) → x = dropout([E[ids] ; F]) (L, B, E + Kl) → h = encoder(x) (L, B, D)
+//! ids (L, B) → x = dropout([E[ids] ; S[ids] ; F]) (L, B, E + Es + Kl) → h = encoder(x) (L, B, D)
 //!   → s = dropout(pool(h, lengths)) (B, D) → z = s·Wᵀ + b (B, C) → L = mean_b −log softmax(z)_y
 //! ```
+//!
+//! S is the static channel (`--multichannel`, Kim 2014; Es = E, or 0 without it): a frozen
+//! copy of the pretrained vectors beside the trained table E. Fine-tuning moves the rows of
+//! training words while words seen only in development or test text keep their pretrained
+//! rows; S gives the encoder one input in which the two still live in the same space.
 //!
 //! F (L, B, Kl) are the frozen contextual character-LM features of each word
 //! ([`crate::char_features`], `--char-lm`; Kl = `char_lm_dim`, 0 = none), zero at padding.
@@ -16,7 +21,7 @@
 //! [`softmax_cross_entropy_backward`]), ds = dz·W, dh from the pooling layer (only valid
 //! positions receive gradient), dx from the encoder, and the embedding rows of the sentence's
 //! words get dx's first E columns (unless the embeddings are frozen, when that last step is
-//! skipped); the Kl feature columns of dx are dropped.
+//! skipped); the static and feature columns of dx are dropped.
 //!
 //! Training goes through the one loop ([`crate::trainer`]) as a [`ClassifyTask`]: early
 //! stopping on the development set, `model.safetensors` holding the epoch with the best
@@ -75,6 +80,11 @@ pub struct ClassifierConfig {
     /// Configs saved before the field existed read as 0.
     #[serde(default)]
     pub word_dropout: f64,
+    /// A frozen copy of the (pretrained) embeddings read beside the trained ones, so the
+    /// encoder's input is E + E (+ Kl) wide (`--multichannel`). Configs saved before the
+    /// field existed read as false.
+    #[serde(default)]
+    pub static_channel: bool,
 }
 
 impl ClassifierConfig {
@@ -94,7 +104,24 @@ impl ClassifierConfig {
         if !(0.0..1.0).contains(&self.word_dropout) {
             bail!("--word-dropout must be in [0, 1)");
         }
+        if self.static_channel && self.freeze_emb {
+            bail!("--multichannel adds a frozen copy beside trained embeddings; with --freeze both would be frozen: leave one of the two out");
+        }
         Ok(())
+    }
+
+    /// Width of the static channel's columns in the encoder's input (0 without it).
+    pub fn static_dim(&self) -> usize {
+        if self.static_channel {
+            self.emb
+        } else {
+            0
+        }
+    }
+
+    /// Width of the encoder's input: trained embedding, static channel, character-LM features.
+    pub fn input_dim(&self) -> usize {
+        self.emb + self.static_dim() + self.char_lm_dim
     }
 }
 
@@ -102,6 +129,8 @@ impl ClassifierConfig {
 pub struct Classifier<T> {
     pub config: ClassifierConfig,
     pub emb: Embedding<T>,
+    /// The static channel (`static_channel`): saved with the model, never trained.
+    pub static_emb: Option<Embedding<T>>,
     pub enc: SeqEncoder<T>,
     pub pool: Pooling<T>,
     pub out: Linear<T>,
@@ -114,14 +143,14 @@ pub struct Classifier<T> {
     lengths: Vec<usize>,
     ids: Vec<u32>,     // (L, B), padding id 0
     targets: Vec<u32>, // (B)
-    x: Vec<T>,         // (L, B, E + Kl) after dropout
+    x: Vec<T>,         // (L, B, E + Es + Kl) after dropout
     pooled: Vec<T>,    // (B, D) after dropout
     probs: Vec<T>,     // (B, C) logits, then probabilities
     nll: Vec<f64>,     // (B)
     d_pooled: Vec<T>,  // (B, D)
     d_h: Vec<T>,       // (L, B, D)
-    d_x: Vec<T>,       // (L, B, E + Kl)
-    d_emb: Vec<T>,     // (L, B, E), the embedding columns of d_x (only when Kl > 0)
+    d_x: Vec<T>,       // (L, B, E + Es + Kl)
+    d_emb: Vec<T>,     // (L, B, E), the trained embedding's columns of d_x (when Es + Kl > 0)
 }
 
 impl<T: Gemm> Classifier<T> {
@@ -133,7 +162,7 @@ impl<T: Gemm> Classifier<T> {
         let enc = SeqEncoder::new(
             &EncoderConfig {
                 cell: c.cell,
-                input: c.emb + c.char_lm_dim,
+                input: c.input_dim(),
                 hidden: c.hidden,
                 layers: c.layers,
                 bidirectional: c.bidirectional,
@@ -145,11 +174,17 @@ impl<T: Gemm> Classifier<T> {
         let d = enc.out_dim();
         let pool = Pooling::new("pool", c.pooling, d, c.bidirectional, r, rng);
         let out = Linear::new("out", d, c.classes, true, r, rng);
+        // Drawn last, so a model without it draws the same weights as before it existed;
+        // training overwrites it with the pretrained vectors.
+        let static_emb = c
+            .static_channel
+            .then(|| Embedding::new("emb_static", c.vocab, c.emb, r, rng));
         Ok(Classifier {
             emb_drop: Dropout::new(c.dropout, DropoutKind::Standard),
             pool_drop: Dropout::new(c.dropout, DropoutKind::Standard),
             config,
             emb,
+            static_emb,
             enc,
             pool,
             out,
@@ -190,7 +225,8 @@ impl<T: Gemm> Classifier<T> {
         );
         let (e, c) = (self.config.emb, self.config.classes);
         let kl = self.config.char_lm_dim;
-        let din = e + kl;
+        let es = self.config.static_dim();
+        let din = self.config.input_dim();
         assert!(
             if kl == 0 {
                 lm.is_empty()
@@ -217,16 +253,20 @@ impl<T: Gemm> Classifier<T> {
             }
         }
         self.x.resize(l * b * din, T::ZERO);
-        if kl == 0 {
+        if din == e {
             self.emb.forward(&self.ids, &mut self.x);
         } else {
-            // Row r = t·B + j of x is [E[ids[r]] ; F_j[t]], or [E[0] ; 0] past the sentence's
-            // end (padding, which the encoder does not read).
+            // Row r = t·B + j of x is [E[ids[r]] ; S[ids[r]] ; F_j[t]], or [E[0] ; S[0] ; 0]
+            // past the sentence's end (padding, which the encoder does not read).
             for (r, row) in self.x.chunks_exact_mut(din).enumerate() {
                 let (t, j) = (r / b, r % b);
-                let (emb, feat) = row.split_at_mut(e);
+                let (emb, rest) = row.split_at_mut(e);
+                let (stat, feat) = rest.split_at_mut(es);
                 self.emb.forward(&self.ids[r..r + 1], emb);
-                match lm[j].get(t * kl..(t + 1) * kl) {
+                if let Some(s) = &self.static_emb {
+                    s.forward(&self.ids[r..r + 1], stat);
+                }
+                match lm.get(j).and_then(|f| f.get(t * kl..(t + 1) * kl)) {
                     Some(f) => {
                         for (d, &v) in feat.iter_mut().zip(f) {
                             *d = T::from_f32(v);
@@ -295,14 +335,14 @@ impl<T: Gemm> Classifier<T> {
             self.d_x.resize(self.x.len(), T::ZERO);
             self.enc.backward(&self.x, &self.d_h, Some(&mut self.d_x));
             self.emb_drop.backward(&mut self.d_x);
-            let (e, kl) = (self.config.emb, self.config.char_lm_dim);
-            if kl == 0 {
+            let (e, din) = (self.config.emb, self.config.input_dim());
+            if din == e {
                 self.emb.backward(&self.ids, &self.d_x);
             } else {
-                // d_emb (L, B, E) = the embedding columns of d_x (L, B, E + Kl); the feature
-                // columns have nowhere to go (the LMs are frozen).
+                // d_emb (L, B, E) = the trained embedding's columns of d_x (L, B, E + Es + Kl);
+                // the static and feature columns have nowhere to go (both are frozen).
                 self.d_emb.clear();
-                for row in self.d_x.chunks_exact(e + kl) {
+                for row in self.d_x.chunks_exact(din) {
                     self.d_emb.extend_from_slice(&row[..e]);
                 }
                 self.emb.backward(&self.ids, &self.d_emb);
@@ -323,12 +363,15 @@ impl<T: Gemm> Classifier<T> {
     }
 }
 
+/// Every parameter, the static channel last (saved and loaded with the rest; the optimizer
+/// sees [`Classifier::trainable_mut`] instead).
 impl<T: Gemm> ParamSet<T> for Classifier<T> {
     fn params(&self) -> Vec<&Param<T>> {
         let mut v = self.emb.params();
         v.extend(self.enc.params());
         v.extend(self.pool.params());
         v.extend(self.out.params());
+        v.extend(self.static_emb.iter().flat_map(|s| s.params()));
         v
     }
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
@@ -336,6 +379,7 @@ impl<T: Gemm> ParamSet<T> for Classifier<T> {
         v.extend(self.enc.params_mut());
         v.extend(self.pool.params_mut());
         v.extend(self.out.params_mut());
+        v.extend(self.static_emb.iter_mut().flat_map(|s| s.params_mut()));
         v
     }
 }
@@ -361,6 +405,7 @@ mod tests {
             freeze_emb: false,
             char_lm_dim: 0,
             word_dropout: 0.0,
+            static_channel: false,
         }
     }
 
@@ -459,13 +504,110 @@ mod tests {
         }
     }
 
-    /// A config saved before `char_lm_dim` existed (an older model's) still reads, as a
-    /// model without character-LM features.
+    /// The trained parameters of a classifier, as the optimizer sees them: the gradient check
+    /// of a model with a static channel compares these (the static table is frozen, so its
+    /// analytic gradient is zero by design).
+    struct Trainable(Classifier<f64>);
+
+    impl ParamSet<f64> for Trainable {
+        fn params(&self) -> Vec<&Param<f64>> {
+            let s = &self.0;
+            let mut v = s.emb.params();
+            v.extend(s.enc.params());
+            v.extend(s.pool.params());
+            v.extend(s.out.params());
+            v
+        }
+        fn params_mut(&mut self) -> Vec<&mut Param<f64>> {
+            self.0.trainable_mut()
+        }
+    }
+
+    /// With the static channel (`--multichannel`) the encoder reads [E[id] ; S[id]]: every
+    /// trained parameter's gradient matches finite differences (with character-LM features
+    /// too, and dropout on), S gets no gradient, the loss depends on S, and S is among the
+    /// saved parameters but not the trained ones.
     #[test]
-    fn a_config_without_char_lm_dim_reads_as_zero() {
+    fn static_channel_gradients_and_frozen_copy() {
+        let sents: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4], vec![5], vec![6, 2, 1]];
+        let labels = [2u32, 0, 1];
+        let refs: Vec<&[u32]> = sents.iter().map(|s| &s[..]).collect();
+        let kl = 2;
+        let mut rng = Rng::new(9);
+        let lm: Vec<Vec<f32>> = sents
+            .iter()
+            .map(|s| (0..s.len() * kl).map(|_| rng.uniform_f32() - 0.5).collect())
+            .collect();
+        let feats: Vec<&[f32]> = lm.iter().map(|f| &f[..]).collect();
+        for (kl, dropout, feats) in [(0, 0.0, &[][..]), (kl, 0.3, &feats[..])] {
+            let c = ClassifierConfig {
+                static_channel: true,
+                char_lm_dim: kl,
+                dropout,
+                ..config(PoolKind::Max, true, CellKind::Lstm)
+            };
+            assert_eq!(c.input_dim(), 3 + 3 + kl);
+            let m = Classifier::<f64>::new(c, &mut Rng::new(5)).unwrap();
+            let mut t = Trainable(m);
+            let (err, at) = check_params(
+                &mut t,
+                |t| {
+                    let l =
+                        t.0.forward(&refs, feats, Some(&labels), true, &mut Rng::new(1));
+                    t.0.backward(1.0);
+                    l
+                },
+                |t| {
+                    t.0.forward(&refs, feats, Some(&labels), true, &mut Rng::new(1))
+                },
+                usize::MAX,
+            );
+            assert!(err < 1e-5, "kl={kl}: {err} at {at}");
+            let m = &mut t.0;
+            let s = m.static_emb.as_ref().unwrap();
+            assert!(s.weight.grad.iter().all(|&g| g == 0.0));
+            let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+            assert_eq!(names.last().unwrap(), "emb_static.weight");
+            assert_eq!(m.trainable_mut().len(), names.len() - 1);
+            let before = m.forward(&refs, feats, Some(&labels), false, &mut Rng::new(0));
+            m.static_emb.as_mut().unwrap().weight.value[2 * 3 + 1] += 0.5;
+            let after = m.forward(&refs, feats, Some(&labels), false, &mut Rng::new(0));
+            assert_ne!(before, after, "the static channel reaches the loss");
+        }
+        // Without the channel, nothing is drawn for it: the weights are those of a model
+        // built before the field existed.
+        let plain = Classifier::<f64>::new(
+            config(PoolKind::Max, true, CellKind::Lstm),
+            &mut Rng::new(5),
+        )
+        .unwrap();
+        let with = Classifier::<f64>::new(
+            ClassifierConfig {
+                static_channel: true,
+                ..config(PoolKind::Max, true, CellKind::Lstm)
+            },
+            &mut Rng::new(5),
+        )
+        .unwrap();
+        assert!(plain.static_emb.is_none());
+        assert_eq!(plain.emb.weight.value, with.emb.weight.value);
+        let bad = ClassifierConfig {
+            static_channel: true,
+            freeze_emb: true,
+            ..config(PoolKind::Max, true, CellKind::Lstm)
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    /// A config saved before `char_lm_dim`, `word_dropout` and `static_channel` existed (an
+    /// older model's) still reads, as a model without them.
+    #[test]
+    fn a_config_without_the_later_fields_reads_with_them_off() {
         let c = config(PoolKind::Max, true, CellKind::Lstm);
         let mut j = serde_json::to_value(&c).unwrap();
-        j.as_object_mut().unwrap().remove("char_lm_dim").unwrap();
+        for field in ["char_lm_dim", "word_dropout", "static_channel"] {
+            j.as_object_mut().unwrap().remove(field).unwrap();
+        }
         let back: ClassifierConfig = serde_json::from_value(j).unwrap();
         assert_eq!(back, c);
     }

@@ -57,6 +57,8 @@ pub struct ClassifierOptions {
     pub init_range: Option<f64>,
     /// Keep the embeddings fixed.
     pub freeze: bool,
+    /// Read a frozen copy of the pretrained vectors beside the trained embeddings.
+    pub multichannel: bool,
     pub seed: u64,
     /// Score and keep a moving average of the weights with this decay (0 = off).
     pub average: Option<f64>,
@@ -184,6 +186,7 @@ fn resolve(o: &ClassifierOptions) -> Result<Resolved> {
             freeze_emb: o.freeze,
             char_lm_dim: 0,
             word_dropout: o.word_dropout.unwrap_or(0.0),
+            static_channel: o.multichannel,
         },
         emb: o.emb,
         sst: SstOptions {
@@ -399,6 +402,9 @@ fn fit(
         .map(|[f, b]| CharFeatures::load(f, b))
         .transpose()?;
     let labels = label_set(&train_ex);
+    if r.model.static_channel && data.embeddings.is_none() {
+        bail!("--multichannel reads a frozen copy of pretrained vectors; give them with --embeddings FILE");
+    }
     let vectors = match &data.embeddings {
         Some(p) => Some(
             firth_vectors::formats::load(p)
@@ -457,6 +463,10 @@ fn fit(
                 found += 1;
             }
         }
+    }
+    if let Some(s) = &mut model.static_emb {
+        // Words without a vector keep their random row in both channels.
+        s.weight.value.copy_from_slice(&model.emb.weight.value);
     }
     let lm_start = std::time::Instant::now();
     let lm = char_lm.as_ref();
@@ -613,6 +623,83 @@ mod tests {
             assert_eq!((m.hidden, m.layers, m.bidirectional), (150, 1, true));
             assert_eq!((m.pooling, m.dropout), (PoolKind::Max, 0.5));
         }
+    }
+
+    /// `multichannel`: the saved model's static table holds the pretrained vectors exactly
+    /// (found through the lowercase form too) while the trained table has moved; it is
+    /// refused without vectors, and `eval` of the saved model gives the test accuracy that
+    /// training reported.
+    #[test]
+    fn multichannel_keeps_the_pretrained_vectors_frozen_beside_the_trained_ones() {
+        let dir = std::env::temp_dir().join(format!("firth-mc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::new();
+        for i in 0..40 {
+            let (label, w) = if i % 2 == 0 {
+                ("pos", "Good")
+            } else {
+                ("neg", "bad")
+            };
+            text.push_str(&format!("{label}\t{w} film {}\n", i % 5));
+        }
+        let train = dir.join("train.tsv");
+        std::fs::write(&train, &text).unwrap();
+        let vectors = dir.join("v.txt");
+        std::fs::write(&vectors, "3 4\ngood 1 0 0 0\nbad -1 0 0 0\nfilm 0 1 0 0\n").unwrap();
+        let data = |embeddings: Option<PathBuf>| ClassifyData {
+            train: train.clone(),
+            dev: Some(train.clone()),
+            test: Some(train.clone()),
+            format: None,
+            dev_fraction: 0.1,
+            embeddings,
+            char_lm: None,
+            out: dir.join("m"),
+            resume: false,
+            limits: Limits::default(),
+        };
+        let options = ClassifierOptions {
+            hidden: Some(4),
+            epochs: Some(2),
+            multichannel: true,
+            ..Default::default()
+        };
+        let Err(e) = train_classifier(&data(None), &options, &mut ()) else {
+            panic!("--multichannel without vectors was accepted")
+        };
+        assert!(e.to_string().contains("--embeddings"), "{e}");
+        let (summary, _) =
+            train_classifier(&data(Some(vectors.clone())), &options, &mut ()).unwrap();
+        let b = Bundle::load(&dir.join("m")).unwrap();
+        let row = |t: &[f32], w: &str| {
+            let i = b.vocab.get(w).unwrap() as usize;
+            t[i * 4..(i + 1) * 4].to_vec()
+        };
+        let fixed = &b.model.static_emb.as_ref().unwrap().weight.value;
+        assert_eq!(row(fixed, "Good"), [1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(row(fixed, "bad"), [-1.0, 0.0, 0.0, 0.0]);
+        assert_ne!(row(&b.model.emb.weight.value, "bad"), [-1.0, 0.0, 0.0, 0.0]);
+        let mut b = b;
+        let toks: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| {
+                l.split('\t')
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .map(String::from)
+                    .collect()
+            })
+            .collect();
+        let labels: Vec<String> = text
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+        let enc = b.encode(&toks, &train).unwrap();
+        let y = b.label_ids(&labels, &train).unwrap();
+        let scores = crate::classifier::evaluate(&mut b.model, &enc.sents, &enc.lm, Some(&y), 8);
+        assert_eq!(Some(scores.accuracy), summary.test_accuracy);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
