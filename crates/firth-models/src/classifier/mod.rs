@@ -511,11 +511,9 @@ mod tests {
 
     impl ParamSet<f64> for Trainable {
         fn params(&self) -> Vec<&Param<f64>> {
-            let s = &self.0;
-            let mut v = s.emb.params();
-            v.extend(s.enc.params());
-            v.extend(s.pool.params());
-            v.extend(s.out.params());
+            // All but the static table, which ParamSet lists last: trainable_mut's order.
+            let mut v = self.0.params();
+            v.pop();
             v
         }
         fn params_mut(&mut self) -> Vec<&mut Param<f64>> {

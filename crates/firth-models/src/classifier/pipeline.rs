@@ -670,7 +670,7 @@ mod tests {
         assert!(e.to_string().contains("--embeddings"), "{e}");
         let (summary, _) =
             train_classifier(&data(Some(vectors.clone())), &options, &mut ()).unwrap();
-        let b = Bundle::load(&dir.join("m")).unwrap();
+        let mut b = Bundle::load(&dir.join("m")).unwrap();
         let row = |t: &[f32], w: &str| {
             let i = b.vocab.get(w).unwrap() as usize;
             t[i * 4..(i + 1) * 4].to_vec()
@@ -679,7 +679,6 @@ mod tests {
         assert_eq!(row(fixed, "Good"), [1.0, 0.0, 0.0, 0.0]);
         assert_eq!(row(fixed, "bad"), [-1.0, 0.0, 0.0, 0.0]);
         assert_ne!(row(&b.model.emb.weight.value, "bad"), [-1.0, 0.0, 0.0, 0.0]);
-        let mut b = b;
         let toks: Vec<Vec<String>> = text
             .lines()
             .map(|l| {
