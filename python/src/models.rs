@@ -894,6 +894,7 @@ fn tag_train<'py>(
         seed: o.take("seed")?.unwrap_or(1),
         cased: o.flag("cased")?,
         freeze: o.flag("freeze")?,
+        multichannel: o.flag("multichannel")?,
         average: o.take("average")?,
     };
     o.done()?;

@@ -30,6 +30,7 @@ fn config(vocab: &TagVocab, crf: bool, cell: CellKind) -> TaggerConfig {
         word_dropout: 0.0,
         char_dropout: 0.0,
         char_lm_dim: 0,
+        static_channel: false,
     }
 }
 
@@ -246,4 +247,184 @@ fn the_output_layer_on_the_hidden_states_gives_the_predicted_tags() {
             assert_eq!(&vocab.tags[best], want);
         }
     }
+}
+
+/// A tagger's trained parameters, as the optimizer sees them: the gradient check of a model
+/// with a static channel compares these (the static table is frozen, so its analytic gradient
+/// is zero by design).
+struct Trainable(Tagger<f64>);
+
+impl ParamSet<f64> for Trainable {
+    fn params(&self) -> Vec<&firth_nn::Param<f64>> {
+        // All but the static table, which the tagger's ParamSet lists last: trainable_mut's order.
+        let mut v = self.0.params();
+        v.pop();
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut firth_nn::Param<f64>> {
+        self.0.trainable_mut()
+    }
+}
+
+/// With the static channel (`--multichannel`) the encoder reads [E[w] ; S[w] ; chars ; case]:
+/// every trained parameter's gradient matches finite differences (softmax and CRF, the second
+/// with dropout and word dropout on, so a dropped word reads `<unk>` in both tables), S gets
+/// no gradient but reaches the loss, and S is saved but not trained.
+#[test]
+fn static_channel_gradients_and_frozen_copy() {
+    let sents = parse_columns(TRAIN, "t", None, true, false).unwrap();
+    let vocab = TagVocab::build(&sents, &[], true, Some(Scheme::Bioes)).unwrap();
+    for (crf, dropout) in [(false, 0.0), (true, 0.3)] {
+        let cfg = TaggerConfig {
+            static_channel: true,
+            dropout,
+            word_dropout: dropout,
+            ..config(&vocab, crf, CellKind::Lstm)
+        };
+        assert_eq!(cfg.input_dim(), 3 + 3 + 2 * 2 + 2);
+        let data = encode(&sents, &vocab, &cfg, None, Path::new("t")).unwrap();
+        let mut b = Batch::default();
+        b.fill(&data, &[0, 1, 2]);
+        let mut t = Trainable(Tagger::<f64>::new(cfg, &mut Rng::new(4)).unwrap());
+        let train = dropout > 0.0;
+        let loss = |t: &mut Trainable| t.0.forward(&b, train, &mut Rng::new(1));
+        let (worst, at) = check_params(
+            &mut t,
+            |t| {
+                let l = loss(t);
+                t.0.backward(&b, 1.0);
+                l
+            },
+            loss,
+            usize::MAX,
+        );
+        assert!(worst < 1e-5, "crf={crf}: worst {worst:e} at {at}");
+        let m = &mut t.0;
+        let s = m.static_emb.as_ref().unwrap();
+        assert!(s.weight.grad.iter().all(|&g| g == 0.0));
+        let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names.last().unwrap(), "static_emb.weight");
+        assert_eq!(m.trainable_mut().len(), names.len() - 1);
+        let before = m.forward(&b, false, &mut Rng::new(0));
+        let row = data[0].words[1] as usize;
+        m.static_emb.as_mut().unwrap().weight.value[row * 3 + 1] += 0.5;
+        assert_ne!(
+            m.forward(&b, false, &mut Rng::new(0)),
+            before,
+            "S reaches the loss"
+        );
+    }
+    // Without the channel nothing is drawn for it: the weights are those of a model built
+    // before the field existed (with it, the encoder's input matrix is wider, so the layers
+    // drawn after the embeddings differ). With --freeze it is refused.
+    let plain = Tagger::<f64>::new(config(&vocab, true, CellKind::Lstm), &mut Rng::new(4)).unwrap();
+    let with = Tagger::<f64>::new(
+        TaggerConfig {
+            static_channel: true,
+            ..config(&vocab, true, CellKind::Lstm)
+        },
+        &mut Rng::new(4),
+    )
+    .unwrap();
+    assert!(plain.static_emb.is_none());
+    assert_eq!(plain.word_emb.weight.value, with.word_emb.weight.value);
+    assert_eq!(
+        plain.char_emb.as_ref().unwrap().weight.value,
+        with.char_emb.as_ref().unwrap().weight.value
+    );
+    let frozen = TaggerConfig {
+        static_channel: true,
+        freeze: true,
+        ..config(&vocab, true, CellKind::Lstm)
+    };
+    assert!(Tagger::<f64>::new(frozen, &mut Rng::new(4)).is_err());
+}
+
+/// `multichannel` through `train_tagger`: it is refused without vectors; the saved model's
+/// static table holds the pretrained vectors exactly, for a training word and for a word met
+/// only in the test file, while the trained table's training rows have moved; the loaded
+/// model scores the test file as training reported; a config saved before the field existed
+/// reads with it off.
+#[test]
+fn multichannel_keeps_the_pretrained_vectors_frozen_beside_the_trained_ones() {
+    use firth_models::tagger::{train_tagger, TagData, TaggerOptions};
+    let dir = std::env::temp_dir().join(format!("firth-tag-mc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let train = dir.join("train.txt");
+    std::fs::write(&train, TRAIN.repeat(4)).unwrap();
+    let test = dir.join("test.txt");
+    std::fs::write(&test, "Paris B-LOC\nrejects O\n\nEU B-ORG\ncall O\n").unwrap();
+    let vectors = dir.join("v.txt");
+    std::fs::write(
+        &vectors,
+        "4 3\nrejects 1 0 0\ncall 0 1 0\nparis 0 0 1\neu 0.5 0.5 0\n",
+    )
+    .unwrap();
+    let data = |embeddings: Option<std::path::PathBuf>| TagData {
+        train: train.clone(),
+        dev: Some(train.clone()),
+        test: Some(test.clone()),
+        columns: None,
+        embeddings,
+        char_lm: None,
+        out: dir.join("m"),
+        resume: false,
+        limits: Default::default(),
+    };
+    let options = TaggerOptions {
+        hidden: Some(4),
+        char_dim: Some(2),
+        char_hidden: Some(2),
+        epochs: Some(3),
+        lr: Some(0.01),
+        multichannel: true,
+        ..Default::default()
+    };
+    let Err(e) = train_tagger(&data(None), &options, &mut ()) else {
+        panic!("--multichannel without vectors was accepted")
+    };
+    assert!(e.to_string().contains("--embeddings"), "{e}");
+    let (summary, _) = train_tagger(&data(Some(vectors)), &options, &mut ()).unwrap();
+    let (mut model, vocab) = Tagger::load(&dir.join("m")).unwrap();
+    let row = |t: &[f32], w: &str| {
+        let i = vocab.words.iter().position(|v| v == w).unwrap();
+        t[i * 3..(i + 1) * 3].to_vec()
+    };
+    let fixed = &model.static_emb.as_ref().unwrap().weight.value;
+    assert_eq!(row(fixed, "rejects"), [1.0, 0.0, 0.0]);
+    assert_eq!(row(fixed, "paris"), [0.0, 0.0, 1.0]);
+    assert_ne!(
+        row(&model.word_emb.weight.value, "rejects"),
+        [1.0, 0.0, 0.0]
+    );
+    assert_eq!(row(&model.word_emb.weight.value, "paris"), [0.0, 0.0, 1.0]);
+    let gold = parse_columns(
+        &std::fs::read_to_string(&test).unwrap(),
+        "test",
+        None,
+        true,
+        false,
+    )
+    .unwrap();
+    let enc = encode(
+        &firth_models::tagger::pipeline::strip_tags(&gold),
+        &vocab,
+        &model.config,
+        None,
+        &test,
+    )
+    .unwrap();
+    let scores = firth_models::tagger::evaluate(&mut model, &vocab, &gold, &enc, 8);
+    assert_eq!(Some(scores.accuracy), summary.test_accuracy);
+    let mut j = serde_json::to_value(&model.config).unwrap();
+    j.as_object_mut().unwrap().remove("static_channel").unwrap();
+    let old: TaggerConfig = serde_json::from_value(j).unwrap();
+    assert_eq!(
+        old,
+        TaggerConfig {
+            static_channel: false,
+            ..model.config.clone()
+        }
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -119,6 +119,11 @@ pub struct TrainArgs {
     /// Keep the word embeddings fixed.
     #[arg(long)]
     freeze: bool,
+    /// Also read a frozen copy of the --embeddings vectors beside the trained ones (Kim 2014's
+    /// two channels): words seen only outside training keep a row in the space the trained
+    /// words started from.
+    #[arg(long, requires = "embeddings", conflicts_with = "freeze")]
+    multichannel: bool,
     /// Score and keep an exponential moving average of the weights with this decay per update
     /// (Polyak averaging; e.g. 0.999), instead of the weights as trained.
     #[arg(long, value_parser = crate::validate::fraction_below_1)]
@@ -228,6 +233,7 @@ fn options(a: &TrainArgs) -> TaggerOptions {
         seed: a.run.seed,
         cased: a.cased,
         freeze: a.freeze,
+        multichannel: a.multichannel,
         average: a.average,
     }
 }

@@ -5,11 +5,11 @@
 //! Per batch of B sentences padded to L tokens, with N real tokens in all:
 //!
 //! ```text
-//! word ids (L, B) ──emb──▶ (L, B, E) ─┐
+//! word ids (L, B) ──emb──▶ (L, B, E) ─┐   (and ──static emb──▶ (L, B, Es), frozen)
 //! chars of each token (Lc, N) ──char emb──▶ (Lc, N, Ec) ──char BiLSTM──▶ [h→_last ; h←_first]
 //!                                      (N, 2C) scattered to the token rows ──▶ (L, B, 2C)
 //! capitalisation class ──case emb──▶ (N, Ek); character-LM features (N, Kl), frozen
-//! concat (L, B, E + 2C + Ek + Kl) ──dropout──▶ encoder ──▶ (L, B, D) ──gather real rows──▶ (N, D)
+//! concat (L, B, E + Es + 2C + Ek + Kl) ──dropout──▶ encoder ──▶ (L, B, D) ──gather real rows──▶ (N, D)
 //!   ──dropout──▶ linear ──▶ scores (N, K) ──▶ softmax cross-entropy   or   CRF over (L, B, K)
 //! ```
 //!
@@ -18,6 +18,12 @@
 //! gather of real rows becomes a scatter (padded rows get zero), the concatenation splits,
 //! and the character features' gradient lands on the two encoder rows it was read from
 //! (the forward direction's last real step, the backward direction's step 0).
+//!
+//! The static channel (`--multichannel`, Kim 2014; Es = E, or 0 without it) is a frozen copy
+//! of the pretrained vectors read beside the trained table. Fine-tuning moves the rows of
+//! training words, while pretrained words met only in development or test text keep their
+//! pretrained rows; the static columns give the encoder one input where both still share the
+//! space the vectors were trained in. Its rows get no gradient.
 //!
 //! Words are looked up lower-cased with digits mapped to 0 when `lowercase` is set (the
 //! character features keep the case); unknown words and characters map to id 0.
@@ -95,6 +101,37 @@ pub struct TaggerConfig {
     /// its two LMs next to its weights ([`crate::char_features::DIRS`]).
     #[serde(default)]
     pub char_lm_dim: usize,
+    /// A frozen copy of the pretrained word vectors read beside the trained ones
+    /// (`--multichannel`), so the word part of the input is 2E wide. Configs saved before the
+    /// field existed read as false.
+    #[serde(default)]
+    pub static_channel: bool,
+}
+
+impl TaggerConfig {
+    /// Width of the static channel's columns in the encoder's input (0 without it).
+    pub fn static_dim(&self) -> usize {
+        if self.static_channel {
+            self.emb
+        } else {
+            0
+        }
+    }
+
+    /// Width of the character BiLSTM's columns in the encoder's input (0 without it).
+    pub fn char_feat_dim(&self) -> usize {
+        if self.char_dim > 0 {
+            2 * self.char_hidden
+        } else {
+            0
+        }
+    }
+
+    /// Width of the encoder's input: trained word embedding, static channel, character
+    /// BiLSTM, capitalisation embedding, character-LM features, in that order.
+    pub fn input_dim(&self) -> usize {
+        self.emb + self.static_dim() + self.char_feat_dim() + self.case_dim + self.char_lm_dim
+    }
 }
 
 /// The tagger's layers and the activations of its last forward pass.
@@ -102,6 +139,8 @@ pub struct TaggerConfig {
 pub struct Tagger<T> {
     pub config: TaggerConfig,
     pub word_emb: Embedding<T>,
+    /// The static channel (`static_channel`): saved with the model, never trained.
+    pub static_emb: Option<Embedding<T>>,
     pub char_emb: Option<Embedding<T>>,
     pub char_enc: Option<SeqEncoder<T>>,
     pub case_emb: Option<Embedding<T>>,
@@ -113,7 +152,7 @@ pub struct Tagger<T> {
     in_drop: Dropout<T>,
     out_drop: Dropout<T>,
     char_drop: Dropout<T>,
-    x: Vec<T>,      // (L, B, E + 2C + Ek) encoder input
+    x: Vec<T>,      // (L, B, E + Es + 2C + Ek + Kl) encoder input
     cx: Vec<T>,     // (Lc, N, Ec)
     hr: Vec<T>,     // (N, D) encoder outputs at real rows, after dropout
     logits: Vec<T>, // (N, K) scores; softmax probabilities after a softmax loss
@@ -122,7 +161,7 @@ pub struct Tagger<T> {
     nll: Vec<f64>,
     d_h: Vec<T>,    // (L, B, D)
     d_hr: Vec<T>,   // (N, D)
-    d_x: Vec<T>,    // (L, B, E + 2C + Ek)
+    d_x: Vec<T>,    // (L, B, E + Es + 2C + Ek + Kl)
     d_case: Vec<T>, // (N, Ek)
     d_cout: Vec<T>,
     d_cx: Vec<T>,
@@ -135,6 +174,9 @@ impl<T: Gemm> Tagger<T> {
         let c = &config;
         if c.words == 0 || c.tags == 0 || c.hidden == 0 || c.layers == 0 || c.emb == 0 {
             bail!("a tagger needs words, tags, --emb, --hidden and --layers all above 0");
+        }
+        if c.static_channel && c.freeze {
+            bail!("--multichannel adds a frozen copy beside trained embeddings; with --freeze both would be frozen: leave one of the two out");
         }
         let r = c.init_range;
         let word_emb = Embedding::new("word_emb", c.words, c.emb, r, rng);
@@ -164,10 +206,7 @@ impl<T: Gemm> Tagger<T> {
             (c.case_dim > 0).then(|| Embedding::new("case_emb", CASE_CLASSES, c.case_dim, r, rng));
         let enc_cfg = EncoderConfig {
             cell: c.cell,
-            input: c.emb
-                + if c.char_dim > 0 { 2 * c.char_hidden } else { 0 }
-                + c.case_dim
-                + c.char_lm_dim,
+            input: c.input_dim(),
             hidden: c.hidden,
             layers: c.layers,
             bidirectional: true,
@@ -176,8 +215,14 @@ impl<T: Gemm> Tagger<T> {
         let encoder = SeqEncoder::new(&enc_cfg, r, rng);
         let out = Linear::new("out", encoder.out_dim(), c.tags, true, r, rng);
         let crf = c.crf.then(|| Crf::new("crf", c.tags, 0.0, rng));
+        // Drawn last, so a model without it draws the same weights as before it existed;
+        // training overwrites it with the table the pretrained vectors were copied into.
+        let static_emb = c
+            .static_channel
+            .then(|| Embedding::new("static_emb", c.words, c.emb, r, rng));
         Ok(Tagger {
             word_emb,
+            static_emb,
             char_emb,
             char_enc,
             case_emb,
@@ -207,22 +252,16 @@ impl<T: Gemm> Tagger<T> {
         })
     }
 
-    fn char_feat(&self) -> usize {
-        if self.config.char_dim > 0 {
-            2 * self.config.char_hidden
-        } else {
-            0
-        }
-    }
-
     /// Computes the tag scores of every real token into `self.logits` (N, K).
     pub fn scores(&mut self, b: &Batch, train: bool, rng: &mut Rng) {
         let (l_n, b_n) = (b.steps, b.batch);
         let e = self.config.emb;
-        let cf = self.char_feat();
+        // Columns before the character features: the trained and the static word embedding.
+        let w = e + self.config.static_dim();
+        let cf = self.config.char_feat_dim();
         let kc = self.config.case_dim;
         let kl = self.config.char_lm_dim;
-        let din = e + cf + kc + kl;
+        let din = self.config.input_dim();
         let n = b.rows.len();
         assert_eq!(
             b.lm.len(),
@@ -242,6 +281,15 @@ impl<T: Gemm> Tagger<T> {
             let id = id as usize;
             self.x[r * din..r * din + e].copy_from_slice(&ev[id * e..(id + 1) * e]);
         }
+        if let Some(se) = &self.static_emb {
+            // The static row of the same (possibly dropped) id: a word dropped to `<unk>`
+            // is unknown in both channels.
+            let sv = &se.weight.value;
+            for (&r, &id) in b.rows.iter().zip(&self.word_ids) {
+                let id = id as usize;
+                self.x[r * din + e..r * din + w].copy_from_slice(&sv[id * e..(id + 1) * e]);
+            }
+        }
         if let (Some(ce), Some(enc)) = (&self.char_emb, &mut self.char_enc) {
             let (lc, ec, ch) = (b.char_steps, self.config.char_dim, self.config.char_hidden);
             resize(&mut self.cx, lc * n * ec);
@@ -250,7 +298,7 @@ impl<T: Gemm> Tagger<T> {
             let y = enc.forward(&self.cx, lc, n, &b.char_lengths, train, rng);
             for (k, &r) in b.rows.iter().enumerate() {
                 let last = b.char_lengths[k] - 1;
-                let dst = &mut self.x[r * din + e..r * din + e + cf];
+                let dst = &mut self.x[r * din + w..r * din + w + cf];
                 dst[..ch].copy_from_slice(&y[(last * n + k) * 2 * ch..][..ch]);
                 dst[ch..2 * ch].copy_from_slice(&y[k * 2 * ch + ch..][..ch]);
             }
@@ -259,7 +307,7 @@ impl<T: Gemm> Tagger<T> {
             let kv = &ke.weight.value;
             for (&r, &c) in b.rows.iter().zip(&b.cases) {
                 let c = c as usize;
-                self.x[r * din + e + cf..r * din + e + cf + kc]
+                self.x[r * din + w + cf..r * din + w + cf + kc]
                     .copy_from_slice(&kv[c * kc..(c + 1) * kc]);
             }
         }
@@ -315,9 +363,10 @@ impl<T: Gemm> Tagger<T> {
         let n = b.rows.len();
         let d = self.encoder.out_dim();
         let e = self.config.emb;
-        let cf = self.char_feat();
+        let w = e + self.config.static_dim();
+        let cf = self.config.char_feat_dim();
         let kc = self.config.case_dim;
-        let din = e + cf + kc + self.config.char_lm_dim;
+        let din = self.config.input_dim();
         // d scores (N, K), into self.logits.
         if let Some(crf) = &mut self.crf {
             self.emis.fill(T::ZERO);
@@ -345,7 +394,7 @@ impl<T: Gemm> Tagger<T> {
             resize(&mut self.d_case, n * kc);
             for (k, &r) in b.rows.iter().enumerate() {
                 self.d_case[k * kc..(k + 1) * kc]
-                    .copy_from_slice(&self.d_x[r * din + e + cf..r * din + e + cf + kc]);
+                    .copy_from_slice(&self.d_x[r * din + w + cf..r * din + w + cf + kc]);
             }
             ke.backward(&b.cases, &self.d_case);
         }
@@ -355,7 +404,7 @@ impl<T: Gemm> Tagger<T> {
             self.d_cout.fill(T::ZERO);
             for (k, &r) in b.rows.iter().enumerate() {
                 let last = b.char_lengths[k] - 1;
-                let src = &self.d_x[r * din + e..r * din + e + cf];
+                let src = &self.d_x[r * din + w..r * din + w + cf];
                 self.d_cout[(last * n + k) * 2 * ch..][..ch].copy_from_slice(&src[..ch]);
                 self.d_cout[k * 2 * ch + ch..][..ch].copy_from_slice(&src[ch..]);
             }
@@ -365,6 +414,7 @@ impl<T: Gemm> Tagger<T> {
             self.char_drop.backward(&mut self.d_cx);
             ce.backward(&b.char_ids, &self.d_cx);
         }
+        // The static columns of d x have nowhere to go: that table is frozen.
         if !self.config.freeze {
             resize(&mut self.d_we, n * e);
             for (k, &r) in b.rows.iter().enumerate() {
@@ -398,10 +448,15 @@ impl<T: Gemm> Tagger<T> {
         }
     }
 
-    /// The parameters the optimizer updates (all but frozen word embeddings).
+    /// The parameters the optimizer updates: all but frozen word embeddings and the static
+    /// channel (which [`ParamSet`] lists last).
     pub fn trainable_mut(&mut self) -> Vec<&mut Param<T>> {
         let freeze = self.config.freeze;
+        let fixed_last = self.static_emb.is_some();
         let mut v = self.params_mut();
+        if fixed_last {
+            v.pop();
+        }
         if freeze {
             v.remove(0);
         }
@@ -439,6 +494,7 @@ impl<T: Gemm> ParamSet<T> for Tagger<T> {
         if let Some(c) = &self.crf {
             v.extend(c.params());
         }
+        v.extend(self.static_emb.iter().map(|s| &s.weight));
         v
     }
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
@@ -455,6 +511,7 @@ impl<T: Gemm> ParamSet<T> for Tagger<T> {
         if let Some(c) = &mut self.crf {
             v.extend(c.params_mut());
         }
+        v.extend(self.static_emb.iter_mut().map(|s| &mut s.weight));
         v
     }
 }
@@ -499,7 +556,8 @@ impl Tagger<f32> {
 }
 
 /// Copies pretrained vectors into the rows of the words they have (looked up as stored, then
-/// normalised); returns how many rows were set.
+/// normalised), and the whole table into the static channel if there is one (words without a
+/// vector keep their random row in both); returns how many rows were set.
 pub fn init_embeddings(
     model: &mut Tagger<f32>,
     vocab: &TagVocab,
@@ -512,6 +570,9 @@ pub fn init_embeddings(
             model.word_emb.weight.value[i * e..(i + 1) * e].copy_from_slice(&v[..e]);
             hits += 1;
         }
+    }
+    if let Some(s) = &mut model.static_emb {
+        s.weight.value.copy_from_slice(&model.word_emb.weight.value);
     }
     hits
 }

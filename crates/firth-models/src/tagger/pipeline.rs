@@ -56,6 +56,8 @@ pub struct TaggerOptions {
     pub cased: bool,
     /// Keep the word embeddings fixed.
     pub freeze: bool,
+    /// Read a frozen copy of the pretrained vectors beside the trained word embeddings.
+    pub multichannel: bool,
     /// Score and keep a moving average of the weights with this decay (0 = off).
     pub average: Option<f64>,
 }
@@ -182,6 +184,7 @@ fn resolve(o: &TaggerOptions) -> Resolved {
             word_dropout: o.word_dropout.unwrap_or(p.word_dropout),
             char_dropout: o.char_dropout.unwrap_or(p.char_dropout),
             char_lm_dim: 0,
+            static_channel: o.multichannel,
         },
         crf: o.crf.or(p.crf),
         emb: o.emb,
@@ -266,6 +269,9 @@ pub fn train_tagger(
         .map(|p| read(p, cols, "test"))
         .transpose()?;
     let lowercase = r.model.lowercase;
+    if r.model.static_channel && data.embeddings.is_none() {
+        bail!("--multichannel reads a frozen copy of pretrained vectors; give them with --embeddings FILE");
+    }
     let pretrained = data
         .embeddings
         .as_deref()
@@ -377,11 +383,12 @@ pub fn train_tagger(
     );
     let mut trainer = Trainer::start(task, r.train.loop_config(), &data.out, data.resume)?;
     obs.note(&format!(
-        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}, chars {}x{}{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
+        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}{}, chars {}x{}{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
         cfg.cell,
         cfg.layers,
         cfg.hidden,
         cfg.emb,
+        if cfg.static_channel { " + static copy" } else { "" },
         cfg.char_dim,
         cfg.char_hidden,
         match cfg.char_lm_dim {
