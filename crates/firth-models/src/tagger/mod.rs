@@ -277,17 +277,14 @@ impl<T: Gemm> Tagger<T> {
             firth_nn::dropout::drop_words(&mut self.word_ids, wp, rng);
         }
         let ev = &self.word_emb.weight.value;
+        let sv = self.static_emb.as_ref().map(|s| &s.weight.value);
         for (&r, &id) in b.rows.iter().zip(&self.word_ids) {
-            let id = id as usize;
-            self.x[r * din..r * din + e].copy_from_slice(&ev[id * e..(id + 1) * e]);
-        }
-        if let Some(se) = &self.static_emb {
-            // The static row of the same (possibly dropped) id: a word dropped to `<unk>`
-            // is unknown in both channels.
-            let sv = &se.weight.value;
-            for (&r, &id) in b.rows.iter().zip(&self.word_ids) {
-                let id = id as usize;
-                self.x[r * din + e..r * din + w].copy_from_slice(&sv[id * e..(id + 1) * e]);
+            let (id, row) = (id as usize, &mut self.x[r * din..r * din + w]);
+            row[..e].copy_from_slice(&ev[id * e..(id + 1) * e]);
+            // The static row of the same (possibly dropped) id: a word dropped to `<unk>` is
+            // unknown in both channels.
+            if let Some(sv) = sv {
+                row[e..].copy_from_slice(&sv[id * e..(id + 1) * e]);
             }
         }
         if let (Some(ce), Some(enc)) = (&self.char_emb, &mut self.char_enc) {
