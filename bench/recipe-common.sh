@@ -29,6 +29,25 @@ gut8_sg200() {
     echo "$out"
 }
 
+# Skip-gram vectors (200 d) with gut8's settings on modern text that keeps punctuation
+# (bench/classify/sst_w2v_corpus.py: Gutenberg tokenised like the Penn Treebank, PTB, UD EWT,
+# Multi30k, and the words of SST's train and dev trees; never its test file).
+# Usage: sst_sg200 SEED; prints the file's path.
+sst_sg200() {
+    local corpus=$RUNS/sst_w2v_corpus.txt out=$RUNS/sst-sg200-s$1.bin
+    write_once "$corpus" python3 bench/classify/sst_w2v_corpus.py \
+        "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" "$DATA/ptb/ptb.train.txt" \
+        "$DATA/ud-english-ewt/pos-tsv-ud2.1-2017/en-ud-train.upos.tsv" \
+        "$DATA/multi30k/tok/train.lc.norm.tok.en" "$DATA/sst/trees/train.txt" \
+        "$DATA/sst/trees/dev.txt"
+    if [ ! -s "$out" ]; then
+        "$FIRTH" vectors word2vec --input "$corpus" --output "$out" \
+            --model skipgram --dim 200 --window 5 --negative 5 --sample 1e-4 --min-count 5 \
+            --epochs 5 --threads "$THREADS" --seed "$1" >&2
+    fi
+    echo "$out"
+}
+
 # Writes FILE from COMMAND's standard output unless FILE is already there, under a temporary
 # name first (seeds may run side by side, and an interrupted run leaves no half file).
 # Usage: write_once FILE COMMAND [ARGS...]

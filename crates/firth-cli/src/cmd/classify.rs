@@ -85,7 +85,8 @@ pub struct TrainArgs {
     pooling: Option<PoolKind>,
     #[arg(long, value_parser = crate::validate::fraction_below_1)]
     dropout: Option<f64>,
-    /// In training, replace each token by <unk> with this probability (default 0).
+    /// In training, replace each token by <unk> with this probability (default 0.1; 0 with a
+    /// preset).
     #[arg(long, value_parser = crate::validate::fraction_below_1)]
     word_dropout: Option<f64>,
     #[arg(long, value_parser = crate::validate::finite_positive)]
