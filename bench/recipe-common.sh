@@ -20,13 +20,18 @@ FIRTH=target/release/firth
 # Skip-gram vectors (200 d) on gut8: 19M words of Gutenberg fiction, lower case.
 # Usage: gut8_sg200 SEED; prints the file's path.
 gut8_sg200() {
-    local out=$RUNS/gut8-sg200-s$1.bin
-    if [ ! -s "$out" ]; then
-        "$FIRTH" vectors word2vec --input "$DATA/gutenberg-en-text8style/gut8" --output "$out" \
+    skipgram200 "$DATA/gutenberg-en-text8style/gut8" "$RUNS/gut8-sg200-s$1.bin" "$1"
+}
+
+# The classifier recipes' skip-gram command: writes OUT from CORPUS unless OUT is there, and
+# prints OUT. Usage: skipgram200 CORPUS OUT SEED
+skipgram200() {
+    if [ ! -s "$2" ]; then
+        "$FIRTH" vectors word2vec --input "$1" --output "$2" \
             --model skipgram --dim 200 --window 5 --negative 5 --sample 1e-4 --min-count 5 \
-            --epochs 5 --threads "$THREADS" --seed "$1" >&2
+            --epochs 5 --threads "$THREADS" --seed "$3" >&2
     fi
-    echo "$out"
+    echo "$2"
 }
 
 # Skip-gram vectors (200 d) with gut8's settings on modern text that keeps punctuation
@@ -34,18 +39,13 @@ gut8_sg200() {
 # Multi30k, and the words of SST's train and dev trees; never its test file).
 # Usage: sst_sg200 SEED; prints the file's path.
 sst_sg200() {
-    local corpus=$RUNS/sst_w2v_corpus.txt out=$RUNS/sst-sg200-s$1.bin
+    local corpus=$RUNS/sst_w2v_corpus.txt
     write_once "$corpus" python3 bench/classify/sst_w2v_corpus.py \
         "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" "$DATA/ptb/ptb.train.txt" \
         "$DATA/ud-english-ewt/pos-tsv-ud2.1-2017/en-ud-train.upos.tsv" \
         "$DATA/multi30k/tok/train.lc.norm.tok.en" "$DATA/sst/trees/train.txt" \
         "$DATA/sst/trees/dev.txt"
-    if [ ! -s "$out" ]; then
-        "$FIRTH" vectors word2vec --input "$corpus" --output "$out" \
-            --model skipgram --dim 200 --window 5 --negative 5 --sample 1e-4 --min-count 5 \
-            --epochs 5 --threads "$THREADS" --seed "$1" >&2
-    fi
-    echo "$out"
+    skipgram200 "$corpus" "$RUNS/sst-sg200-s$1.bin" "$1"
 }
 
 # Writes FILE from COMMAND's standard output unless FILE is already there, under a temporary

@@ -20,13 +20,12 @@ usage: sst_w2v_corpus.py GUTENBERG_RAW.gz PTB_TRAIN EWT_TRAIN_TSV MULTI30K_TRAIN
        [--repeat 5] > corpus.txt
 """
 import argparse
-import gzip
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tagger"))
-from ner_w2v_corpus import tokenize  # noqa: E402
+from ner_w2v_corpus import gutenberg_lines  # noqa: E402
 
 BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 SST_LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
@@ -47,9 +46,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
     out = sys.stdout
-    with gzip.open(a.gutenberg, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            write(out, tokenize(line))
+    for toks in gutenberg_lines(a.gutenberg):
+        write(out, toks)
     with open(a.ptb, encoding="utf-8") as f:
         for line in f:
             write(out, [t for t in line.split() if t not in ("<unk>", "N")])

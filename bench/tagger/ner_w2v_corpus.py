@@ -41,6 +41,15 @@ def tokenize(line):
     return TOKEN.findall(line)
 
 
+def gutenberg_lines(path):
+    """The raw Gutenberg books, one list of tokens per non-empty line."""
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            toks = tokenize(line)
+            if toks:
+                yield toks
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("gutenberg")
@@ -49,11 +58,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     out = sys.stdout
-    with gzip.open(a.gutenberg, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            toks = tokenize(line)
-            if toks:
-                out.write(" ".join(normalize(t) for t in toks) + "\n")
+    for toks in gutenberg_lines(a.gutenberg):
+        out.write(" ".join(normalize(t) for t in toks) + "\n")
     with open(a.ptb, encoding="utf-8") as f:
         for line in f:
             toks = [t for t in line.split() if t not in ("<unk>", "N")]
