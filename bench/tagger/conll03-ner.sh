@@ -21,21 +21,22 @@
 # to ner-traindev-sSEED.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
-optional_flags ner "$seed"
 C=$DATA/conll2003
+train=(--train "$C/eng.train" --dev "$C/eng.testa")
+name=ner
+if [ "${TRAIN_DEV:-0}" = 1 ]; then
+    write_once "$RUNS/eng.train+testa" cat "$C/eng.train" "$C/eng.testa"
+    train=(--train "$RUNS/eng.train+testa" --average 0.999)
+    name=ner-traindev
+fi
+optional_flags "$name" "$seed"
 vec=$RUNS/vec100nw2-s$seed.txt
 corpus=$RUNS/ner_w2v_corpus.txt
 write_once "$corpus" python3 bench/tagger/ner_w2v_corpus.py \
     "$DATA/gutenberg-en-text8style/gutenberg_en_raw.txt.gz" "$DATA/ptb/ptb.train.txt" \
     "$C/eng.train" "$C/eng.testa" --repeat 3
 tagger_vectors "$corpus" "$vec" "$seed" 5
-data=(--train "$C/eng.train" --dev "$C/eng.testa")
-if [ "${TRAIN_DEV:-0}" = 1 ]; then
-    write_once "$RUNS/eng.train+testa" cat "$C/eng.train" "$C/eng.testa"
-    data=(--train "$RUNS/eng.train+testa" --average 0.999)
-    run=ner-traindev${run#ner}
-fi
-"$FIRTH" tag train --preset conll03-ner "${data[@]}" \
+"$FIRTH" tag train --preset conll03-ner "${train[@]}" \
     --test "$C/eng.testb" --embeddings "$vec" --multichannel --word-dropout 0.1 --out "$RUNS/$run" \
     --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
 finished
