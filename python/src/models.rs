@@ -774,6 +774,7 @@ impl Tagger {
                 tokens,
                 tags: vec![],
                 line: i + 1,
+                doc: 0,
             })
             .collect();
         py.detach(|| {
@@ -788,7 +789,7 @@ impl Tagger {
             )
             .map_err(|e| any_error(e, None))?;
             let scheme = v.data_scheme.as_deref().and_then(Scheme::parse);
-            Ok(predict_all(m, v, &enc, scheme, 256))
+            Ok(predict_all(m, v, &sents, &enc, scheme, 256))
         })
     }
 
@@ -808,6 +809,7 @@ impl Tagger {
             tokens,
             tags: vec![],
             line: 1,
+            doc: 0,
         };
         let (h, d) = py.detach(|| {
             let mut g = job::lock(&self.inner)?;
@@ -896,6 +898,7 @@ fn tag_train<'py>(
         freeze: o.flag("freeze")?,
         multichannel: o.flag("multichannel")?,
         average: o.take("average")?,
+        document_vote: o.flag("document_vote")?,
     };
     o.done()?;
     let columns = match (token_col, tag_col) {

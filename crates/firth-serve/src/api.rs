@@ -497,6 +497,7 @@ pub async fn tag(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> Reply 
             tokens: tokens.clone(),
             tags: vec![],
             line: 1,
+            doc: 0,
         }];
         let mut g = lock(m);
         let (model, vocab) = &mut *g;
@@ -509,7 +510,8 @@ pub async fn tag(State(reg): Reg, body: Result<Bytes, BytesRejection>) -> Reply 
         )
         .map_err(refused)?;
         let scheme = vocab.data_scheme.as_deref().and_then(Scheme::parse);
-        let tags = firth_models::tagger::predict_all(model, vocab, &enc, scheme, 256).remove(0);
+        let tags =
+            firth_models::tagger::predict_all(model, vocab, &sents, &enc, scheme, 256).remove(0);
         let entities: Vec<_> = if is_span_tagset(&vocab.tags) {
             chunks(&tags)
                 .into_iter()

@@ -11,13 +11,16 @@
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-/// One sentence: tokens, their tags (empty when the file has no tag column) and the line
-/// number of its first token (1-based).
+/// One sentence: tokens, their tags (empty when the file has no tag column), the line
+/// number of its first token (1-based) and the document it belongs to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sentence {
     pub tokens: Vec<String>,
     pub tags: Vec<String>,
     pub line: usize,
+    /// Which document of the file (0-based): each `-DOCSTART-` line after a sentence starts
+    /// the next one; a file without them is one document.
+    pub doc: usize,
 }
 
 /// Which columns hold the token and the tag (0-based). `tag = None` means the last column.
@@ -92,16 +95,19 @@ pub fn parse_columns(
         tokens: Vec::new(),
         tags: Vec::new(),
         line: 0,
+        doc: 0,
     };
     let mut width: Option<(usize, usize)> = None; // (fields, line first seen)
     let flush = |cur: &mut Sentence, out: &mut Vec<Sentence>| {
         if !cur.tokens.is_empty() {
+            let doc = cur.doc;
             out.push(std::mem::replace(
                 cur,
                 Sentence {
                     tokens: Vec::new(),
                     tags: Vec::new(),
                     line: 0,
+                    doc,
                 },
             ));
         }
@@ -123,6 +129,9 @@ pub fn parse_columns(
         };
         if fields[0] == "-DOCSTART-" {
             flush(&mut cur, &mut out);
+            if out.last().is_some_and(|s| s.doc == cur.doc) {
+                cur.doc += 1;
+            }
             continue;
         }
         if conllu {
@@ -343,6 +352,59 @@ pub fn convert(tags: &[impl AsRef<str>], to: Scheme) -> Vec<String> {
         prev_end = Some((e, ty));
     }
     out
+}
+
+/// Document-level label consistency: a name keeps its type within a document (Krishnan &
+/// Manning 2006), so in each document every predicted chunk whose words were predicted as
+/// chunks of one other type more often than as its own takes that type (ties keep their own;
+/// among other types tied for most, the first by name). Words match as written. `tags` are
+/// the predicted span tags of `sents`, in `scheme`; changed sentences are rewritten in it.
+/// Returns how many chunks changed type.
+pub fn document_vote(sents: &[Sentence], tags: &mut [Vec<String>], scheme: Scheme) -> usize {
+    use std::collections::{BTreeMap, HashMap};
+    assert_eq!(sents.len(), tags.len(), "one tag sequence per sentence");
+    let found: Vec<Vec<(usize, usize, String)>> = tags.iter().map(|t| chunks(t)).collect();
+    // (document, the chunk's words) → how often each type was predicted for them.
+    let mut votes: HashMap<(usize, &[String]), BTreeMap<&str, usize>> = HashMap::new();
+    for (s, cs) in sents.iter().zip(&found) {
+        for (a, b, ty) in cs {
+            *votes
+                .entry((s.doc, &s.tokens[*a..*b]))
+                .or_default()
+                .entry(ty.as_str())
+                .or_default() += 1;
+        }
+    }
+    let mut changed = 0;
+    for ((s, cs), out) in sents.iter().zip(&found).zip(tags.iter_mut()) {
+        let mut iob2 = vec!["O".to_string(); out.len()];
+        let mut any = false;
+        for (a, b, ty) in cs {
+            let v = &votes[&(s.doc, &s.tokens[*a..*b])];
+            let (mut top, mut most) = (ty.as_str(), v[ty.as_str()]);
+            for (&t, &n) in v {
+                if n > most {
+                    (top, most) = (t, n);
+                }
+            }
+            if top != ty {
+                any = true;
+                changed += 1;
+            }
+            for (i, slot) in iob2.iter_mut().enumerate().take(*b).skip(*a) {
+                let p = if i == *a { "B" } else { "I" };
+                *slot = if top.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{p}-{top}")
+                };
+            }
+        }
+        if any {
+            *out = convert(&iob2, scheme);
+        }
+    }
+    changed
 }
 
 /// Whether a tag set looks like span tags (every tag is `O` or has a `X-TYPE` prefix).

@@ -1,6 +1,8 @@
 //! Column-file reader and tag-scheme conversion.
 
-use firth_text::conll::{chunks, convert, parse_columns, read_columns, Columns, Scheme};
+use firth_text::conll::{
+    chunks, convert, document_vote, parse_columns, read_columns, Columns, Scheme, Sentence,
+};
 use std::path::Path;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -18,6 +20,8 @@ fn conll03_docstart_blank_lines_and_columns() {
     assert_eq!(s[0].tags, ["I-ORG", "O"]);
     assert_eq!(s[0].line, 3);
     assert_eq!(s[2].tokens, ["Bonn"]);
+    // Sentences before the second -DOCSTART- are document 0, after it document 1.
+    assert_eq!(s.iter().map(|s| s.doc).collect::<Vec<_>>(), [0, 0, 1]);
     let pos = parse_columns(
         text,
         "t",
@@ -99,4 +103,56 @@ fn scheme_conversion_round_trips() {
         ["O", "B-X", "I-X", "B-X"]
     );
     assert_eq!(Scheme::parse("BIOES"), Some(Scheme::Bioes));
+}
+
+fn doc_sentence(doc: usize, tokens: &str) -> Sentence {
+    Sentence {
+        tokens: tokens.split(' ').map(String::from).collect(),
+        tags: vec![],
+        line: 1,
+        doc,
+    }
+}
+
+fn tags(t: &str) -> Vec<String> {
+    t.split(' ').map(String::from).collect()
+}
+
+#[test]
+fn document_vote_gives_a_name_its_majority_type_within_its_document_only() {
+    let sents = [
+        doc_sentence(0, "Japan beat Syria"),
+        doc_sentence(0, "Japan and New York"),
+        doc_sentence(0, "in Japan New York Japan"),
+        // Another document: its one Japan keeps its type.
+        doc_sentence(1, "Japan won"),
+    ];
+    // Document 0: Japan is LOC twice, ORG once, and O once (an O is no vote); New York is
+    // LOC once and ORG once, a tie, so both keep their own type.
+    let mut pred = vec![
+        tags("S-LOC O S-LOC"),
+        tags("S-ORG O B-LOC E-LOC"),
+        tags("O S-LOC B-ORG E-ORG O"),
+        tags("S-ORG O"),
+    ];
+    let changed = document_vote(&sents, &mut pred, Scheme::Bioes);
+    assert_eq!(changed, 1);
+    assert_eq!(pred[1], tags("S-LOC O B-LOC E-LOC"));
+    assert_eq!(pred[0], tags("S-LOC O S-LOC"));
+    assert_eq!(pred[2], tags("O S-LOC B-ORG E-ORG O"));
+    assert_eq!(pred[3], tags("S-ORG O"));
+}
+
+#[test]
+fn document_vote_rewrites_in_the_scheme_given_iob1_adjacent_chunks_included() {
+    // In IOB1 a chunk that now directly follows a chunk of its new type needs a B- tag.
+    let sents = [
+        doc_sentence(0, "Munich won"),
+        doc_sentence(0, "Munich lost"),
+        doc_sentence(0, "Bayern Munich"),
+    ];
+    // Munich: ORG twice, LOC once (after the ORG chunk Bayern).
+    let mut pred = vec![tags("I-ORG O"), tags("I-ORG O"), tags("I-ORG I-LOC")];
+    assert_eq!(document_vote(&sents, &mut pred, Scheme::Iob1), 1);
+    assert_eq!(pred[2], tags("I-ORG B-ORG"));
 }

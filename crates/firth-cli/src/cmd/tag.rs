@@ -128,6 +128,11 @@ pub struct TrainArgs {
     /// (Polyak averaging; e.g. 0.999), instead of the weights as trained.
     #[arg(long, value_parser = crate::validate::fraction_below_1)]
     average: Option<f64>,
+    /// Span tags: within each `-DOCSTART-` document, a predicted name whose words are predicted
+    /// as another type in more of their mentions takes that type (dev scores and the saved
+    /// model's predictions use it). Needs the files' -DOCSTART- lines.
+    #[arg(long)]
+    document_vote: bool,
     /// A forward and a backward character LM (`firth lm train --level char`, the second with
     /// --reverse) whose states around each word are frozen extra word features (Akbik et al.
     /// 2018); both are copied into --out.
@@ -164,6 +169,10 @@ pub struct PredictArgs {
     tag_col: Option<usize>,
     #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
+    /// Vote span types per `-DOCSTART-` document (as `tag train --document-vote`), also for a
+    /// model trained without it.
+    #[arg(long)]
+    document_vote: bool,
 }
 
 #[derive(ClapArgs)]
@@ -180,6 +189,10 @@ pub struct EvalArgs {
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
+    /// Vote span types per `-DOCSTART-` document (as `tag train --document-vote`), also for a
+    /// model trained without it.
+    #[arg(long)]
+    document_vote: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -235,6 +248,7 @@ fn options(a: &TrainArgs) -> TaggerOptions {
         freeze: a.freeze,
         multichannel: a.multichannel,
         average: a.average,
+        document_vote: a.document_vote,
     }
 }
 
@@ -323,6 +337,7 @@ fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
 fn predict(a: PredictArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
+    model.config.document_vote |= a.document_vote;
     let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
         .with_context(|| format!("reading {}", a.input.display()))?;
     // Gold tags, if present, are only copied through; they need not be in the label set.
@@ -334,7 +349,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         &a.input,
     )?;
     let scheme = vocab.data_scheme.as_deref().and_then(Scheme::parse);
-    let pred = predict_all(&mut model, &vocab, &enc, scheme, 256);
+    let pred = predict_all(&mut model, &vocab, &sents, &enc, scheme, 256);
     let mut out = String::new();
     for (s, p) in sents.iter().zip(&pred) {
         for (i, tok) in s.tokens.iter().enumerate() {
@@ -355,6 +370,7 @@ fn predict(a: PredictArgs) -> Result<()> {
 fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
+    model.config.document_vote |= a.document_vote;
     let gold = read(&a.file, columns(a.token_col, a.tag_col), "evaluation")?;
     // As in training: gold tags the model cannot predict count as errors, with a warning.
     if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {

@@ -5,7 +5,7 @@ use super::vocab::{detect_scheme, Encoded, TagVocab};
 use super::Tagger;
 use firth_eval::ner::{ConllEval, NerReport};
 use firth_nn::Rng;
-use firth_text::conll::{convert, Scheme, Sentence};
+use firth_text::conll::{convert, document_vote, Scheme, Sentence};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -20,14 +20,18 @@ pub struct TagScores {
     pub sentences_per_second: f64,
 }
 
-/// Predicted tags (strings, in `out_scheme` for span tags) of every sentence.
+/// Predicted tags (strings, in `out_scheme` for span tags) of every sentence of `sents`
+/// (`data` is their encoding), voted per document ([`document_vote`]) when the model's config
+/// asks for it.
 pub fn predict_all(
     model: &mut Tagger<f32>,
     vocab: &TagVocab,
+    sents: &[Sentence],
     data: &[Encoded],
     out_scheme: Option<Scheme>,
     batch: usize,
 ) -> Vec<Vec<String>> {
+    assert_eq!(sents.len(), data.len(), "one encoding per sentence");
     // Sentences sorted by length make batches with little padding.
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.sort_by_key(|&i| data[i].words.len());
@@ -48,6 +52,9 @@ pub fn predict_all(
         for tags in &mut out {
             *tags = convert(tags, s);
         }
+    }
+    if let (true, Some(s)) = (model.config.document_vote, out_scheme.or(vocab.scheme())) {
+        document_vote(sents, &mut out, s);
     }
     out
 }
@@ -84,7 +91,7 @@ pub fn evaluate(
 ) -> TagScores {
     let start = Instant::now();
     let file_scheme = detect_scheme(gold).or(vocab.scheme());
-    let pred = predict_all(model, vocab, data, file_scheme, batch);
+    let pred = predict_all(model, vocab, gold, data, file_scheme, batch);
     let secs = start.elapsed().as_secs_f64();
     let mut ev = ConllEval::new();
     for (g, p) in gold.iter().zip(&pred) {

@@ -106,6 +106,11 @@ pub struct TaggerConfig {
     /// field existed read as false.
     #[serde(default)]
     pub static_channel: bool,
+    /// Decoding: within each `-DOCSTART-` document, a predicted span whose words are predicted
+    /// as another type in more of their mentions takes that type
+    /// ([`firth_text::conll::document_vote`]; `--document-vote`). Span tags only.
+    #[serde(default)]
+    pub document_vote: bool,
 }
 
 impl TaggerConfig {

@@ -60,6 +60,8 @@ pub struct TaggerOptions {
     pub multichannel: bool,
     /// Score and keep a moving average of the weights with this decay (0 = off).
     pub average: Option<f64>,
+    /// Vote span types per document when decoding ([`TaggerConfig::document_vote`]).
+    pub document_vote: bool,
 }
 
 /// The files of a run and where it writes.
@@ -185,6 +187,7 @@ fn resolve(o: &TaggerOptions) -> Resolved {
             char_dropout: o.char_dropout.unwrap_or(p.char_dropout),
             char_lm_dim: 0,
             static_channel: o.multichannel,
+            document_vote: o.document_vote,
         },
         crf: o.crf.or(p.crf),
         emb: o.emb,
@@ -243,6 +246,7 @@ pub fn strip_tags(sents: &[Sentence]) -> Vec<Sentence> {
             tokens: s.tokens.clone(),
             tags: Vec::new(),
             line: s.line,
+            doc: s.doc,
         })
         .collect()
 }
@@ -297,6 +301,12 @@ pub fn train_tagger(
     let vocab = TagVocab::build(&train, &extra, lowercase, r.scheme)
         .with_context(|| format!("{}: building the label set", data.train.display()))?;
     let span = vocab.scheme.is_some();
+    if r.model.document_vote && !span {
+        bail!(
+            "--document-vote votes on the types of spans, but {} holds tags that are not spans (B-/I-/E-/S- prefixed); drop --document-vote",
+            data.train.display()
+        );
+    }
     let emb = match (r.emb, &pretrained) {
         (Some(e), Some(v)) if e != v.dim => bail!(
             "--emb {e} but {} holds {}-dimensional vectors; drop --emb or use matching vectors",
@@ -383,7 +393,7 @@ pub fn train_tagger(
     );
     let mut trainer = Trainer::start(task, r.train.loop_config(), &data.out, data.resume)?;
     obs.note(&format!(
-        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}{}, chars {}x{}{}, {} output, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
+        "{:?} tagger, {} layer(s) x {} x 2 directions, emb {}{}, chars {}x{}{}, {} output{}, {} labels{}, vocabulary {}{}, {} parameters; {} training sentences",
         cfg.cell,
         cfg.layers,
         cfg.hidden,
@@ -396,6 +406,11 @@ pub fn train_tagger(
             d => format!(", character-LM features {d}"),
         },
         if cfg.crf { "CRF" } else { "softmax" },
+        if cfg.document_vote {
+            " voted per document"
+        } else {
+            ""
+        },
         cfg.tags,
         vocab.scheme.as_ref().map_or(String::new(), |s| format!(" ({s})")),
         cfg.words,
