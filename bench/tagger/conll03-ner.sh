@@ -9,7 +9,9 @@
 # each, dev 93.07 against 93.13; docs/tagging.md, session 17), with word dropout 0.1 rather
 # than the preset's 0.05 (more training of the `<unk>` row that a fifth of the test file's
 # entity tokens read: 87.61 ± 0.30 against 87.22 ± 0.36 over the same three paired seeds,
-# higher on each, dev 93.28 against 93.07; docs/tagging.md, session 18).
+# higher on each, dev 93.28 against 93.07; docs/tagging.md, session 18), and with the document
+# vote (`--document-vote`: within each -DOCSTART- document a name takes the type most of its
+# mentions get; docs/tagging.md, session 21).
 # Usage: bench/tagger/conll03-ner.sh SEED. Last line: the --json summary (test F1).
 # Optional: CHAR_LM=FWD_DIR,BWD_DIR adds `--char-lm` (contextual character-LM features,
 # docs/tagging.md) and writes to ner-charlm-sSEED instead; MAX_SECONDS=S adds `--max-seconds S`.
@@ -37,6 +39,6 @@ write_once "$corpus" python3 bench/tagger/ner_w2v_corpus.py \
     "$C/eng.train" "$C/eng.testa" --repeat 3
 tagger_vectors "$corpus" "$vec" "$seed" 5
 "$FIRTH" tag train --preset conll03-ner "${train[@]}" \
-    --test "$C/eng.testb" --embeddings "$vec" --multichannel --word-dropout 0.1 --out "$RUNS/$run" \
-    --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
+    --test "$C/eng.testb" --embeddings "$vec" --multichannel --word-dropout 0.1 --document-vote \
+    --out "$RUNS/$run" --threads "$THREADS" --seed "$seed" "${extra[@]}" --quiet --json
 finished

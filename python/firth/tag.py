@@ -11,7 +11,8 @@ Options are ``firth tag train``'s flags with underscores: ``preset`` (``conll03-
 ``ewt-upos``), ``cell``, ``layers``, ``hidden``, ``emb``, ``char_dim``, ``char_hidden``,
 ``dropout``, ``case_dim``, ``word_dropout``, ``char_dropout``, ``crf``, ``scheme``,
 ``init_range``, ``lr``, ``optim``, ``lr_decay``, ``weight_decay``, ``clip``, ``epochs``,
-``batch``, ``cased``, ``freeze``, ``multichannel``, ``average``, ``seed``.
+``batch``, ``cased``, ``freeze``, ``multichannel``, ``average``, ``document_vote``, ``seed``.
+With ``document_vote=True`` the sentences of one ``predict`` call are one document.
 """
 
 from os import PathLike

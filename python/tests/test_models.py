@@ -137,6 +137,21 @@ def test_tagger_trains_and_predicts(tmp_path):
     assert firth.tag.load(tmp_path / "run").predict(["dora sleeps ."]) == [["NOUN", "VERB", "PUNCT"]]
 
 
+def test_tagger_document_vote_is_kept_with_the_model_and_refused_on_pos_tags(tmp_path):
+    rng = random.Random(5)
+    people, places = ["anna", "bob"], ["paris", "rome"]
+    def sentence():
+        return f"{rng.choice(people)} B-PER\nvisits O\n{rng.choice(places)} B-LOC\n"
+    (tmp_path / "train.conll").write_text(
+        "".join("-DOCSTART- O\n\n" + "\n".join(sentence() for _ in range(5)) + "\n" for _ in range(20)))
+    t = firth.tag.train(tmp_path / "train.conll", out=tmp_path / "run", hidden=8, emb=8, char_dim=0,
+                        epochs=10, lr=0.01, document_vote=True, progress=False)
+    assert t.predict(["anna visits rome"]) == [["B-PER", "O", "B-LOC"]]
+    (tmp_path / "pos.conll").write_text("anna NOUN\nvisits VERB\n")
+    with pytest.raises(firth.FirthError, match="--document-vote"):
+        firth.tag.train(tmp_path / "pos.conll", out=tmp_path / "pos", document_vote=True, progress=False)
+
+
 def _softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
