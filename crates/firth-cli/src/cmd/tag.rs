@@ -169,10 +169,10 @@ pub struct PredictArgs {
     tag_col: Option<usize>,
     #[arg(long, value_parser = crate::validate::at_least_1)]
     threads: Option<usize>,
-    /// Vote span types per `-DOCSTART-` document (as `tag train --document-vote`), also for a
-    /// model trained without it.
-    #[arg(long)]
-    document_vote: bool,
+    /// `true` or `false`: vote span types per `-DOCSTART-` document (`tag train
+    /// --document-vote`) or not, whatever the model was trained with (default: as trained).
+    #[arg(long, value_name = "BOOL")]
+    document_vote: Option<bool>,
 }
 
 #[derive(ClapArgs)]
@@ -189,10 +189,10 @@ pub struct EvalArgs {
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
-    /// Vote span types per `-DOCSTART-` document (as `tag train --document-vote`), also for a
-    /// model trained without it.
-    #[arg(long)]
-    document_vote: bool,
+    /// `true` or `false`: vote span types per `-DOCSTART-` document (`tag train
+    /// --document-vote`) or not, whatever the model was trained with (default: as trained).
+    #[arg(long, value_name = "BOOL")]
+    document_vote: Option<bool>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -337,7 +337,9 @@ fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
 fn predict(a: PredictArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
-    model.config.document_vote |= a.document_vote;
+    if let Some(vote) = a.document_vote {
+        model.config.document_vote = vote;
+    }
     let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
         .with_context(|| format!("reading {}", a.input.display()))?;
     // Gold tags, if present, are only copied through; they need not be in the label set.
@@ -370,7 +372,9 @@ fn predict(a: PredictArgs) -> Result<()> {
 fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (mut model, vocab) = Tagger::load(&a.model)?;
-    model.config.document_vote |= a.document_vote;
+    if let Some(vote) = a.document_vote {
+        model.config.document_vote = vote;
+    }
     let gold = read(&a.file, columns(a.token_col, a.tag_col), "evaluation")?;
     // As in training: gold tags the model cannot predict count as errors, with a warning.
     if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {
