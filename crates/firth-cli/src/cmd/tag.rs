@@ -130,7 +130,7 @@ pub struct TrainArgs {
     average: Option<f64>,
     /// Span tags: within each `-DOCSTART-` document, a predicted name whose words are predicted
     /// as another type in more of their mentions takes that type (dev scores and the saved
-    /// model's predictions use it). Needs the files' -DOCSTART- lines.
+    /// model's predictions use it). A file without -DOCSTART- lines is one document.
     #[arg(long)]
     document_vote: bool,
     /// A forward and a backward character LM (`firth lm train --level char`, the second with
