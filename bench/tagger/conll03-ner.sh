@@ -21,7 +21,8 @@
 # al. 2018 (Lample et al. 2016 trained on eng.train alone), with the moving average of the
 # weights (`--average 0.999`), since there is no dev score to pick an epoch by: 88.42 ± 0.28
 # over three seeds, 88.22 ± 0.18 without the average (docs/tagging.md, session 20); with the
-# vote 88.82 ± 0.26 over five seeds (session 21). It writes to ner-traindev-sSEED.
+# vote 88.73 ± 0.33 over seeds 1-3, 88.89 ± 0.26 over seven, best 89.19 (session 21). It writes
+# to ner-traindev-sSEED.
 source "$(dirname "$0")/../recipe-common.sh"
 seed=${1:?usage: $0 SEED}
 C=$DATA/conll2003
