@@ -309,9 +309,15 @@ pub fn chunks(tags: &[impl AsRef<str>]) -> Vec<(usize, usize, String)> {
 /// Re-tags one sentence in `to`, keeping the chunks conlleval would read from `tags`.
 /// Tokens outside every chunk become `O`.
 pub fn convert(tags: &[impl AsRef<str>], to: Scheme) -> Vec<String> {
-    let mut out = vec!["O".to_string(); tags.len()];
-    let mut prev_end: Option<(usize, String)> = None;
-    for (s, e, ty) in chunks(tags) {
+    encode_chunks(tags.len(), &chunks(tags), to)
+}
+
+/// Tags in `to` for `len` tokens holding `found` chunks (start, end exclusive, type; in order,
+/// not overlapping); tokens outside every chunk are `O`.
+pub fn encode_chunks(len: usize, found: &[(usize, usize, String)], to: Scheme) -> Vec<String> {
+    let mut out = vec!["O".to_string(); len];
+    let mut prev_end: Option<(usize, &str)> = None;
+    for &(s, e, ref ty) in found {
         for (i, slot) in out.iter_mut().enumerate().take(e).skip(s) {
             let p = match to {
                 Scheme::Iob2 => {
@@ -324,7 +330,7 @@ pub fn convert(tags: &[impl AsRef<str>], to: Scheme) -> Vec<String> {
                 Scheme::Iob1 => {
                     let adjacent = prev_end
                         .as_ref()
-                        .is_some_and(|(pe, pt)| *pe == s && *pt == ty);
+                        .is_some_and(|(pe, pt)| *pe == s && *pt == ty.as_str());
                     if i == s && adjacent {
                         "B"
                     } else {
@@ -349,7 +355,7 @@ pub fn convert(tags: &[impl AsRef<str>], to: Scheme) -> Vec<String> {
                 format!("{p}-{ty}")
             };
         }
-        prev_end = Some((e, ty));
+        prev_end = Some((e, ty.as_str()));
     }
     out
 }
@@ -377,9 +383,8 @@ pub fn document_vote(sents: &[Sentence], tags: &mut [Vec<String>], scheme: Schem
     }
     let mut changed = 0;
     for ((s, cs), out) in sents.iter().zip(&found).zip(tags.iter_mut()) {
-        let mut iob2 = vec!["O".to_string(); out.len()];
-        let mut any = false;
-        for (a, b, ty) in cs {
+        let mut voted = cs.clone();
+        for (a, b, ty) in &mut voted {
             let v = &votes[&(s.doc, &s.tokens[*a..*b])];
             let (mut top, mut most) = (ty.as_str(), v[ty.as_str()]);
             for (&t, &n) in v {
@@ -388,20 +393,12 @@ pub fn document_vote(sents: &[Sentence], tags: &mut [Vec<String>], scheme: Schem
                 }
             }
             if top != ty {
-                any = true;
+                *ty = top.to_string();
                 changed += 1;
             }
-            for (i, slot) in iob2.iter_mut().enumerate().take(*b).skip(*a) {
-                let p = if i == *a { "B" } else { "I" };
-                *slot = if top.is_empty() {
-                    p.to_string()
-                } else {
-                    format!("{p}-{top}")
-                };
-            }
         }
-        if any {
-            *out = convert(&iob2, scheme);
+        if voted != *cs {
+            *out = encode_chunks(out.len(), &voted, scheme);
         }
     }
     changed

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args as ClapArgs, Subcommand};
 use firth_models::tagger::pipeline::strip_tags;
 use firth_models::tagger::{
-    encode, evaluate, predict_all, train_tagger, TagData, TagPreset, TagSummary, Tagger,
+    encode, evaluate, predict_all, train_tagger, TagData, TagPreset, TagSummary, TagVocab, Tagger,
     TaggerOptions,
 };
 use firth_models::trainer::{EpochRecord, Limits};
@@ -334,12 +334,18 @@ fn write_curves(out: &Path, h: &[EpochRecord]) -> Result<()> {
     )
 }
 
-fn predict(a: PredictArgs) -> Result<()> {
-    set_threads(a.threads)?;
-    let (mut model, vocab) = Tagger::load(&a.model)?;
-    if let Some(vote) = a.document_vote {
+/// A saved tagger, with `--document-vote true|false` (when given) replacing its own setting.
+fn load(path: &Path, document_vote: Option<bool>) -> Result<(Tagger<f32>, TagVocab)> {
+    let (mut model, vocab) = Tagger::load(path)?;
+    if let Some(vote) = document_vote {
         model.config.document_vote = vote;
     }
+    Ok((model, vocab))
+}
+
+fn predict(a: PredictArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let (mut model, vocab) = load(&a.model, a.document_vote)?;
     let sents = read_columns(&a.input, columns(a.token_col, a.tag_col), false)
         .with_context(|| format!("reading {}", a.input.display()))?;
     // Gold tags, if present, are only copied through; they need not be in the label set.
@@ -371,10 +377,7 @@ fn predict(a: PredictArgs) -> Result<()> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
-    let (mut model, vocab) = Tagger::load(&a.model)?;
-    if let Some(vote) = a.document_vote {
-        model.config.document_vote = vote;
-    }
+    let (mut model, vocab) = load(&a.model, a.document_vote)?;
     let gold = read(&a.file, columns(a.token_col, a.tag_col), "evaluation")?;
     // As in training: gold tags the model cannot predict count as errors, with a warning.
     if let Some(w) = vocab.unseen_tags(&gold, &a.file)?.warning(&a.file) {
